@@ -1,0 +1,89 @@
+# aiocopd build. `make` builds; `make deps` installs Debian build dependencies (root);
+# `make test` runs unit and end-to-end tests; `make demo` shows aiocopd on a bundled program.
+
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+BINDIR      = $(PREFIX)/sbin
+MANDIR      = $(PREFIX)/share/man
+DOCDIR      = $(PREFIX)/share/doc/aiocopd
+
+CC         ?= cc
+CLANG      ?= clang
+BPFTOOL    ?= bpftool
+PYTHON     ?= /usr/bin/python3
+VERSION    := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+
+OUT        := build
+ARCH       := x86
+CFLAGS     ?= -O2 -g
+CFLAGS     += -Wall -Wextra -Wno-unused-parameter -std=gnu11 -D_GNU_SOURCE \
+              -Iinclude -I$(OUT) -DAIOCOPD_VERSION='"$(VERSION)"'
+LDLIBS     += -lbpf -lelf -lz -ljson-c
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Iinclude -I$(OUT) \
+              -idirafter /usr/include/x86_64-linux-gnu -Wall -Wno-unused-function
+
+# Debian packages needed to build and test.
+DEPS := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libcmocka-dev libjson-c-dev \
+        pkg-config make gcc python3 python3-pytest python3.11 python3.11-dbg
+
+BPF_SRCS   := $(wildcard bpf/*.bpf.c)
+BPF_OBJS   := $(patsubst bpf/%.bpf.c,$(OUT)/%.bpf.o,$(BPF_SRCS))
+SKELS      := $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRCS))
+LIB_SRCS   := $(filter-out src/main.c,$(wildcard src/*.c))
+LIB_OBJS   := $(patsubst src/%.c,$(OUT)/%.o,$(LIB_SRCS))
+UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS  := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRCS))
+
+.PHONY: all deps demo test unit-test e2e-test install uninstall clean
+all: $(OUT)/aiocopd
+
+deps:
+	@tools/install-deps.sh $(DEPS)
+
+$(OUT):
+	@mkdir -p $(OUT)/tests
+
+$(OUT)/vmlinux.h: | $(OUT)
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
+
+$(OUT)/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h) include/aiocopd.h $(OUT)/vmlinux.h
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(OUT)/%.skel.h: $(OUT)/%.bpf.o
+	$(BPFTOOL) gen skeleton $< > $@.tmp && mv $@.tmp $@
+
+$(OUT)/%.o: src/%.c $(wildcard include/*.h) $(SKELS) | $(OUT)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(OUT)/aiocopd: $(OUT)/main.o $(LIB_OBJS)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(OUT)/tests/test_%: tests/unit/test_%.c $(LIB_OBJS) | $(OUT)
+	$(CC) $(CFLAGS) $< $(LIB_OBJS) -o $@ $(LDLIBS) -lcmocka
+
+unit-test: $(UNIT_BINS)
+	@tools/run-unit-tests.sh $(UNIT_BINS)
+
+e2e-test: $(OUT)/aiocopd
+	$(PYTHON) -m pytest -q tests/e2e
+
+test: deps
+	$(MAKE) all
+	$(MAKE) unit-test
+	$(MAKE) e2e-test
+
+demo: deps
+	$(MAKE) all
+	@tools/demo.sh $(OUT)/aiocopd
+
+install: $(OUT)/aiocopd
+	install -D -m 0755 $(OUT)/aiocopd $(DESTDIR)$(BINDIR)/aiocopd
+	install -D -m 0644 docs/aiocopd.8 $(DESTDIR)$(MANDIR)/man8/aiocopd.8
+	install -D -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/aiocopd $(DESTDIR)$(MANDIR)/man8/aiocopd.8
+	rm -rf $(DESTDIR)$(DOCDIR)
+
+clean:
+	rm -rf $(OUT)
