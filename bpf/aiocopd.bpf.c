@@ -1,0 +1,652 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * aiocopd's BPF programs: loop discovery and iteration boundaries (epoll syscalls), callback
+ * boundaries (uprobe on CPython's Context.run), blocking operations inside a callback
+ * (per-syscall tracepoints and a uprobe on the audit entry point), on/off-CPU accounting
+ * (sched_switch) and callback identification from a low-rate CPU-clock sample.
+ *
+ * One loaded object serves every monitored process: targets are keyed by tgid and threads by
+ * tid. Records go to one ring buffer without wakeups; user space drains it on a timer.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "aiocopd.h"
+#include "syscall_nr.h"
+#include "pyread.bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define S_IFMT		00170000
+#define S_IFSOCK	0140000
+#define S_IFREG		0100000
+#define S_IFBLK		0060000
+#define O_NONBLOCK	00004000
+#define MSG_DONTWAIT	0x40
+#define CLONE_THREAD	0x00010000
+#define AT_EMPTY_PATH	0x1000
+#define SLOW_WAIT_NS	1000000ULL	/* pipes and ttys count only when they waited this long */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, AIOCOPD_MAX_TARGETS);
+	__type(key, __u32);
+	__type(value, struct target_cfg);
+} targets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, AIOCOPD_MAX_THREADS);
+	__type(key, __u32);
+	__type(value, struct thread_state);
+} threads SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, AIOCOPD_MAX_THREADS);
+	__type(key, __u32);
+	__type(value, struct callback_ident);
+} idents SEC(".maps");
+
+/* Audit event names worth a record; filled by user space from its classification table. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, char[AIOCOPD_AUDIT_KEY_LEN]);
+	__type(value, __u32);
+} audit_names SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20);
+} events SEC(".maps");
+
+/* Records that could not be reserved, per CPU; user space reports the sum. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost SEC(".maps");
+
+static __always_inline void count_lost(void)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&lost, &zero);
+
+	if (n)
+		(*n)++;
+}
+
+static __always_inline void *reserve(__u64 size)
+{
+	void *rec = bpf_ringbuf_reserve(&events, size, 0);
+
+	if (!rec)
+		count_lost();
+	return rec;
+}
+
+static __always_inline void fill_header(struct event_header *h, __u32 type, __u32 pid,
+					__u32 tid, __u64 ts)
+{
+	h->type = type;
+	h->pid = pid;
+	h->tid = tid;
+	h->pad = 0;
+	h->ts_ns = ts;
+}
+
+static __always_inline struct thread_state *current_thread(__u32 *tid, __u32 *pid)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	*tid = (__u32)id;
+	*pid = id >> 32;
+	return bpf_map_lookup_elem(&threads, tid);
+}
+
+static __always_inline void ensure_ident(const struct target_cfg *cfg, struct thread_state *st,
+					 __u32 tid)
+{
+	struct callback_ident *id;
+
+	if (!(st->flags & THREAD_IN_CALLBACK) || (st->flags & THREAD_IDENT_DONE))
+		return;
+	id = bpf_map_lookup_elem(&idents, &tid);
+	if (!id)
+		return;
+	capture_ident(cfg, st->cb_args, id);
+	st->flags |= THREAD_IDENT_DONE;
+}
+
+/* ---- callback boundaries --------------------------------------------------------------- */
+
+static __always_inline void close_callback(const struct target_cfg *cfg, struct thread_state *st,
+					   __u32 pid, __u32 tid, __u64 now)
+{
+	struct event_callback *ev;
+	struct callback_ident *id;
+	__u64 elapsed;
+
+	if (!(st->flags & THREAD_IN_CALLBACK))
+		return;
+	st->flags &= ~(THREAD_IN_CALLBACK | THREAD_IDENT_DONE);
+	st->cb_oncpu_ns += now - st->last_on_ns;
+	elapsed = now - st->cb_start_ns;
+	if (elapsed < cfg->threshold_ns &&
+	    !((cfg->flags & TARGET_REPORT_ALL) && st->cb_blocking))
+		return;
+	ev = reserve(sizeof(*ev));
+	if (!ev)
+		return;
+	fill_header(&ev->h, EVENT_CALLBACK, pid, tid, st->cb_start_ns);
+	ev->cb_seq = st->cb_seq;
+	ev->duration_ns = elapsed;
+	ev->oncpu_ns = st->cb_oncpu_ns;
+	ev->n_blocking = st->cb_blocking;
+	id = bpf_map_lookup_elem(&idents, &tid);
+	ev->ident_valid = id && id->callable;
+	if (id)
+		__builtin_memcpy(&ev->ident, id, sizeof(*id));
+	else
+		__builtin_memset(&ev->ident, 0, sizeof(ev->ident));
+	bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
+}
+
+/*
+ * Every asyncio callback runs through Context.run (context_run in Python/context.c). A
+ * callback ends where the next one starts or where the loop goes back to epoll_wait, so the
+ * entry alone is enough: it costs one uprobe per callback instead of a uprobe/uretprobe pair.
+ */
+SEC("uprobe")
+int BPF_KPROBE(context_run_entry, void *self, __u64 args)
+{
+	struct target_cfg *cfg;
+	struct thread_state *st;
+	struct callback_ident *id;
+	__u32 tid, pid;
+	__u64 now;
+
+	st = current_thread(&tid, &pid);
+	if (!st || !(st->flags & THREAD_LOOP))
+		return 0;
+	cfg = bpf_map_lookup_elem(&targets, &pid);
+	if (!cfg)
+		return 0;
+	now = bpf_ktime_get_ns();
+	close_callback(cfg, st, pid, tid, now);
+	st->flags |= THREAD_IN_CALLBACK;
+	st->cb_seq++;
+	st->cb_start_ns = now;
+	st->cb_args = args;
+	st->cb_oncpu_ns = 0;
+	st->last_on_ns = now;
+	st->cb_blocking = 0;
+	id = bpf_map_lookup_elem(&idents, &tid);
+	if (id)
+		id->callable = 0;
+	return 0;
+}
+
+/* ---- loop discovery and iteration boundaries ------------------------------------------- */
+
+static __always_inline int epoll_enter(void)
+{
+	struct target_cfg *cfg;
+	struct thread_state *st;
+	__u32 tid, pid;
+
+	st = current_thread(&tid, &pid);
+	if (!st)
+		return 0;
+	cfg = bpf_map_lookup_elem(&targets, &pid);
+	if (cfg)
+		close_callback(cfg, st, pid, tid, bpf_ktime_get_ns());
+	return 0;
+}
+
+static __always_inline int epoll_exit(void)
+{
+	struct thread_state *st, fresh = {};
+	struct event_loop_thread *ev;
+	struct callback_ident empty = {};
+	__u32 tid, pid;
+
+	st = current_thread(&tid, &pid);
+	if (st) {
+		st->iterations++;
+		return 0;
+	}
+	if (!bpf_map_lookup_elem(&targets, &pid))
+		return 0;
+	fresh.pid = pid;
+	fresh.flags = THREAD_LOOP;
+	fresh.iterations = 1;
+	if (bpf_map_update_elem(&threads, &tid, &fresh, BPF_NOEXIST))
+		return 0;
+	bpf_map_update_elem(&idents, &tid, &empty, BPF_NOEXIST);
+	ev = reserve(sizeof(*ev));
+	if (!ev)
+		return 0;
+	fill_header(&ev->h, EVENT_LOOP_THREAD, pid, tid, bpf_ktime_get_ns());
+	bpf_ringbuf_submit(ev, 0);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_epoll_wait")
+int epoll_wait_enter(void *ctx) { return epoll_enter(); }
+SEC("tp/syscalls/sys_exit_epoll_wait")
+int epoll_wait_exit(void *ctx) { return epoll_exit(); }
+SEC("tp/syscalls/sys_enter_epoll_pwait")
+int epoll_pwait_enter(void *ctx) { return epoll_enter(); }
+SEC("tp/syscalls/sys_exit_epoll_pwait")
+int epoll_pwait_exit(void *ctx) { return epoll_exit(); }
+SEC("tp/syscalls/sys_enter_epoll_pwait2")
+int epoll_pwait2_enter(void *ctx) { return epoll_enter(); }
+SEC("tp/syscalls/sys_exit_epoll_pwait2")
+int epoll_pwait2_exit(void *ctx) { return epoll_exit(); }
+
+/* ---- blocking syscalls ----------------------------------------------------------------- */
+
+/* Index of the syscall argument that is an fd whose kind decides whether it can block. */
+static __always_inline int fd_arg(__u32 nr)
+{
+	switch (nr) {
+	case NR_read: case NR_write: case NR_pread64: case NR_pwrite64:
+	case NR_readv: case NR_writev: case NR_preadv: case NR_pwritev:
+	case NR_fsync: case NR_fdatasync: case NR_ftruncate: case NR_flock:
+	case NR_connect: case NR_accept: case NR_accept4:
+	case NR_sendto: case NR_recvfrom: case NR_sendmsg: case NR_recvmsg:
+	case NR_getdents64: case NR_copy_file_range:
+		return 0;
+	case NR_sendfile:
+		return 1;	/* the input file decides */
+	}
+	return -1;
+}
+
+/* Index of a path argument, or -1. */
+static __always_inline int path_arg(__u32 nr)
+{
+	switch (nr) {
+	case NR_open: case NR_creat: case NR_stat: case NR_lstat: case NR_access:
+	case NR_truncate: case NR_mkdir: case NR_rmdir: case NR_unlink: case NR_readlink:
+	case NR_statfs: case NR_rename: case NR_link: case NR_execve:
+		return 0;
+	case NR_symlink:
+		return 1;
+	case NR_openat: case NR_openat2: case NR_newfstatat: case NR_statx: case NR_faccessat:
+	case NR_faccessat2: case NR_mkdirat: case NR_unlinkat: case NR_renameat:
+	case NR_renameat2: case NR_linkat: case NR_readlinkat: case NR_execveat:
+		return 1;
+	case NR_symlinkat:
+		return 2;
+	}
+	return -1;
+}
+
+static __always_inline void fd_info(int fd, __u32 *mode, __u32 *flags)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds, *file = NULL;
+
+	*mode = 0;
+	*flags = 0;
+	if (!fdt || fd < 0 || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+		return;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return;
+	*mode = BPF_CORE_READ(file, f_inode, i_mode);
+	*flags = BPF_CORE_READ(file, f_flags);
+}
+
+static __always_inline int is_disk(__u32 mode)
+{
+	return (mode & S_IFMT) == S_IFREG || (mode & S_IFMT) == S_IFBLK;
+}
+
+/* Decide at entry whether this call can block at all; 0 means do not trace it. */
+static __always_inline int worth_tracing(__u32 nr, const unsigned long *args, __u32 mode,
+					 __u32 flags)
+{
+	__u64 clone_flags = 0;
+
+	if (fd_arg(nr) >= 0) {
+		if (!mode)
+			return 0;
+		if (!is_disk(mode) && (flags & O_NONBLOCK))
+			return 0;	/* a non-blocking fd cannot hold the loop */
+		if ((nr == NR_sendto || nr == NR_recvfrom || nr == NR_sendmsg ||
+		     nr == NR_recvmsg) && (args[nr == NR_sendmsg || nr == NR_recvmsg ? 2 : 3] &
+					   MSG_DONTWAIT))
+			return 0;
+		return 1;
+	}
+	switch (nr) {
+	case NR_clone:
+		return !(args[0] & CLONE_THREAD);	/* threads are not processes */
+	case NR_clone3:
+		bpf_probe_read_user(&clone_flags, sizeof(clone_flags), (const void *)args[0]);
+		return !(clone_flags & CLONE_THREAD);
+	case NR_poll:
+		return (int)args[2] != 0;	/* a zero timeout only checks */
+	case NR_newfstatat: case NR_statx:
+		return !(args[nr == NR_statx ? 2 : 3] & AT_EMPTY_PATH);	/* fstat: cheap */
+	}
+	return 1;
+}
+
+static __always_inline int sys_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	struct thread_state *st;
+	unsigned long args[6];
+	__u32 tid, pid, mode = 0, flags = 0;
+	__u32 nr = (__u32)ctx->id;
+	int fdi = fd_arg(nr);
+
+	st = current_thread(&tid, &pid);
+	if (!st || !(st->flags & THREAD_IN_CALLBACK))
+		return 0;
+	/* tracepoint context loads need constant offsets: copy the arguments once */
+	args[0] = ctx->args[0];
+	args[1] = ctx->args[1];
+	args[2] = ctx->args[2];
+	args[3] = ctx->args[3];
+	args[4] = ctx->args[4];
+	args[5] = ctx->args[5];
+	if (fdi >= 0)
+		fd_info((int)args[fdi & 1], &mode, &flags);
+	if (!worth_tracing(nr, args, mode, flags))
+		return 0;
+	st->flags |= THREAD_IN_SYSCALL;
+	st->sc_nr = nr;
+	st->sc_start_ns = bpf_ktime_get_ns();
+	for (int i = 0; i < 6; i++)
+		st->sc_args[i] = args[i];
+	st->sc_fd_mode = mode;
+	st->sc_fd_flags = flags;
+	return 0;
+}
+
+/* Copy what identifies the operation: the path, or the socket address. */
+static __always_inline void fill_operand(struct event_blocking *ev, __u32 nr)
+{
+	int pi = path_arg(nr);
+	__u64 sa = 0;
+
+	ev->n_str = 0;
+	ev->str[0] = 0;
+	if (pi >= 0) {
+		__u64 path = pi == 0 ? ev->args[0] : pi == 1 ? ev->args[1] : ev->args[2];
+		int n = bpf_probe_read_user_str(ev->str, sizeof(ev->str), (const void *)path);
+		ev->n_str = n > 0 ? n : 0;
+		return;
+	}
+	if (nr == NR_connect)
+		sa = ev->args[1];
+	else if (nr == NR_sendto)
+		sa = ev->args[4];
+	else if (nr == NR_nanosleep)
+		sa = ev->args[0];	/* the requested timespec */
+	else if (nr == NR_clock_nanosleep)
+		sa = ev->args[2];
+	if (sa && !bpf_probe_read_user(ev->str, 28, (const void *)sa))
+		ev->n_str = 28;
+}
+
+static __always_inline int sys_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	struct target_cfg *cfg;
+	struct thread_state *st;
+	struct event_blocking *ev;
+	__u32 tid, pid, nr;
+	__u64 now, duration, tstate;
+
+	st = current_thread(&tid, &pid);
+	if (!st || !(st->flags & THREAD_IN_SYSCALL))
+		return 0;
+	st->flags &= ~THREAD_IN_SYSCALL;
+	nr = st->sc_nr;
+	if (nr != (__u32)ctx->id || !(st->flags & THREAD_IN_CALLBACK))
+		return 0;
+	now = bpf_ktime_get_ns();
+	duration = now - st->sc_start_ns;
+	/* pipes, ttys and blocking sockets' waits: only when the call really waited */
+	if (st->sc_fd_mode && !is_disk(st->sc_fd_mode) &&
+	    (st->sc_fd_mode & S_IFMT) != S_IFSOCK && duration < SLOW_WAIT_NS)
+		return 0;
+	if ((nr == NR_poll || nr == NR_ppoll || nr == NR_select || nr == NR_pselect6) &&
+	    duration < SLOW_WAIT_NS)
+		return 0;
+	cfg = bpf_map_lookup_elem(&targets, &pid);
+	if (!cfg)
+		return 0;
+	ensure_ident(cfg, st, tid);
+	ev = reserve(sizeof(*ev));
+	if (!ev)
+		return 0;
+	fill_header(&ev->h, EVENT_BLOCKING, pid, tid, st->sc_start_ns);
+	ev->cb_seq = st->cb_seq;
+	ev->duration_ns = duration;
+	ev->source = SOURCE_SYSCALL;
+	ev->nr = nr;
+	ev->ret = ctx->ret;
+	for (int i = 0; i < 6; i++)
+		ev->args[i] = st->sc_args[i];
+	ev->fd_mode = st->sc_fd_mode;
+	ev->fd_flags = st->sc_fd_flags;
+	fill_operand(ev, nr);
+	tstate = current_thread_state(cfg, st, tid);
+	ev->n_frames = tstate ? walk_stack(cfg, tstate, ev->frames) : 0;
+	st->cb_blocking++;
+	bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
+	return 0;
+}
+
+#define TRACE_SYSCALL(name)							\
+	SEC("tp/syscalls/sys_enter_" #name)					\
+	int enter_##name(struct trace_event_raw_sys_enter *ctx) { return sys_enter(ctx); } \
+	SEC("tp/syscalls/sys_exit_" #name)					\
+	int exit_##name(struct trace_event_raw_sys_exit *ctx) { return sys_exit(ctx); }
+
+TRACE_SYSCALL(read)
+TRACE_SYSCALL(write)
+TRACE_SYSCALL(open)
+TRACE_SYSCALL(newstat)
+TRACE_SYSCALL(newlstat)
+TRACE_SYSCALL(poll)
+TRACE_SYSCALL(pread64)
+TRACE_SYSCALL(pwrite64)
+TRACE_SYSCALL(readv)
+TRACE_SYSCALL(writev)
+TRACE_SYSCALL(access)
+TRACE_SYSCALL(select)
+TRACE_SYSCALL(nanosleep)
+TRACE_SYSCALL(sendfile64)
+TRACE_SYSCALL(connect)
+TRACE_SYSCALL(accept)
+TRACE_SYSCALL(sendto)
+TRACE_SYSCALL(recvfrom)
+TRACE_SYSCALL(sendmsg)
+TRACE_SYSCALL(recvmsg)
+TRACE_SYSCALL(clone)
+TRACE_SYSCALL(fork)
+TRACE_SYSCALL(vfork)
+TRACE_SYSCALL(execve)
+TRACE_SYSCALL(wait4)
+TRACE_SYSCALL(kill)
+TRACE_SYSCALL(flock)
+TRACE_SYSCALL(fsync)
+TRACE_SYSCALL(fdatasync)
+TRACE_SYSCALL(truncate)
+TRACE_SYSCALL(ftruncate)
+TRACE_SYSCALL(rename)
+TRACE_SYSCALL(mkdir)
+TRACE_SYSCALL(rmdir)
+TRACE_SYSCALL(creat)
+TRACE_SYSCALL(link)
+TRACE_SYSCALL(unlink)
+TRACE_SYSCALL(symlink)
+TRACE_SYSCALL(readlink)
+TRACE_SYSCALL(statfs)
+TRACE_SYSCALL(getdents64)
+TRACE_SYSCALL(clock_nanosleep)
+TRACE_SYSCALL(waitid)
+TRACE_SYSCALL(openat)
+TRACE_SYSCALL(mkdirat)
+TRACE_SYSCALL(newfstatat)
+TRACE_SYSCALL(unlinkat)
+TRACE_SYSCALL(renameat)
+TRACE_SYSCALL(linkat)
+TRACE_SYSCALL(symlinkat)
+TRACE_SYSCALL(readlinkat)
+TRACE_SYSCALL(faccessat)
+TRACE_SYSCALL(pselect6)
+TRACE_SYSCALL(ppoll)
+TRACE_SYSCALL(accept4)
+TRACE_SYSCALL(preadv)
+TRACE_SYSCALL(pwritev)
+TRACE_SYSCALL(renameat2)
+TRACE_SYSCALL(execveat)
+TRACE_SYSCALL(copy_file_range)
+TRACE_SYSCALL(statx)
+TRACE_SYSCALL(clone3)
+TRACE_SYSCALL(openat2)
+TRACE_SYSCALL(faccessat2)
+
+/* ---- Python-level operations: audit events ---------------------------------------------- */
+
+static __always_inline void render_audit_arg(const struct py_layout *l, char fmt, __u64 val,
+					     char *buf, __u32 len)
+{
+	__u64 v[1] = { val };
+
+	buf[0] = 0;
+	switch (fmt) {
+	case 'O': case 'N':
+		render_pyobj(l, val, buf, len);
+		break;
+	case 's': case 'y': case 'z':
+		if (val)
+			bpf_probe_read_user_str(buf, len, (const void *)val);
+		break;
+	case 'i': case 'n': case 'l': case 'L': case 'k': case 'K':
+		bpf_snprintf(buf, len, "%lld", v, sizeof(v));
+		break;
+	}
+}
+
+/* PySys_Audit(const char *event, const char *format, ...): names every Python-level operation. */
+SEC("uprobe")
+int BPF_KPROBE(audit_entry, const char *name, const char *format)
+{
+	char key[AIOCOPD_AUDIT_KEY_LEN] = {};
+	char fmt[4] = {};
+	struct target_cfg *cfg;
+	struct thread_state *st;
+	struct event_blocking *ev;
+	__u32 tid, pid;
+	__u64 tstate, va[3];
+
+	st = current_thread(&tid, &pid);
+	if (!st || !(st->flags & THREAD_IN_CALLBACK))
+		return 0;
+	if (bpf_probe_read_user_str(key, sizeof(key), name) <= 0 ||
+	    !bpf_map_lookup_elem(&audit_names, key))
+		return 0;
+	cfg = bpf_map_lookup_elem(&targets, &pid);
+	if (!cfg)
+		return 0;
+	ensure_ident(cfg, st, tid);
+	ev = reserve(sizeof(*ev));
+	if (!ev)
+		return 0;
+	fill_header(&ev->h, EVENT_BLOCKING, pid, tid, bpf_ktime_get_ns());
+	ev->cb_seq = st->cb_seq;
+	ev->duration_ns = 0;
+	ev->source = SOURCE_AUDIT;
+	ev->nr = 0;
+	ev->ret = 0;
+	ev->fd_mode = 0;
+	ev->fd_flags = 0;
+	va[0] = PT_REGS_PARM3(ctx);
+	va[1] = PT_REGS_PARM4(ctx);
+	va[2] = PT_REGS_PARM5(ctx);
+	for (int i = 0; i < 6; i++)
+		ev->args[i] = i < 3 ? va[i] : 0;
+	__builtin_memcpy(ev->str, key, sizeof(key));
+	ev->n_str = sizeof(key);
+	if (format)
+		bpf_probe_read_user(fmt, sizeof(fmt) - 1, format);
+	for (int i = 0; i < 3; i++) {
+		char f = fmt[i];
+
+		if (!f) {
+			for (int j = i; j < 3; j++)
+				ev->arg_text[j][0] = 0;
+			break;
+		}
+		render_audit_arg(&cfg->layout, f, va[i], ev->arg_text[i], AIOCOPD_NAME_LEN);
+	}
+	tstate = current_thread_state(cfg, st, tid);
+	ev->n_frames = tstate ? walk_stack(cfg, tstate, ev->frames) : 0;
+	st->cb_blocking++;
+	bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
+	return 0;
+}
+
+/* ---- scheduler: on-CPU time, and identity of callbacks that get switched out ------------ */
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	__u32 prev_tid = prev->pid, next_tid = next->pid;
+	struct thread_state *st;
+	__u64 now = 0;
+
+	st = bpf_map_lookup_elem(&threads, &prev_tid);
+	if (st && (st->flags & THREAD_IN_CALLBACK)) {
+		struct target_cfg *cfg = bpf_map_lookup_elem(&targets, &st->pid);
+
+		now = bpf_ktime_get_ns();
+		st->cb_oncpu_ns += now - st->last_on_ns;
+		/* still current here, so its memory is readable */
+		if (cfg)
+			ensure_ident(cfg, st, prev_tid);
+	}
+	st = bpf_map_lookup_elem(&threads, &next_tid);
+	if (st)
+		st->last_on_ns = now ? now : bpf_ktime_get_ns();
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(thread_exit, struct task_struct *task)
+{
+	__u32 tid = task->pid;
+
+	if (bpf_map_delete_elem(&threads, &tid) == 0)
+		bpf_map_delete_elem(&idents, &tid);
+	return 0;
+}
+
+/* A CPU-clock sample on a loop thread: identify a callback that has been running a while. */
+SEC("perf_event")
+int cpu_sample(struct bpf_perf_event_data *ctx)
+{
+	struct target_cfg *cfg;
+	struct thread_state *st;
+	__u32 tid, pid;
+
+	st = current_thread(&tid, &pid);
+	if (!st || !(st->flags & THREAD_IN_CALLBACK) || (st->flags & THREAD_IDENT_DONE))
+		return 0;
+	cfg = bpf_map_lookup_elem(&targets, &pid);
+	if (cfg)
+		ensure_ident(cfg, st, tid);
+	return 0;
+}

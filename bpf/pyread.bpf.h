@@ -1,0 +1,290 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Reading CPython objects out of the current task's memory from BPF: thread states, the
+ * interpreter frame chain, str/bytes/int objects and the identity of the running callback.
+ * Every read goes through bpf_probe_read_user, so a bad pointer only makes a read fail;
+ * every loop is bounded.
+ */
+#ifndef AIOCOPD_PYREAD_BPF_H
+#define AIOCOPD_PYREAD_BPF_H
+
+#define MAX_INTERPRETERS	4
+#define MAX_THREAD_STATES	128
+#define FRAME_WINDOW		80	/* bytes read per frame: covers every field we use */
+#define OFF_MASK		0x3f	/* field offsets inside a window stay below 64 + 8 */
+
+#define Py_TPFLAGS_LONG_SUBCLASS	(1UL << 24)
+#define Py_TPFLAGS_BYTES_SUBCLASS	(1UL << 27)
+#define Py_TPFLAGS_UNICODE_SUBCLASS	(1UL << 28)
+
+struct scratch {
+	__u8 win[128];
+	struct py_frame frames[AIOCOPD_MAX_FRAMES];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch_map SEC(".maps");
+
+static __always_inline __u64 read_ptr(__u64 addr)
+{
+	__u64 v = 0;
+
+	if (bpf_probe_read_user(&v, sizeof(v), (const void *)addr))
+		return 0;
+	return v;
+}
+
+/*
+ * Walks over the thread states of every interpreter, one hop per bpf_loop step, so the
+ * verifier checks the step once instead of every path through two nested loops.
+ */
+struct tstate_walk {
+	__u64 interp;
+	__u64 ts;
+	__u64 found;
+	__u32 tid;
+	__u16 interp_next, threads_head, tstate_next, native_tid;
+};
+
+static long tstate_step(__u32 i, struct tstate_walk *w)
+{
+	if (!w->ts) {
+		if (i)	/* this interpreter's list is done: go to the next one */
+			w->interp = read_ptr(w->interp + w->interp_next);
+		if (!w->interp)
+			return 1;
+		w->ts = read_ptr(w->interp + w->threads_head);
+		return 0;
+	}
+	if (read_ptr(w->ts + w->native_tid) == w->tid) {
+		w->found = w->ts;
+		return 1;
+	}
+	w->ts = read_ptr(w->ts + w->tstate_next);
+	return 0;
+}
+
+/* Find the PyThreadState whose native_thread_id is tid by walking the runtime's lists. */
+static __always_inline __u64 find_thread_state(const struct target_cfg *cfg, __u32 tid)
+{
+	const struct py_layout *l = &cfg->layout;
+	struct tstate_walk w = {
+		.interp = read_ptr(cfg->runtime_addr + l->runtime_interp_head),
+		.tid = tid,
+		.interp_next = l->interp_next,
+		.threads_head = l->interp_threads_head,
+		.tstate_next = l->tstate_next,
+		.native_tid = l->tstate_native_tid,
+	};
+
+	bpf_loop(MAX_INTERPRETERS * (MAX_THREAD_STATES + 1), tstate_step, &w, 0);
+	return w.found;
+}
+
+/* The thread state of the current thread, cached in its per-thread entry and re-checked. */
+static __always_inline __u64 current_thread_state(const struct target_cfg *cfg,
+						  struct thread_state *st, __u32 tid)
+{
+	if (st->tstate && read_ptr(st->tstate + cfg->layout.tstate_native_tid) == tid)
+		return st->tstate;
+	st->tstate = find_thread_state(cfg, tid);
+	return st->tstate;
+}
+
+static __always_inline __u64 current_frame(const struct target_cfg *cfg, __u64 tstate)
+{
+	__u64 cframe = read_ptr(tstate + cfg->layout.tstate_cframe);
+
+	if (!cframe)
+		return 0;
+	return read_ptr(cframe + cfg->layout.cframe_current_frame);
+}
+
+struct frame_walk {
+	__u64 frame;
+	__u32 n, depth;
+	__u16 code, previous, instr, owner, owner_cstack;
+};
+
+/* One frame per step: one read of the frame's head, fields picked out of the copy. */
+static long frame_step(__u32 i, struct frame_walk *w)
+{
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch_map, &zero);
+
+	if (!s || !w->frame || w->n >= w->depth)
+		return 1;
+	if (bpf_probe_read_user(s->win, FRAME_WINDOW, (const void *)w->frame))
+		return 1;
+	if (s->win[w->owner & OFF_MASK] != w->owner_cstack) {
+		struct py_frame *f = &s->frames[w->n & (AIOCOPD_MAX_FRAMES - 1)];
+
+		f->code = *(__u64 *)(s->win + (w->code & OFF_MASK));
+		f->instr = *(__u64 *)(s->win + (w->instr & OFF_MASK));
+		w->n++;
+	}
+	w->frame = *(__u64 *)(s->win + (w->previous & OFF_MASK));
+	return 0;
+}
+
+/* Walk the interpreter frames of tstate into frames[]; returns how many were stored. */
+static __always_inline __u32 walk_stack(const struct target_cfg *cfg, __u64 tstate,
+					struct py_frame *frames)
+{
+	const struct py_layout *l = &cfg->layout;
+	struct frame_walk w = {
+		.frame = current_frame(cfg, tstate),
+		.depth = cfg->trace_depth < AIOCOPD_MAX_FRAMES ? cfg->trace_depth :
+								  AIOCOPD_MAX_FRAMES,
+		.code = l->frame_code,
+		.previous = l->frame_previous,
+		.instr = l->frame_instr,
+		.owner = l->frame_owner,
+		.owner_cstack = l->frame_owner_cstack,
+	};
+	__u32 zero = 0;
+	struct scratch *s;
+
+	/* shim frames are skipped, so allow a few more hops than frames kept */
+	bpf_loop(AIOCOPD_MAX_FRAMES + 8, frame_step, &w, 0);
+	s = bpf_map_lookup_elem(&scratch_map, &zero);
+	if (!s || !w.n)
+		return 0;
+	bpf_probe_read_kernel(frames, sizeof(s->frames), s->frames);
+	return w.n;
+}
+
+static __always_inline __u64 type_flags(const struct py_layout *l, __u64 obj)
+{
+	__u64 type = read_ptr(obj + 8);
+
+	return type ? read_ptr(type + l->type_flags) : 0;
+}
+
+static __always_inline int read_type_name(const struct py_layout *l, __u64 obj,
+					  char *buf, __u32 len)
+{
+	__u64 type = read_ptr(obj + 8);
+	__u64 name = type ? read_ptr(type + l->type_name) : 0;
+
+	if (!name)
+		return -1;
+	return bpf_probe_read_user_str(buf, len, (const void *)name) > 0 ? 0 : -1;
+}
+
+/* Copy a compact str object (ASCII or Latin-1) as a C string. */
+static __always_inline int read_pystr(const struct py_layout *l, __u64 obj, char *buf, __u32 len)
+{
+	__u32 state = 0;
+	__u64 data;
+
+	if (!obj || bpf_probe_read_user(&state, sizeof(state), (const void *)(obj + l->str_state)))
+		return -1;
+	if (!(state & (1u << 5)))		/* not compact: legacy string, give up */
+		return -1;
+	if (state & (1u << 6))			/* ascii */
+		data = obj + l->str_ascii_data;
+	else if (((state >> 2) & 7) == 1)	/* one byte per char */
+		data = obj + l->str_compact_data;
+	else
+		return -1;
+	return bpf_probe_read_user_str(buf, len, (const void *)data) > 0 ? 0 : -1;
+}
+
+/* Render any object briefly: str and bytes as text, small ints as numbers, else the type name. */
+static __always_inline void render_pyobj(const struct py_layout *l, __u64 obj, char *buf, __u32 len)
+{
+	__u64 flags;
+
+	buf[0] = 0;
+	if (!obj)
+		return;
+	flags = type_flags(l, obj);
+	if (flags & Py_TPFLAGS_UNICODE_SUBCLASS) {
+		read_pystr(l, obj, buf, len);
+	} else if (flags & Py_TPFLAGS_BYTES_SUBCLASS) {
+		bpf_probe_read_user_str(buf, len, (const void *)(obj + l->bytes_data));
+	} else if (flags & Py_TPFLAGS_LONG_SUBCLASS) {
+		__s64 size = (__s64)read_ptr(obj + 16);
+		__u32 digit = 0;
+		__u64 v[1];
+
+		bpf_probe_read_user(&digit, sizeof(digit), (const void *)(obj + l->long_digit));
+		v[0] = size == 0 ? 0 : digit;
+		bpf_snprintf(buf, len, size < 0 ? "-%llu" : "%llu", v, sizeof(v));
+	} else {
+		read_type_name(l, obj, buf, len);
+	}
+}
+
+static __always_inline int name_is(const char *name, const char *want, int len)
+{
+	for (int i = 0; i < len; i++)
+		if (name[i] != want[i])
+			return 0;
+	return 1;
+}
+
+static __always_inline void ident_from_task(const struct py_layout *l, __u64 task,
+					    struct callback_ident *id)
+{
+	__u64 name = read_ptr(task + l->task_name);
+	__u64 coro = read_ptr(task + l->task_coro);
+
+	if (type_flags(l, name) & Py_TPFLAGS_LONG_SUBCLASS) {
+		__u32 digit = 0;
+
+		bpf_probe_read_user(&digit, sizeof(digit), (const void *)(name + l->long_digit));
+		id->name_is_int = 1;
+		id->name_int = digit;
+	} else {
+		read_pystr(l, name, id->task_name, sizeof(id->task_name));
+	}
+	if (coro)
+		read_pystr(l, read_ptr(coro + l->coro_qualname), id->qualname, sizeof(id->qualname));
+}
+
+/* Identify the callable Context.run was given while it is still alive. */
+static __always_inline void capture_ident(const struct target_cfg *cfg, __u64 args,
+					  struct callback_ident *id)
+{
+	const struct py_layout *l = &cfg->layout;
+	__u64 callable = read_ptr(args);
+
+	__builtin_memset(id, 0, sizeof(*id));
+	id->callable = callable;
+	if (!callable || read_type_name(l, callable, id->type_name, sizeof(id->type_name)))
+		return;
+	if (name_is(id->type_name, "TaskStepMethWrapper", 20)) {
+		id->kind = CB_TASK_STEP;
+		ident_from_task(l, read_ptr(callable + l->stepwrapper_task), id);
+	} else if (name_is(id->type_name, "builtin_function_or_method", 27)) {
+		__u64 self = read_ptr(callable + l->cfunc_self);
+		char self_type[AIOCOPD_TYPE_LEN] = {};
+
+		/* task_wakeup bound to its Task: "_asyncio.Task" or a subclass's name */
+		read_type_name(l, self, self_type, sizeof(self_type));
+		if (name_is(self_type, "_asyncio.Task", 14)) {
+			id->kind = CB_TASK_WAKEUP;
+			ident_from_task(l, self, id);
+		} else {
+			id->kind = CB_OTHER;
+		}
+	} else if (name_is(id->type_name, "function", 9)) {
+		id->kind = CB_FUNCTION;
+		read_pystr(l, read_ptr(callable + l->func_qualname), id->qualname,
+			   sizeof(id->qualname));
+	} else if (name_is(id->type_name, "method", 7)) {
+		id->kind = CB_FUNCTION;
+		read_pystr(l, read_ptr(read_ptr(callable + l->method_func) + l->func_qualname),
+			   id->qualname, sizeof(id->qualname));
+	} else {
+		id->kind = CB_OTHER;
+	}
+}
+
+#endif /* AIOCOPD_PYREAD_BPF_H */

@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Structures shared by the BPF programs (bpf/aiocopd.bpf.c) and the user-space daemon:
+ * the per-target configuration, the per-thread state and the ring-buffer records.
+ * Everything here is plain fixed-size C so both sides agree on the layout.
+ */
+#ifndef AIOCOPD_H
+#define AIOCOPD_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define AIOCOPD_MAX_FRAMES	64	/* hard cap of --trace-depth */
+#define AIOCOPD_NAME_LEN	64	/* task names, qualnames, audit event names */
+#define AIOCOPD_TYPE_LEN	32	/* Python type names */
+#define AIOCOPD_STR_LEN		160	/* paths and rendered audit arguments */
+#define AIOCOPD_AUDIT_KEY_LEN	32	/* key of the audit-name filter map */
+#define AIOCOPD_MAX_TARGETS	1024
+#define AIOCOPD_MAX_THREADS	8192
+
+/* Thread flags (struct thread_state.flags). */
+#define THREAD_LOOP		(1u << 0)	/* seen waiting in epoll_wait/epoll_pwait */
+#define THREAD_IN_CALLBACK	(1u << 1)	/* between a Context.run entry and the next boundary */
+#define THREAD_IDENT_DONE	(1u << 2)	/* identity of the running callback captured */
+#define THREAD_IN_SYSCALL	(1u << 3)	/* a traced syscall is in flight */
+
+/* Target flags (struct target_cfg.flags). */
+#define TARGET_REPORT_ALL	(1u << 0)	/* --all: also fast callbacks that blocked */
+
+/*
+ * Where CPython keeps what the BPF side reads, for one interpreter version. Filled by
+ * user space from src/pylayout.c; every offset is bounded by the BPF code before use.
+ */
+struct py_layout {
+	__u16 runtime_interp_head;	/* _PyRuntime.interpreters.head */
+	__u16 interp_next;		/* PyInterpreterState.next */
+	__u16 interp_threads_head;	/* PyInterpreterState.threads.head */
+	__u16 tstate_next;		/* PyThreadState.next */
+	__u16 tstate_native_tid;	/* PyThreadState.native_thread_id */
+	__u16 tstate_cframe;		/* PyThreadState.cframe (3.11, 3.12) */
+	__u16 cframe_current_frame;	/* _PyCFrame.current_frame */
+	__u16 frame_code;		/* _PyInterpreterFrame.f_code / f_executable */
+	__u16 frame_previous;		/* _PyInterpreterFrame.previous */
+	__u16 frame_instr;		/* _PyInterpreterFrame.prev_instr / instr_ptr */
+	__u16 frame_owner;		/* _PyInterpreterFrame.owner */
+	__u16 frame_owner_cstack;	/* owner value of C-stack shim frames; 0xff: none */
+	__u16 type_name;		/* PyTypeObject.tp_name */
+	__u16 type_flags;		/* PyTypeObject.tp_flags */
+	__u16 str_state;		/* PyASCIIObject.state */
+	__u16 str_ascii_data;		/* sizeof(PyASCIIObject) */
+	__u16 str_compact_data;		/* sizeof(PyCompactUnicodeObject) */
+	__u16 bytes_data;		/* PyBytesObject.ob_sval */
+	__u16 long_digit;		/* PyLongObject.ob_digit (3.11) / long_value.ob_digit */
+	__u16 stepwrapper_task;		/* TaskStepMethWrapper.sw_task */
+	__u16 cfunc_self;		/* PyCFunctionObject.m_self */
+	__u16 method_func;		/* PyMethodObject.im_func */
+	__u16 func_qualname;		/* PyFunctionObject.func_qualname */
+	__u16 task_coro;		/* TaskObj.task_coro */
+	__u16 task_name;		/* TaskObj.task_name */
+	__u16 coro_qualname;		/* PyCoroObject.cr_qualname */
+};
+
+/* One monitored process. Map "targets", keyed by tgid. */
+struct target_cfg {
+	__u64 runtime_addr;		/* address of _PyRuntime in the target */
+	__u64 threshold_ns;		/* a callback is slow at or above this */
+	__u32 flags;			/* TARGET_* */
+	__u32 trace_depth;		/* frames kept per stack, <= AIOCOPD_MAX_FRAMES */
+	struct py_layout layout;
+};
+
+/* Per monitored thread. Map "threads", keyed by tid. */
+struct thread_state {
+	__u32 pid;
+	__u32 flags;			/* THREAD_* */
+	__u64 tstate;			/* cached PyThreadState *, 0 until first needed */
+	__u64 cb_seq;			/* sequence number of the current callback */
+	__u64 cb_start_ns;
+	__u64 cb_args;			/* vector of Context.run's arguments: [0] is the callable */
+	__u64 cb_oncpu_ns;		/* on-CPU time accumulated by the current callback */
+	__u64 last_on_ns;		/* when the thread last went on CPU */
+	__u32 cb_blocking;		/* blocking records emitted for the current callback */
+	__u32 sc_nr;			/* in-flight syscall */
+	__u64 sc_start_ns;
+	__u64 sc_args[6];
+	__u32 sc_fd_mode;		/* i_mode of the fd argument's inode, 0 if none */
+	__u32 sc_fd_flags;		/* f_flags of the fd argument's file */
+	__u64 iterations;		/* loop iterations seen (epoll returns) */
+};
+
+enum callback_kind {
+	CB_UNKNOWN = 0,
+	CB_TASK_STEP,			/* TaskStepMethWrapper: Task.__step */
+	CB_TASK_WAKEUP,			/* builtin task_wakeup bound to a Task */
+	CB_FUNCTION,			/* plain function or method */
+	CB_OTHER,			/* some other callable: type name only */
+};
+
+/* Identity of a running callback, captured while it is alive. Map "idents", keyed by tid. */
+struct callback_ident {
+	__u32 kind;			/* enum callback_kind */
+	__u32 name_is_int;		/* 3.12+: Task name stored as its counter */
+	__u64 name_int;
+	__u64 callable;
+	char type_name[AIOCOPD_TYPE_LEN];
+	char task_name[AIOCOPD_NAME_LEN];
+	char qualname[AIOCOPD_NAME_LEN];	/* coroutine or callable __qualname__ */
+};
+
+enum event_type {
+	EVENT_LOOP_THREAD = 1,
+	EVENT_BLOCKING,
+	EVENT_CALLBACK,
+};
+
+enum blocking_source {
+	SOURCE_SYSCALL = 1,
+	SOURCE_AUDIT,
+};
+
+struct py_frame {
+	__u64 code;			/* PyCodeObject * */
+	__u64 instr;			/* instruction pointer inside it */
+};
+
+struct event_header {
+	__u32 type;			/* enum event_type */
+	__u32 pid;
+	__u32 tid;
+	__u32 pad;
+	__u64 ts_ns;			/* CLOCK_MONOTONIC */
+};
+
+struct event_loop_thread {
+	struct event_header h;
+};
+
+/* A blocking operation inside a callback: one syscall, or one audit event. */
+struct event_blocking {
+	struct event_header h;		/* ts_ns: start of the operation */
+	__u64 cb_seq;
+	__u64 duration_ns;
+	__u32 source;			/* enum blocking_source */
+	__u32 nr;			/* syscall number */
+	__s64 ret;
+	__u64 args[6];			/* syscall arguments, or audit varargs */
+	__u32 fd_mode;
+	__u32 fd_flags;
+	__u32 n_frames;
+	__u32 n_str;
+	char str[AIOCOPD_STR_LEN];	/* path, sockaddr bytes, or audit event name */
+	char arg_text[3][AIOCOPD_NAME_LEN];	/* audit arguments rendered as text */
+	struct py_frame frames[AIOCOPD_MAX_FRAMES];
+};
+
+/* A callback that ended and is worth reporting (slow, or blocked with --all). */
+struct event_callback {
+	struct event_header h;		/* ts_ns: start of the callback */
+	__u64 cb_seq;
+	__u64 duration_ns;
+	__u64 oncpu_ns;
+	__u32 n_blocking;
+	__u32 ident_valid;
+	struct callback_ident ident;
+};
+
+#endif /* AIOCOPD_H */

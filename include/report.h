@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * A finished report about one loop callback, and its two renderings: the text block users
+ * know from aiocop, and one JSON object per line (SPEC sections 2 and 3).
+ */
+#ifndef AIOCOPD_REPORT_H
+#define AIOCOPD_REPORT_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "aiocopd.h"
+#include "classify.h"
+
+#define TEXT_TRACE_FRAMES	4	/* frames shown per event in text output */
+
+struct report_event {
+	char event[OP_NAME_LEN];
+	enum category category;
+	int severity;
+	double duration_ms;
+	const char *syscall;		/* NULL: Python level only */
+	char *entry_point;		/* path:line:function */
+	char *trace;			/* full frames joined by " <- " */
+	char *trace_short;		/* basenames, first TEXT_TRACE_FRAMES frames */
+};
+
+struct report {
+	double ts;			/* wall-clock start of the callback */
+	uint32_t pid, tid;
+	double elapsed_ms, threshold_ms;
+	bool exceeded;
+	int score;
+	enum severity_level level;
+	double oncpu_ms, offcpu_ms;
+	bool is_task;
+	char task_name[AIOCOPD_NAME_LEN + 16];
+	char coro[AIOCOPD_NAME_LEN];
+	char callback[AIOCOPD_NAME_LEN + 16];
+	struct report_event *events;
+	size_t n_events;
+};
+
+void report_free(struct report *r);
+const char *report_reason(const struct report *r);
+struct json_object *report_to_json(const struct report *r);
+void report_write_json(FILE *out, const struct report *r);
+void report_write_text(FILE *out, const struct report *r);
+
+#endif

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Inspection of a target process: is it alive, is it CPython, which version, where is the
+ * runtime mapped, and where are the functions the probes attach to.
+ */
+#ifndef AIOCOPD_TARGET_H
+#define AIOCOPD_TARGET_H
+
+#include <limits.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "pylayout.h"
+
+/* Errors, returned negated, that the CLI turns into distinct messages. */
+enum target_error {
+	TARGET_OK = 0,
+	TARGET_NO_PROCESS,		/* no such pid */
+	TARGET_NOT_PYTHON,		/* no CPython runtime mapped */
+	TARGET_UNSUPPORTED,		/* a CPython we have no layout for */
+	TARGET_NO_ACCESS,		/* /proc or memory not readable */
+	TARGET_NO_SYMBOL,		/* a probe address could not be resolved */
+};
+
+struct py_target {
+	pid_t pid;
+	char comm[32];
+	char runtime_path[PATH_MAX];	/* as the target maps it */
+	char open_path[PATH_MAX];	/* how we open it: through /proc/PID/root */
+	uint64_t bias;			/* load bias of the runtime */
+	int major, minor, micro;
+	char version[32];		/* "3.11.2" */
+	const struct py_version_layout *layout;
+	uint64_t runtime_addr;		/* _PyRuntime in the target */
+	uint64_t context_run_offset;	/* file offsets for uprobes */
+	uint64_t audit_offset;
+	const char *context_run_source;	/* which lookup found context_run */
+};
+
+struct target_options {
+	const char *debug_root;		/* separate debug files; default /usr/lib/debug */
+};
+
+/* Fills t; on failure returns a negative enum target_error and writes a message to err. */
+int target_inspect(pid_t pid, const struct target_options *opts, struct py_target *t,
+		   char *err, size_t errsz);
+
+#endif

@@ -1,0 +1,484 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The live monitor. Blocking records arrive before the callback record that closes them (one
+ * thread writes both, in order), so records are kept per loop thread under their callback's
+ * sequence number and dropped when a newer callback shows up without having been reported.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "monitor.h"
+#include "procmem.h"
+#include "syscall_nr.h"
+
+#define DRAIN_INTERVAL_MS	100
+#define WAITING_NOTICE_NS	1000000000ull
+#define MAX_TRACE_TEXT		8192
+
+static uint64_t now_ns(clockid_t clock)
+{
+	struct timespec ts;
+
+	clock_gettime(clock, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static struct pending_callback *find_thread(struct monitor *m, pid_t tid, bool create)
+{
+	for (size_t i = 0; i < m->n_threads; i++)
+		if (m->threads[i].tid == tid)
+			return &m->threads[i];
+	if (!create || m->n_threads >= MONITOR_MAX_THREADS)
+		return NULL;
+	m->threads[m->n_threads].records = calloc(MONITOR_MAX_PENDING,
+						  sizeof(struct event_blocking));
+	if (!m->threads[m->n_threads].records)
+		return NULL;
+	m->threads[m->n_threads].tid = tid;
+	return &m->threads[m->n_threads++];
+}
+
+/* ---- fd names --------------------------------------------------------------------------- */
+
+static bool is_open_syscall(unsigned nr)
+{
+	return nr == NR_open || nr == NR_openat || nr == NR_openat2 || nr == NR_creat;
+}
+
+static void remember_fd(struct monitor *m, int fd, const char *path)
+{
+	struct fd_name *slot = &m->fds[(unsigned)fd % MONITOR_FD_SLOTS];
+
+	free(slot->path);
+	slot->fd = fd;
+	slot->path = strdup(path);
+}
+
+/* What an fd names: from an open we saw, else from /proc (the fd may be gone by now). */
+static const char *fd_path(struct monitor *m, int fd, char *buf, size_t bufsz)
+{
+	struct fd_name *slot = &m->fds[(unsigned)fd % MONITOR_FD_SLOTS];
+	char link[64];
+	ssize_t n;
+
+	if (fd < 0)
+		return NULL;
+	if (slot->path && slot->fd == fd)
+		return slot->path;
+	snprintf(link, sizeof(link), "/proc/%d/fd/%d", m->target->pid, fd);
+	n = readlink(link, buf, bufsz - 1);
+	if (n <= 0)
+		return NULL;
+	buf[n] = 0;
+	return buf;
+}
+
+/* ---- report building -------------------------------------------------------------------- */
+
+static void raw_from_record(struct monitor *m, const struct event_blocking *e, struct raw_op *r,
+			    char *fdbuf, size_t fdbufsz)
+{
+	static const char empty[] = "";
+
+	memset(r, 0, sizeof(*r));
+	r->audit = e->source == SOURCE_AUDIT;
+	r->nr = e->nr;
+	memcpy(r->args, e->args, sizeof(r->args));
+	r->ret = e->ret;
+	r->fd_mode = e->fd_mode;
+	r->start_ns = e->h.ts_ns;
+	r->duration_ns = e->duration_ns;
+	if (e->n_frames) {
+		r->site_code = e->frames[0].code;
+		r->site_instr = e->frames[0].instr;
+	}
+	if (r->audit) {
+		r->name = e->str;
+		for (int i = 0; i < 3; i++)
+			r->arg_text[i] = e->arg_text[i][0] ? e->arg_text[i] : empty;
+		return;
+	}
+	if (e->fd_mode)
+		r->fd_path = fd_path(m, (int)e->args[e->nr == NR_sendfile ? 1 : 0], fdbuf, fdbufsz);
+	if (e->n_str && (e->nr == NR_connect || e->nr == NR_sendto || e->nr == NR_nanosleep ||
+			 e->nr == NR_clock_nanosleep)) {
+		r->sockaddr = (const uint8_t *)e->str;
+		r->sockaddr_len = e->n_str < sizeof(e->str) ? e->n_str : sizeof(e->str);
+	} else if (e->n_str) {
+		r->path = e->str;
+	}
+}
+
+static const char *base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
+/* Builds trace, short trace and entry point of one record's stack. */
+static void describe_stack(struct monitor *m, const struct event_blocking *e,
+			   struct report_event *out)
+{
+	char *trace = calloc(1, MAX_TRACE_TEXT), *shortt = calloc(1, MAX_TRACE_TEXT);
+	char frame[1024], entry[1024] = "", innermost[1024] = "";
+	size_t used = 0, sused = 0;
+	unsigned n = e->n_frames;
+
+	if (!trace || !shortt)
+		goto out;
+	if (n > AIOCOPD_MAX_FRAMES)
+		n = AIOCOPD_MAX_FRAMES;
+	if (n > m->opt->trace_depth)
+		n = m->opt->trace_depth;
+	for (unsigned i = 0; i < n; i++) {
+		struct py_location loc;
+
+		pyresolver_locate(m->resolver, e->frames[i].code, e->frames[i].instr, &loc);
+		snprintf(frame, sizeof(frame), "%s:%d:%s", loc.file, loc.line, loc.function);
+		if (i == 0)
+			snprintf(innermost, sizeof(innermost), "%s", frame);
+		if (!entry[0] && !is_stdlib_path(loc.file))
+			snprintf(entry, sizeof(entry), "%s", frame);
+		if (used < MAX_TRACE_TEXT)
+			used += snprintf(trace + used, MAX_TRACE_TEXT - used, "%s%s",
+					 i ? " <- " : "", frame);
+		if (i < TEXT_TRACE_FRAMES && sused < MAX_TRACE_TEXT)
+			sused += snprintf(shortt + sused, MAX_TRACE_TEXT - sused, "%s%s:%d:%s",
+					  i ? " <- " : "", base_name(loc.file), loc.line,
+					  loc.function);
+		else if (i == TEXT_TRACE_FRAMES && sused < MAX_TRACE_TEXT)
+			sused += snprintf(shortt + sused, MAX_TRACE_TEXT - sused, " <- ...");
+	}
+out:
+	out->trace = trace;
+	out->trace_short = shortt;
+	out->entry_point = strdup(entry[0] ? entry : innermost);
+}
+
+static void name_callback(const struct event_callback *ev, struct report *r)
+{
+	const struct callback_ident *id = &ev->ident;
+
+	if (!ev->ident_valid) {
+		snprintf(r->callback, sizeof(r->callback), "<unknown>");
+		return;
+	}
+	switch (id->kind) {
+	case CB_TASK_STEP:
+	case CB_TASK_WAKEUP:
+		r->is_task = true;
+		if (id->name_is_int)
+			snprintf(r->task_name, sizeof(r->task_name), "Task-%llu",
+				 (unsigned long long)id->name_int);
+		else
+			snprintf(r->task_name, sizeof(r->task_name), "%.*s",
+				 (int)sizeof(id->task_name), id->task_name);
+		snprintf(r->coro, sizeof(r->coro), "%.*s", (int)sizeof(id->qualname),
+			 id->qualname);
+		snprintf(r->callback, sizeof(r->callback), "%s",
+			 id->kind == CB_TASK_STEP ? "Task.__step" : "Task.__wakeup");
+		break;
+	case CB_FUNCTION:
+		snprintf(r->callback, sizeof(r->callback), "%.*s", (int)sizeof(id->qualname),
+			 id->qualname);
+		break;
+	default:
+		snprintf(r->callback, sizeof(r->callback), "%.*s", (int)sizeof(id->type_name),
+			 id->type_name);
+		break;
+	}
+}
+
+int monitor_build_report(struct monitor *m, const struct event_callback *ev, struct report *out)
+{
+	struct pending_callback *pc = find_thread(m, ev->h.tid, false);
+	struct op ops[MONITOR_MAX_PENDING];
+	size_t n_ops = 0, n_rec = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->ts = (ev->h.ts_ns + m->realtime_offset_ns) / 1e9;
+	out->pid = ev->h.pid;
+	out->tid = ev->h.tid;
+	out->elapsed_ms = ev->duration_ns / 1e6;
+	out->threshold_ms = m->opt->threshold_ms;
+	out->exceeded = out->elapsed_ms >= m->opt->threshold_ms;
+	out->oncpu_ms = ev->oncpu_ns / 1e6;
+	if (out->oncpu_ms > out->elapsed_ms)
+		out->oncpu_ms = out->elapsed_ms;
+	out->offcpu_ms = out->elapsed_ms - out->oncpu_ms;
+	name_callback(ev, out);
+	if (pc && pc->cb_seq == ev->cb_seq)
+		n_rec = pc->n;
+	for (size_t i = 0; i < n_rec; i++) {
+		char fdbuf[512];
+		struct raw_op r;
+
+		raw_from_record(m, &pc->records[i], &r, fdbuf, sizeof(fdbuf));
+		n_ops = ops_add(ops, n_ops, MONITOR_MAX_PENDING, &r, i);
+	}
+	out->events = calloc(n_ops ? n_ops : 1, sizeof(*out->events));
+	if (!out->events)
+		return -ENOMEM;
+	for (size_t i = 0; i < n_ops; i++) {
+		struct report_event *e = &out->events[i];
+
+		memcpy(e->event, ops[i].name, sizeof(e->event));
+		e->category = ops[i].category;
+		e->severity = ops[i].weight;
+		e->duration_ms = ops[i].duration_ns / 1e6;
+		e->syscall = ops[i].syscall;
+		describe_stack(m, &pc->records[ops[i].first_raw], e);
+	}
+	out->n_events = n_ops;
+	out->score = severity_score(ops, n_ops);
+	out->level = severity_level(out->score);
+	if (pc && pc->cb_seq == ev->cb_seq)
+		pc->n = 0;
+	return 0;
+}
+
+/* ---- ring buffer ------------------------------------------------------------------------ */
+
+static void on_loop_thread(struct monitor *m, const struct event_loop_thread *ev)
+{
+	find_thread(m, ev->h.tid, true);
+	m->loop_threads++;
+	probes_add_loop_thread(&m->probes, ev->h.pid, ev->h.tid);
+	if (m->attached)
+		fprintf(stderr, "aiocopd: event loop running in thread %u of PID %u\n", ev->h.tid,
+			ev->h.pid);
+}
+
+static void on_blocking(struct monitor *m, const struct event_blocking *ev)
+{
+	struct pending_callback *pc = find_thread(m, ev->h.tid, true);
+
+	if (ev->source == SOURCE_SYSCALL && is_open_syscall(ev->nr) && ev->ret >= 0 && ev->n_str)
+		remember_fd(m, (int)ev->ret, ev->str);
+	if (!pc)
+		return;
+	if (pc->cb_seq != ev->cb_seq) {
+		pc->cb_seq = ev->cb_seq;
+		pc->n = 0;
+		pc->dropped = 0;
+	}
+	if (pc->n >= MONITOR_MAX_PENDING) {
+		pc->dropped++;
+		return;
+	}
+	memcpy(&pc->records[pc->n++], ev, sizeof(*ev));
+}
+
+static void emit(struct monitor *m, const struct report *r)
+{
+	m->reports++;
+	if (m->on_report)
+		m->on_report(m, r);
+	else if (m->opt->json)
+		report_write_json(m->out, r);
+	else
+		report_write_text(m->out, r);
+}
+
+static void on_callback(struct monitor *m, const struct event_callback *ev)
+{
+	struct report r;
+
+	if (monitor_build_report(m, ev, &r) == 0)
+		emit(m, &r);
+	report_free(&r);
+}
+
+static int on_record(void *ctx, void *data, size_t size)
+{
+	struct monitor *m = ctx;
+	const struct event_header *h = data;
+
+	if (size < sizeof(*h))
+		return 0;
+	switch (h->type) {
+	case EVENT_LOOP_THREAD:
+		if (size >= sizeof(struct event_loop_thread))
+			on_loop_thread(m, data);
+		break;
+	case EVENT_BLOCKING:
+		if (size >= sizeof(struct event_blocking))
+			on_blocking(m, data);
+		break;
+	case EVENT_CALLBACK:
+		if (size >= sizeof(struct event_callback))
+			on_callback(m, data);
+		break;
+	}
+	return 0;
+}
+
+/* ---- attach ----------------------------------------------------------------------------- */
+
+static bool waiting_in_epoll(pid_t pid, const char *tid)
+{
+	char path[96], buf[256];
+	long nr;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%s/syscall", pid, tid);
+	if (proc_read_file(path, buf, sizeof(buf)) <= 0 || sscanf(buf, "%ld", &nr) != 1)
+		return false;
+	return nr == NR_epoll_wait || nr == NR_epoll_pwait || nr == NR_epoll_pwait2;
+}
+
+/* Loop threads idle in epoll_wait right now: register them so their next callback counts. */
+static void seed_loop_threads(struct monitor *m)
+{
+	char path[64];
+	struct dirent *d;
+	DIR *dir;
+	int seen = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", m->target->pid);
+	dir = opendir(path);
+	if (!dir)
+		return;
+	while ((d = readdir(dir)) && seen < 4096) {
+		pid_t tid = atoi(d->d_name);
+
+		seen++;
+		if (tid <= 0 || !waiting_in_epoll(m->target->pid, d->d_name))
+			continue;
+		if (find_thread(m, tid, true)) {
+			probes_add_loop_thread(&m->probes, m->target->pid, tid);
+			m->loop_threads++;
+		}
+	}
+	closedir(dir);
+}
+
+static uint64_t sample_period(double threshold_ms)
+{
+	uint64_t ns = (uint64_t)(threshold_ms * 1e6 / 2);
+
+	if (ns < 1000000)
+		ns = 1000000;
+	if (ns > 10000000)
+		ns = 10000000;
+	return ns;
+}
+
+int monitor_attach(struct monitor *m, const struct monitor_options *opt, struct py_target *t,
+		   char *err, size_t errsz)
+{
+	struct target_cfg cfg = {};
+	int ret;
+
+	memset(m, 0, sizeof(*m));
+	m->opt = opt;
+	m->target = t;
+	m->out = stdout;
+	m->realtime_offset_ns = (int64_t)(now_ns(CLOCK_REALTIME) - now_ns(CLOCK_MONOTONIC));
+	m->resolver = pyresolver_new(t->pid, t->layout);
+	if (!m->resolver)
+		return -ENOMEM;
+	ret = probes_open(&m->probes, on_record, m, err, errsz);
+	if (ret)
+		return ret;
+	m->probes.sample_period_ns = sample_period(opt->threshold_ms);
+	cfg.runtime_addr = t->runtime_addr;
+	cfg.threshold_ns = (uint64_t)(opt->threshold_ms * 1e6);
+	cfg.flags = opt->report_all ? TARGET_REPORT_ALL : 0;
+	cfg.trace_depth = opt->trace_depth;
+	cfg.layout = t->layout->bpf;
+	ret = probes_add_target(&m->probes, t, &cfg, err, errsz);
+	if (ret)
+		return ret;
+	seed_loop_threads(m);
+	/* loop threads found by BPF while we attached */
+	probes_consume(&m->probes);
+	m->attached = true;
+	return 0;
+}
+
+/* ---- run -------------------------------------------------------------------------------- */
+
+static int pidfd_open(pid_t pid)
+{
+	return syscall(SYS_pidfd_open, pid, 0);
+}
+
+int monitor_run(struct monitor *m)
+{
+	uint64_t start = now_ns(CLOCK_MONOTONIC);
+	uint64_t deadline = m->opt->duration_s > 0 ?
+			    start + (uint64_t)(m->opt->duration_s * 1e9) : 0;
+	bool told_waiting = false;
+	struct pollfd fds[2];
+	sigset_t mask;
+	int pidfd, sfd, ret = 0;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	pidfd = pidfd_open(m->target->pid);
+	fds[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+	fds[1] = (struct pollfd){ .fd = pidfd, .events = POLLIN };
+	for (;;) {
+		uint64_t now;
+		int n = poll(fds, 2, DRAIN_INTERVAL_MS);
+
+		if (n < 0 && errno != EINTR) {
+			ret = -errno;
+			break;
+		}
+		probes_consume(&m->probes);
+		if (sfd >= 0 && (fds[0].revents & POLLIN))
+			break;
+		if (pidfd >= 0 && (fds[1].revents & POLLIN)) {
+			probes_consume(&m->probes);
+			if (!m->opt->json)
+				fprintf(stderr, "aiocopd: PID %d exited\n", m->target->pid);
+			break;
+		}
+		if (pidfd < 0 && kill(m->target->pid, 0) && errno == ESRCH)
+			break;
+		now = now_ns(CLOCK_MONOTONIC);
+		if (!told_waiting && !m->loop_threads && now - start >= WAITING_NOTICE_NS) {
+			fprintf(stderr, "aiocopd: waiting for an asyncio event loop in PID %d\n",
+				m->target->pid);
+			told_waiting = true;
+		}
+		if (deadline && now >= deadline)
+			break;
+	}
+	if (sfd >= 0)
+		close(sfd);
+	if (pidfd >= 0)
+		close(pidfd);
+	return ret;
+}
+
+void monitor_close(struct monitor *m)
+{
+	uint64_t lost = m->probes.skel ? probes_lost(&m->probes) : 0;
+
+	if (lost)
+		fprintf(stderr, "aiocopd: %llu records lost (ring buffer full)\n",
+			(unsigned long long)lost);
+	probes_close(&m->probes);
+	pyresolver_free(m->resolver);
+	for (size_t i = 0; i < m->n_threads; i++)
+		free(m->threads[i].records);
+	for (size_t i = 0; i < MONITOR_FD_SLOTS; i++)
+		free(m->fds[i].path);
+	m->resolver = NULL;
+	m->n_threads = 0;
+}

@@ -1,0 +1,216 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * BPF object lifetime and attachment. Tracepoints are attached one by one so a kernel that
+ * lacks an optional syscall tracepoint still works; the loop and scheduler ones are required.
+ */
+#include <errno.h>
+#include <linux/perf_event.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+
+#include "aiocopd.skel.h"
+#include "classify.h"
+#include "probes.h"
+
+static int fail(char *err, size_t errsz, int ret, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errsz, fmt, ap);
+	va_end(ap);
+	return ret < 0 ? ret : -EINVAL;
+}
+
+static int add_link(struct probes *p, struct bpf_link *link)
+{
+	if (!link)
+		return -errno;
+	if (p->n_links >= PROBES_MAX_LINKS) {
+		bpf_link__destroy(link);
+		return -ENOSPC;
+	}
+	p->links[p->n_links++] = link;
+	return 0;
+}
+
+/* Classic tracepoints need tracefs; a fresh machine may not have it mounted. */
+static int ensure_tracefs(char *err, size_t errsz)
+{
+	struct stat st;
+
+	if (stat("/sys/kernel/tracing/events", &st) == 0 ||
+	    stat("/sys/kernel/debug/tracing/events", &st) == 0)
+		return 0;
+	if (mount("nodev", "/sys/kernel/tracing", "tracefs", 0, NULL) && errno != EBUSY)
+		return fail(err, errsz, -errno, "cannot mount tracefs on /sys/kernel/tracing: %s",
+			    strerror(errno));
+	return 0;
+}
+
+static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level == LIBBPF_WARN && getenv("AIOCOPD_DEBUG_BPF"))
+		return vfprintf(stderr, fmt, ap);
+	if (level == LIBBPF_DEBUG && getenv("AIOCOPD_DEBUG_BPF"))
+		return vfprintf(stderr, fmt, ap);
+	return 0;
+}
+
+static bool is_required(const char *sec)
+{
+	return strstr(sec, "epoll_wait") || strstr(sec, "sched_");
+}
+
+static int attach_system_programs(struct probes *p, char *err, size_t errsz)
+{
+	struct bpf_program *prog;
+
+	bpf_object__for_each_program(prog, p->skel->obj) {
+		enum bpf_prog_type type = bpf_program__type(prog);
+		const char *sec = bpf_program__section_name(prog);
+		int ret;
+
+		if (type != BPF_PROG_TYPE_TRACEPOINT && type != BPF_PROG_TYPE_TRACING)
+			continue;
+		ret = add_link(p, bpf_program__attach(prog));
+		if (ret == 0)
+			continue;
+		if (is_required(sec))
+			return fail(err, errsz, ret, "cannot attach %s: %s", sec, strerror(-ret));
+		p->tracepoints_missing++;
+	}
+	return 0;
+}
+
+static void fill_audit_names(struct probes *p)
+{
+	int fd = bpf_map__fd(p->skel->maps.audit_names);
+
+	for (const struct audit_rule *r = audit_rules; r->name; r++) {
+		char key[AIOCOPD_AUDIT_KEY_LEN] = {};
+		__u32 one = 1;
+
+		strncpy(key, r->name, sizeof(key) - 1);
+		bpf_map_update_elem(fd, key, &one, BPF_ANY);
+	}
+}
+
+int probes_open(struct probes *p, probes_event_fn fn, void *ctx, char *err, size_t errsz)
+{
+	int ret;
+
+	memset(p, 0, sizeof(*p));
+	libbpf_set_print(libbpf_quiet);
+	ret = ensure_tracefs(err, errsz);
+	if (ret)
+		return ret;
+	p->skel = aiocopd_bpf__open();
+	if (!p->skel)
+		return fail(err, errsz, -errno, "cannot open the BPF object: %s", strerror(errno));
+	ret = aiocopd_bpf__load(p->skel);
+	if (ret)
+		return fail(err, errsz, ret, "cannot load the BPF programs: %s "
+			    "(set AIOCOPD_DEBUG_BPF=1 for the verifier log)", strerror(-ret));
+	fill_audit_names(p);
+	ret = attach_system_programs(p, err, errsz);
+	if (ret)
+		return ret;
+	p->rb = ring_buffer__new(bpf_map__fd(p->skel->maps.events), fn, ctx, NULL);
+	if (!p->rb)
+		return fail(err, errsz, -errno, "cannot open the ring buffer: %s", strerror(errno));
+	return 0;
+}
+
+int probes_add_target(struct probes *p, const struct py_target *t, const struct target_cfg *cfg,
+		      char *err, size_t errsz)
+{
+	__u32 pid = t->pid;
+	int ret;
+
+	ret = bpf_map_update_elem(bpf_map__fd(p->skel->maps.targets), &pid, cfg, BPF_ANY);
+	if (ret)
+		return fail(err, errsz, -errno, "cannot register PID %d: %s", t->pid,
+			    strerror(errno));
+	ret = add_link(p, bpf_program__attach_uprobe(p->skel->progs.context_run_entry, false,
+						     t->pid, t->open_path,
+						     t->context_run_offset));
+	if (ret)
+		return fail(err, errsz, ret, "cannot attach a uprobe to context_run in %s: %s",
+			    t->runtime_path, strerror(-ret));
+	ret = add_link(p, bpf_program__attach_uprobe(p->skel->progs.audit_entry, false, t->pid,
+						     t->open_path, t->audit_offset));
+	if (ret)
+		return fail(err, errsz, ret, "cannot attach a uprobe to PySys_Audit in %s: %s",
+			    t->runtime_path, strerror(-ret));
+	return 0;
+}
+
+static int open_sampler(pid_t tid, uint64_t period_ns)
+{
+	struct perf_event_attr attr = {
+		.type = PERF_TYPE_SOFTWARE,
+		.size = sizeof(attr),
+		.config = PERF_COUNT_SW_TASK_CLOCK,
+		.sample_period = period_ns,
+	};
+
+	return syscall(SYS_perf_event_open, &attr, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
+}
+
+int probes_add_loop_thread(struct probes *p, pid_t pid, pid_t tid)
+{
+	struct thread_state st = { .pid = pid, .flags = THREAD_LOOP };
+	struct callback_ident id = {};
+	__u32 key = tid;
+	int fd, ret;
+
+	/* BPF may have added it first (it saw epoll_wait return): keep its state */
+	bpf_map_update_elem(bpf_map__fd(p->skel->maps.threads), &key, &st, BPF_NOEXIST);
+	bpf_map_update_elem(bpf_map__fd(p->skel->maps.idents), &key, &id, BPF_NOEXIST);
+	fd = open_sampler(tid, p->sample_period_ns);
+	if (fd < 0)
+		return -errno;
+	ret = add_link(p, bpf_program__attach_perf_event(p->skel->progs.cpu_sample, fd));
+	if (ret)
+		close(fd);
+	return ret;
+}
+
+int probes_consume(struct probes *p)
+{
+	return ring_buffer__consume(p->rb);
+}
+
+uint64_t probes_lost(const struct probes *p)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	__u64 vals[ncpu > 0 ? ncpu : 1];
+	__u32 zero = 0;
+	uint64_t sum = 0;
+
+	if (ncpu <= 0 || bpf_map_lookup_elem(bpf_map__fd(p->skel->maps.lost), &zero, vals))
+		return 0;
+	for (int i = 0; i < ncpu; i++)
+		sum += vals[i];
+	return sum;
+}
+
+void probes_close(struct probes *p)
+{
+	for (size_t i = 0; i < p->n_links; i++)
+		bpf_link__destroy(p->links[i]);
+	p->n_links = 0;
+	ring_buffer__free(p->rb);
+	p->rb = NULL;
+	aiocopd_bpf__destroy(p->skel);
+	p->skel = NULL;
+}

@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The table of CPython layouts. Offsets were read from the CPython headers of each version
+ * and checked with pahole against debug builds (x86-64). Adding a version is adding a row.
+ */
+#include <stddef.h>
+
+#include "pylayout.h"
+
+static const struct py_version_layout layouts[] = {
+	{
+		.major = 3, .minor = 11,
+		.bpf = {
+			.runtime_interp_head = 40,
+			.interp_next = 0,
+			.interp_threads_head = 16,
+			.tstate_next = 8,
+			.tstate_native_tid = 160,
+			.tstate_cframe = 56,
+			.cframe_current_frame = 8,
+			.frame_code = 32,
+			.frame_previous = 48,
+			.frame_instr = 56,
+			.frame_owner = 69,
+			.frame_owner_cstack = 0xff,	/* 3.11 has no shim frames */
+			.type_name = 24,
+			.type_flags = 168,
+			.str_state = 32,
+			.str_ascii_data = 48,
+			.str_compact_data = 72,
+			.bytes_data = 32,
+			.long_digit = 24,
+			.stepwrapper_task = 16,
+			.cfunc_self = 24,
+			.method_func = 16,
+			.func_qualname = 40,
+			.task_coro = 136,
+			.task_name = 144,
+			.coro_qualname = 40,
+		},
+		.user = {
+			.code_filename = 112,
+			.code_name = 120,
+			.code_qualname = 128,
+			.code_firstlineno = 72,
+			.code_linetable = 136,
+			.code_adaptive = 184,
+			.str_length = 16,
+			.str_utf8_length = 48,
+			.str_utf8 = 56,
+			.bytes_size = 16,
+			.type_methods = 232,
+			.linetable = LINETABLE_311,
+		},
+	},
+};
+
+const struct py_version_layout *pylayout_find(int major, int minor)
+{
+	for (size_t i = 0; i < sizeof(layouts) / sizeof(layouts[0]); i++)
+		if (layouts[i].major == major && layouts[i].minor == minor)
+			return &layouts[i];
+	return NULL;
+}
+
+const char *pylayout_supported(void)
+{
+	return "3.11";
+}

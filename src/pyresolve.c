@@ -1,0 +1,221 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Code-object cache and frame naming. Each code object is read once (file, name, first line,
+ * line table) and kept in a fixed-size open-addressing table; lines are decoded from the
+ * cached line table on every lookup, which is cheap next to a read of target memory.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "linetable.h"
+#include "procmem.h"
+#include "pyresolve.h"
+
+#define CACHE_SLOTS		4096	/* power of two */
+#define MAX_STR			1024
+#define MAX_LINETABLE		(64u << 10)
+
+struct code_info {
+	uint64_t addr;			/* 0: empty slot */
+	char *file;
+	char *function;
+	int firstlineno;
+	uint8_t *linetable;
+	size_t linetable_len;
+};
+
+struct pyresolver {
+	pid_t pid;
+	const struct py_version_layout *layout;
+	struct code_info slots[CACHE_SLOTS];
+	size_t used;
+};
+
+struct pyresolver *pyresolver_new(pid_t pid, const struct py_version_layout *layout)
+{
+	struct pyresolver *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	r->pid = pid;
+	r->layout = layout;
+	return r;
+}
+
+static void clear_slot(struct code_info *ci)
+{
+	free(ci->file);
+	free(ci->function);
+	free(ci->linetable);
+	memset(ci, 0, sizeof(*ci));
+}
+
+static void clear_all(struct pyresolver *r)
+{
+	for (size_t i = 0; i < CACHE_SLOTS; i++)
+		if (r->slots[i].addr)
+			clear_slot(&r->slots[i]);
+	r->used = 0;
+}
+
+void pyresolver_free(struct pyresolver *r)
+{
+	if (!r)
+		return;
+	clear_all(r);
+	free(r);
+}
+
+/* Latin-1 to UTF-8, for compact strings that are not ASCII and carry no UTF-8 copy. */
+static void latin1_to_utf8(const uint8_t *in, size_t n, char *out, size_t outsz)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n && o + 2 < outsz; i++) {
+		if (in[i] < 0x80) {
+			out[o++] = in[i];
+		} else {
+			out[o++] = 0xc0 | (in[i] >> 6);
+			out[o++] = 0x80 | (in[i] & 0x3f);
+		}
+	}
+	out[o] = 0;
+}
+
+int pyresolver_read_str(pid_t pid, const struct py_version_layout *layout, uint64_t obj,
+			char *buf, size_t bufsz)
+{
+	const struct py_user_layout *u = &layout->user;
+	uint64_t length, utf8_len, utf8;
+	uint8_t raw[MAX_STR];
+	uint32_t state;
+	int err;
+
+	buf[0] = 0;
+	if (!obj || bufsz < 2)
+		return -EINVAL;
+	if ((err = procmem_read_u64(pid, obj + u->str_length, &length)) ||
+	    (err = procmem_read(pid, obj + layout->bpf.str_state, &state, sizeof(state))))
+		return err;
+	if (!(state & (1u << 5)))
+		return -ENOTSUP;		/* not compact: not something code objects use */
+	if (state & (1u << 6)) {		/* ascii */
+		if (length >= bufsz)
+			length = bufsz - 1;
+		if (length && (err = procmem_read(pid, obj + layout->bpf.str_ascii_data, buf,
+						  length)))
+			return err;
+		buf[length] = 0;
+		return 0;
+	}
+	if (!procmem_read_u64(pid, obj + u->str_utf8, &utf8) && utf8 &&
+	    !procmem_read_u64(pid, obj + u->str_utf8_length, &utf8_len)) {
+		if (utf8_len >= bufsz)
+			utf8_len = bufsz - 1;
+		if (utf8_len && (err = procmem_read(pid, utf8, buf, utf8_len)))
+			return err;
+		buf[utf8_len] = 0;
+		return 0;
+	}
+	if (((state >> 2) & 7) != 1)
+		return -ENOTSUP;		/* UCS-2/UCS-4 without a UTF-8 copy */
+	if (length > sizeof(raw))
+		length = sizeof(raw);
+	if (length && (err = procmem_read(pid, obj + layout->bpf.str_compact_data, raw, length)))
+		return err;
+	latin1_to_utf8(raw, length, buf, bufsz);
+	return 0;
+}
+
+static char *read_str_field(struct pyresolver *r, uint64_t code, unsigned off)
+{
+	char buf[MAX_STR];
+	uint64_t obj;
+
+	if (procmem_read_u64(r->pid, code + off, &obj) ||
+	    pyresolver_read_str(r->pid, r->layout, obj, buf, sizeof(buf)))
+		return NULL;
+	return strdup(buf);
+}
+
+static void read_linetable(struct pyresolver *r, uint64_t code, struct code_info *ci)
+{
+	const struct py_user_layout *u = &r->layout->user;
+	uint64_t obj, size;
+
+	if (procmem_read_u64(r->pid, code + u->code_linetable, &obj) || !obj ||
+	    procmem_read_u64(r->pid, obj + u->bytes_size, &size) || size == 0 ||
+	    size > MAX_LINETABLE)
+		return;
+	ci->linetable = malloc(size);
+	if (!ci->linetable)
+		return;
+	if (procmem_read(r->pid, obj + r->layout->bpf.bytes_data, ci->linetable, size)) {
+		free(ci->linetable);
+		ci->linetable = NULL;
+		return;
+	}
+	ci->linetable_len = size;
+}
+
+static void load_code(struct pyresolver *r, uint64_t code, struct code_info *ci)
+{
+	int32_t first = -1;
+
+	ci->addr = code;
+	ci->file = read_str_field(r, code, r->layout->user.code_filename);
+	ci->function = read_str_field(r, code, r->layout->user.code_name);
+	if (procmem_read(r->pid, code + r->layout->user.code_firstlineno, &first, sizeof(first)))
+		first = -1;
+	ci->firstlineno = first;
+	read_linetable(r, code, ci);
+}
+
+static struct code_info *lookup(struct pyresolver *r, uint64_t code)
+{
+	size_t h = (code >> 4) * 0x9E3779B97F4A7C15ull >> 52;
+
+	for (size_t probe = 0; probe < CACHE_SLOTS; probe++) {
+		struct code_info *ci = &r->slots[(h + probe) & (CACHE_SLOTS - 1)];
+
+		if (ci->addr == code)
+			return ci;
+		if (!ci->addr) {
+			if (r->used >= CACHE_SLOTS * 3 / 4) {
+				/* full enough: start over rather than probe forever */
+				clear_all(r);
+				return lookup(r, code);
+			}
+			r->used++;
+			load_code(r, code, ci);
+			return ci;
+		}
+	}
+	return NULL;
+}
+
+void pyresolver_locate(struct pyresolver *r, uint64_t code, uint64_t instr,
+		       struct py_location *loc)
+{
+	struct code_info *ci = code ? lookup(r, code) : NULL;
+	uint64_t first_instr;
+
+	loc->file = "?";
+	loc->function = "?";
+	loc->line = -1;
+	if (!ci)
+		return;
+	if (ci->file)
+		loc->file = ci->file;
+	if (ci->function)
+		loc->function = ci->function;
+	first_instr = code + r->layout->user.code_adaptive;
+	if (ci->linetable && instr >= first_instr && instr - first_instr < (1u << 30))
+		loc->line = linetable_addr2line(r->layout->user.linetable, ci->linetable,
+						ci->linetable_len, ci->firstlineno,
+						(int)(instr - first_instr));
+	if (loc->line < 0)
+		loc->line = ci->firstlineno;
+}

@@ -1,0 +1,352 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Target inspection: from a pid to everything the probes need. The runtime is found in
+ * /proc/PID/maps (libpython3.X.so, else the executable), its version read from Py_Version,
+ * and context_run resolved through .symtab, then the build-id debug file, then the "run"
+ * entry of PyContext_Type.tp_methods read from the target's memory (stripped builds).
+ */
+#include <errno.h>
+#include <fnmatch.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "elf_file.h"
+#include "procmem.h"
+#include "target.h"
+
+#define MAPS_MAX		(4u << 20)
+#define MAX_METHODS		64	/* PyContext_Type has 6; anything near this is garbage */
+#define METHOD_DEF_SIZE		32	/* sizeof(PyMethodDef) on 64-bit */
+
+struct mapping {
+	uint64_t start, end, offset;
+	char perms[5];
+	char path[PATH_MAX];
+};
+
+static int fail(char *err, size_t errsz, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errsz, fmt, ap);
+	va_end(ap);
+	return -code;
+}
+
+static bool parse_map_line(const char *line, struct mapping *m)
+{
+	int path_at = 0;
+
+	memset(m, 0, sizeof(*m));
+	if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %4s %" SCNx64 " %*s %*u %n",
+		   &m->start, &m->end, m->perms, &m->offset, &path_at) < 4)
+		return false;
+	if (path_at > 0 && line[path_at] == '/')
+		snprintf(m->path, sizeof(m->path), "%.*s", (int)strcspn(line + path_at, "\n"),
+			 line + path_at);
+	return true;
+}
+
+static bool is_libpython(const char *path)
+{
+	const char *base = strrchr(path, '/');
+
+	base = base ? base + 1 : path;
+	return fnmatch("libpython3.*.so*", base, 0) == 0;
+}
+
+/*
+ * Calls fn for every file-backed mapping; stops when fn returns non-zero and returns that.
+ */
+static int for_each_mapping(pid_t pid, int (*fn)(const struct mapping *, void *), void *arg)
+{
+	char path[64];
+	FILE *f;
+	char *line = NULL;
+	size_t cap = 0, total = 0;
+	ssize_t n;
+	int ret = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while ((n = getline(&line, &cap, f)) > 0 && total < MAPS_MAX) {
+		struct mapping m;
+
+		total += n;
+		if (!parse_map_line(line, &m) || !m.path[0])
+			continue;
+		ret = fn(&m, arg);
+		if (ret)
+			break;
+	}
+	free(line);
+	fclose(f);
+	return ret;
+}
+
+struct runtime_search {
+	char libpython[PATH_MAX];
+	char exe[PATH_MAX];
+	bool exe_mapped;
+};
+
+static int note_runtime(const struct mapping *m, void *arg)
+{
+	struct runtime_search *rs = arg;
+
+	if (!rs->libpython[0] && is_libpython(m->path))
+		snprintf(rs->libpython, sizeof(rs->libpython), "%s", m->path);
+	if (strcmp(m->path, rs->exe) == 0)
+		rs->exe_mapped = true;
+	return 0;
+}
+
+struct bias_search {
+	const char *path;
+	uint64_t file_offset;
+	uint64_t start;
+	bool found;
+};
+
+static int find_base(const struct mapping *m, void *arg)
+{
+	struct bias_search *bs = arg;
+
+	if (strcmp(m->path, bs->path) || m->offset != bs->file_offset)
+		return 0;
+	bs->start = m->start;
+	bs->found = true;
+	return 1;
+}
+
+struct exec_search {
+	const char *path;
+	uint64_t addr;
+	bool inside;
+};
+
+static int addr_in_exec_mapping(const struct mapping *m, void *arg)
+{
+	struct exec_search *es = arg;
+
+	if (strcmp(m->path, es->path) || m->perms[2] != 'x')
+		return 0;
+	if (es->addr >= m->start && es->addr < m->end) {
+		es->inside = true;
+		return 1;
+	}
+	return 0;
+}
+
+static int has_runtime(struct elf_file *ef)
+{
+	uint64_t a, s;
+
+	return elf_file_find_symbol(ef, "_PyRuntime", false, &a, &s) == 0 ||
+	       elf_file_find_section(ef, ".PyRuntime", &a, &s) == 0;
+}
+
+/* Chooses the file that holds the interpreter and opens it. */
+static int open_runtime(struct py_target *t, struct elf_file **ef, char *err, size_t errsz)
+{
+	struct runtime_search rs = {};
+	char link[64];
+	ssize_t n;
+	int ret;
+
+	snprintf(link, sizeof(link), "/proc/%d/exe", t->pid);
+	n = readlink(link, rs.exe, sizeof(rs.exe) - 1);
+	if (n < 0)
+		return fail(err, errsz, errno == ENOENT ? TARGET_NO_PROCESS : TARGET_NO_ACCESS,
+			    "cannot read %s: %s", link, strerror(errno));
+	rs.exe[n] = 0;
+	ret = for_each_mapping(t->pid, note_runtime, &rs);
+	if (ret < 0)
+		return fail(err, errsz, ret == -ENOENT ? TARGET_NO_PROCESS : TARGET_NO_ACCESS,
+			    "cannot read /proc/%d/maps: %s", t->pid, strerror(-ret));
+	snprintf(t->runtime_path, sizeof(t->runtime_path), "%s",
+		 rs.libpython[0] ? rs.libpython : rs.exe);
+	snprintf(t->open_path, sizeof(t->open_path), "/proc/%d/root%s", t->pid, t->runtime_path);
+	if (elf_file_open(t->open_path, ef) || !has_runtime(*ef)) {
+		if (*ef)
+			elf_file_close(*ef);
+		*ef = NULL;
+		return fail(err, errsz, TARGET_NOT_PYTHON,
+			    "PID %d (%s) is not a CPython process: no _PyRuntime in %s",
+			    t->pid, t->comm, t->runtime_path);
+	}
+	return 0;
+}
+
+static int compute_bias(struct py_target *t, struct elf_file *ef, char *err, size_t errsz)
+{
+	struct bias_search bs = { .path = t->runtime_path };
+	uint64_t vaddr;
+
+	if (elf_file_first_load(ef, &vaddr, &bs.file_offset))
+		return fail(err, errsz, TARGET_NOT_PYTHON, "%s has no loadable segment",
+			    t->runtime_path);
+	for_each_mapping(t->pid, find_base, &bs);
+	if (!bs.found)
+		return fail(err, errsz, TARGET_NO_ACCESS, "%s is not mapped in PID %d",
+			    t->runtime_path, t->pid);
+	t->bias = bs.start - vaddr;
+	return 0;
+}
+
+/* Py_Version (3.11+) is PY_VERSION_HEX as a const; older versions only name themselves. */
+static int read_version(struct py_target *t, struct elf_file *ef, char *err, size_t errsz)
+{
+	uint64_t addr, size;
+	uint32_t hex = 0;
+	const char *base;
+
+	if (elf_file_find_symbol(ef, "Py_Version", false, &addr, &size) == 0 &&
+	    elf_file_read_vaddr(ef, addr, &hex, sizeof(hex)) == 0) {
+		t->major = (hex >> 24) & 0xff;
+		t->minor = (hex >> 16) & 0xff;
+		t->micro = (hex >> 8) & 0xff;
+		snprintf(t->version, sizeof(t->version), "%d.%d.%d", t->major, t->minor, t->micro);
+	} else {
+		base = strrchr(t->runtime_path, '/');
+		base = base ? base + 1 : t->runtime_path;
+		if (sscanf(base, "libpython%d.%d", &t->major, &t->minor) != 2 &&
+		    sscanf(base, "python%d.%d", &t->major, &t->minor) != 2)
+			return fail(err, errsz, TARGET_UNSUPPORTED,
+				    "cannot tell the CPython version of %s", t->runtime_path);
+		snprintf(t->version, sizeof(t->version), "%d.%d", t->major, t->minor);
+	}
+	t->layout = pylayout_find(t->major, t->minor);
+	if (!t->layout)
+		return fail(err, errsz, TARGET_UNSUPPORTED,
+			    "unsupported CPython version %s in PID %d (supported: %s)",
+			    t->version, t->pid, pylayout_supported());
+	return 0;
+}
+
+static int find_in_debuginfo(struct elf_file *ef, const char *debug_root, uint64_t *vaddr)
+{
+	unsigned char id[ELF_BUILD_ID_MAX];
+	char path[PATH_MAX];
+	struct elf_file *dbg = NULL;
+	uint64_t size;
+	size_t len;
+	int ret;
+
+	if (elf_file_build_id(ef, id, sizeof(id), &len))
+		return -ENOENT;
+	if (elf_debuginfo_path(debug_root, id, len, path, sizeof(path)))
+		return -ENOENT;
+	if (elf_file_open(path, &dbg))
+		return -ENOENT;
+	ret = elf_file_find_symbol(dbg, "context_run", true, vaddr, &size);
+	elf_file_close(dbg);
+	return ret;
+}
+
+/* Stripped builds: PyContext_Type.tp_methods in the target lists {"run", context_run}. */
+static int find_in_type_methods(const struct py_target *t, struct elf_file *ef, uint64_t *vaddr)
+{
+	uint64_t type, size, methods, entry[2];
+	char name[8];
+	struct exec_search es = { .path = t->runtime_path };
+
+	if (elf_file_find_symbol(ef, "PyContext_Type", false, &type, &size))
+		return -ENOENT;
+	if (procmem_read_u64(t->pid, t->bias + type + t->layout->user.type_methods, &methods))
+		return -EFAULT;
+	for (int i = 0; i < MAX_METHODS && methods; i++) {
+		if (procmem_read(t->pid, methods + (uint64_t)i * METHOD_DEF_SIZE, entry,
+				 sizeof(entry)))
+			return -EFAULT;
+		if (!entry[0])
+			break;
+		if (procmem_read_cstr(t->pid, entry[0], name, sizeof(name)) || strcmp(name, "run"))
+			continue;
+		es.addr = entry[1];
+		for_each_mapping(t->pid, addr_in_exec_mapping, &es);
+		if (!es.inside)
+			return -EFAULT;		/* not code of this runtime: refuse it */
+		*vaddr = entry[1] - t->bias;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+static int resolve_probes(struct py_target *t, struct elf_file *ef, const char *debug_root,
+			  char *err, size_t errsz)
+{
+	uint64_t vaddr, size;
+
+	if (elf_file_find_symbol(ef, "context_run", true, &vaddr, &size) == 0)
+		t->context_run_source = "symbol table";
+	else if (find_in_debuginfo(ef, debug_root, &vaddr) == 0)
+		t->context_run_source = "debug file";
+	else if (find_in_type_methods(t, ef, &vaddr) == 0)
+		t->context_run_source = "PyContext_Type.tp_methods";
+	else
+		return fail(err, errsz, TARGET_NO_SYMBOL,
+			    "cannot find Context.run (context_run) in %s", t->runtime_path);
+	if (elf_file_vaddr_to_offset(ef, vaddr, &t->context_run_offset))
+		return fail(err, errsz, TARGET_NO_SYMBOL, "context_run at 0x%" PRIx64
+			    " is outside %s's loaded code", vaddr, t->runtime_path);
+	if (elf_file_find_symbol(ef, "PySys_Audit", false, &vaddr, &size) ||
+	    elf_file_vaddr_to_offset(ef, vaddr, &t->audit_offset))
+		return fail(err, errsz, TARGET_NO_SYMBOL, "cannot find PySys_Audit in %s",
+			    t->runtime_path);
+	if (elf_file_find_symbol(ef, "_PyRuntime", false, &vaddr, &size) &&
+	    elf_file_find_section(ef, ".PyRuntime", &vaddr, &size))
+		return fail(err, errsz, TARGET_NO_SYMBOL, "cannot find _PyRuntime in %s",
+			    t->runtime_path);
+	t->runtime_addr = t->bias + vaddr;
+	return 0;
+}
+
+static int read_comm(struct py_target *t, char *err, size_t errsz)
+{
+	char path[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", t->pid);
+	n = proc_read_file(path, t->comm, sizeof(t->comm));
+	if (n < 0)
+		return fail(err, errsz, n == -ENOENT ? TARGET_NO_PROCESS : TARGET_NO_ACCESS,
+			    n == -ENOENT ? "no such process: %d" : "cannot read /proc/%d: %s",
+			    t->pid, strerror((int)-n));
+	t->comm[strcspn(t->comm, "\n")] = 0;
+	return 0;
+}
+
+int target_inspect(pid_t pid, const struct target_options *opts, struct py_target *t,
+		   char *err, size_t errsz)
+{
+	const char *debug_root = opts && opts->debug_root ? opts->debug_root : "/usr/lib/debug";
+	struct elf_file *ef = NULL;
+	int ret;
+
+	memset(t, 0, sizeof(*t));
+	t->pid = pid;
+	if (pid <= 0)
+		return fail(err, errsz, TARGET_NO_PROCESS, "no such process: %d", pid);
+	ret = read_comm(t, err, errsz);
+	if (ret)
+		return ret;
+	ret = open_runtime(t, &ef, err, errsz);
+	if (ret)
+		return ret;
+	ret = read_version(t, ef, err, errsz);
+	if (!ret)
+		ret = compute_bias(t, ef, err, errsz);
+	if (!ret)
+		ret = resolve_probes(t, ef, debug_root, err, errsz);
+	elf_file_close(ef);
+	return ret;
+}
