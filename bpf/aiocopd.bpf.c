@@ -351,13 +351,12 @@ static __always_inline int sys_enter(struct trace_event_raw_sys_enter *ctx)
 	st = current_thread(&tid, &pid);
 	if (!st || !(st->flags & THREAD_IN_CALLBACK))
 		return 0;
-	/* tracepoint context loads need constant offsets: copy the arguments once */
-	args[0] = ctx->args[0];
-	args[1] = ctx->args[1];
-	args[2] = ctx->args[2];
-	args[3] = ctx->args[3];
-	args[4] = ctx->args[4];
-	args[5] = ctx->args[5];
+	/*
+	 * A tracepoint program may not load past its own record, and syscalls with fewer
+	 * than six arguments have shorter records: copy instead (unused slots are junk).
+	 */
+	if (bpf_probe_read_kernel(args, sizeof(args), ctx->args))
+		return 0;
 	if (fdi >= 0)
 		fd_info((int)args[fdi & 1], &mode, &flags);
 	if (!worth_tracing(nr, args, mode, flags))
