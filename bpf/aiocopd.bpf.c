@@ -344,13 +344,15 @@ static __always_inline int sys_enter(struct trace_event_raw_sys_enter *ctx)
 {
 	struct thread_state *st;
 	unsigned long args[6];
-	__u32 tid, pid, mode = 0, flags = 0;
-	__u32 nr = (__u32)ctx->id;
-	int fdi = fd_arg(nr);
+	__u32 tid, pid, mode = 0, flags = 0, nr = 0;
+	int fdi;
 
 	st = current_thread(&tid, &pid);
 	if (!st || !(st->flags & THREAD_IN_CALLBACK))
 		return 0;
+	/* records of argument-less syscalls end inside ->id: read, do not load */
+	bpf_probe_read_kernel(&nr, sizeof(nr), &ctx->id);
+	fdi = fd_arg(nr);
 	/*
 	 * A tracepoint program may not load past its own record, and syscalls with fewer
 	 * than six arguments have shorter records: copy instead (unused slots are junk).
