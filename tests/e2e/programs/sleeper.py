@@ -1,19 +1,17 @@
 """A named task that blocks the loop with time.sleep(0.06), repeatedly."""
 import asyncio
-import sys
 import time
+
+from _scenario import run
 
 
 async def sleeper():
-    time.sleep(0.06)
+    time.sleep(0.06)  # MARK: sleep
     await asyncio.sleep(0.05)
 
 
-async def main():
-    print("ready", flush=True)
-    for _ in range(int(sys.argv[1]) if len(sys.argv) > 1 else 1000):
-        await asyncio.create_task(sleeper(), name="the-sleeper")
-        await asyncio.sleep(0.1)
+async def one_round(n):
+    await asyncio.create_task(sleeper(), name="the-sleeper")
 
 
-asyncio.run(main())
+run(one_round)

@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Measure aiocopd's overhead on a target: unmonitored and monitored runs alternate in one
+session and the ratio of the medians is printed, with the attach time and aiocopd's peak RSS.
+
+  sudo tools/bench.py [--python /usr/bin/python3.11] [--runs 5] [--aiocopd build/aiocopd]
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WORKLOADS = [("sleep0", 200_000, 1.3), ("fileio", 20_000, 1.15)]
+
+
+def run_once(python, kind, n, aiocopd=None):
+    target = subprocess.Popen([python, os.path.join(HERE, "bench_workload.py"), kind, str(n)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    mon, attach_s, rss_kb = None, None, None
+    try:
+        assert target.stdout.readline().strip() == "ready"
+        if aiocopd:
+            t0 = time.monotonic()
+            mon = subprocess.Popen([aiocopd, "-p", str(target.pid)], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE, text=True)
+            line = mon.stderr.readline()
+            if "attached" not in line:
+                raise RuntimeError(f"aiocopd did not attach: {line.strip()}")
+            attach_s = time.monotonic() - t0
+        target.stdin.write("go\n")
+        target.stdin.flush()
+        elapsed = float(target.stdout.readline())
+        if mon:
+            with open(f"/proc/{mon.pid}/status") as f:
+                rss_kb = next(int(l.split()[1]) for l in f if l.startswith("VmHWM:"))
+        target.wait(timeout=60)
+        return elapsed, attach_s, rss_kb
+    finally:
+        if mon:
+            mon.terminate()
+            mon.wait(timeout=10)
+        if target.poll() is None:
+            target.kill()
+            target.wait()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--python", default="/usr/bin/python3.11")
+    ap.add_argument("--aiocopd", default=os.path.join(HERE, "..", "build", "aiocopd"))
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args()
+    print(f"python {args.python}, {args.runs} alternating runs per mode, kernel {os.uname().release}")
+    for kind, n, target_ratio in WORKLOADS:
+        base, mon, attach, rss = [], [], [], []
+        for _ in range(args.runs):
+            base.append(run_once(args.python, kind, n)[0])
+            e, a, r = run_once(args.python, kind, n, args.aiocopd)
+            mon.append(e)
+            attach.append(a)
+            rss.append(r)
+        ratio = statistics.median(mon) / statistics.median(base)
+        print(f"{kind:7s} n={n:<7d} unmonitored {statistics.median(base):.3f}s  "
+              f"monitored {statistics.median(mon):.3f}s  ratio {ratio:.2f}x (target {target_ratio}x)  "
+              f"attach {max(attach):.2f}s max  aiocopd RSS {max(rss) / 1024:.1f} MiB max")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
