@@ -576,6 +576,35 @@ static void test_write_json_escapes_hostile_strings(void **state)
  * as Latin-1, which is what BPF copies for a task named "café") must still give a valid
  * JSON line. What they become is not fixed here; that the line is JSON is.
  */
+/* What one test owns, freed by teardown even when an assertion jumps out of the test. */
+struct owned {
+	struct report r;
+	char *buf;
+	struct json_object *o;
+};
+
+static int owned_setup(void **state)
+{
+	*state = calloc(1, sizeof(struct owned));
+	return *state ? 0 : -1;
+}
+
+static void owned_release(struct owned *w)
+{
+	report_free(&w->r);
+	free(w->buf);
+	w->buf = NULL;
+	json_object_put(w->o);
+	w->o = NULL;
+}
+
+static int owned_teardown(void **state)
+{
+	owned_release(*state);
+	free(*state);
+	return 0;
+}
+
 static void test_write_json_invalid_utf8_task_name(void **state)
 {
 	static const char *const names[] = {
@@ -586,26 +615,23 @@ static void test_write_json_invalid_utf8_task_name(void **state)
 		"\xed\xa0\x80surrogate",	/* encoded surrogate */
 		"\x80lead",			/* lone continuation byte */
 	};
+	struct owned *w = *state;
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		struct report r;
-		struct json_object *o, *task;
+		struct json_object *task;
 		const char *name;
 		size_t len;
-		char *buf;
 
-		make_sleeper(&r);
-		snprintf(r.task_name, sizeof(r.task_name), "%s", names[i]);
-		buf = capture(report_write_json, &r, &len);
-		assert_ptr_equal(memchr(buf, '\n', len), buf + len - 1);
-		o = parse_one_line(buf, len);
-		task = get_typed(o, "task", json_type_object);
+		make_sleeper(&w->r);
+		snprintf(w->r.task_name, sizeof(w->r.task_name), "%s", names[i]);
+		w->buf = capture(report_write_json, &w->r, &len);
+		assert_ptr_equal(memchr(w->buf, '\n', len), w->buf + len - 1);
+		w->o = parse_one_line(w->buf, len);
+		task = get_typed(w->o, "task", json_type_object);
 		name = get_string(task, "name");
 		assert_null(utf8_error((const unsigned char *)name, strlen(name)));
 		assert_string_equal(get_string(task, "coro"), "sleeper");
-		json_object_put(o);
-		free(buf);
-		report_free(&r);
+		owned_release(w);
 	}
 }
 
@@ -690,7 +716,8 @@ int main(void)
 		cmocka_unit_test(test_write_json_one_line),
 		cmocka_unit_test(test_write_json_two_reports_two_lines),
 		cmocka_unit_test(test_write_json_escapes_hostile_strings),
-		cmocka_unit_test(test_write_json_invalid_utf8_task_name),
+		cmocka_unit_test_setup_teardown(test_write_json_invalid_utf8_task_name,
+						owned_setup, owned_teardown),
 	};
 	const struct CMUnitTest text_tests[] = {
 		cmocka_unit_test(test_text_task_shape),
