@@ -28,4 +28,7 @@ void pyresolver_locate(struct pyresolver *r, uint64_t code, uint64_t instr,
 int pyresolver_read_str(pid_t pid, const struct py_version_layout *layout, uint64_t obj,
 			char *buf, size_t bufsz);
 
+/* One-byte CPython strings are Latin-1: convert them for output (always terminates out). */
+void latin1_to_utf8(const uint8_t *in, size_t n, char *out, size_t outsz);
+
 #endif

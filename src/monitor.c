@@ -165,6 +165,12 @@ out:
 	out->entry_point = strdup(entry[0] ? entry : innermost);
 }
 
+/* Names read by BPF are ASCII or Latin-1 (the only str kinds it copies). */
+static void copy_name(char *dst, size_t dstsz, const char *src, size_t srcsz)
+{
+	latin1_to_utf8((const uint8_t *)src, strnlen(src, srcsz), dst, dstsz);
+}
+
 static void name_callback(const struct event_callback *ev, struct report *r)
 {
 	const struct callback_ident *id = &ev->ident;
@@ -181,16 +187,14 @@ static void name_callback(const struct event_callback *ev, struct report *r)
 			snprintf(r->task_name, sizeof(r->task_name), "Task-%llu",
 				 (unsigned long long)id->name_int);
 		else
-			snprintf(r->task_name, sizeof(r->task_name), "%.*s",
-				 (int)sizeof(id->task_name), id->task_name);
-		snprintf(r->coro, sizeof(r->coro), "%.*s", (int)sizeof(id->qualname),
-			 id->qualname);
+			copy_name(r->task_name, sizeof(r->task_name), id->task_name,
+				  sizeof(id->task_name));
+		copy_name(r->coro, sizeof(r->coro), id->qualname, sizeof(id->qualname));
 		snprintf(r->callback, sizeof(r->callback), "%s",
 			 id->kind == CB_TASK_STEP ? "Task.__step" : "Task.__wakeup");
 		break;
 	case CB_FUNCTION:
-		snprintf(r->callback, sizeof(r->callback), "%.*s", (int)sizeof(id->qualname),
-			 id->qualname);
+		copy_name(r->callback, sizeof(r->callback), id->qualname, sizeof(id->qualname));
 		break;
 	default:
 		snprintf(r->callback, sizeof(r->callback), "%.*s", (int)sizeof(id->type_name),

@@ -69,7 +69,7 @@ void pyresolver_free(struct pyresolver *r)
 }
 
 /* Latin-1 to UTF-8, for compact strings that are not ASCII and carry no UTF-8 copy. */
-static void latin1_to_utf8(const uint8_t *in, size_t n, char *out, size_t outsz)
+void latin1_to_utf8(const uint8_t *in, size_t n, char *out, size_t outsz)
 {
 	size_t o = 0;
 

@@ -29,23 +29,72 @@ const char *report_reason(const struct report *r)
 static struct json_object *rounded(double v, int decimals)
 {
 	char buf[64];
+	size_t n;
 
 	snprintf(buf, sizeof(buf), "%.*f", decimals, v);
+	/* 61.200 -> 61.2 and 30.000 -> 30, as a person would write them */
+	n = strlen(buf);
+	if (strchr(buf, '.')) {
+		while (n > 1 && buf[n - 1] == '0')
+			buf[--n] = 0;
+		if (buf[n - 1] == '.')
+			buf[--n] = 0;
+	}
 	return json_object_new_double_s(strtod(buf, NULL), buf);
+}
+
+/*
+ * json-c copies string bytes as they are, and a JSON text must be UTF-8. Names come from
+ * the target (CPython keeps non-ASCII one-byte strings as Latin-1; bytes objects hold
+ * anything), so keep well-formed UTF-8 and replace each byte of anything else by U+FFFD.
+ */
+static struct json_object *json_text(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s), o = 0;
+	struct json_object *j;
+	char *buf = malloc(3 * n + 1);
+
+	if (!buf)
+		return json_object_new_string("");
+	for (size_t i = 0; i < n;) {
+		size_t len = p[i] < 0x80 ? 1 : p[i] >= 0xc2 && p[i] <= 0xdf ? 2 :
+			     p[i] >= 0xe0 && p[i] <= 0xef ? 3 : p[i] >= 0xf0 && p[i] <= 0xf4 ? 4 : 0;
+		bool ok = len && i + len <= n;
+
+		for (size_t k = 1; ok && k < len; k++)
+			ok = (p[i + k] & 0xc0) == 0x80;
+		if (ok && len == 3)	/* no overlongs, no surrogates */
+			ok = !(p[i] == 0xe0 && p[i + 1] < 0xa0) && !(p[i] == 0xed && p[i + 1] >= 0xa0);
+		if (ok && len == 4)	/* no overlongs, nothing past U+10FFFF */
+			ok = !(p[i] == 0xf0 && p[i + 1] < 0x90) && !(p[i] == 0xf4 && p[i + 1] >= 0x90);
+		if (ok) {
+			memcpy(buf + o, p + i, len);
+			o += len;
+			i += len;
+		} else {
+			memcpy(buf + o, "\xef\xbf\xbd", 3);
+			o += 3;
+			i++;
+		}
+	}
+	j = json_object_new_string_len(buf, (int)o);
+	free(buf);
+	return j;
 }
 
 static struct json_object *event_to_json(const struct report_event *e)
 {
 	struct json_object *o = json_object_new_object();
 
-	json_object_object_add(o, "event", json_object_new_string(e->event));
+	json_object_object_add(o, "event", json_text(e->event));
 	json_object_object_add(o, "category", json_object_new_string(category_name(e->category)));
 	json_object_object_add(o, "severity", json_object_new_int(e->severity));
 	json_object_object_add(o, "duration_ms", rounded(e->duration_ms, 3));
 	json_object_object_add(o, "syscall", e->syscall ? json_object_new_string(e->syscall) : NULL);
 	json_object_object_add(o, "entry_point",
-			       json_object_new_string(e->entry_point ? e->entry_point : ""));
-	json_object_object_add(o, "trace", json_object_new_string(e->trace ? e->trace : ""));
+			       json_text(e->entry_point ? e->entry_point : ""));
+	json_object_object_add(o, "trace", json_text(e->trace ? e->trace : ""));
 	return o;
 }
 
@@ -70,11 +119,11 @@ struct json_object *report_to_json(const struct report *r)
 	json_object_object_add(o, "off_cpu_ms", rounded(r->offcpu_ms, 3));
 	if (r->is_task) {
 		task = json_object_new_object();
-		json_object_object_add(task, "name", json_object_new_string(r->task_name));
-		json_object_object_add(task, "coro", json_object_new_string(r->coro));
+		json_object_object_add(task, "name", json_text(r->task_name));
+		json_object_object_add(task, "coro", json_text(r->coro));
 	}
 	json_object_object_add(o, "task", task);
-	json_object_object_add(o, "callback", json_object_new_string(r->callback));
+	json_object_object_add(o, "callback", json_text(r->callback));
 	for (size_t i = 0; i < r->n_events; i++)
 		json_object_array_add(events, event_to_json(&r->events[i]));
 	json_object_object_add(o, "blocking_events", events);
