@@ -26,7 +26,7 @@ struct py_target {
 	pid_t pid;
 	char comm[32];
 	char runtime_path[PATH_MAX];	/* as the target maps it */
-	char open_path[PATH_MAX];	/* how we open it: through /proc/PID/root */
+	char open_path[PATH_MAX + 32];	/* how we open it: through /proc/PID/root */
 	uint64_t bias;			/* load bias of the runtime */
 	int major, minor, micro;
 	char version[32];		/* "3.11.2" */

@@ -331,7 +331,7 @@ static int on_record(void *ctx, void *data, size_t size)
 
 static bool waiting_in_epoll(pid_t pid, const char *tid)
 {
-	char path[96], buf[256];
+	char path[320], buf[256];
 	long nr;
 
 	snprintf(path, sizeof(path), "/proc/%d/task/%s/syscall", pid, tid);
