@@ -50,6 +50,8 @@ struct op_class {
 	int weight;
 	bool primary;			/* starts an operation; else continues one at its site */
 	char name[OP_NAME_LEN];
+	char detail[96];		/* the syscall's destination address, when it has one */
+	bool wants_detail;		/* an audit event whose name takes that address */
 	const char *syscall;		/* syscall name, NULL for audit events */
 };
 
@@ -62,6 +64,7 @@ struct op {
 	uint64_t duration_ns;
 	uint64_t site_code, site_instr;
 	bool from_audit;
+	bool wants_detail;		/* its name waits for the address a syscall will give */
 	size_t first_raw;		/* index of the record whose stack the op shows */
 };
 
@@ -74,7 +77,7 @@ struct audit_rule {
 	const char *name;
 	enum category category;
 	int weight;
-	int shown_args;			/* arguments shown in the operation's name */
+	int shown_args;			/* arguments shown in the name; -1: the syscall's address */
 };
 extern const struct audit_rule audit_rules[];
 

@@ -24,9 +24,9 @@ const struct audit_rule audit_rules[] = {
 	{ "socket.gethostbyname",	CAT_DNS,	50, 1 },
 	{ "socket.gethostbyaddr",	CAT_DNS,	50, 1 },
 	{ "socket.getnameinfo",		CAT_DNS,	50, 1 },
-	{ "socket.connect",		CAT_NETWORK,	50, 2 },
+	{ "socket.connect",		CAT_NETWORK,	50, -1 },
 	{ "socket.bind",		CAT_NETWORK,	0,  2 },
-	{ "socket.sendto",		CAT_NETWORK,	10, 2 },
+	{ "socket.sendto",		CAT_NETWORK,	10, -1 },
 	{ "socket.sendmsg",		CAT_NETWORK,	10, 1 },
 	{ "http.client.connect",	CAT_NETWORK,	50, 2 },
 	{ "http.client.send",		CAT_NETWORK,	50, 1 },
@@ -234,6 +234,7 @@ static void classify_audit(const struct raw_op *r, const struct audit_rule *rule
 	out->weight = rule->weight;
 	out->primary = true;
 	out->syscall = NULL;
+	out->wants_detail = rule->shown_args < 0;
 	used = snprintf(out->name, sizeof(out->name), "%s(", rule->name);
 	for (int i = 0; i < rule->shown_args && i < 3 && used < sizeof(out->name); i++) {
 		const char *a = r->arg_text[i] ? r->arg_text[i] : "";
@@ -372,6 +373,7 @@ static void classify_syscall(const struct raw_op *r, struct op_class *out)
 		classify_fd_io(r, out);
 		if (format_sockaddr(r->sockaddr, r->sockaddr_len, where, sizeof(where)) == 53)
 			out->category = CAT_DNS;
+		snprintf(out->detail, sizeof(out->detail), "%s", where);
 		break;
 	case NR_connect:
 		out->category = CAT_NETWORK;
@@ -380,6 +382,7 @@ static void classify_syscall(const struct raw_op *r, struct op_class *out)
 		if (port == 53)
 			out->category = CAT_DNS;
 		snprintf(out->name, sizeof(out->name), "connect(%s)", where[0] ? where : "?");
+		snprintf(out->detail, sizeof(out->detail), "%s", where);
 		break;
 	case NR_accept: case NR_accept4:
 		out->category = CAT_NETWORK;
@@ -446,6 +449,13 @@ size_t ops_add(struct op *ops, size_t n, size_t max, const struct raw_op *r, siz
 		last->duration_ns += r->duration_ns;
 		if (!last->syscall)
 			last->syscall = c.syscall;
+		if (last->wants_detail && c.detail[0]) {
+			size_t open_paren = strcspn(last->name, "(");
+
+			snprintf(last->name + open_paren, sizeof(last->name) - open_paren, "(%s)",
+				 c.detail);
+			last->wants_detail = false;
+		}
 		if (c.weight > last->weight && !last->from_audit) {
 			last->weight = c.weight;
 			last->category = c.category;
@@ -463,6 +473,7 @@ size_t ops_add(struct op *ops, size_t n, size_t max, const struct raw_op *r, siz
 	ops[n].site_code = r->site_code;
 	ops[n].site_instr = r->site_instr;
 	ops[n].from_audit = r->audit;
+	ops[n].wants_detail = r->audit && c.wants_detail;
 	ops[n].first_raw = raw_index;
 	return n + 1;
 }
