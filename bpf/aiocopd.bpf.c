@@ -112,7 +112,8 @@ static __always_inline void ensure_ident(const struct target_cfg *cfg, struct th
 {
 	struct callback_ident *id;
 
-	if (!(st->flags & THREAD_IN_CALLBACK) || (st->flags & THREAD_IDENT_DONE))
+	if (!(st->flags & THREAD_IN_CALLBACK) ||
+	    (st->flags & (THREAD_IDENT_DONE | THREAD_ITERATION)))
 		return;
 	id = bpf_map_lookup_elem(&idents, &tid);
 	if (!id)
@@ -130,9 +131,11 @@ static __always_inline void close_callback(const struct target_cfg *cfg, struct 
 	struct callback_ident *id;
 	__u64 elapsed;
 
+	__u32 scope = st->flags & THREAD_ITERATION ? SCOPE_ITERATION : SCOPE_CALLBACK;
+
 	if (!(st->flags & THREAD_IN_CALLBACK))
 		return;
-	st->flags &= ~(THREAD_IN_CALLBACK | THREAD_IDENT_DONE);
+	st->flags &= ~(THREAD_IN_CALLBACK | THREAD_IDENT_DONE | THREAD_ITERATION);
 	st->cb_oncpu_ns += now - st->last_on_ns;
 	elapsed = now - st->cb_start_ns;
 	if (elapsed < cfg->threshold_ns &&
@@ -146,7 +149,9 @@ static __always_inline void close_callback(const struct target_cfg *cfg, struct 
 	ev->duration_ns = elapsed;
 	ev->oncpu_ns = st->cb_oncpu_ns;
 	ev->n_blocking = st->cb_blocking;
-	id = bpf_map_lookup_elem(&idents, &tid);
+	ev->scope = scope;
+	ev->pad = 0;
+	id = scope == SCOPE_CALLBACK ? bpf_map_lookup_elem(&idents, &tid) : NULL;
 	ev->ident_valid = id && id->callable;
 	if (id)
 		__builtin_memcpy(&ev->ident, id, sizeof(*id));
@@ -155,10 +160,25 @@ static __always_inline void close_callback(const struct target_cfg *cfg, struct 
 	bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
 }
 
+static __always_inline void open_scope(struct thread_state *st, __u64 now, __u64 args,
+				       __u32 iteration)
+{
+	st->flags |= THREAD_IN_CALLBACK | iteration;
+	st->cb_seq++;
+	st->cb_start_ns = now;
+	st->cb_args = args;
+	st->cb_oncpu_ns = 0;
+	st->last_on_ns = now;
+	st->cb_blocking = 0;
+	st->cb_samples = 0;
+}
+
 /*
  * Every asyncio callback runs through Context.run (context_run in Python/context.c). A
  * callback ends where the next one starts or where the loop goes back to epoll_wait, so the
  * entry alone is enough: it costs one uprobe per callback instead of a uprobe/uretprobe pair.
+ * Even so a uprobe costs about as much as the emptiest task step, so user space attaches
+ * this only once a target has shown a slow iteration ("armed"), or for --all.
  */
 SEC("uprobe")
 int BPF_KPROBE(context_run_entry, void *self, __u64 args)
@@ -177,13 +197,7 @@ int BPF_KPROBE(context_run_entry, void *self, __u64 args)
 		return 0;
 	now = bpf_ktime_get_ns();
 	close_callback(cfg, st, pid, tid, now);
-	st->flags |= THREAD_IN_CALLBACK;
-	st->cb_seq++;
-	st->cb_start_ns = now;
-	st->cb_args = args;
-	st->cb_oncpu_ns = 0;
-	st->last_on_ns = now;
-	st->cb_blocking = 0;
+	open_scope(st, now, args, 0);
 	id = bpf_map_lookup_elem(&idents, &tid);
 	if (id)
 		id->callable = 0;
@@ -216,7 +230,12 @@ static __always_inline int epoll_exit(void)
 
 	st = current_thread(&tid, &pid);
 	if (st) {
+		struct target_cfg *cfg = bpf_map_lookup_elem(&targets, &pid);
+
 		st->iterations++;
+		/* unarmed, the iteration itself is what gets timed */
+		if (cfg && !(cfg->flags & TARGET_ARMED))
+			open_scope(st, bpf_ktime_get_ns(), 0, THREAD_ITERATION);
 		return 0;
 	}
 	if (!bpf_map_lookup_elem(&targets, &pid))
@@ -353,6 +372,16 @@ static __always_inline int sys_enter(struct trace_event_raw_sys_enter *ctx)
 	/* records of argument-less syscalls end inside ->id: read, do not load */
 	bpf_probe_read_kernel(&nr, sizeof(nr), &ctx->id);
 	fdi = fd_arg(nr);
+	if (st->flags & THREAD_ITERATION) {
+		/* unarmed: only a call that turns out slow is looked at, at its exit */
+		st->flags |= THREAD_IN_SYSCALL;
+		st->sc_nr = nr;
+		st->sc_start_ns = bpf_ktime_get_ns();
+		bpf_probe_read_kernel(st->sc_args, sizeof(st->sc_args), ctx->args);
+		st->sc_fd_mode = 0;
+		st->sc_fd_flags = 0;
+		return 0;
+	}
 	/*
 	 * A tracepoint program may not load past its own record, and syscalls with fewer
 	 * than six arguments have shorter records: copy instead (unused slots are junk).
@@ -416,6 +445,17 @@ static __always_inline int sys_exit(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	now = bpf_ktime_get_ns();
 	duration = now - st->sc_start_ns;
+	if (st->flags & THREAD_ITERATION) {
+		int fdi = fd_arg(nr);
+
+		if (duration < SLOW_SYSCALL_NS)
+			return 0;
+		if (fdi >= 0)
+			fd_info((int)st->sc_args[fdi & 1], &st->sc_fd_mode, &st->sc_fd_flags);
+		if (!worth_tracing(nr, (const unsigned long *)st->sc_args, st->sc_fd_mode,
+				   st->sc_fd_flags))
+			return 0;
+	}
 	/* pipes, ttys and blocking sockets' waits: only when the call really waited */
 	if (st->sc_fd_mode && !is_disk(st->sc_fd_mode) &&
 	    (st->sc_fd_mode & S_IFMT) != S_IFSOCK && duration < SLOW_WAIT_NS)
@@ -448,76 +488,21 @@ static __always_inline int sys_exit(struct trace_event_raw_sys_exit *ctx)
 	return 0;
 }
 
-#define TRACE_SYSCALL(name)							\
-	SEC("tp/syscalls/sys_enter_" #name)					\
-	int enter_##name(struct trace_event_raw_sys_enter *ctx) { return sys_enter(ctx); } \
-	SEC("tp/syscalls/sys_exit_" #name)					\
-	int exit_##name(struct trace_event_raw_sys_exit *ctx) { return sys_exit(ctx); }
+/*
+ * One program for every traced syscall's entry and one for every exit: loaded (and verified)
+ * once, attached by user space to each syscalls/sys_{enter,exit}_NAME tracepoint it lists.
+ */
+SEC("tp/syscalls/sys_enter_read")
+int syscall_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return sys_enter(ctx);
+}
 
-TRACE_SYSCALL(read)
-TRACE_SYSCALL(write)
-TRACE_SYSCALL(open)
-TRACE_SYSCALL(newstat)
-TRACE_SYSCALL(newlstat)
-TRACE_SYSCALL(poll)
-TRACE_SYSCALL(pread64)
-TRACE_SYSCALL(pwrite64)
-TRACE_SYSCALL(readv)
-TRACE_SYSCALL(writev)
-TRACE_SYSCALL(access)
-TRACE_SYSCALL(select)
-TRACE_SYSCALL(nanosleep)
-TRACE_SYSCALL(sendfile64)
-TRACE_SYSCALL(connect)
-TRACE_SYSCALL(accept)
-TRACE_SYSCALL(sendto)
-TRACE_SYSCALL(recvfrom)
-TRACE_SYSCALL(sendmsg)
-TRACE_SYSCALL(recvmsg)
-TRACE_SYSCALL(clone)
-TRACE_SYSCALL(fork)
-TRACE_SYSCALL(vfork)
-TRACE_SYSCALL(execve)
-TRACE_SYSCALL(wait4)
-TRACE_SYSCALL(kill)
-TRACE_SYSCALL(flock)
-TRACE_SYSCALL(fsync)
-TRACE_SYSCALL(fdatasync)
-TRACE_SYSCALL(truncate)
-TRACE_SYSCALL(ftruncate)
-TRACE_SYSCALL(rename)
-TRACE_SYSCALL(mkdir)
-TRACE_SYSCALL(rmdir)
-TRACE_SYSCALL(creat)
-TRACE_SYSCALL(link)
-TRACE_SYSCALL(unlink)
-TRACE_SYSCALL(symlink)
-TRACE_SYSCALL(readlink)
-TRACE_SYSCALL(statfs)
-TRACE_SYSCALL(getdents64)
-TRACE_SYSCALL(clock_nanosleep)
-TRACE_SYSCALL(waitid)
-TRACE_SYSCALL(openat)
-TRACE_SYSCALL(mkdirat)
-TRACE_SYSCALL(newfstatat)
-TRACE_SYSCALL(unlinkat)
-TRACE_SYSCALL(renameat)
-TRACE_SYSCALL(linkat)
-TRACE_SYSCALL(symlinkat)
-TRACE_SYSCALL(readlinkat)
-TRACE_SYSCALL(faccessat)
-TRACE_SYSCALL(pselect6)
-TRACE_SYSCALL(ppoll)
-TRACE_SYSCALL(accept4)
-TRACE_SYSCALL(preadv)
-TRACE_SYSCALL(pwritev)
-TRACE_SYSCALL(renameat2)
-TRACE_SYSCALL(execveat)
-TRACE_SYSCALL(copy_file_range)
-TRACE_SYSCALL(statx)
-TRACE_SYSCALL(clone3)
-TRACE_SYSCALL(openat2)
-TRACE_SYSCALL(faccessat2)
+SEC("tp/syscalls/sys_exit_read")
+int syscall_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return sys_exit(ctx);
+}
 
 /* ---- Python-level operations: audit events ---------------------------------------------- */
 
@@ -635,19 +620,58 @@ int BPF_PROG(thread_exit, struct task_struct *task)
 	return 0;
 }
 
-/* A CPU-clock sample on a loop thread: identify a callback that has been running a while. */
+#define MAX_SAMPLES_PER_ITERATION	8
+
+static __always_inline void emit_sample(const struct target_cfg *cfg, struct thread_state *st,
+					__u32 pid, __u32 tid, __u64 now)
+{
+	struct event_blocking *ev;
+	__u64 tstate;
+
+	ev = reserve(sizeof(*ev));
+	if (!ev)
+		return;
+	fill_header(&ev->h, EVENT_BLOCKING, pid, tid, now);
+	ev->cb_seq = st->cb_seq;
+	ev->duration_ns = 0;
+	ev->source = SOURCE_SAMPLE;
+	ev->nr = 0;
+	ev->ret = 0;
+	ev->fd_mode = 0;
+	ev->fd_flags = 0;
+	ev->n_str = 0;
+	ev->str[0] = 0;
+	tstate = current_thread_state(cfg, st, tid);
+	ev->n_frames = tstate ? walk_stack(cfg, tstate, ev->frames) : 0;
+	st->cb_samples++;
+	bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
+}
+
+/*
+ * A CPU-clock sample on a loop thread. Armed, it identifies a callback that has been running
+ * a while; unarmed, it records where a long iteration spends its time (a few per iteration).
+ */
 SEC("perf_event")
 int cpu_sample(struct bpf_perf_event_data *ctx)
 {
 	struct target_cfg *cfg;
 	struct thread_state *st;
 	__u32 tid, pid;
+	__u64 now;
 
 	st = current_thread(&tid, &pid);
-	if (!st || !(st->flags & THREAD_IN_CALLBACK) || (st->flags & THREAD_IDENT_DONE))
+	if (!st || !(st->flags & THREAD_IN_CALLBACK))
 		return 0;
 	cfg = bpf_map_lookup_elem(&targets, &pid);
-	if (cfg)
+	if (!cfg)
+		return 0;
+	if (!(st->flags & THREAD_ITERATION)) {
 		ensure_ident(cfg, st, tid);
+		return 0;
+	}
+	now = bpf_ktime_get_ns();
+	if (now - st->cb_start_ns >= cfg->sample_after_ns &&
+	    st->cb_samples < MAX_SAMPLES_PER_ITERATION)
+		emit_sample(cfg, st, pid, tid, now);
 	return 0;
 }

@@ -10,15 +10,15 @@
 
 #define MAX_INTERPRETERS	4
 #define MAX_THREAD_STATES	128
-#define FRAME_WINDOW		80	/* bytes read per frame: covers every field we use */
-#define OFF_MASK		0x3f	/* field offsets inside a window stay below 64 + 8 */
+#define FRAME_WINDOW		96	/* bytes read per frame: covers every field we use */
+#define OFF_MASK		0x7f	/* field offsets inside a window stay below 128 + 8 */
 
 #define Py_TPFLAGS_LONG_SUBCLASS	(1UL << 24)
 #define Py_TPFLAGS_BYTES_SUBCLASS	(1UL << 27)
 #define Py_TPFLAGS_UNICODE_SUBCLASS	(1UL << 28)
 
 struct scratch {
-	__u8 win[128];
+	__u8 win[144];
 	struct py_frame frames[AIOCOPD_MAX_FRAMES];
 };
 
@@ -107,7 +107,7 @@ static __always_inline __u64 current_frame(const struct target_cfg *cfg, __u64 t
 struct frame_walk {
 	__u64 frame;
 	__u32 n, depth;
-	__u16 code, previous, instr, owner, owner_cstack;
+	__u16 code, previous, instr, owner, owner_cstack, localsplus;
 };
 
 /* One frame per step: one read of the frame's head, fields picked out of the copy. */
@@ -125,6 +125,9 @@ static long frame_step(__u32 i, struct frame_walk *w)
 
 		f->code = *(__u64 *)(s->win + (w->code & OFF_MASK));
 		f->instr = *(__u64 *)(s->win + (w->instr & OFF_MASK));
+		f->addr = w->frame;
+		f->first_local = *(__u64 *)(s->win + (w->localsplus & OFF_MASK));
+		f->owner = s->win[w->owner & OFF_MASK];
 		w->n++;
 	}
 	w->frame = *(__u64 *)(s->win + (w->previous & OFF_MASK));
@@ -145,6 +148,7 @@ static __always_inline __u32 walk_stack(const struct target_cfg *cfg, __u64 tsta
 		.instr = l->frame_instr,
 		.owner = l->frame_owner,
 		.owner_cstack = l->frame_owner_cstack,
+		.localsplus = l->frame_localsplus,
 	};
 	__u32 zero = 0;
 	struct scratch *s;

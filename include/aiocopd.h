@@ -24,9 +24,14 @@
 #define THREAD_IN_CALLBACK	(1u << 1)	/* between a Context.run entry and the next boundary */
 #define THREAD_IDENT_DONE	(1u << 2)	/* identity of the running callback captured */
 #define THREAD_IN_SYSCALL	(1u << 3)	/* a traced syscall is in flight */
+#define THREAD_ITERATION	(1u << 4)	/* the open "callback" is a whole loop iteration */
 
 /* Target flags (struct target_cfg.flags). */
 #define TARGET_REPORT_ALL	(1u << 0)	/* --all: also fast callbacks that blocked */
+#define TARGET_ARMED		(1u << 1)	/* Context.run is probed: callbacks are exact */
+
+/* Unarmed, only syscalls that lasted this long are recorded (with their stack). */
+#define SLOW_SYSCALL_NS		1000000ULL
 
 /*
  * Where CPython keeps what the BPF side reads, for one interpreter version. Filled by
@@ -45,6 +50,7 @@ struct py_layout {
 	__u16 frame_instr;		/* _PyInterpreterFrame.prev_instr / instr_ptr */
 	__u16 frame_owner;		/* _PyInterpreterFrame.owner */
 	__u16 frame_owner_cstack;	/* owner value of C-stack shim frames; 0xff: none */
+	__u16 frame_localsplus;		/* _PyInterpreterFrame.localsplus */
 	__u16 type_name;		/* PyTypeObject.tp_name */
 	__u16 type_flags;		/* PyTypeObject.tp_flags */
 	__u16 str_state;		/* PyASCIIObject.state */
@@ -65,6 +71,7 @@ struct py_layout {
 struct target_cfg {
 	__u64 runtime_addr;		/* address of _PyRuntime in the target */
 	__u64 threshold_ns;		/* a callback is slow at or above this */
+	__u64 sample_after_ns;		/* unarmed: take stack samples once an iteration is this old */
 	__u32 flags;			/* TARGET_* */
 	__u32 trace_depth;		/* frames kept per stack, <= AIOCOPD_MAX_FRAMES */
 	struct py_layout layout;
@@ -81,7 +88,9 @@ struct thread_state {
 	__u64 cb_oncpu_ns;		/* on-CPU time accumulated by the current callback */
 	__u64 last_on_ns;		/* when the thread last went on CPU */
 	__u32 cb_blocking;		/* blocking records emitted for the current callback */
+	__u32 cb_samples;		/* stack samples emitted for the current iteration */
 	__u32 sc_nr;			/* in-flight syscall */
+	__u32 pad;
 	__u64 sc_start_ns;
 	__u64 sc_args[6];
 	__u32 sc_fd_mode;		/* i_mode of the fd argument's inode, 0 if none */
@@ -117,11 +126,21 @@ enum event_type {
 enum blocking_source {
 	SOURCE_SYSCALL = 1,
 	SOURCE_AUDIT,
+	SOURCE_SAMPLE,			/* a CPU-clock sample: where the time went, not an operation */
+};
+
+enum report_scope {
+	SCOPE_CALLBACK = 0,		/* bounded by Context.run: exact */
+	SCOPE_ITERATION,		/* bounded by epoll_wait: the whole loop iteration */
 };
 
 struct py_frame {
 	__u64 code;			/* PyCodeObject * */
 	__u64 instr;			/* instruction pointer inside it */
+	__u64 addr;			/* the frame itself */
+	__u64 first_local;		/* localsplus[0]: "self" of a method */
+	__u8 owner;			/* who owns the frame (thread, generator, ...) */
+	__u8 pad[7];
 };
 
 struct event_header {
@@ -162,6 +181,8 @@ struct event_callback {
 	__u64 oncpu_ns;
 	__u32 n_blocking;
 	__u32 ident_valid;
+	__u32 scope;			/* enum report_scope */
+	__u32 pad;
 	struct callback_ident ident;
 };
 

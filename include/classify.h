@@ -30,6 +30,7 @@ enum severity_level { LEVEL_LOW, LEVEL_MEDIUM, LEVEL_HIGH };
 /* One blocking record as user space sees it, before merging. */
 struct raw_op {
 	bool audit;			/* Python-level audit event, else a syscall */
+	bool sample;			/* a CPU sample: shows where, is no operation */
 	unsigned nr;			/* syscall number */
 	uint64_t args[6];
 	int64_t ret;

@@ -17,6 +17,7 @@
 #define MONITOR_MAX_THREADS	256
 #define MONITOR_MAX_PENDING	64	/* records kept per callback; the rest are counted */
 #define MONITOR_FD_SLOTS	1024
+#define MONITOR_DISARM_AFTER_S	60	/* quiet seconds before per-callback probes come off */
 
 struct monitor_options {
 	double threshold_ms;
@@ -51,6 +52,8 @@ struct monitor {
 	size_t loop_threads;
 	int64_t realtime_offset_ns;	/* CLOCK_REALTIME - CLOCK_MONOTONIC */
 	bool attached;
+	bool armed;			/* per-callback probes attached */
+	uint64_t last_slow_ns;		/* last report, for disarming an idle target */
 	uint64_t reports;
 	void (*on_report)(struct monitor *m, const struct report *r);
 	FILE *out;

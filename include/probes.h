@@ -25,14 +25,19 @@ struct probes {
 	struct bpf_link *links[PROBES_MAX_LINKS];
 	size_t n_links;
 	int tracepoints_missing;	/* syscall tracepoints this kernel lacks */
+	struct bpf_link *uprobes[2];	/* context_run and PySys_Audit while armed */
 	uint64_t sample_period_ns;
 };
 
 typedef int (*probes_event_fn)(void *ctx, void *data, size_t size);
 
 int probes_open(struct probes *p, probes_event_fn fn, void *ctx, char *err, size_t errsz);
+/* Registers a target with BPF; it starts unarmed (loop iterations only). */
 int probes_add_target(struct probes *p, const struct py_target *t, const struct target_cfg *cfg,
 		      char *err, size_t errsz);
+/* Arming attaches the per-callback and audit uprobes; disarming detaches them. */
+int probes_arm(struct probes *p, const struct py_target *t, char *err, size_t errsz);
+void probes_disarm(struct probes *p, const struct py_target *t);
 /* Registers a loop thread (if BPF has not yet) and starts its sampler. */
 int probes_add_loop_thread(struct probes *p, pid_t pid, pid_t tid);
 int probes_consume(struct probes *p);

@@ -16,6 +16,7 @@ struct pyresolver;
 struct py_location {
 	const char *file;		/* co_filename, "?" when unreadable */
 	const char *function;		/* co_name */
+	const char *qualname;		/* co_qualname */
 	int line;			/* line being executed, -1 if unknown */
 };
 

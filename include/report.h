@@ -33,6 +33,7 @@ struct report {
 	uint32_t pid, tid;
 	double elapsed_ms, threshold_ms;
 	bool exceeded;
+	bool by_iteration;		/* bounded by the loop iteration, not by Context.run */
 	int score;
 	enum severity_level level;
 	double oncpu_ms, offcpu_ms;

@@ -421,6 +421,8 @@ static void classify_syscall(const struct raw_op *r, struct op_class *out)
 bool classify_raw(const struct raw_op *r, struct op_class *out)
 {
 	memset(out, 0, sizeof(*out));
+	if (r->sample)
+		return false;
 	if (r->audit) {
 		const struct audit_rule *rule = r->name ? find_audit_rule(r->name) : NULL;
 

@@ -91,6 +91,7 @@ static void raw_from_record(struct monitor *m, const struct event_blocking *e, s
 
 	memset(r, 0, sizeof(*r));
 	r->audit = e->source == SOURCE_AUDIT;
+	r->sample = e->source == SOURCE_SAMPLE;
 	r->nr = e->nr;
 	memcpy(r->args, e->args, sizeof(r->args));
 	r->ret = e->ret;
@@ -203,10 +204,67 @@ static void name_callback(const struct event_callback *ev, struct report *r)
 	}
 }
 
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t ls = strlen(s), lx = strlen(suffix);
+
+	return ls >= lx && strcmp(s + ls - lx, suffix) == 0;
+}
+
+/*
+ * A Task's name, through the Handle that ran it ("self" of Handle._run), trusted only when
+ * the Task's coroutine owns exactly the frame the stack shows: the objects may be gone by now.
+ */
+static void task_name_from_handle(struct monitor *m, const struct py_frame *run,
+				  const struct py_frame *coro_frame, struct report *r)
+{
+	const struct py_version_layout *l = m->target->layout;
+	uint64_t callback, task, coro, name;
+	pid_t pid = m->target->pid;
+
+	if (procmem_read_u64(pid, run->first_local + l->user.handle_callback, &callback) ||
+	    procmem_read_u64(pid, callback + l->bpf.stepwrapper_task, &task) ||
+	    procmem_read_u64(pid, task + l->bpf.task_coro, &coro) ||
+	    coro + l->user.coro_iframe != coro_frame->addr ||
+	    procmem_read_u64(pid, task + l->bpf.task_name, &name) ||
+	    pyresolver_read_str(pid, l, name, r->task_name, sizeof(r->task_name)))
+		snprintf(r->task_name, sizeof(r->task_name), "?");
+}
+
+/* Unarmed reports: name the callback from the frame Handle._run called. */
+static void attribute_iteration(struct monitor *m, struct pending_callback *pc, size_t n_rec,
+				struct report *r)
+{
+	snprintf(r->callback, sizeof(r->callback), "<loop iteration>");
+	for (size_t i = 0; i < n_rec; i++) {
+		const struct event_blocking *e = &pc->records[i];
+		unsigned n = e->n_frames < AIOCOPD_MAX_FRAMES ? e->n_frames : AIOCOPD_MAX_FRAMES;
+
+		for (unsigned k = 1; k < n; k++) {
+			const struct py_frame *f = &e->frames[k], *inner = &e->frames[k - 1];
+			struct py_location loc;
+
+			pyresolver_locate(m->resolver, f->code, f->instr, &loc);
+			if (strcmp(loc.function, "_run") || !ends_with(loc.file, "asyncio/events.py"))
+				continue;
+			pyresolver_locate(m->resolver, inner->code, inner->instr, &loc);
+			if (inner->owner == m->target->layout->user.frame_owner_generator) {
+				r->is_task = true;
+				snprintf(r->coro, sizeof(r->coro), "%s", loc.qualname);
+				snprintf(r->callback, sizeof(r->callback), "Task.__step");
+				task_name_from_handle(m, f, inner, r);
+			} else {
+				snprintf(r->callback, sizeof(r->callback), "%s", loc.qualname);
+			}
+			return;
+		}
+	}
+}
+
 int monitor_build_report(struct monitor *m, const struct event_callback *ev, struct report *out)
 {
 	struct pending_callback *pc = find_thread(m, ev->h.tid, false);
-	struct op ops[MONITOR_MAX_PENDING];
+	struct op ops[MONITOR_MAX_PENDING] = {};
 	size_t n_ops = 0, n_rec = 0;
 
 	memset(out, 0, sizeof(*out));
@@ -220,9 +278,13 @@ int monitor_build_report(struct monitor *m, const struct event_callback *ev, str
 	if (out->oncpu_ms > out->elapsed_ms)
 		out->oncpu_ms = out->elapsed_ms;
 	out->offcpu_ms = out->elapsed_ms - out->oncpu_ms;
-	name_callback(ev, out);
 	if (pc && pc->cb_seq == ev->cb_seq)
 		n_rec = pc->n;
+	out->by_iteration = ev->scope == SCOPE_ITERATION;
+	if (out->by_iteration)
+		attribute_iteration(m, pc, n_rec, out);
+	else
+		name_callback(ev, out);
 	for (size_t i = 0; i < n_rec; i++) {
 		char fdbuf[512];
 		struct raw_op r;
@@ -294,13 +356,45 @@ static void emit(struct monitor *m, const struct report *r)
 		report_write_text(m->out, r);
 }
 
+static void arm(struct monitor *m)
+{
+	char err[256];
+
+	if (m->armed)
+		return;
+	if (probes_arm(&m->probes, m->target, err, sizeof(err))) {
+		fprintf(stderr, "aiocopd: %s; reports stay per loop iteration\n", err);
+		return;
+	}
+	m->armed = true;
+	if (m->opt->verbose)
+		fprintf(stderr, "aiocopd: slow iteration in PID %d: probing its callbacks one by one\n",
+			m->target->pid);
+}
+
 static void on_callback(struct monitor *m, const struct event_callback *ev)
 {
 	struct report r;
 
+	m->last_slow_ns = now_ns(CLOCK_MONOTONIC);
 	if (monitor_build_report(m, ev, &r) == 0)
 		emit(m, &r);
 	report_free(&r);
+	if (ev->scope == SCOPE_ITERATION)
+		arm(m);
+}
+
+/* A target quiet for a while goes back to costing nothing per callback. */
+static void maybe_disarm(struct monitor *m, uint64_t now)
+{
+	if (!m->armed || m->opt->report_all ||
+	    now - m->last_slow_ns < MONITOR_DISARM_AFTER_S * 1000000000ull)
+		return;
+	probes_disarm(&m->probes, m->target);
+	m->armed = false;
+	if (m->opt->verbose)
+		fprintf(stderr, "aiocopd: PID %d quiet for %d s: callback probes detached\n",
+			m->target->pid, MONITOR_DISARM_AFTER_S);
 }
 
 static int on_record(void *ctx, void *data, size_t size)
@@ -397,12 +491,20 @@ int monitor_attach(struct monitor *m, const struct monitor_options *opt, struct 
 	m->probes.sample_period_ns = sample_period(opt->threshold_ms);
 	cfg.runtime_addr = t->runtime_addr;
 	cfg.threshold_ns = (uint64_t)(opt->threshold_ms * 1e6);
+	cfg.sample_after_ns = cfg.threshold_ns / 2;
 	cfg.flags = opt->report_all ? TARGET_REPORT_ALL : 0;
 	cfg.trace_depth = opt->trace_depth;
 	cfg.layout = t->layout->bpf;
 	ret = probes_add_target(&m->probes, t, &cfg, err, errsz);
 	if (ret)
 		return ret;
+	/* fast callbacks cannot show themselves in iteration times: --all probes from the start */
+	if (opt->report_all) {
+		ret = probes_arm(&m->probes, t, err, errsz);
+		if (ret)
+			return ret;
+		m->armed = true;
+	}
 	seed_loop_threads(m);
 	/* loop threads found by BPF while we attached */
 	probes_consume(&m->probes);
@@ -462,6 +564,7 @@ int monitor_run(struct monitor *m)
 		}
 		if (deadline && now >= deadline)
 			break;
+		maybe_disarm(m, now);
 	}
 	if (sfd >= 0)
 		close(sfd);

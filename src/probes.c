@@ -69,21 +69,61 @@ static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list 
 	return 0;
 }
 
+/* Tracepoint names (syscalls/sys_{enter,exit}_NAME) of the syscalls that can block a loop. */
+static const char *const traced_syscalls[] = {
+	"read", "write", "open", "newstat", "newlstat", "poll", "pread64", "pwrite64", "readv",
+	"writev", "access", "select", "nanosleep", "sendfile64", "connect", "accept", "sendto",
+	"recvfrom", "sendmsg", "recvmsg", "clone", "fork", "vfork", "execve", "wait4", "kill",
+	"flock", "fsync", "fdatasync", "truncate", "ftruncate", "rename", "mkdir", "rmdir",
+	"creat", "link", "unlink", "symlink", "readlink", "statfs", "getdents64",
+	"clock_nanosleep", "waitid", "openat", "mkdirat", "newfstatat", "unlinkat", "renameat",
+	"linkat", "symlinkat", "readlinkat", "faccessat", "pselect6", "ppoll", "accept4",
+	"preadv", "pwritev", "renameat2", "execveat", "copy_file_range", "statx", "clone3",
+	"openat2", "faccessat2",
+};
+
 static bool is_required(const char *sec)
 {
 	return strstr(sec, "epoll_wait") || strstr(sec, "sched_");
+}
+
+/* A kernel without one of these tracepoints still works, without that syscall. */
+static void attach_syscalls(struct probes *p)
+{
+	char name[64];
+
+	for (size_t i = 0; i < sizeof(traced_syscalls) / sizeof(traced_syscalls[0]); i++) {
+		struct bpf_link *enter, *exit;
+
+		snprintf(name, sizeof(name), "sys_enter_%s", traced_syscalls[i]);
+		enter = bpf_program__attach_tracepoint(p->skel->progs.syscall_enter, "syscalls",
+						       name);
+		snprintf(name, sizeof(name), "sys_exit_%s", traced_syscalls[i]);
+		exit = enter ? bpf_program__attach_tracepoint(p->skel->progs.syscall_exit,
+							      "syscalls", name) : NULL;
+		if (!enter || !exit) {
+			bpf_link__destroy(enter);
+			p->tracepoints_missing++;
+			continue;
+		}
+		if (add_link(p, enter) || add_link(p, exit))
+			p->tracepoints_missing++;
+	}
 }
 
 static int attach_system_programs(struct probes *p, char *err, size_t errsz)
 {
 	struct bpf_program *prog;
 
+	attach_syscalls(p);
 	bpf_object__for_each_program(prog, p->skel->obj) {
 		enum bpf_prog_type type = bpf_program__type(prog);
 		const char *sec = bpf_program__section_name(prog);
 		int ret;
 
 		if (type != BPF_PROG_TYPE_TRACEPOINT && type != BPF_PROG_TYPE_TRACING)
+			continue;
+		if (prog == p->skel->progs.syscall_enter || prog == p->skel->progs.syscall_exit)
 			continue;
 		ret = add_link(p, bpf_program__attach(prog));
 		if (ret == 0)
@@ -138,24 +178,60 @@ int probes_add_target(struct probes *p, const struct py_target *t, const struct 
 		      char *err, size_t errsz)
 {
 	__u32 pid = t->pid;
-	int ret;
 
-	ret = bpf_map_update_elem(bpf_map__fd(p->skel->maps.targets), &pid, cfg, BPF_ANY);
-	if (ret)
+	if (bpf_map_update_elem(bpf_map__fd(p->skel->maps.targets), &pid, cfg, BPF_ANY))
 		return fail(err, errsz, -errno, "cannot register PID %d: %s", t->pid,
 			    strerror(errno));
-	ret = add_link(p, bpf_program__attach_uprobe(p->skel->progs.context_run_entry, false,
-						     t->pid, t->open_path,
-						     t->context_run_offset));
-	if (ret)
-		return fail(err, errsz, ret, "cannot attach a uprobe to context_run in %s: %s",
-			    t->runtime_path, strerror(-ret));
-	ret = add_link(p, bpf_program__attach_uprobe(p->skel->progs.audit_entry, false, t->pid,
-						     t->open_path, t->audit_offset));
-	if (ret)
+	return 0;
+}
+
+static int set_armed(struct probes *p, pid_t pid, bool armed)
+{
+	int fd = bpf_map__fd(p->skel->maps.targets);
+	struct target_cfg cfg;
+	__u32 key = pid;
+
+	if (bpf_map_lookup_elem(fd, &key, &cfg))
+		return -errno;
+	if (armed)
+		cfg.flags |= TARGET_ARMED;
+	else
+		cfg.flags &= ~TARGET_ARMED;
+	return bpf_map_update_elem(fd, &key, &cfg, BPF_EXIST) ? -errno : 0;
+}
+
+int probes_arm(struct probes *p, const struct py_target *t, char *err, size_t errsz)
+{
+	struct bpf_link *link;
+
+	if (p->uprobes[0])
+		return 0;
+	link = bpf_program__attach_uprobe(p->skel->progs.context_run_entry, false, t->pid,
+					  t->open_path, t->context_run_offset);
+	if (!link)
+		return fail(err, errsz, -errno, "cannot attach a uprobe to context_run in %s: %s",
+			    t->runtime_path, strerror(errno));
+	p->uprobes[0] = link;
+	link = bpf_program__attach_uprobe(p->skel->progs.audit_entry, false, t->pid,
+					  t->open_path, t->audit_offset);
+	if (!link) {
+		int ret = -errno;
+
+		probes_disarm(p, t);
 		return fail(err, errsz, ret, "cannot attach a uprobe to PySys_Audit in %s: %s",
 			    t->runtime_path, strerror(-ret));
-	return 0;
+	}
+	p->uprobes[1] = link;
+	return set_armed(p, t->pid, true);
+}
+
+void probes_disarm(struct probes *p, const struct py_target *t)
+{
+	set_armed(p, t->pid, false);
+	for (int i = 0; i < 2; i++) {
+		bpf_link__destroy(p->uprobes[i]);
+		p->uprobes[i] = NULL;
+	}
 }
 
 static int open_sampler(pid_t tid, uint64_t period_ns)
@@ -246,6 +322,10 @@ static void detach_all(struct probes *p)
 
 void probes_close(struct probes *p)
 {
+	for (int i = 0; i < 2; i++) {
+		bpf_link__destroy(p->uprobes[i]);
+		p->uprobes[i] = NULL;
+	}
 	detach_all(p);
 	ring_buffer__free(p->rb);
 	p->rb = NULL;

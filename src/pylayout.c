@@ -23,6 +23,7 @@ static const struct py_version_layout layouts[] = {
 			.frame_instr = 56,
 			.frame_owner = 69,
 			.frame_owner_cstack = 0xff,	/* 3.11 has no shim frames */
+			.frame_localsplus = 72,
 			.type_name = 24,
 			.type_flags = 168,
 			.str_state = 32,
@@ -50,6 +51,9 @@ static const struct py_version_layout layouts[] = {
 			.str_utf8 = 56,
 			.bytes_size = 16,
 			.type_methods = 232,
+			.handle_callback = 24,
+			.coro_iframe = 80,
+			.frame_owner_generator = 1,
 			.linetable = LINETABLE_311,
 		},
 	},

@@ -21,6 +21,7 @@ struct code_info {
 	uint64_t addr;			/* 0: empty slot */
 	char *file;
 	char *function;
+	char *qualname;
 	int firstlineno;
 	uint8_t *linetable;
 	size_t linetable_len;
@@ -48,6 +49,7 @@ static void clear_slot(struct code_info *ci)
 {
 	free(ci->file);
 	free(ci->function);
+	free(ci->qualname);
 	free(ci->linetable);
 	memset(ci, 0, sizeof(*ci));
 }
@@ -167,6 +169,7 @@ static void load_code(struct pyresolver *r, uint64_t code, struct code_info *ci)
 	ci->addr = code;
 	ci->file = read_str_field(r, code, r->layout->user.code_filename);
 	ci->function = read_str_field(r, code, r->layout->user.code_name);
+	ci->qualname = read_str_field(r, code, r->layout->user.code_qualname);
 	if (procmem_read(r->pid, code + r->layout->user.code_firstlineno, &first, sizeof(first)))
 		first = -1;
 	ci->firstlineno = first;
@@ -204,6 +207,7 @@ void pyresolver_locate(struct pyresolver *r, uint64_t code, uint64_t instr,
 
 	loc->file = "?";
 	loc->function = "?";
+	loc->qualname = "?";
 	loc->line = -1;
 	if (!ci)
 		return;
@@ -211,6 +215,7 @@ void pyresolver_locate(struct pyresolver *r, uint64_t code, uint64_t instr,
 		loc->file = ci->file;
 	if (ci->function)
 		loc->function = ci->function;
+	loc->qualname = ci->qualname ? ci->qualname : loc->function;
 	first_instr = code + r->layout->user.code_adaptive;
 	if (ci->linetable && instr >= first_instr && instr - first_instr < (1u << 30))
 		loc->line = linetable_addr2line(r->layout->user.linetable, ci->linetable,

@@ -124,6 +124,8 @@ struct json_object *report_to_json(const struct report *r)
 	}
 	json_object_object_add(o, "task", task);
 	json_object_object_add(o, "callback", json_text(r->callback));
+	json_object_object_add(o, "attribution",
+			       json_object_new_string(r->by_iteration ? "iteration" : "callback"));
 	for (size_t i = 0; i < r->n_events; i++)
 		json_object_array_add(events, event_to_json(&r->events[i]));
 	json_object_object_add(o, "blocking_events", events);
@@ -158,6 +160,9 @@ void report_write_text(FILE *out, const struct report *r)
 	fprintf(out, "  Severity: %s (score %d)  reason: %s  on-cpu %.1fms  off-cpu %.1fms\n",
 		severity_level_name(r->level), r->score, report_reason(r), r->oncpu_ms,
 		r->offcpu_ms);
+	if (r->by_iteration)
+		fprintf(out, "  Attribution: the whole loop iteration (callbacks are probed "
+			"one by one from now on)\n");
 	fprintf(out, "  Blocking events: %zu\n", r->n_events);
 	for (size_t i = 0; i < r->n_events; i++) {
 		const struct report_event *e = &r->events[i];

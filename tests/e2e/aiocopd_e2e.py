@@ -1,0 +1,385 @@
+"""Helpers of the end-to-end tests of aiocopd: real targets, the real binary, real BPF.
+
+Every test starts its own target program (tests/e2e/programs/*.py) under one of the two
+interpreters, waits until it prints ``ready`` (its asyncio loop runs), starts aiocopd with
+``--json -d N`` against it, waits for the ``attached`` line on stderr, lets it run for N seconds,
+waits for it to exit, then checks its exit status and every JSON line it printed.
+
+Run from the repository root as root:   /usr/bin/python3 -m pytest -q tests/e2e
+Environment: AIOCOPD=path overrides build/aiocopd; CI=true turns "not root" skips into failures.
+
+Only processes started here are ever signalled, and only by their PID.
+"""
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PROGRAMS = Path(__file__).resolve().parent / "programs"
+AIOCOPD = os.environ.get("AIOCOPD", str(REPO / "build" / "aiocopd"))
+
+INTERPRETERS = {
+    # Debian's build: stripped, LTO, non-PIE executable with the runtime linked in
+    "debian": "/usr/bin/python3.11",
+    # pyenv's build: the runtime lives in libpython3.11.so
+    "pyenv": "/root/.pyenv/versions/3.11.7/bin/python3.11",
+}
+
+ATTACH_TIMEOUT = 20.0      # seconds from starting aiocopd to its "attached" line
+READY_TIMEOUT = 15.0       # seconds from starting a target to its "ready" line
+EXIT_TIMEOUT = 40.0        # seconds aiocopd may take to exit once its duration is over
+CATEGORIES = {"sleep", "file", "network", "dns", "subprocess", "database", "lock", "other"}
+LEVELS = {"low", "medium", "high"}
+REPORT_KEYS = {"type", "ts", "pid", "tid", "elapsed_ms", "threshold_ms", "exceeded_threshold",
+               "severity_score", "severity_level", "reason", "on_cpu_ms", "off_cpu_ms", "task",
+               "callback", "blocking_events"}
+EVENT_KEYS = {"event", "category", "severity", "duration_ms", "syscall", "entry_point", "trace"}
+
+
+def in_ci():
+    return os.environ.get("CI", "").strip().lower() == "true"
+
+
+# ---- privileges and prerequisites ----------------------------------------------------------
+
+def require_root_and_binary():
+    if os.geteuid() != 0:
+        msg = "aiocopd end-to-end tests need root (BPF programs, perf events, ptrace)"
+        if in_ci():
+            pytest.fail(msg + "; CI=true, so this is a failure, not a skip", pytrace=False)
+        pytest.skip(msg)
+    if not os.access(AIOCOPD, os.X_OK):
+        pytest.fail(f"{AIOCOPD} is missing or not executable: run `make` first", pytrace=False)
+
+
+class Interpreter:
+    def __init__(self, kind, path):
+        self.kind = kind
+        self.path = path
+        self._version = None
+
+    @property
+    def version(self):
+        if self._version is None:
+            self._version = subprocess.run(
+                [self.path, "-c", "import platform; print(platform.python_version())"],
+                check=True, capture_output=True, text=True, timeout=30).stdout.strip()
+        return self._version
+
+    def __repr__(self):
+        return f"Interpreter({self.kind}, {self.path})"
+
+
+# ---- processes -----------------------------------------------------------------------------
+
+class Proc:
+    """A child process whose stdout and stderr lines are collected, with arrival times."""
+
+    def __init__(self, argv, env=None):
+        self.argv = [str(a) for a in argv]
+        self.started_wall = time.time()
+        self.started = time.monotonic()
+        self.popen = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        self.pid = self.popen.pid
+        self.exited_at = None
+        self._cond = threading.Condition()
+        self._lines = {"out": [], "err": []}
+        self._eof = {"out": False, "err": False}
+        self._readers = [threading.Thread(target=self._read, args=(k, s), daemon=True)
+                         for k, s in (("out", self.popen.stdout), ("err", self.popen.stderr))]
+        for t in self._readers:
+            t.start()
+
+    def _read(self, key, stream):
+        for raw in iter(stream.readline, b""):
+            with self._cond:
+                self._lines[key].append((time.monotonic(), raw))
+                self._cond.notify_all()
+        with self._cond:
+            self._eof[key] = True
+            self._cond.notify_all()
+
+    def raw_lines(self, key):
+        with self._cond:
+            return [raw for _, raw in self._lines[key]]
+
+    def lines(self, key):
+        return [raw.decode("utf-8", "replace").rstrip("\n") for raw in self.raw_lines(key)]
+
+    @property
+    def stdout(self):
+        return self.lines("out")
+
+    @property
+    def stderr(self):
+        return self.lines("err")
+
+    def wait_line(self, key, predicate, timeout):
+        """First line of `key` satisfying predicate as (arrival time, text), or None."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        with self._cond:
+            while True:
+                entries = self._lines[key]
+                for when, raw in entries[seen:]:
+                    text = raw.decode("utf-8", "replace").rstrip("\n")
+                    if predicate(text):
+                        return when, text
+                seen = len(entries)
+                if self._eof[key]:
+                    return None
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._cond.wait(min(remaining, 0.5))
+
+    def wait(self, timeout):
+        """Exit status, or None if still running after timeout seconds."""
+        try:
+            rc = self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        if self.exited_at is None:
+            self.exited_at = time.monotonic()
+        for t in self._readers:
+            t.join(timeout=5)
+        return rc
+
+    def running(self):
+        return self.popen.poll() is None
+
+    def signal(self, sig):
+        if self.popen.poll() is None:
+            os.kill(self.pid, sig)
+
+    def stop(self, timeout=60):
+        """SIGKILL (by PID) if still running, then reap."""
+        if self.popen.poll() is None:
+            try:
+                self.popen.kill()
+            except ProcessLookupError:
+                pass
+        try:
+            self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        for t in self._readers:
+            t.join(timeout=5)
+
+    def describe(self):
+        return (f"$ {' '.join(self.argv)}\n  rc={self.popen.poll()}\n"
+                f"  stderr: {self.stderr!r}\n  stdout ({len(self.stdout)} lines): "
+                f"{self.stdout[:3]!r}{' ...' if len(self.stdout) > 3 else ''}")
+
+
+def marker_line(program, tag):
+    """Line number of the unique `# MARK: tag` comment in a target program."""
+    text = (PROGRAMS / program).read_text().splitlines()
+    hits = [i + 1 for i, line in enumerate(text) if line.rstrip().endswith(f"# MARK: {tag}")]
+    assert len(hits) == 1, f"{program}: expected one '# MARK: {tag}' line, found {hits}"
+    return hits[0]
+
+
+def frame_of(program, tag, function):
+    """The `path:line:function` frame aiocopd should print for a marked line."""
+    return f"{PROGRAMS / program}:{marker_line(program, tag)}:{function}"
+
+
+# ---- reports -------------------------------------------------------------------------------
+
+def is_stdlib(path):
+    return bool(re.search(r"/lib/python3\.\d+/", path)) and "-packages/" not in path \
+        or path.startswith("<frozen ")
+
+
+def check_report(r, threshold_ms, trace_depth=20, report_all=False):
+    """What SPEC sections 3 and 4 promise about every report, whatever the scenario."""
+    assert set(r) == REPORT_KEYS, f"report keys differ from SPEC: {sorted(set(r) ^ REPORT_KEYS)}"
+    assert r["type"] == "slow_task"
+    assert r["threshold_ms"] == pytest.approx(threshold_ms)
+    assert r["elapsed_ms"] >= 0 and r["on_cpu_ms"] >= 0 and r["off_cpu_ms"] >= 0
+    assert r["on_cpu_ms"] + r["off_cpu_ms"] == pytest.approx(r["elapsed_ms"], abs=0.01)
+    assert r["exceeded_threshold"] == (r["elapsed_ms"] >= threshold_ms), r
+    if not report_all:
+        assert r["exceeded_threshold"], f"a fast callback reported without --all: {r}"
+    events = r["blocking_events"]
+    if not r["exceeded_threshold"]:
+        assert events, f"a fast callback without blocking events was reported: {r}"
+    assert r["reason"] == ("io_blocking" if events else "cpu_blocking"), r
+    assert r["severity_score"] == sum(e["severity"] for e in events[:50]), r
+    level = "high" if r["severity_score"] >= 50 else \
+        "medium" if r["severity_score"] >= 10 else "low"
+    assert r["severity_level"] == level, r
+    if r["task"] is not None:
+        assert set(r["task"]) == {"name", "coro"}, r["task"]
+        assert r["callback"] in ("Task.__step", "Task.__wakeup"), r
+    assert isinstance(r["callback"], str) and r["callback"], r
+    for e in events:
+        assert set(e) == EVENT_KEYS, f"event keys differ from SPEC: {sorted(set(e) ^ EVENT_KEYS)}"
+        assert e["category"] in CATEGORIES, e
+        assert e["severity"] in (0, 1, 10, 50), e
+        assert e["duration_ms"] >= 0, e
+        frames = e["trace"].split(" <- ") if e["trace"] else []
+        assert len(frames) <= trace_depth, e
+        for f in frames:
+            assert re.fullmatch(r".+:\d+:.+", f), f"frame is not path:line:function: {f!r}"
+        if frames:
+            outside = [f for f in frames if not is_stdlib(f.rsplit(":", 2)[0])]
+            assert e["entry_point"] == (outside[0] if outside else frames[0]), e
+
+
+class MonitorRun:
+    def __init__(self, proc, rc, attached, options, threshold_ms, trace_depth):
+        self.proc = proc
+        self.rc = rc
+        self.attached = attached
+        self.options = options
+        self.threshold_ms = threshold_ms
+        self.trace_depth = trace_depth
+        self.stderr = proc.stderr
+        self.reports = self._parse()
+
+    def _parse(self):
+        reports = []
+        for raw in self.proc.raw_lines("out"):
+            try:
+                text = raw.decode("utf-8")
+                obj = json.loads(text)
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                pytest.fail(f"aiocopd --json printed a line that is not JSON ({e}): {raw!r}",
+                            pytrace=False)
+            assert isinstance(obj, dict), f"JSON line is not an object: {text}"
+            if "--json" in self.options:
+                check_report(obj, self.threshold_ms, self.trace_depth, "--all" in self.options)
+                # nothing is reported from before the attached line (1 ms clock slack)
+                assert obj["ts"] >= self.proc.started_wall - 0.001, obj
+            reports.append(obj)
+        return reports
+
+    def for_task(self, name):
+        return [r for r in self.reports if r["task"] and r["task"]["name"] == name]
+
+    def for_callback(self, name):
+        return [r for r in self.reports if r["callback"] == name]
+
+    def describe(self):
+        head = "\n".join(json.dumps(r) for r in self.reports[:4])
+        return (f"{self.proc.describe()}\n  {len(self.reports)} report(s); first ones:\n{head}")
+
+
+class Harness:
+    """Starts targets and monitors; kills whatever is still running at teardown."""
+
+    def __init__(self):
+        self.procs = []
+
+    def spawn(self, argv, env=None):
+        p = Proc(argv, env=env)
+        self.procs.append(p)
+        return p
+
+    def target(self, python, program, *args, env=None, ready="ready"):
+        """Starts a target program and waits for its `ready` line (or another given line)."""
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        p = self.spawn([python.path, "-u", PROGRAMS / program, *args], env=full_env)
+        if ready and p.wait_line("out", lambda l: l == ready, READY_TIMEOUT) is None:
+            p.stop()
+            pytest.fail(f"target never printed {ready!r}:\n{p.describe()}", pytrace=False)
+        return p
+
+    def aiocopd(self, *args, env=None):
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        return self.spawn([AIOCOPD, *args], env=full_env)
+
+    def monitor(self, target, *options, duration=1.5, env=None, stop_when=None,
+                stop_signal=signal.SIGTERM, exit_timeout=EXIT_TIMEOUT):
+        """Runs `aiocopd -p PID --json options... -d duration` to its end.
+
+        stop_when(proc, attached_at) -> bool: checked every 0.1 s; once it holds, aiocopd gets
+        stop_signal instead of waiting for the duration to end.
+        """
+        options = ("--json",) + tuple(str(o) for o in options)
+        argv = ["-p", str(target.pid), *options, "-d", str(duration)]
+        p = self.aiocopd(*argv, env=env)
+        attached = p.wait_line("err", lambda l: "attached" in l, ATTACH_TIMEOUT)
+        if attached is None:
+            rc = p.wait(timeout=1)
+            pytest.fail(f"aiocopd did not attach within {ATTACH_TIMEOUT}s (rc={rc}):\n"
+                        f"{p.describe()}", pytrace=False)
+        if stop_when is not None:
+            end = attached[0] + duration
+            while time.monotonic() < end and p.running() and not stop_when(p, attached[0]):
+                time.sleep(0.1)
+            p.signal(stop_signal)
+        rc = p.wait(timeout=duration + exit_timeout)
+        if rc is None:
+            p.stop()
+            pytest.fail(f"aiocopd -d {duration} still running {exit_timeout}s after its duration"
+                        f":\n{p.describe()}", pytrace=False)
+        threshold, depth = 30.0, 20
+        for flag, value in zip(options, options[1:] + ("",)):
+            if flag in ("-t", "--threshold-ms"):
+                threshold = float(value)
+            elif flag == "--trace-depth":
+                depth = int(value)
+        return MonitorRun(p, rc, attached[1], options, threshold, depth)
+
+    def cleanup(self):
+        for p in reversed(self.procs):
+            p.stop()
+
+
+# ---- BPF programs --------------------------------------------------------------------------
+
+AIOCOPD_PROG_NAMES = ("context_run_entr", "audit_entry", "sched_switch", "cpu_sample",
+                      "thread_exit")
+AIOCOPD_PROG_PREFIXES = ("enter_", "exit_", "epoll_")
+
+
+def is_aiocopd_prog_name(name):
+    # the kernel keeps 15 characters of a program's name when it cannot use BTF
+    return (any(name.startswith(n[:15]) for n in AIOCOPD_PROG_NAMES)
+            or name.startswith(AIOCOPD_PROG_PREFIXES))
+
+
+def bpf_programs():
+    """{id: name} of every loaded BPF program, from `bpftool -j prog list`."""
+    out = subprocess.run(["bpftool", "-j", "prog", "list"], check=True, capture_output=True,
+                         text=True, timeout=30).stdout
+    return {p["id"]: p.get("name", "") for p in json.loads(out or "[]")}
+
+
+def prog_ids_held_by(pid):
+    """IDs of the BPF programs a process holds file descriptors to (from /proc/PID/fdinfo)."""
+    ids = set()
+    try:
+        fds = os.listdir(f"/proc/{pid}/fdinfo")
+    except FileNotFoundError:
+        return ids
+    for fd in fds:
+        try:
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                for line in f:
+                    if line.startswith("prog_id:"):
+                        ids.add(int(line.split()[1]))
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            pass
+    return ids
+
+
+def prog_ids_held_by_anyone():
+    ids = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            ids |= prog_ids_held_by(int(entry))
+    return ids

@@ -1,0 +1,34 @@
+"""pytest fixtures of the aiocopd end-to-end suite (the helpers are in aiocopd_e2e.py).
+
+Run from the repository root, as root:   /usr/bin/python3 -m pytest -q tests/e2e
+Not root: every test skips, unless CI=true, where every test fails instead.
+"""
+import os
+
+import pytest
+
+from aiocopd_e2e import INTERPRETERS, Harness, Interpreter, require_root_and_binary
+
+
+@pytest.fixture(autouse=True)
+def _needs_root_and_binary():
+    require_root_and_binary()
+
+
+@pytest.fixture(params=list(INTERPRETERS), ids=list(INTERPRETERS))
+def python(request):
+    """Each scenario runs under Debian's python3.11 and pyenv's 3.11.7 (skipped if absent)."""
+    path = INTERPRETERS[request.param]
+    if not os.path.exists(path):
+        pytest.skip(f"{path} is not installed")
+    return Interpreter(request.param, path)
+
+
+@pytest.fixture
+def harness():
+    """Starts targets and aiocopd; kills (by PID) and reaps whatever is left at teardown."""
+    h = Harness()
+    try:
+        yield h
+    finally:
+        h.cleanup()

@@ -1,0 +1,215 @@
+"""Attaching, stopping and failing: SPEC section 2's contract around the reports."""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+from aiocopd_e2e import (AIOCOPD, ATTACH_TIMEOUT, bpf_programs, frame_of, is_aiocopd_prog_name,
+                         prog_ids_held_by, prog_ids_held_by_anyone)
+
+ATTACHED_RE = re.compile(
+    r"aiocopd: attached to PID (\d+) \(CPython (\d+\.\d+\.\d+), (\d+) loop thread\(s\) seen so far\)")
+
+
+def assert_sleeper_reports(run, target, minimum=1):
+    """The sleeper's reports: what the product issue's example shows."""
+    assert run.rc == 0, f"aiocopd exited {run.rc}:\n{run.describe()}"
+    reports = run.for_task("the-sleeper")
+    assert len(reports) >= minimum, f"expected >= {minimum} sleeper report(s):\n{run.describe()}"
+    site = frame_of("sleeper.py", "sleep", "sleeper")
+    for r in reports:
+        assert r["pid"] == target.pid, r
+        assert r["severity_level"] == "high" and r["reason"] == "io_blocking", r
+        assert r["elapsed_ms"] >= 60, r
+        (e,) = r["blocking_events"]
+        assert e["event"] == "time.sleep(0.06)" and e["category"] == "sleep", e
+        assert e["entry_point"] == site, e
+
+
+def one_error_line(proc):
+    lines = proc.stderr
+    assert len(lines) == 1, f"expected exactly one line on stderr:\n{proc.describe()}"
+    assert lines[0].startswith("aiocopd: "), lines
+    assert proc.stdout == [], f"nothing may be printed on stdout on errors:\n{proc.describe()}"
+    return lines[0]
+
+
+# ---- errors ----------------------------------------------------------------------------------
+
+def test_no_such_process(harness, python):
+    gone = subprocess.Popen([python.path, "-c", "pass"])
+    gone.wait(timeout=30)
+    p = harness.aiocopd("-p", gone.pid, "--json", "-d", "1")
+    assert p.wait(timeout=10) == 1, p.describe()
+    assert one_error_line(p) == f"aiocopd: no such process: {gone.pid}"
+
+
+def test_not_a_cpython_process(harness):
+    other = harness.spawn(["sleep", "30"])
+    p = harness.aiocopd("-p", other.pid, "--json", "-d", "1")
+    assert p.wait(timeout=10) == 1, p.describe()
+    line = one_error_line(p)
+    assert "is not a CPython process" in line and str(other.pid) in line, line
+    assert other.running(), "aiocopd must leave a process it refuses alone"
+
+
+DROP_PRIVILEGES = {
+    "root-without-capabilities": ["setpriv", "--inh-caps=-all", "--ambient-caps=-all",
+                                  "--bounding-set=-all", "--"],
+    "unprivileged-user": ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                          "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--"],
+}
+
+
+@pytest.mark.parametrize("how", list(DROP_PRIVILEGES))
+def test_missing_privileges(harness, python, how):
+    if shutil.which("setpriv") is None:
+        pytest.fail("setpriv (util-linux) is needed to run aiocopd without privileges")
+    target = harness.target(python, "sleeper.py")
+    p = harness.spawn(DROP_PRIVILEGES[how] + [AIOCOPD, "-p", target.pid, "--json",
+                                              "-d", "1"])
+    assert p.wait(timeout=15) == 1, p.describe()
+    line = one_error_line(p)
+    assert line.startswith("aiocopd: missing privileges"), line
+    for cap in ("CAP_BPF", "CAP_PERFMON"):
+        assert cap in line, f"the message must name {cap}: {line}"
+    assert target.running()
+
+
+USAGE_ERRORS = {
+    "unknown-option": ["--no-such-option"],
+    "zero-threshold": ["-t", "0"],
+    "bad-duration": ["-d", "soon"],
+    "trace-depth-too-big": ["--trace-depth", "65"],
+    "stray-argument": ["extra"],
+}
+
+
+@pytest.mark.parametrize("case", list(USAGE_ERRORS))
+def test_usage_error(harness, python, case):
+    target = harness.target(python, "sleeper.py")
+    p = harness.aiocopd("-p", target.pid, "--json", *USAGE_ERRORS[case])
+    assert p.wait(timeout=10) == 2, p.describe()
+    assert p.stdout == [], p.describe()
+    assert p.stderr, "a usage error must say what is wrong"
+    assert not any("attached" in l for l in p.stderr), p.describe()
+    assert target.running()
+
+
+def test_missing_pid_is_a_usage_error(harness):
+    p = harness.aiocopd("--json", "-d", "1")
+    assert p.wait(timeout=10) == 2, p.describe()
+    assert p.stdout == [] and p.stderr, p.describe()
+
+
+# ---- attaching -------------------------------------------------------------------------------
+
+def test_attached_line_and_quiet_loop(harness, python):
+    """A loop that never blocks produces no report; the attached line names the PID, the
+    interpreter's version and how many loop threads were seen (this process has one thread).
+    Stopped with SIGINT, aiocopd exits 0."""
+    target = harness.target(python, "ticker.py", env={"E2E_PERIOD": "0.001"})
+    run = harness.monitor(target, duration=30, stop_signal=signal.SIGINT,
+                          stop_when=lambda p, t0: time.monotonic() - t0 >= 1.0)
+    assert run.rc == 0, run.describe()
+    assert [l for l in run.stderr if "attached" in l] == [run.attached], run.describe()
+    m = ATTACHED_RE.fullmatch(run.attached)
+    assert m, f"attached line does not have SPEC's shape: {run.attached!r}"
+    assert int(m.group(1)) == target.pid
+    assert m.group(2) == python.version
+    threads = len(os.listdir(f"/proc/{target.pid}/task"))
+    assert threads == 1
+    assert int(m.group(3)) <= threads, \
+        f"{m.group(3)} loop threads seen in a process that has {threads} thread: {run.attached!r}"
+    assert run.reports == [], run.describe()
+
+
+def test_event_loop_starts_later(harness, python, tmp_path):
+    """aiocopd attaches to a Python process before it has a loop, says it is waiting, then
+    reports once the loop (started 2 s after the attach) blocks. Stopped with SIGTERM."""
+    start = tmp_path / "start-the-loop"
+    target = harness.target(python, "sleeper.py", ready="waiting-for-start-file",
+                            env={"E2E_START_FILE": str(start), "E2E_LOOP_DELAY": "2"})
+    first_report = lambda p, t0: any("the-sleeper" in l for l in p.stdout)
+
+    def stop_when(p, attached_at):
+        if not start.exists():
+            start.touch()
+        return first_report(p, attached_at)
+
+    run = harness.monitor(target, duration=8, stop_when=stop_when)
+    assert run.rc == 0, run.describe()
+    m = ATTACHED_RE.fullmatch(run.attached)
+    assert m and m.group(3) == "0", f"no loop runs yet: {run.attached!r}"
+    waiting = f"aiocopd: waiting for an asyncio event loop in PID {target.pid}"
+    running = f"aiocopd: event loop running in thread {target.pid} of PID {target.pid}"
+    assert waiting in run.stderr, run.describe()
+    assert running in run.stderr, run.describe()
+    assert run.stderr.index(waiting) < run.stderr.index(running), run.describe()
+    assert_sleeper_reports(run, target)
+
+
+def test_debian_python_without_debug_file(harness, python, tmp_path):
+    """With AIOCOPD_DEBUG_ROOT at an empty directory there is no separate debug file: on
+    Debian's stripped python, Context.run must be found from memory (PyContext_Type)."""
+    empty = tmp_path / "empty-debug-root"
+    empty.mkdir()
+    target = harness.target(python, "sleeper.py")
+    run = harness.monitor(target, "-v", duration=1.5, env={"AIOCOPD_DEBUG_ROOT": str(empty)})
+    assert_sleeper_reports(run, target, minimum=3)
+    verbose = "\n".join(run.stderr)
+    if python.kind == "debian":
+        assert "PyContext_Type.tp_methods" in verbose, run.describe()
+    else:
+        assert "libpython3.11.so" in verbose, run.describe()
+
+
+# ---- stopping --------------------------------------------------------------------------------
+
+def test_target_exits_mid_run(harness, python):
+    """SPEC: aiocopd exits 0 within 2 s of the target's exit."""
+    target = harness.target(python, "sleeper.py", env={"E2E_LIFETIME": "1.5"})
+    p = harness.aiocopd("-p", target.pid, "--json", "-d", "30")
+    assert p.wait_line("err", lambda l: "attached" in l, ATTACH_TIMEOUT), p.describe()
+    assert target.wait(timeout=20) == 0, target.describe()
+    target_gone = time.monotonic()
+    rc = p.wait(timeout=60)
+    assert rc is not None, f"aiocopd still runs 60 s after its target exited:\n{p.describe()}"
+    took = p.exited_at - target_gone
+    assert rc == 0, p.describe()
+    assert any("the-sleeper" in l for l in p.stdout), p.describe()
+    assert took <= 2.0, f"aiocopd exited {took:.1f} s after its target (SPEC: within 2 s)"
+
+
+def test_sigkill_leaves_target_and_kernel_clean(harness, python):
+    """aiocopd killed with SIGKILL: the target runs on and exits 0, and once the kernel has
+    closed the dead monitor's descriptors none of its BPF programs is left loaded."""
+    target = harness.target(python, "sleeper.py", env={"E2E_LIFETIME": "3"})
+    before = bpf_programs()
+    p = harness.aiocopd("-p", target.pid, "--json", "-d", "30")
+    assert p.wait_line("err", lambda l: "attached" in l, ATTACH_TIMEOUT), p.describe()
+    assert p.wait_line("out", lambda l: "the-sleeper" in l, 5), p.describe()
+    mine = prog_ids_held_by(p.pid)
+    loaded = bpf_programs()
+    assert mine and mine <= set(loaded), f"aiocopd holds no BPF program? {mine}"
+    assert all(is_aiocopd_prog_name(loaded[i]) for i in mine), sorted(loaded[i] for i in mine)
+    os.kill(p.pid, signal.SIGKILL)
+    assert target.wait(timeout=20) == 0, target.describe()
+    assert target.stdout[-1] == "done", target.describe()
+    assert p.wait(timeout=60) == -signal.SIGKILL, p.describe()
+    deadline = time.monotonic() + 30
+    while True:
+        now = bpf_programs()
+        left = mine & set(now)
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert not left, f"programs of the killed aiocopd still loaded: {sorted(now[i] for i in left)}"
+    # nothing with one of aiocopd's names appeared that no live process holds (e.g. pinned)
+    leaked = {i for i, n in now.items() if is_aiocopd_prog_name(n) and i not in before}
+    leaked -= prog_ids_held_by_anyone()
+    assert not leaked, f"orphaned programs: {sorted(now[i] for i in leaked)}"
