@@ -334,9 +334,47 @@ class Harness:
                 depth = int(value)
         return MonitorRun(p, rc, attached[1], options, threshold, depth)
 
+    def watch(self, python, program, *options, args=(), target_env=None, **monitor_kw):
+        """Starts `program` under `python`, then runs aiocopd on it: (target, MonitorRun)."""
+        target = self.target(python, program, *args, env=target_env)
+        return target, self.monitor(target, *options, **monitor_kw)
+
     def cleanup(self):
         for p in reversed(self.procs):
             p.stop()
+
+
+def available_interpreters():
+    return [Interpreter(kind, path) for kind, path in INTERPRETERS.items()
+            if os.path.exists(path)]
+
+
+def run_for_each_interpreter(fn):
+    """Runs fn(harness, interpreter) for every installed interpreter at the same time, each in
+    its own thread with its own Harness (cleaned up when fn returns).
+
+    Why: detaching aiocopd's ~140 probes takes the kernel seconds, and a new aiocopd cannot
+    attach until an exiting one has detached, but two exiting at once detach together. So the
+    two interpreters' runs of a scenario overlap. Returns {kind: result or raised exception}.
+    """
+    outcomes = {}
+
+    def one(interp):
+        h = Harness()
+        try:
+            outcomes[interp.kind] = fn(h, interp)
+        except BaseException as e:      # pytest.fail/skip raise BaseException subclasses
+            outcomes[interp.kind] = e
+        finally:
+            h.cleanup()
+
+    threads = [threading.Thread(target=one, args=(i,), name=f"e2e-{i.kind}")
+               for i in available_interpreters()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return outcomes
 
 
 # ---- BPF programs --------------------------------------------------------------------------
@@ -364,7 +402,7 @@ def prog_ids_held_by(pid):
     ids = set()
     try:
         fds = os.listdir(f"/proc/{pid}/fdinfo")
-    except FileNotFoundError:
+    except (FileNotFoundError, PermissionError, ProcessLookupError):
         return ids
     for fd in fds:
         try:
@@ -372,7 +410,7 @@ def prog_ids_held_by(pid):
                 for line in f:
                     if line.startswith("prog_id:"):
                         ids.add(int(line.split()[1]))
-        except (FileNotFoundError, ProcessLookupError, ValueError):
+        except (FileNotFoundError, PermissionError, ProcessLookupError, ValueError):
             pass
     return ids
 

@@ -7,7 +7,8 @@ import os
 
 import pytest
 
-from aiocopd_e2e import INTERPRETERS, Harness, Interpreter, require_root_and_binary
+from aiocopd_e2e import (INTERPRETERS, Harness, Interpreter, require_root_and_binary,
+                         run_for_each_interpreter)
 
 
 @pytest.fixture(autouse=True)
@@ -32,3 +33,31 @@ def harness():
         yield h
     finally:
         h.cleanup()
+
+
+@pytest.fixture(scope="session")
+def _paired_outcomes():
+    return {}
+
+
+@pytest.fixture
+def paired(request, python, _paired_outcomes):
+    """paired(fn) -> fn(harness, python) for this test's interpreter.
+
+    The first of a test's interpreter variants runs fn for every interpreter at once (see
+    run_for_each_interpreter); the other variants take their outcome from that run. A failure
+    (or exception) of one interpreter's run is raised in that interpreter's test only.
+    """
+    params = {k: v for k, v in getattr(request.node, "callspec", None).params.items()
+              if k != "python"}
+    key = (request.node.module.__name__, request.node.originalname, repr(sorted(params.items())))
+
+    def run(fn):
+        if key not in _paired_outcomes:
+            _paired_outcomes[key] = run_for_each_interpreter(fn)
+        outcome = _paired_outcomes[key][python.kind]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    return run

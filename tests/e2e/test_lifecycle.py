@@ -4,6 +4,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -108,40 +109,49 @@ def test_missing_pid_is_a_usage_error(harness):
 
 # ---- attaching -------------------------------------------------------------------------------
 
-def test_attached_line_and_quiet_loop(harness, python):
+def test_attached_line_and_quiet_loop(paired, python):
     """A loop that never blocks produces no report; the attached line names the PID, the
     interpreter's version and how many loop threads were seen (this process has one thread).
     Stopped with SIGINT, aiocopd exits 0."""
-    target = harness.target(python, "ticker.py", env={"E2E_PERIOD": "0.001"})
-    run = harness.monitor(target, duration=30, stop_signal=signal.SIGINT,
-                          stop_when=lambda p, t0: time.monotonic() - t0 >= 1.0)
+    def scenario(h, py):
+        target = h.target(py, "ticker.py", env={"E2E_PERIOD": "0.001"})
+        threads = len(os.listdir(f"/proc/{target.pid}/task"))
+        run = h.monitor(target, duration=30, stop_signal=signal.SIGINT,
+                        stop_when=lambda p, t0: time.monotonic() - t0 >= 1.0)
+        return target, threads, run
+
+    target, threads, run = paired(scenario)
     assert run.rc == 0, run.describe()
     assert [l for l in run.stderr if "attached" in l] == [run.attached], run.describe()
     m = ATTACHED_RE.fullmatch(run.attached)
     assert m, f"attached line does not have SPEC's shape: {run.attached!r}"
     assert int(m.group(1)) == target.pid
     assert m.group(2) == python.version
-    threads = len(os.listdir(f"/proc/{target.pid}/task"))
+    assert run.reports == [], run.describe()
     assert threads == 1
     assert int(m.group(3)) <= threads, \
         f"{m.group(3)} loop threads seen in a process that has {threads} thread: {run.attached!r}"
-    assert run.reports == [], run.describe()
 
 
-def test_event_loop_starts_later(harness, python, tmp_path):
+def test_event_loop_starts_later(paired):
     """aiocopd attaches to a Python process before it has a loop, says it is waiting, then
     reports once the loop (started 2 s after the attach) blocks. Stopped with SIGTERM."""
-    start = tmp_path / "start-the-loop"
-    target = harness.target(python, "sleeper.py", ready="waiting-for-start-file",
-                            env={"E2E_START_FILE": str(start), "E2E_LOOP_DELAY": "2"})
-    first_report = lambda p, t0: any("the-sleeper" in l for l in p.stdout)
+    def scenario(h, py):
+        start = os.path.join(tempfile.mkdtemp(prefix="e2e-start-"), "go")
+        try:
+            target = h.target(py, "sleeper.py", ready="waiting-for-start-file",
+                              env={"E2E_START_FILE": start, "E2E_LOOP_DELAY": "2"})
 
-    def stop_when(p, attached_at):
-        if not start.exists():
-            start.touch()
-        return first_report(p, attached_at)
+            def stop_when(p, attached_at):
+                if not os.path.exists(start):
+                    open(start, "w").close()
+                return any("the-sleeper" in l for l in p.stdout)
 
-    run = harness.monitor(target, duration=8, stop_when=stop_when)
+            return target, h.monitor(target, duration=8, stop_when=stop_when)
+        finally:
+            shutil.rmtree(os.path.dirname(start), ignore_errors=True)
+
+    target, run = paired(scenario)
     assert run.rc == 0, run.describe()
     m = ATTACHED_RE.fullmatch(run.attached)
     assert m and m.group(3) == "0", f"no loop runs yet: {run.attached!r}"
@@ -153,13 +163,18 @@ def test_event_loop_starts_later(harness, python, tmp_path):
     assert_sleeper_reports(run, target)
 
 
-def test_debian_python_without_debug_file(harness, python, tmp_path):
+def test_debian_python_without_debug_file(paired, python):
     """With AIOCOPD_DEBUG_ROOT at an empty directory there is no separate debug file: on
     Debian's stripped python, Context.run must be found from memory (PyContext_Type)."""
-    empty = tmp_path / "empty-debug-root"
-    empty.mkdir()
-    target = harness.target(python, "sleeper.py")
-    run = harness.monitor(target, "-v", duration=1.5, env={"AIOCOPD_DEBUG_ROOT": str(empty)})
+    def scenario(h, py):
+        empty = tempfile.mkdtemp(prefix="e2e-empty-debug-root-")
+        try:
+            return h.watch(py, "sleeper.py", "-v", duration=1.5,
+                           env={"AIOCOPD_DEBUG_ROOT": empty})
+        finally:
+            os.rmdir(empty)
+
+    target, run = paired(scenario)
     assert_sleeper_reports(run, target, minimum=3)
     verbose = "\n".join(run.stderr)
     if python.kind == "debian":
@@ -171,7 +186,8 @@ def test_debian_python_without_debug_file(harness, python, tmp_path):
 # ---- stopping --------------------------------------------------------------------------------
 
 def test_target_exits_mid_run(harness, python):
-    """SPEC: aiocopd exits 0 within 2 s of the target's exit."""
+    """SPEC: aiocopd exits 0 within 2 s of the target's exit. (Not paired with the other
+    interpreter's run: another aiocopd detaching at the same time could slow this one down.)"""
     target = harness.target(python, "sleeper.py", env={"E2E_LIFETIME": "1.5"})
     p = harness.aiocopd("-p", target.pid, "--json", "-d", "30")
     assert p.wait_line("err", lambda l: "attached" in l, ATTACH_TIMEOUT), p.describe()
@@ -179,37 +195,42 @@ def test_target_exits_mid_run(harness, python):
     target_gone = time.monotonic()
     rc = p.wait(timeout=60)
     assert rc is not None, f"aiocopd still runs 60 s after its target exited:\n{p.describe()}"
-    took = p.exited_at - target_gone
     assert rc == 0, p.describe()
     assert any("the-sleeper" in l for l in p.stdout), p.describe()
+    took = p.exited_at - target_gone
     assert took <= 2.0, f"aiocopd exited {took:.1f} s after its target (SPEC: within 2 s)"
 
 
-def test_sigkill_leaves_target_and_kernel_clean(harness, python):
+def test_sigkill_leaves_target_and_kernel_clean(paired):
     """aiocopd killed with SIGKILL: the target runs on and exits 0, and once the kernel has
     closed the dead monitor's descriptors none of its BPF programs is left loaded."""
-    target = harness.target(python, "sleeper.py", env={"E2E_LIFETIME": "3"})
-    before = bpf_programs()
-    p = harness.aiocopd("-p", target.pid, "--json", "-d", "30")
-    assert p.wait_line("err", lambda l: "attached" in l, ATTACH_TIMEOUT), p.describe()
-    assert p.wait_line("out", lambda l: "the-sleeper" in l, 5), p.describe()
-    mine = prog_ids_held_by(p.pid)
-    loaded = bpf_programs()
-    assert mine and mine <= set(loaded), f"aiocopd holds no BPF program? {mine}"
-    assert all(is_aiocopd_prog_name(loaded[i]) for i in mine), sorted(loaded[i] for i in mine)
-    os.kill(p.pid, signal.SIGKILL)
-    assert target.wait(timeout=20) == 0, target.describe()
-    assert target.stdout[-1] == "done", target.describe()
-    assert p.wait(timeout=60) == -signal.SIGKILL, p.describe()
-    deadline = time.monotonic() + 30
-    while True:
-        now = bpf_programs()
-        left = mine & set(now)
-        if not left or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+    def scenario(h, py):
+        target = h.target(py, "sleeper.py", env={"E2E_LIFETIME": "2"})
+        before = bpf_programs()
+        p = h.aiocopd("-p", target.pid, "--json", "-d", "30")
+        assert p.wait_line("err", lambda l: "attached" in l, ATTACH_TIMEOUT), p.describe()
+        assert p.wait_line("out", lambda l: "the-sleeper" in l, 5), p.describe()
+        mine = prog_ids_held_by(p.pid)
+        loaded = bpf_programs()
+        assert mine and mine <= set(loaded), f"aiocopd holds no BPF program? {mine}"
+        assert all(is_aiocopd_prog_name(loaded[i]) for i in mine), \
+            sorted(loaded[i] for i in mine)
+        os.kill(p.pid, signal.SIGKILL)
+        assert target.wait(timeout=20) == 0, target.describe()
+        assert target.stdout[-1] == "done", target.describe()
+        assert p.wait(timeout=60) == -signal.SIGKILL, p.describe()
+        # the kernel releases a dead process's programs as it closes its descriptors; programs
+        # with aiocopd's names that appeared since and that no live process holds are leaks
+        deadline = time.monotonic() + 30
+        while True:
+            now = bpf_programs()
+            left = mine & set(now)
+            leaked = {i for i, n in now.items() if is_aiocopd_prog_name(n) and i not in before}
+            leaked -= prog_ids_held_by_anyone()
+            if not (left or leaked) or time.monotonic() > deadline:
+                return left, leaked, now
+            time.sleep(0.2)
+
+    left, leaked, now = paired(scenario)
     assert not left, f"programs of the killed aiocopd still loaded: {sorted(now[i] for i in left)}"
-    # nothing with one of aiocopd's names appeared that no live process holds (e.g. pinned)
-    leaked = {i for i, n in now.items() if is_aiocopd_prog_name(n) and i not in before}
-    leaked -= prog_ids_held_by_anyone()
     assert not leaked, f"orphaned programs: {sorted(now[i] for i in leaked)}"
