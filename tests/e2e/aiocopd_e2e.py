@@ -51,14 +51,29 @@ def in_ci():
 
 # ---- privileges and prerequisites ----------------------------------------------------------
 
-def require_root_and_binary():
-    if os.geteuid() != 0:
-        msg = "aiocopd end-to-end tests need root (BPF programs, perf events, ptrace)"
-        if in_ci():
-            pytest.fail(msg + "; CI=true, so this is a failure, not a skip", pytrace=False)
-        pytest.skip(msg)
-    if not os.access(AIOCOPD, os.X_OK):
-        pytest.fail(f"{AIOCOPD} is missing or not executable: run `make` first", pytrace=False)
+NOT_ROOT = "aiocopd end-to-end tests need root (BPF programs, perf events, ptrace)"
+
+
+_binary_problem = []
+
+
+def require_binary():
+    """build/aiocopd must exist and be up to date with the sources (unless AIOCOPD is set)."""
+    if not _binary_problem:
+        problem = ""
+        if not os.access(AIOCOPD, os.X_OK):
+            problem = f"{AIOCOPD} is missing or not executable: run `make` first"
+        elif "AIOCOPD" not in os.environ:
+            try:
+                stale = subprocess.run(["make", "-q", "-C", str(REPO), "all"], timeout=60,
+                                       capture_output=True).returncode == 1
+            except (OSError, subprocess.TimeoutExpired):
+                stale = False
+            if stale:
+                problem = f"{AIOCOPD} is older than its sources: run `make` first"
+        _binary_problem.append(problem)
+    if _binary_problem[0]:
+        pytest.fail(_binary_problem[0], pytrace=False)
 
 
 class Interpreter:
