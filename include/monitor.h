@@ -30,6 +30,7 @@ struct monitor_options {
 
 struct pending_callback {
 	pid_t tid;
+	bool loop_seen;			/* counted as a loop thread, sampler started */
 	uint64_t cb_seq;
 	size_t n;
 	size_t dropped;

@@ -315,12 +315,22 @@ int monitor_build_report(struct monitor *m, const struct event_callback *ev, str
 
 /* ---- ring buffer ------------------------------------------------------------------------ */
 
+/* A loop thread is counted and sampled once, whether we found it or BPF did. */
+static bool note_loop_thread(struct monitor *m, pid_t pid, pid_t tid)
+{
+	struct pending_callback *pc = find_thread(m, tid, true);
+
+	if (!pc || pc->loop_seen)
+		return false;
+	pc->loop_seen = true;
+	m->loop_threads++;
+	probes_add_loop_thread(&m->probes, pid, tid);
+	return true;
+}
+
 static void on_loop_thread(struct monitor *m, const struct event_loop_thread *ev)
 {
-	find_thread(m, ev->h.tid, true);
-	m->loop_threads++;
-	probes_add_loop_thread(&m->probes, ev->h.pid, ev->h.tid);
-	if (m->attached)
+	if (note_loop_thread(m, ev->h.pid, ev->h.tid) && m->attached)
 		fprintf(stderr, "aiocopd: event loop running in thread %u of PID %u\n", ev->h.tid,
 			ev->h.pid);
 }
@@ -450,12 +460,8 @@ static void seed_loop_threads(struct monitor *m)
 		pid_t tid = atoi(d->d_name);
 
 		seen++;
-		if (tid <= 0 || !waiting_in_epoll(m->target->pid, d->d_name))
-			continue;
-		if (find_thread(m, tid, true)) {
-			probes_add_loop_thread(&m->probes, m->target->pid, tid);
-			m->loop_threads++;
-		}
+		if (tid > 0 && waiting_in_epoll(m->target->pid, d->d_name))
+			note_loop_thread(m, m->target->pid, tid);
 	}
 	closedir(dir);
 }
