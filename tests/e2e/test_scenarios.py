@@ -111,8 +111,9 @@ def test_pure_cpu_step(paired):
         assert r["elapsed_ms"] >= 80, r
         assert r["severity_level"] == "low" and r["severity_score"] == 0, r
     # the step spins on the CPU: off-CPU time is only preemption by other work on the host
-    ratio = statistics.median(r["on_cpu_ms"] / r["elapsed_ms"] for r in reports)
-    assert ratio >= 0.85, f"median on-CPU share {ratio:.2f}:\n{run.describe()}"
+    shares = [r["on_cpu_ms"] / r["elapsed_ms"] for r in reports]
+    assert statistics.median(shares) >= 0.75 and max(shares) >= 0.9, \
+        f"on-CPU shares {[round(x, 2) for x in shares]}:\n{run.describe()}"
 
 
 def test_slow_call_later_callback(paired):
