@@ -249,3 +249,34 @@ def test_blocking_tcp_client(paired):
     for r in armed_reports(run, reports, 2, "the-fetcher"):
         assert any(e["entry_point"] == connect_site for e in r["blocking_events"]
                    if e["category"] == "network"), f"the connect is not attributed to its line: {r}"
+
+
+def test_long_path_is_named_whole_or_marked_cut(paired):
+    """An event names the file it touched: a long path is quoted whole, or visibly cut
+    ("..." or "…"), never cut silently into the name of another, non-existent file."""
+    def scenario(h, py):
+        workdir = tempfile.mkdtemp(prefix="e2e-long-")
+        try:
+            deep = os.path.join(workdir, "a-directory-name-long-enough-to-matter",
+                                "and-another-one-below-it-to-pass-one-hundred-characters")
+            os.makedirs(deep)
+            path = os.path.join(deep, "file.txt")
+            target, run = h.watch(py, "long_path.py", "--all", duration=1.5, args=(path,))
+            target.stop()
+            return path, run
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    path, run = paired(scenario)
+    assert len(path) > 100
+    reports = armed_reports(run, run.for_task("the-opener", "opener"), 3, "the-opener")
+    site = frame_of("long_path.py", "open", "opener")
+    for r in reports:
+        opens = [e for e in r["blocking_events"] if e["category"] == "file" and
+                 e["event"].startswith("open(") and e["entry_point"] == site]
+        assert len(opens) == 1, f"expected one open(...) event at {site}: {r}"
+        name = opens[0]["event"]
+        quoted = name[len("open("):].rsplit(",", 1)[0]
+        assert quoted == path or (quoted.endswith(("...", "…")) and
+                                  path.startswith(quoted.rstrip(".…"))), \
+            f"{name!r} names neither {path!r} nor a visibly cut prefix of it"
