@@ -84,8 +84,25 @@ static const char *fd_path(struct monitor *m, int fd, char *buf, size_t bufsz)
 
 /* ---- report building -------------------------------------------------------------------- */
 
+/* Text that filled its fixed-size BPF buffer was cut: say so rather than show a wrong name. */
+static const char *mark_cut(const char *text, size_t bufsz, char *out, size_t outsz)
+{
+	size_t n = strnlen(text, bufsz);
+
+	if (n < bufsz - 1)
+		return text;
+	snprintf(out, outsz, "%.*s...", (int)n, text);
+	return out;
+}
+
+struct raw_text {
+	char fd[512];
+	char path[AIOCOPD_STR_LEN + 4];
+	char args[3][AIOCOPD_NAME_LEN + 4];
+};
+
 static void raw_from_record(struct monitor *m, const struct event_blocking *e, struct raw_op *r,
-			    char *fdbuf, size_t fdbufsz)
+			    struct raw_text *t)
 {
 	static const char empty[] = "";
 
@@ -105,17 +122,20 @@ static void raw_from_record(struct monitor *m, const struct event_blocking *e, s
 	if (r->audit) {
 		r->name = e->str;
 		for (int i = 0; i < 3; i++)
-			r->arg_text[i] = e->arg_text[i][0] ? e->arg_text[i] : empty;
+			r->arg_text[i] = e->arg_text[i][0] ?
+					 mark_cut(e->arg_text[i], sizeof(e->arg_text[i]),
+						  t->args[i], sizeof(t->args[i])) : empty;
 		return;
 	}
 	if (e->fd_mode)
-		r->fd_path = fd_path(m, (int)e->args[e->nr == NR_sendfile ? 1 : 0], fdbuf, fdbufsz);
+		r->fd_path = fd_path(m, (int)e->args[e->nr == NR_sendfile ? 1 : 0], t->fd,
+				     sizeof(t->fd));
 	if (e->n_str && (e->nr == NR_connect || e->nr == NR_sendto || e->nr == NR_nanosleep ||
 			 e->nr == NR_clock_nanosleep)) {
 		r->sockaddr = (const uint8_t *)e->str;
 		r->sockaddr_len = e->n_str < sizeof(e->str) ? e->n_str : sizeof(e->str);
 	} else if (e->n_str) {
-		r->path = e->str;
+		r->path = mark_cut(e->str, sizeof(e->str), t->path, sizeof(t->path));
 	}
 }
 
@@ -286,10 +306,10 @@ int monitor_build_report(struct monitor *m, const struct event_callback *ev, str
 	else
 		name_callback(ev, out);
 	for (size_t i = 0; i < n_rec; i++) {
-		char fdbuf[512];
+		struct raw_text text;
 		struct raw_op r;
 
-		raw_from_record(m, &pc->records[i], &r, fdbuf, sizeof(fdbuf));
+		raw_from_record(m, &pc->records[i], &r, &text);
 		n_ops = ops_add(ops, n_ops, MONITOR_MAX_PENDING, &r, i);
 	}
 	out->events = calloc(n_ops ? n_ops : 1, sizeof(*out->events));
