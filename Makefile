@@ -18,7 +18,7 @@ ARCH       := x86
 CFLAGS     ?= -O2 -g
 CFLAGS     += -Wall -Wextra -Wno-unused-parameter -std=gnu11 -D_GNU_SOURCE \
               -Iinclude -I$(OUT) -DAIOCOPD_VERSION='"$(VERSION)"'
-LDLIBS     += -lbpf -lelf -lz -ljson-c -lpthread
+LDLIBS     += -lbpf -lelf -lz -ljson-c
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Iinclude -I$(OUT) \
               -idirafter /usr/include/x86_64-linux-gnu -Wall -Wno-unused-function
 

@@ -139,7 +139,7 @@ static __always_inline void close_callback(const struct target_cfg *cfg, struct 
 	st->cb_oncpu_ns += now - st->last_on_ns;
 	elapsed = now - st->cb_start_ns;
 	if (elapsed < cfg->threshold_ns &&
-	    !((cfg->flags & TARGET_REPORT_ALL) && st->cb_blocking))
+	    !(scope == SCOPE_CALLBACK && (cfg->flags & TARGET_REPORT_ALL) && st->cb_blocking))
 		return;
 	ev = reserve(sizeof(*ev));
 	if (!ev)

@@ -459,8 +459,10 @@ size_t ops_add(struct op *ops, size_t n, size_t max, const struct raw_op *r, siz
 			last->wants_detail = false;
 		}
 		if (c.weight > last->weight && !last->from_audit) {
+			/* the heavier syscall is what the operation is, name and all */
 			last->weight = c.weight;
 			last->category = c.category;
+			memcpy(last->name, c.name, sizeof(last->name));
 		}
 		return n;
 	}

@@ -518,7 +518,8 @@ int monitor_attach(struct monitor *m, const struct monitor_options *opt, struct 
 	cfg.runtime_addr = t->runtime_addr;
 	cfg.threshold_ns = (uint64_t)(opt->threshold_ms * 1e6);
 	cfg.sample_after_ns = cfg.threshold_ns / 2;
-	cfg.flags = opt->report_all ? TARGET_REPORT_ALL : 0;
+	/* --all arms from the start: no iteration may be timed as a whole before the uprobes */
+	cfg.flags = opt->report_all ? TARGET_REPORT_ALL | TARGET_ARMED : 0;
 	cfg.trace_depth = opt->trace_depth;
 	cfg.layout = t->layout->bpf;
 	ret = probes_add_target(&m->probes, t, &cfg, err, errsz);

@@ -4,8 +4,7 @@
  * lacks an optional syscall tracepoint still works; the loop and scheduler ones are required.
  */
 #include <errno.h>
-#include <pthread.h>
-#include <stdatomic.h>
+#include <fcntl.h>
 #include <linux/perf_event.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,7 +21,6 @@
 #include "classify.h"
 #include "probes.h"
 
-#define DETACH_THREADS	64
 
 static int fail(char *err, size_t errsz, int ret, const char *fmt, ...)
 {
@@ -284,49 +282,71 @@ uint64_t probes_lost(const struct probes *p)
 	return sum;
 }
 
-struct detach_work {
-	struct probes *p;
-	atomic_size_t next;
-};
-
-static void *detach_worker(void *arg)
+/* Every program starts with a lookup in one of these maps: emptied, they all do nothing. */
+static void quiesce(struct probes *p)
 {
-	struct detach_work *w = arg;
-	size_t i;
+	struct bpf_map *maps[] = { p->skel->maps.targets, p->skel->maps.threads };
+	__u32 key, next;
 
-	while ((i = atomic_fetch_add(&w->next, 1)) < w->p->n_links)
-		bpf_link__destroy(w->p->links[i]);
-	return NULL;
+	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
+		int fd = bpf_map__fd(maps[i]);
+
+		while (bpf_map_get_next_key(fd, NULL, &next) == 0) {
+			key = next;
+			if (bpf_map_delete_elem(fd, &key))
+				break;
+		}
+	}
 }
 
 /*
- * Detaching a syscall tracepoint waits for an RCU-tasks-trace grace period (they may
- * fault since 6.13), some 60-100 ms each: detach in parallel so the grace periods overlap
- * and exit takes a fraction of a second instead of many.
+ * Removing a syscall tracepoint's perf event waits for RCU grace periods, one event at a
+ * time under a kernel mutex: some 40 ms each, seconds for all of them. Once the maps are
+ * empty the programs do nothing, so a child keeps the last references to the links and
+ * drops them after aiocopd has exited, and aiocopd returns at once.
  */
-static void detach_all(struct probes *p)
+static void hand_off_detach(void)
 {
-	struct detach_work w = { .p = p };
-	pthread_t workers[DETACH_THREADS];
-	size_t started = 0;
+	int hold[2], devnull;
+	pid_t child;
+	char c;
 
-	atomic_init(&w.next, 0);
-	while (started < DETACH_THREADS && started < p->n_links &&
-	       pthread_create(&workers[started], NULL, detach_worker, &w) == 0)
-		started++;
-	detach_worker(&w);
-	for (size_t i = 0; i < started; i++)
-		pthread_join(workers[i], NULL);
-	p->n_links = 0;
+	if (pipe2(hold, O_CLOEXEC))
+		return;
+	child = fork();
+	if (child < 0) {
+		close(hold[0]);
+		close(hold[1]);
+		return;
+	}
+	if (child > 0) {
+		close(hold[0]);
+		return;		/* hold[1] closes when we exit: that releases the child */
+	}
+	close(hold[1]);
+	setsid();
+	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	for (int fd = 0; fd <= 2 && devnull >= 0; fd++)
+		dup2(devnull, fd);	/* never hold a caller's pipe open */
+	while (read(hold[0], &c, 1) < 0 && errno == EINTR)
+		;
+	_exit(0);		/* the kernel detaches everything as our files close */
 }
 
 void probes_close(struct probes *p)
 {
+	if (p->skel)
+		quiesce(p);
+	/* uprobes trap in the target even when their program does nothing: off first */
 	for (int i = 0; i < 2; i++) {
 		bpf_link__destroy(p->uprobes[i]);
 		p->uprobes[i] = NULL;
 	}
-	detach_all(p);
+	if (p->n_links)
+		hand_off_detach();
+	for (size_t i = 0; i < p->n_links; i++)
+		bpf_link__destroy(p->links[i]);
+	p->n_links = 0;
 	ring_buffer__free(p->rb);
 	p->rb = NULL;
 	aiocopd_bpf__destroy(p->skel);
