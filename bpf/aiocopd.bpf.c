@@ -122,6 +122,20 @@ static __always_inline void ensure_ident(const struct target_cfg *cfg, struct th
 	st->flags |= THREAD_IDENT_DONE;
 }
 
+/* Unarmed: name the callback of a long iteration from the stack just walked. */
+static __always_inline void ensure_iteration_ident(const struct target_cfg *cfg,
+						   struct thread_state *st, __u32 tid,
+						   __u32 n_frames)
+{
+	struct callback_ident *id;
+
+	if (!(st->flags & THREAD_ITERATION) || (st->flags & THREAD_IDENT_DONE) || !n_frames)
+		return;
+	id = bpf_map_lookup_elem(&idents, &tid);
+	if (id && ident_from_stack(cfg, n_frames, id) == 0)
+		st->flags |= THREAD_IDENT_DONE;
+}
+
 /* ---- callback boundaries --------------------------------------------------------------- */
 
 static __always_inline void close_callback(const struct target_cfg *cfg, struct thread_state *st,
@@ -151,7 +165,7 @@ static __always_inline void close_callback(const struct target_cfg *cfg, struct 
 	ev->n_blocking = st->cb_blocking;
 	ev->scope = scope;
 	ev->pad = 0;
-	id = scope == SCOPE_CALLBACK ? bpf_map_lookup_elem(&idents, &tid) : NULL;
+	id = bpf_map_lookup_elem(&idents, &tid);
 	ev->ident_valid = id && id->callable;
 	if (id)
 		__builtin_memcpy(&ev->ident, id, sizeof(*id));
@@ -171,6 +185,14 @@ static __always_inline void open_scope(struct thread_state *st, __u64 now, __u64
 	st->last_on_ns = now;
 	st->cb_blocking = 0;
 	st->cb_samples = 0;
+}
+
+static __always_inline void forget_ident(__u32 tid)
+{
+	struct callback_ident *id = bpf_map_lookup_elem(&idents, &tid);
+
+	if (id)
+		id->callable = 0;
 }
 
 /*
@@ -234,8 +256,10 @@ static __always_inline int epoll_exit(void)
 
 		st->iterations++;
 		/* unarmed, the iteration itself is what gets timed */
-		if (cfg && !(cfg->flags & TARGET_ARMED))
+		if (cfg && !(cfg->flags & TARGET_ARMED)) {
 			open_scope(st, bpf_ktime_get_ns(), 0, THREAD_ITERATION);
+			forget_ident(tid);
+		}
 		return 0;
 	}
 	if (!bpf_map_lookup_elem(&targets, &pid))
@@ -369,19 +393,19 @@ static __always_inline int sys_enter(struct trace_event_raw_sys_enter *ctx)
 	st = current_thread(&tid, &pid);
 	if (!st || !(st->flags & THREAD_IN_CALLBACK))
 		return 0;
+	if (st->flags & THREAD_ITERATION) {
+		/*
+		 * Unarmed: only a call that turns out slow is looked at, at its exit, which
+		 * finds the number and arguments itself. Keep this path short: it runs for
+		 * every traced syscall of the loop thread.
+		 */
+		st->flags |= THREAD_IN_SYSCALL;
+		st->sc_start_ns = bpf_ktime_get_ns();
+		return 0;
+	}
 	/* records of argument-less syscalls end inside ->id: read, do not load */
 	bpf_probe_read_kernel(&nr, sizeof(nr), &ctx->id);
 	fdi = fd_arg(nr);
-	if (st->flags & THREAD_ITERATION) {
-		/* unarmed: only a call that turns out slow is looked at, at its exit */
-		st->flags |= THREAD_IN_SYSCALL;
-		st->sc_nr = nr;
-		st->sc_start_ns = bpf_ktime_get_ns();
-		bpf_probe_read_kernel(st->sc_args, sizeof(st->sc_args), ctx->args);
-		st->sc_fd_mode = 0;
-		st->sc_fd_flags = 0;
-		return 0;
-	}
 	/*
 	 * A tracepoint program may not load past its own record, and syscalls with fewer
 	 * than six arguments have shorter records: copy instead (unused slots are junk).
@@ -440,20 +464,37 @@ static __always_inline int sys_exit(struct trace_event_raw_sys_exit *ctx)
 	if (!st || !(st->flags & THREAD_IN_SYSCALL))
 		return 0;
 	st->flags &= ~THREAD_IN_SYSCALL;
-	nr = st->sc_nr;
-	if (nr != (__u32)ctx->id || !(st->flags & THREAD_IN_CALLBACK))
+	if (!(st->flags & THREAD_IN_CALLBACK))
 		return 0;
 	now = bpf_ktime_get_ns();
 	duration = now - st->sc_start_ns;
 	if (st->flags & THREAD_ITERATION) {
-		int fdi = fd_arg(nr);
+		struct pt_regs *regs;
+		int fdi;
 
 		if (duration < SLOW_SYSCALL_NS)
 			return 0;
+		/* the saved user registers still hold the arguments */
+		regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+		nr = (__u32)ctx->id;
+		st->sc_nr = nr;
+		st->sc_args[0] = BPF_CORE_READ(regs, di);
+		st->sc_args[1] = BPF_CORE_READ(regs, si);
+		st->sc_args[2] = BPF_CORE_READ(regs, dx);
+		st->sc_args[3] = BPF_CORE_READ(regs, r10);
+		st->sc_args[4] = BPF_CORE_READ(regs, r8);
+		st->sc_args[5] = BPF_CORE_READ(regs, r9);
+		fdi = fd_arg(nr);
+		st->sc_fd_mode = 0;
+		st->sc_fd_flags = 0;
 		if (fdi >= 0)
 			fd_info((int)st->sc_args[fdi & 1], &st->sc_fd_mode, &st->sc_fd_flags);
 		if (!worth_tracing(nr, (const unsigned long *)st->sc_args, st->sc_fd_mode,
 				   st->sc_fd_flags))
+			return 0;
+	} else {
+		nr = st->sc_nr;
+		if (nr != (__u32)ctx->id)
 			return 0;
 	}
 	/* pipes, ttys and blocking sockets' waits: only when the call really waited */
@@ -483,6 +524,7 @@ static __always_inline int sys_exit(struct trace_event_raw_sys_exit *ctx)
 	fill_operand(ev, nr);
 	tstate = current_thread_state(cfg, st, tid);
 	ev->n_frames = tstate ? walk_stack(cfg, tstate, ev->frames) : 0;
+	ensure_iteration_ident(cfg, st, tid, ev->n_frames);
 	st->cb_blocking++;
 	bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
 	return 0;
@@ -643,6 +685,7 @@ static __always_inline void emit_sample(const struct target_cfg *cfg, struct thr
 	ev->str[0] = 0;
 	tstate = current_thread_state(cfg, st, tid);
 	ev->n_frames = tstate ? walk_stack(cfg, tstate, ev->frames) : 0;
+	ensure_iteration_ident(cfg, st, tid, ev->n_frames);
 	st->cb_samples++;
 	bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
 }

@@ -291,4 +291,49 @@ static __always_inline void capture_ident(const struct target_cfg *cfg, __u64 ar
 	}
 }
 
+/*
+ * Unarmed, the running callback is found on the stack: the innermost frame whose "self" is
+ * an asyncio Handle is Handle._run, and that Handle holds the callback. Only slow paths
+ * (a slow syscall, a sample of a long iteration) look, so the reads per frame are fine.
+ */
+struct handle_search {
+	__u64 handle;
+	__u32 n;
+	__u16 type_name;
+};
+
+static long handle_step(__u32 i, struct handle_search *h)
+{
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch_map, &zero);
+	char name[16] = {};
+	__u64 obj, type, tp_name;
+
+	if (!s || i >= h->n)
+		return 1;
+	obj = s->frames[i & (AIOCOPD_MAX_FRAMES - 1)].first_local;
+	type = obj ? read_ptr(obj + 8) : 0;
+	tp_name = type ? read_ptr(type + h->type_name) : 0;
+	if (!tp_name || bpf_probe_read_user_str(name, sizeof(name), (const void *)tp_name) <= 0)
+		return 0;
+	if (name_is(name, "Handle", 7) || name_is(name, "TimerHandle", 12)) {
+		h->handle = obj;
+		return 1;
+	}
+	return 0;
+}
+
+/* After walk_stack() filled the scratch frames: identify the callback they run in. */
+static __always_inline int ident_from_stack(const struct target_cfg *cfg, __u32 n_frames,
+					    struct callback_ident *id)
+{
+	struct handle_search h = { .n = n_frames, .type_name = cfg->layout.type_name };
+
+	bpf_loop(AIOCOPD_MAX_FRAMES, handle_step, &h, 0);
+	if (!h.handle)
+		return -1;
+	capture_ident(cfg, h.handle + cfg->layout.handle_callback, id);
+	return id->callable ? 0 : -1;
+}
+
 #endif /* AIOCOPD_PYREAD_BPF_H */

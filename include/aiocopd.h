@@ -65,6 +65,7 @@ struct py_layout {
 	__u16 task_coro;		/* TaskObj.task_coro */
 	__u16 task_name;		/* TaskObj.task_name */
 	__u16 coro_qualname;		/* PyCoroObject.cr_qualname */
+	__u16 handle_callback;		/* asyncio Handle._callback slot (slots are sorted) */
 };
 
 /* One monitored process. Map "targets", keyed by tgid. */

@@ -22,7 +22,6 @@ struct py_user_layout {
 	unsigned str_utf8;		/* PyCompactUnicodeObject.utf8 */
 	unsigned bytes_size;		/* PyVarObject.ob_size of a bytes object */
 	unsigned type_methods;		/* PyTypeObject.tp_methods */
-	unsigned handle_callback;	/* asyncio Handle._callback slot (slots are sorted) */
 	unsigned coro_iframe;		/* PyCoroObject.cr_iframe: the coroutine's own frame */
 	unsigned frame_owner_generator;	/* owner value of generator/coroutine frames */
 	enum linetable_format linetable;

@@ -242,7 +242,7 @@ static void task_name_from_handle(struct monitor *m, const struct py_frame *run,
 	uint64_t callback, task, coro, name;
 	pid_t pid = m->target->pid;
 
-	if (procmem_read_u64(pid, run->first_local + l->user.handle_callback, &callback) ||
+	if (procmem_read_u64(pid, run->first_local + l->bpf.handle_callback, &callback) ||
 	    procmem_read_u64(pid, callback + l->bpf.stepwrapper_task, &task) ||
 	    procmem_read_u64(pid, task + l->bpf.task_coro, &coro) ||
 	    coro + l->user.coro_iframe != coro_frame->addr ||
@@ -301,7 +301,7 @@ int monitor_build_report(struct monitor *m, const struct event_callback *ev, str
 	if (pc && pc->cb_seq == ev->cb_seq)
 		n_rec = pc->n;
 	out->by_iteration = ev->scope == SCOPE_ITERATION;
-	if (out->by_iteration)
+	if (out->by_iteration && !ev->ident_valid)
 		attribute_iteration(m, pc, n_rec, out);
 	else
 		name_callback(ev, out);

@@ -38,6 +38,7 @@ static const struct py_version_layout layouts[] = {
 			.task_coro = 136,
 			.task_name = 144,
 			.coro_qualname = 40,
+			.handle_callback = 24,
 		},
 		.user = {
 			.code_filename = 112,
@@ -51,7 +52,6 @@ static const struct py_version_layout layouts[] = {
 			.str_utf8 = 56,
 			.bytes_size = 16,
 			.type_methods = 232,
-			.handle_callback = 24,
 			.coro_iframe = 80,
 			.frame_owner_generator = 1,
 			.linetable = LINETABLE_311,
