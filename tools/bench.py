@@ -3,6 +3,7 @@
 session and the ratio of the medians is printed, with the attach time and aiocopd's peak RSS.
 
   sudo tools/bench.py [--python /usr/bin/python3.11] [--runs 5] [--aiocopd build/aiocopd]
+                     [--aiocopd-args '--all']
 """
 import argparse
 import os
@@ -15,7 +16,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 WORKLOADS = [("sleep0", 200_000, 1.3), ("fileio", 20_000, 1.15)]
 
 
-def run_once(python, kind, n, aiocopd=None):
+def run_once(python, kind, n, aiocopd=None, extra=()):
     target = subprocess.Popen([python, os.path.join(HERE, "bench_workload.py"), kind, str(n)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     mon, attach_s, rss_kb = None, None, None
@@ -23,7 +24,7 @@ def run_once(python, kind, n, aiocopd=None):
         assert target.stdout.readline().strip() == "ready"
         if aiocopd:
             t0 = time.monotonic()
-            mon = subprocess.Popen([aiocopd, "-p", str(target.pid)], stdout=subprocess.DEVNULL,
+            mon = subprocess.Popen([aiocopd, "-p", str(target.pid), *extra], stdout=subprocess.DEVNULL,
                                    stderr=subprocess.PIPE, text=True)
             line = mon.stderr.readline()
             if "attached" not in line:
@@ -51,13 +52,17 @@ def main():
     ap.add_argument("--python", default="/usr/bin/python3.11")
     ap.add_argument("--aiocopd", default=os.path.join(HERE, "..", "build", "aiocopd"))
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--aiocopd-args", default="",
+                    help="extra aiocopd options, e.g. '--all' to measure the armed tier")
     args = ap.parse_args()
-    print(f"python {args.python}, {args.runs} alternating runs per mode, kernel {os.uname().release}")
+    extra = args.aiocopd_args.split()
+    print(f"python {args.python}, aiocopd {' '.join(extra) or '(default options)'}, "
+          f"{args.runs} alternating runs per mode, kernel {os.uname().release}")
     for kind, n, target_ratio in WORKLOADS:
         base, mon, attach, rss = [], [], [], []
         for _ in range(args.runs):
             base.append(run_once(args.python, kind, n)[0])
-            e, a, r = run_once(args.python, kind, n, args.aiocopd)
+            e, a, r = run_once(args.python, kind, n, args.aiocopd, extra)
             mon.append(e)
             attach.append(a)
             rss.append(r)
