@@ -122,6 +122,22 @@ static __always_inline void ensure_ident(const struct target_cfg *cfg, struct th
 	st->flags |= THREAD_IDENT_DONE;
 }
 
+/* The fields every blocking record starts with; the caller fills what its source knows. */
+static __always_inline void init_blocking(struct event_blocking *ev, const struct thread_state *st,
+					  __u32 pid, __u32 tid, __u64 ts, __u32 source)
+{
+	fill_header(&ev->h, EVENT_BLOCKING, pid, tid, ts);
+	ev->cb_seq = st->cb_seq;
+	ev->duration_ns = 0;
+	ev->source = source;
+	ev->nr = 0;
+	ev->ret = 0;
+	ev->fd_mode = 0;
+	ev->fd_flags = 0;
+	ev->n_str = 0;
+	ev->str[0] = 0;
+}
+
 /* Unarmed: name the callback of a long iteration from the stack just walked. */
 static __always_inline void ensure_iteration_ident(const struct target_cfg *cfg,
 						   struct thread_state *st, __u32 tid,
@@ -207,7 +223,6 @@ int BPF_KPROBE(context_run_entry, void *self, __u64 args)
 {
 	struct target_cfg *cfg;
 	struct thread_state *st;
-	struct callback_ident *id;
 	__u32 tid, pid;
 	__u64 now;
 
@@ -220,9 +235,7 @@ int BPF_KPROBE(context_run_entry, void *self, __u64 args)
 	now = bpf_ktime_get_ns();
 	close_callback(cfg, st, pid, tid, now);
 	open_scope(st, now, args, 0);
-	id = bpf_map_lookup_elem(&idents, &tid);
-	if (id)
-		id->callable = 0;
+	forget_ident(tid);
 	return 0;
 }
 
@@ -511,10 +524,8 @@ static __always_inline int sys_exit(struct trace_event_raw_sys_exit *ctx)
 	ev = reserve(sizeof(*ev));
 	if (!ev)
 		return 0;
-	fill_header(&ev->h, EVENT_BLOCKING, pid, tid, st->sc_start_ns);
-	ev->cb_seq = st->cb_seq;
+	init_blocking(ev, st, pid, tid, st->sc_start_ns, SOURCE_SYSCALL);
 	ev->duration_ns = duration;
-	ev->source = SOURCE_SYSCALL;
 	ev->nr = nr;
 	ev->ret = ctx->ret;
 	for (int i = 0; i < 6; i++)
@@ -593,14 +604,7 @@ int BPF_KPROBE(audit_entry, const char *name, const char *format)
 	ev = reserve(sizeof(*ev));
 	if (!ev)
 		return 0;
-	fill_header(&ev->h, EVENT_BLOCKING, pid, tid, bpf_ktime_get_ns());
-	ev->cb_seq = st->cb_seq;
-	ev->duration_ns = 0;
-	ev->source = SOURCE_AUDIT;
-	ev->nr = 0;
-	ev->ret = 0;
-	ev->fd_mode = 0;
-	ev->fd_flags = 0;
+	init_blocking(ev, st, pid, tid, bpf_ktime_get_ns(), SOURCE_AUDIT);
 	va[0] = PT_REGS_PARM3(ctx);
 	va[1] = PT_REGS_PARM4(ctx);
 	va[2] = PT_REGS_PARM5(ctx);
@@ -673,16 +677,7 @@ static __always_inline void emit_sample(const struct target_cfg *cfg, struct thr
 	ev = reserve(sizeof(*ev));
 	if (!ev)
 		return;
-	fill_header(&ev->h, EVENT_BLOCKING, pid, tid, now);
-	ev->cb_seq = st->cb_seq;
-	ev->duration_ns = 0;
-	ev->source = SOURCE_SAMPLE;
-	ev->nr = 0;
-	ev->ret = 0;
-	ev->fd_mode = 0;
-	ev->fd_flags = 0;
-	ev->n_str = 0;
-	ev->str[0] = 0;
+	init_blocking(ev, st, pid, tid, now, SOURCE_SAMPLE);
 	tstate = current_thread_state(cfg, st, tid);
 	ev->n_frames = tstate ? walk_stack(cfg, tstate, ev->frames) : 0;
 	ensure_iteration_ident(cfg, st, tid, ev->n_frames);
