@@ -579,9 +579,8 @@ static __always_inline void render_audit_arg(const struct py_layout *l, char fmt
 	}
 }
 
-/* PySys_Audit(const char *event, const char *format, ...): names every Python-level operation. */
-SEC("uprobe")
-int BPF_KPROBE(audit_entry, const char *name, const char *format)
+static __always_inline int audit_common(struct pt_regs *ctx, const char *name, const char *format,
+					__u64 va0, __u64 va1, __u64 va2)
 {
 	char key[AIOCOPD_AUDIT_KEY_LEN] = {};
 	char fmt[4] = {};
@@ -589,7 +588,7 @@ int BPF_KPROBE(audit_entry, const char *name, const char *format)
 	struct thread_state *st;
 	struct event_blocking *ev;
 	__u32 tid, pid;
-	__u64 tstate, va[3];
+	__u64 tstate, va[3] = { va0, va1, va2 };
 
 	st = current_thread(&tid, &pid);
 	if (!st || !(st->flags & THREAD_IN_CALLBACK))
@@ -605,9 +604,6 @@ int BPF_KPROBE(audit_entry, const char *name, const char *format)
 	if (!ev)
 		return 0;
 	init_blocking(ev, st, pid, tid, bpf_ktime_get_ns(), SOURCE_AUDIT);
-	va[0] = PT_REGS_PARM3(ctx);
-	va[1] = PT_REGS_PARM4(ctx);
-	va[2] = PT_REGS_PARM5(ctx);
 	for (int i = 0; i < 6; i++)
 		ev->args[i] = i < 3 ? va[i] : 0;
 	__builtin_memcpy(ev->str, key, sizeof(key));
@@ -629,6 +625,23 @@ int BPF_KPROBE(audit_entry, const char *name, const char *format)
 	st->cb_blocking++;
 	bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
 	return 0;
+}
+
+/* PySys_Audit(const char *event, const char *format, ...): names every Python-level operation. */
+SEC("uprobe")
+int BPF_KPROBE(audit_entry, const char *name, const char *format)
+{
+	return audit_common(ctx, name, format, PT_REGS_PARM3(ctx), PT_REGS_PARM4(ctx),
+			    PT_REGS_PARM5(ctx));
+}
+
+/* _PySys_Audit(PyThreadState *, const char *event, const char *format, ...): CPython's own
+ * callers use this one and bypass PySys_Audit. */
+SEC("uprobe")
+int BPF_KPROBE(audit_tstate_entry, void *tstate, const char *name, const char *format)
+{
+	return audit_common(ctx, name, format, PT_REGS_PARM4(ctx), PT_REGS_PARM5(ctx),
+			    BPF_CORE_READ(ctx, r9));	/* the sixth argument register */
 }
 
 /* ---- scheduler: on-CPU time, and identity of callbacks that get switched out ------------ */

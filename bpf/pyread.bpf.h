@@ -97,7 +97,11 @@ static __always_inline __u64 current_thread_state(const struct target_cfg *cfg,
 
 static __always_inline __u64 current_frame(const struct target_cfg *cfg, __u64 tstate)
 {
-	__u64 cframe = read_ptr(tstate + cfg->layout.tstate_cframe);
+	__u64 cframe;
+
+	if (!cfg->layout.tstate_cframe)	/* 3.13+: the thread state points at the frame */
+		return read_ptr(tstate + cfg->layout.tstate_current_frame);
+	cframe = read_ptr(tstate + cfg->layout.tstate_cframe);
 
 	if (!cframe)
 		return 0;
@@ -200,6 +204,14 @@ static __always_inline int read_pystr(const struct py_layout *l, __u64 obj, char
 }
 
 /* Render any object briefly: str and bytes as text, small ints as numbers, else the type name. */
+static __always_inline int name_is(const char *name, const char *want, int len)
+{
+	for (int i = 0; i < len; i++)
+		if (name[i] != want[i])
+			return 0;
+	return 1;
+}
+
 static __always_inline void render_pyobj(const struct py_layout *l, __u64 obj, char *buf, __u32 len)
 {
 	__u64 flags;
@@ -220,18 +232,14 @@ static __always_inline void render_pyobj(const struct py_layout *l, __u64 obj, c
 		bpf_probe_read_user(&digit, sizeof(digit), (const void *)(obj + l->long_digit));
 		v[0] = size == 0 ? 0 : digit;
 		bpf_snprintf(buf, len, size < 0 ? "-%llu" : "%llu", v, sizeof(v));
-	} else {
-		read_type_name(l, obj, buf, len);
+	} else if (!read_type_name(l, obj, buf, len) && name_is(buf, "float", 6)) {
+		/* BPF cannot print a double: pass its bits, user space formats them */
+		__u64 bits[1] = { read_ptr(obj + 16) };
+
+		bpf_snprintf(buf, len, "float:%llx", bits, sizeof(bits));
 	}
 }
 
-static __always_inline int name_is(const char *name, const char *want, int len)
-{
-	for (int i = 0; i < len; i++)
-		if (name[i] != want[i])
-			return 0;
-	return 1;
-}
 
 static __always_inline void ident_from_task(const struct py_layout *l, __u64 task,
 					    struct callback_ident *id)
@@ -263,7 +271,9 @@ static __always_inline void capture_ident(const struct target_cfg *cfg, __u64 ar
 	id->callable = callable;
 	if (!callable || read_type_name(l, callable, id->type_name, sizeof(id->type_name)))
 		return;
-	if (name_is(id->type_name, "TaskStepMethWrapper", 20)) {
+	/* 3.12+ names its C types after their module: "_asyncio.TaskStepMethWrapper" */
+	if (name_is(id->type_name, "TaskStepMethWrapper", 20) ||
+	    name_is(id->type_name, "_asyncio.TaskStepMethWrapper", 29)) {
 		id->kind = CB_TASK_STEP;
 		ident_from_task(l, read_ptr(callable + l->stepwrapper_task), id);
 	} else if (name_is(id->type_name, "builtin_function_or_method", 27)) {

@@ -43,7 +43,8 @@ struct py_layout {
 	__u16 interp_threads_head;	/* PyInterpreterState.threads.head */
 	__u16 tstate_next;		/* PyThreadState.next */
 	__u16 tstate_native_tid;	/* PyThreadState.native_thread_id */
-	__u16 tstate_cframe;		/* PyThreadState.cframe (3.11, 3.12) */
+	__u16 tstate_cframe;		/* PyThreadState.cframe (3.11, 3.12); 0: none */
+	__u16 tstate_current_frame;	/* PyThreadState.current_frame (3.13+), used without cframe */
 	__u16 cframe_current_frame;	/* _PyCFrame.current_frame */
 	__u16 frame_code;		/* _PyInterpreterFrame.f_code / f_executable */
 	__u16 frame_previous;		/* _PyInterpreterFrame.previous */

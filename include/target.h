@@ -34,6 +34,7 @@ struct py_target {
 	uint64_t runtime_addr;		/* _PyRuntime in the target */
 	uint64_t context_run_offset;	/* file offsets for uprobes */
 	uint64_t audit_offset;
+	uint64_t audit_tstate_offset;	/* _PySys_Audit, 0 when the build has none */
 	const char *context_run_source;	/* which lookup found context_run */
 };
 

@@ -225,9 +225,25 @@ static int format_sockaddr(const uint8_t *sa, size_t len, char *buf, size_t bufs
 	return port;
 }
 
+/* Audit arguments arrive as text; floats as "float:<bits>" since BPF cannot format them. */
+static const char *audit_arg(const char *text, char *buf, size_t bufsz)
+{
+	unsigned long long bits;
+	double v;
+
+	if (!text)
+		return "";
+	if (sscanf(text, "float:%llx", &bits) != 1)
+		return text;
+	memcpy(&v, &bits, sizeof(v));
+	snprintf(buf, bufsz, "%g", v);
+	return buf;
+}
+
 static void classify_audit(const struct raw_op *r, const struct audit_rule *rule,
 			   struct op_class *out)
 {
+	char num[32];
 	size_t used;
 
 	out->category = rule->category;
@@ -237,7 +253,7 @@ static void classify_audit(const struct raw_op *r, const struct audit_rule *rule
 	out->wants_detail = rule->shown_args < 0;
 	used = snprintf(out->name, sizeof(out->name), "%s(", rule->name);
 	for (int i = 0; i < rule->shown_args && i < 3 && used < sizeof(out->name); i++) {
-		const char *a = r->arg_text[i] ? r->arg_text[i] : "";
+		const char *a = audit_arg(r->arg_text[i], num, sizeof(num));
 
 		used += snprintf(out->name + used, sizeof(out->name) - used, "%s%s",
 				 i ? ", " : "", a);

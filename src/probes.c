@@ -220,13 +220,25 @@ int probes_arm(struct probes *p, const struct py_target *t, char *err, size_t er
 			    t->runtime_path, strerror(-ret));
 	}
 	p->uprobes[1] = link;
+	if (t->audit_tstate_offset) {
+		link = bpf_program__attach_uprobe(p->skel->progs.audit_tstate_entry, false, t->pid,
+						  t->open_path, t->audit_tstate_offset);
+		if (!link) {
+			int ret = -errno;
+
+			probes_disarm(p, t);
+			return fail(err, errsz, ret, "cannot attach a uprobe to _PySys_Audit in "
+				    "%s: %s", t->runtime_path, strerror(-ret));
+		}
+		p->uprobes[2] = link;
+	}
 	return set_armed(p, t->pid, true);
 }
 
 void probes_disarm(struct probes *p, const struct py_target *t)
 {
 	set_armed(p, t->pid, false);
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 3; i++) {
 		bpf_link__destroy(p->uprobes[i]);
 		p->uprobes[i] = NULL;
 	}
@@ -338,7 +350,7 @@ void probes_close(struct probes *p)
 	if (p->skel)
 		quiesce(p);
 	/* uprobes trap in the target even when their program does nothing: off first */
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 3; i++) {
 		bpf_link__destroy(p->uprobes[i]);
 		p->uprobes[i] = NULL;
 	}

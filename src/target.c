@@ -302,6 +302,10 @@ static int resolve_probes(struct py_target *t, struct elf_file *ef, const char *
 	    elf_file_vaddr_to_offset(ef, vaddr, &t->audit_offset))
 		return fail(err, errsz, TARGET_NO_SYMBOL, "cannot find PySys_Audit in %s",
 			    t->runtime_path);
+	/* CPython's own callers raise some events through _PySys_Audit, not PySys_Audit */
+	if (elf_file_find_symbol(ef, "_PySys_Audit", false, &vaddr, &size) ||
+	    elf_file_vaddr_to_offset(ef, vaddr, &t->audit_tstate_offset))
+		t->audit_tstate_offset = 0;
 	if (elf_file_find_symbol(ef, "_PyRuntime", false, &vaddr, &size) &&
 	    elf_file_find_section(ef, ".PyRuntime", &vaddr, &size))
 		return fail(err, errsz, TARGET_NO_SYMBOL, "cannot find _PyRuntime in %s",

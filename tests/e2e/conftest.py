@@ -63,9 +63,9 @@ def paired(request, python, _paired_outcomes):
               if k != "python"}
     key = (request.node.module.__name__, request.node.originalname, repr(sorted(params.items())))
 
-    def run(fn):
+    def run(fn, parallel=2):
         if key not in _paired_outcomes:
-            _paired_outcomes[key] = run_for_each_interpreter(fn)
+            _paired_outcomes[key] = run_for_each_interpreter(fn, parallel)
         outcome = _paired_outcomes[key][python.kind]
         if isinstance(outcome, BaseException):
             raise outcome

@@ -190,7 +190,7 @@ def test_debian_python_without_debug_file(paired, python):
     if python.kind == "debian":
         assert "PyContext_Type.tp_methods" in verbose, run.describe()
     else:
-        assert "libpython3.11.so" in verbose, run.describe()
+        assert re.search(r"libpython3\.\d+\.so", verbose), run.describe()
 
 
 # ---- stopping --------------------------------------------------------------------------------
@@ -241,6 +241,7 @@ def test_sigkill_leaves_target_and_kernel_clean(paired):
                 return left, leaked, now
             time.sleep(0.2)
 
-    left, leaked, now = paired(scenario)
+    # the kernel removes probes one at a time: two killed at once would take twice as long
+    left, leaked, now = paired(scenario, parallel=1)
     assert not left, f"programs of the killed aiocopd still loaded: {sorted(now[i] for i in left)}"
     assert not leaked, f"orphaned programs: {sorted(now[i] for i in leaked)}"

@@ -101,7 +101,8 @@ def test_time_sleep_in_named_task(paired):
 
 
 def test_pure_cpu_step(paired):
-    target, run = paired(lambda h, py: h.watch(py, "cpu_hog.py", duration=1.5))
+    # one interpreter at a time: CPU-bound targets side by side would steal each other's CPU
+    target, run = paired(lambda h, py: h.watch(py, "cpu_hog.py", duration=1.5), parallel=1)
     reports = run.for_task("the-cruncher", "crunch")
     expect_reports(run, reports, 3, "the-cruncher", task_name="the-cruncher")
     assert len(reports) == len(run.reports), f"unexpected reports:\n{run.describe()}"
