@@ -184,9 +184,9 @@ static void print_attached(const struct monitor *m, const struct py_target *t)
 	fprintf(stderr, "aiocopd: attached to PID %d (CPython %s, %zu loop thread(s) seen so far)\n",
 		t->pid, t->version, m->loop_threads);
 	if (m->opt->verbose)
-		fprintf(stderr, "aiocopd: runtime %s, context_run from the %s, "
-			"%d syscall tracepoint(s) unavailable\n", t->runtime_path,
-			t->context_run_source, m->probes.tracepoints_missing);
+		fprintf(stderr, "aiocopd: runtime %s, layout from the %s, context_run from the "
+			"%s, %d syscall tracepoint(s) unavailable\n", t->runtime_path,
+			t->layout_source, t->context_run_source, m->probes.tracepoints_missing);
 }
 
 int main(int argc, char **argv)

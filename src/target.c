@@ -17,6 +17,7 @@
 
 #include "elf_file.h"
 #include "procmem.h"
+#include "pydebug.h"
 #include "target.h"
 
 #define MAPS_MAX		(4u << 20)
@@ -205,6 +206,7 @@ static int compute_bias(struct py_target *t, struct elf_file *ef, char *err, siz
 /* Py_Version (3.11+) is PY_VERSION_HEX as a const; older versions only name themselves. */
 static int read_version(struct py_target *t, struct elf_file *ef, char *err, size_t errsz)
 {
+	const struct py_version_layout *layout;
 	uint64_t addr, size;
 	uint32_t hex = 0;
 	const char *base;
@@ -224,11 +226,14 @@ static int read_version(struct py_target *t, struct elf_file *ef, char *err, siz
 				    "cannot tell the CPython version of %s", t->runtime_path);
 		snprintf(t->version, sizeof(t->version), "%d.%d", t->major, t->minor);
 	}
-	t->layout = pylayout_find(t->major, t->minor);
-	if (!t->layout)
+	layout = pylayout_find(t->major, t->minor);
+	if (!layout)
 		return fail(err, errsz, TARGET_UNSUPPORTED,
 			    "unsupported CPython version %s in PID %d (supported: %s)",
 			    t->version, t->pid, pylayout_supported());
+	t->layout_copy = *layout;
+	t->layout = &t->layout_copy;
+	t->layout_source = "built-in table";
 	return 0;
 }
 
@@ -329,6 +334,26 @@ static int read_comm(struct py_target *t, char *err, size_t errsz)
 	return 0;
 }
 
+/* 3.13+: prefer the interpreter's own offsets table to our row, when it reads sane. */
+static int apply_debug_offsets(struct py_target *t, char *err, size_t errsz)
+{
+	uint8_t table[PYDEBUG_TABLE_313_SIZE];
+	int ret;
+
+	if (t->major == 3 && t->minor < 13)
+		return 0;
+	if (procmem_read(t->pid, t->runtime_addr, table, sizeof(table)))
+		return fail(err, errsz, TARGET_NO_ACCESS, "cannot read _PyRuntime of PID %d",
+			    t->pid);
+	ret = pydebug_apply(table, sizeof(table), t->major, t->minor, &t->layout_copy);
+	if (ret == 0)
+		t->layout_source = "_Py_DebugOffsets";
+	else if (ret == -EINVAL)
+		return fail(err, errsz, TARGET_UNSUPPORTED, "PID %d's _Py_DebugOffsets table does "
+			    "not describe CPython %s: refusing to guess", t->pid, t->version);
+	return 0;
+}
+
 int target_inspect(pid_t pid, const struct target_options *opts, struct py_target *t,
 		   char *err, size_t errsz)
 {
@@ -351,6 +376,8 @@ int target_inspect(pid_t pid, const struct target_options *opts, struct py_targe
 		ret = compute_bias(t, ef, err, errsz);
 	if (!ret)
 		ret = resolve_probes(t, ef, debug_root, err, errsz);
+	if (!ret)
+		ret = apply_debug_offsets(t, err, errsz);
 	elf_file_close(ef);
 	return ret;
 }
