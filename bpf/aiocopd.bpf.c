@@ -679,7 +679,7 @@ int BPF_PROG(thread_exit, struct task_struct *task)
 	return 0;
 }
 
-#define MAX_SAMPLES_PER_ITERATION	8
+#define MAX_SAMPLES_PER_SCOPE	48	/* user space keeps 64 records per callback */
 
 static __always_inline void emit_sample(const struct target_cfg *cfg, struct thread_state *st,
 					__u32 pid, __u32 tid, __u64 now)
@@ -699,8 +699,9 @@ static __always_inline void emit_sample(const struct target_cfg *cfg, struct thr
 }
 
 /*
- * A CPU-clock sample on a loop thread. Armed, it identifies a callback that has been running
- * a while; unarmed, it records where a long iteration spends its time (a few per iteration).
+ * A CPU-clock sample on a loop thread: identifies the running callback, and once it has run
+ * for half the threshold records its stack, so a CPU-bound slow callback shows where its
+ * time went. Short callbacks cost one map lookup per sample.
  */
 SEC("perf_event")
 int cpu_sample(struct bpf_perf_event_data *ctx)
@@ -716,13 +717,11 @@ int cpu_sample(struct bpf_perf_event_data *ctx)
 	cfg = bpf_map_lookup_elem(&targets, &pid);
 	if (!cfg)
 		return 0;
-	if (!(st->flags & THREAD_ITERATION)) {
-		ensure_ident(cfg, st, tid);
-		return 0;
-	}
+	ensure_ident(cfg, st, tid);
+	/* only a callback (or iteration) already running long is worth a stack */
 	now = bpf_ktime_get_ns();
 	if (now - st->cb_start_ns >= cfg->sample_after_ns &&
-	    st->cb_samples < MAX_SAMPLES_PER_ITERATION)
+	    st->cb_samples < MAX_SAMPLES_PER_SCOPE)
 		emit_sample(cfg, st, pid, tid, now);
 	return 0;
 }

@@ -28,6 +28,16 @@ struct report_event {
 	char *trace_short;		/* basenames, first TEXT_TRACE_FRAMES frames */
 };
 
+#define REPORT_MAX_CPU_STACKS	5	/* distinct sampled stacks kept per report */
+
+/* Where a callback's CPU time went: one distinct sampled stack and how often it was seen. */
+struct report_cpu_stack {
+	char *entry_point;
+	char *trace;
+	char *trace_short;
+	unsigned count;
+};
+
 struct report {
 	double ts;			/* wall-clock start of the callback */
 	uint32_t pid, tid;
@@ -43,6 +53,9 @@ struct report {
 	char callback[AIOCOPD_NAME_LEN + 16];
 	struct report_event *events;
 	size_t n_events;
+	struct report_cpu_stack cpu[REPORT_MAX_CPU_STACKS];	/* most frequent first */
+	size_t n_cpu;
+	unsigned cpu_samples;		/* samples taken, over all stacks */
 };
 
 void report_free(struct report *r);

@@ -281,6 +281,55 @@ static void attribute_iteration(struct monitor *m, struct pending_callback *pc, 
 	}
 }
 
+/* Groups the CPU samples taken during the callback by stack, most frequent first. */
+static void collect_cpu_samples(struct monitor *m, const struct pending_callback *pc,
+				size_t n_rec, struct report *out)
+{
+	struct report_cpu_stack all[MONITOR_MAX_PENDING];
+	size_t n = 0;
+
+	for (size_t i = 0; i < n_rec; i++) {
+		struct report_event stack = {};
+		size_t k;
+
+		if (pc->records[i].source != SOURCE_SAMPLE || !pc->records[i].n_frames)
+			continue;
+		out->cpu_samples++;
+		describe_stack(m, &pc->records[i], &stack);
+		for (k = 0; k < n; k++)
+			if (stack.trace && all[k].trace && !strcmp(all[k].trace, stack.trace))
+				break;
+		if (k < n) {
+			all[k].count++;
+			free(stack.trace);
+			free(stack.trace_short);
+			free(stack.entry_point);
+			continue;
+		}
+		all[n++] = (struct report_cpu_stack){ stack.entry_point, stack.trace,
+						      stack.trace_short, 1 };
+	}
+	/* a handful of stacks: a selection of the most frequent is plenty */
+	for (size_t i = 0; i < n; i++) {
+		size_t best = i;
+
+		for (size_t k = i + 1; k < n; k++)
+			if (all[k].count > all[best].count)
+				best = k;
+		if (i < REPORT_MAX_CPU_STACKS) {
+			struct report_cpu_stack tmp = all[i];
+
+			all[i] = all[best];
+			all[best] = tmp;
+			out->cpu[out->n_cpu++] = all[i];
+		} else {
+			free(all[i].trace);
+			free(all[i].trace_short);
+			free(all[i].entry_point);
+		}
+	}
+}
+
 int monitor_build_report(struct monitor *m, const struct event_callback *ev, struct report *out)
 {
 	struct pending_callback *pc = find_thread(m, ev->h.tid, false);
@@ -326,6 +375,8 @@ int monitor_build_report(struct monitor *m, const struct event_callback *ev, str
 		describe_stack(m, &pc->records[ops[i].first_raw], e);
 	}
 	out->n_events = n_ops;
+	if (pc)
+		collect_cpu_samples(m, pc, n_rec, out);
 	out->score = severity_score(ops, n_ops);
 	out->level = severity_level(out->score);
 	if (pc && pc->cb_seq == ev->cb_seq)
@@ -486,9 +537,10 @@ static void seed_loop_threads(struct monitor *m)
 	closedir(dir);
 }
 
+/* About ten samples per threshold, so a callback just over it still gets a few stacks. */
 static uint64_t sample_period(double threshold_ms)
 {
-	uint64_t ns = (uint64_t)(threshold_ms * 1e6 / 2);
+	uint64_t ns = (uint64_t)(threshold_ms * 1e6 / 10);
 
 	if (ns < 1000000)
 		ns = 1000000;

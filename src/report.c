@@ -18,6 +18,12 @@ void report_free(struct report *r)
 	free(r->events);
 	r->events = NULL;
 	r->n_events = 0;
+	for (size_t i = 0; i < r->n_cpu; i++) {
+		free(r->cpu[i].entry_point);
+		free(r->cpu[i].trace);
+		free(r->cpu[i].trace_short);
+	}
+	r->n_cpu = 0;
 }
 
 const char *report_reason(const struct report *r)
@@ -98,6 +104,22 @@ static struct json_object *event_to_json(const struct report_event *e)
 	return o;
 }
 
+static struct json_object *cpu_to_json(const struct report *r)
+{
+	struct json_object *list = json_object_new_array();
+
+	for (size_t i = 0; i < r->n_cpu; i++) {
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "trace", json_text(r->cpu[i].trace ? r->cpu[i].trace : ""));
+		json_object_object_add(o, "entry_point",
+				       json_text(r->cpu[i].entry_point ? r->cpu[i].entry_point : ""));
+		json_object_object_add(o, "count", json_object_new_int(r->cpu[i].count));
+		json_object_array_add(list, o);
+	}
+	return list;
+}
+
 struct json_object *report_to_json(const struct report *r)
 {
 	struct json_object *o = json_object_new_object();
@@ -129,6 +151,7 @@ struct json_object *report_to_json(const struct report *r)
 	for (size_t i = 0; i < r->n_events; i++)
 		json_object_array_add(events, event_to_json(&r->events[i]));
 	json_object_object_add(o, "blocking_events", events);
+	json_object_object_add(o, "cpu_samples", cpu_to_json(r));
 	return o;
 }
 
@@ -172,6 +195,18 @@ void report_write_text(FILE *out, const struct report *r)
 			e->duration_ms, ep ? ep + 1 : (e->entry_point ? e->entry_point : "?"));
 		if (e->trace_short && *e->trace_short)
 			fprintf(out, "      %s\n", e->trace_short);
+	}
+	if (r->n_cpu) {
+		fprintf(out, "  CPU samples: %u\n", r->cpu_samples);
+		for (size_t i = 0; i < r->n_cpu && i < 3; i++) {
+			const struct report_cpu_stack *c = &r->cpu[i];
+			const char *ep = c->entry_point ? strrchr(c->entry_point, '/') : NULL;
+
+			fprintf(out, "  - %u sample(s)  at %s\n", c->count,
+				ep ? ep + 1 : (c->entry_point ? c->entry_point : "?"));
+			if (c->trace_short && *c->trace_short)
+				fprintf(out, "      %s\n", c->trace_short);
+		}
 	}
 	fputc('\n', out);
 	fflush(out);

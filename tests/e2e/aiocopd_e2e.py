@@ -42,7 +42,8 @@ CATEGORIES = {"sleep", "file", "network", "dns", "subprocess", "database", "lock
 LEVELS = {"low", "medium", "high"}
 REPORT_KEYS = {"type", "ts", "pid", "tid", "elapsed_ms", "threshold_ms", "exceeded_threshold",
                "severity_score", "severity_level", "reason", "on_cpu_ms", "off_cpu_ms", "task",
-               "callback", "blocking_events"}
+               "callback", "blocking_events", "cpu_samples"}
+CPU_SAMPLE_KEYS = {"trace", "entry_point", "count"}
 # documented beyond SPEC section 3 (README "Two tiers of probing"): how the callback was bounded
 EXTRA_REPORT_KEYS = {"attribution": {"iteration", "callback"}}
 EVENT_KEYS = {"event", "category", "severity", "duration_ms", "syscall", "entry_point", "trace"}
@@ -228,6 +229,10 @@ def check_report(r, threshold_ms, trace_depth=20, report_all=False):
     for key, allowed in EXTRA_REPORT_KEYS.items():
         assert r.get(key, next(iter(allowed))) in allowed, r
     assert r["type"] == "slow_task"
+    for s in r["cpu_samples"]:
+        assert set(s) == CPU_SAMPLE_KEYS and s["count"] >= 1, r
+        frames = s["trace"].split(" <- ")
+        assert len(frames) <= trace_depth and s["entry_point"] in frames, r
     assert r["threshold_ms"] == pytest.approx(threshold_ms)
     assert r["elapsed_ms"] >= 0 and r["on_cpu_ms"] >= 0 and r["off_cpu_ms"] >= 0
     assert r["on_cpu_ms"] + r["off_cpu_ms"] == pytest.approx(r["elapsed_ms"], abs=0.01)

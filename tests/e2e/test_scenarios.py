@@ -10,7 +10,7 @@ import shutil
 import statistics
 import tempfile
 
-from aiocopd_e2e import frame_of, marker_line
+from aiocopd_e2e import PROGRAMS, frame_of, marker_line
 
 
 def armed(report):
@@ -111,6 +111,17 @@ def test_pure_cpu_step(paired):
         assert r["reason"] == "cpu_blocking" and r["blocking_events"] == [], r
         assert r["elapsed_ms"] >= 80, r
         assert r["severity_level"] == "low" and r["severity_score"] == 0, r
+        # where the time went: the most sampled stack is the loop in spin(), innermost first
+        samples = r["cpu_samples"]
+        assert samples and sum(s["count"] for s in samples) >= 5, r
+        assert [s["count"] for s in samples] == sorted((s["count"] for s in samples),
+                                                       reverse=True), r
+        loop = marker_line("cpu_hog.py", "spin")
+        top = samples[0]
+        assert top["entry_point"] in (f"{PROGRAMS / 'cpu_hog.py'}:{loop}:spin",
+                                      f"{PROGRAMS / 'cpu_hog.py'}:{loop + 1}:spin"), r
+        assert top["trace"].startswith(top["entry_point"]), r
+        assert f"cpu_hog.py:{marker_line('cpu_hog.py', 'crunch')}:crunch" in top["trace"], r
     # the step spins on the CPU: off-CPU time is only preemption by other work on the host
     shares = [r["on_cpu_ms"] / r["elapsed_ms"] for r in reports]
     assert statistics.median(shares) >= 0.75 and max(shares) >= 0.9, \

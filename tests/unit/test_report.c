@@ -683,6 +683,61 @@ static void test_text_plain_callback(void **state)
 	free(buf);
 }
 
+/* Two sampled stacks on a CPU-bound callback: in JSON and text, most frequent first. */
+static void add_cpu_stacks(struct report *r)
+{
+	r->cpu[0] = (struct report_cpu_stack){ xstrdup("/srv/app.py:20:crunch"),
+		xstrdup("/srv/app.py:20:crunch <- /srv/app.py:31:step"),
+		xstrdup("app.py:20:crunch <- app.py:31:step"), 7 };
+	r->cpu[1] = (struct report_cpu_stack){ xstrdup("/srv/app.py:21:crunch"),
+		xstrdup("/srv/app.py:21:crunch <- /srv/app.py:31:step"),
+		xstrdup("app.py:21:crunch <- app.py:31:step"), 2 };
+	r->n_cpu = 2;
+	r->cpu_samples = 9;
+}
+
+static void test_cpu_samples(void **state)
+{
+	struct json_object *o, *list, *first;
+	struct report r;
+	size_t len;
+	char *buf;
+
+	make_cpu_callback(&r);
+	add_cpu_stacks(&r);
+	o = report_to_json(&r);
+	assert_true(json_object_object_get_ex(o, "cpu_samples", &list));
+	assert_int_equal(json_object_array_length(list), 2);
+	first = json_object_array_get_idx(list, 0);
+	assert_string_equal(json_object_get_string(json_object_object_get(first, "entry_point")),
+			    "/srv/app.py:20:crunch");
+	assert_string_equal(json_object_get_string(json_object_object_get(first, "trace")),
+			    "/srv/app.py:20:crunch <- /srv/app.py:31:step");
+	assert_int_equal(json_object_get_int(json_object_object_get(first, "count")), 7);
+	assert_int_equal(json_object_get_int(json_object_object_get(
+				json_object_array_get_idx(list, 1), "count")), 2);
+	json_object_put(o);
+	buf = capture(report_write_text, &r, &len);
+	assert_contains(buf, "\n  CPU samples: 9\n  - 7 sample(s)  at app.py:20:crunch\n"
+			     "      app.py:20:crunch <- app.py:31:step\n  - 2 sample(s)");
+	free(buf);
+	report_free(&r);
+}
+
+static void test_no_cpu_samples_is_an_empty_list(void **state)
+{
+	struct json_object *o, *list;
+	struct report r;
+
+	make_cpu_callback(&r);
+	o = report_to_json(&r);
+	assert_true(json_object_object_get_ex(o, "cpu_samples", &list));
+	assert_true(json_object_is_type(list, json_type_array));
+	assert_int_equal(json_object_array_length(list), 0);
+	json_object_put(o);
+	report_free(&r);
+}
+
 static void test_text_under_threshold_events(void **state)
 {
 	struct report r;
@@ -723,6 +778,8 @@ int main(void)
 		cmocka_unit_test(test_text_task_shape),
 		cmocka_unit_test(test_text_plain_callback),
 		cmocka_unit_test(test_text_under_threshold_events),
+		cmocka_unit_test(test_cpu_samples),
+		cmocka_unit_test(test_no_cpu_samples_is_an_empty_list),
 	};
 	int failed = 0;
 

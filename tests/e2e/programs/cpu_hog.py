@@ -13,7 +13,7 @@ def spin(seconds):
 
 
 async def crunch():
-    spin(0.08)
+    spin(0.08)  # MARK: crunch
 
 
 async def one_round(n):
