@@ -12,6 +12,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/usdt.bpf.h>
 #include "aiocopd.h"
 #include "syscall_nr.h"
 #include "pyread.bpf.h"
@@ -181,6 +182,7 @@ static __always_inline void close_callback(const struct target_cfg *cfg, struct 
 	ev->n_blocking = st->cb_blocking;
 	ev->scope = scope;
 	ev->pad = 0;
+	ev->gc_ns = st->cb_gc_ns;
 	id = bpf_map_lookup_elem(&idents, &tid);
 	ev->ident_valid = id && id->callable;
 	if (id)
@@ -201,6 +203,7 @@ static __always_inline void open_scope(struct thread_state *st, __u64 now, __u64
 	st->last_on_ns = now;
 	st->cb_blocking = 0;
 	st->cb_samples = 0;
+	st->cb_gc_ns = 0;
 }
 
 static __always_inline void forget_ident(__u32 tid)
@@ -643,6 +646,45 @@ int BPF_KPROBE(audit_tstate_entry, void *tstate, const char *name, const char *f
 	return audit_common(ctx, name, format, PT_REGS_PARM4(ctx), PT_REGS_PARM5(ctx),
 			    BPF_CORE_READ(ctx, r9));	/* the sixth argument register */
 }
+
+/* ---- garbage collection inside a callback ----------------------------------------------- */
+
+static __always_inline int gc_begin(void)
+{
+	struct thread_state *st;
+	__u32 tid, pid;
+
+	st = current_thread(&tid, &pid);
+	if (st && (st->flags & THREAD_IN_CALLBACK))
+		st->gc_start_ns = bpf_ktime_get_ns();
+	return 0;
+}
+
+static __always_inline int gc_end(void)
+{
+	struct thread_state *st;
+	__u32 tid, pid;
+
+	st = current_thread(&tid, &pid);
+	if (!st || !st->gc_start_ns)
+		return 0;
+	if (st->flags & THREAD_IN_CALLBACK)
+		st->cb_gc_ns += bpf_ktime_get_ns() - st->gc_start_ns;
+	st->gc_start_ns = 0;
+	return 0;
+}
+
+/* gc_collect_main, where the build's symbols or debug file name it */
+SEC("uprobe")
+int gc_collect_entry(struct pt_regs *ctx) { return gc_begin(); }
+SEC("uretprobe")
+int gc_collect_return(struct pt_regs *ctx) { return gc_end(); }
+
+/* the gc__start/gc__done USDT probes of distribution builds without symbols */
+SEC("usdt")
+int gc_start_usdt(struct pt_regs *ctx) { return gc_begin(); }
+SEC("usdt")
+int gc_done_usdt(struct pt_regs *ctx) { return gc_end(); }
 
 /* ---- scheduler: on-CPU time, and identity of callbacks that get switched out ------------ */
 

@@ -98,6 +98,8 @@ struct thread_state {
 	__u32 sc_fd_mode;		/* i_mode of the fd argument's inode, 0 if none */
 	__u32 sc_fd_flags;		/* f_flags of the fd argument's file */
 	__u64 iterations;		/* loop iterations seen (epoll returns) */
+	__u64 gc_start_ns;		/* a collection in progress, 0 if none */
+	__u64 cb_gc_ns;			/* collection time inside the current callback */
 };
 
 enum callback_kind {
@@ -185,6 +187,7 @@ struct event_callback {
 	__u32 ident_valid;
 	__u32 scope;			/* enum report_scope */
 	__u32 pad;
+	__u64 gc_ns;			/* time spent collecting garbage inside it */
 	struct callback_ident ident;
 };
 

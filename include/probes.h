@@ -25,6 +25,7 @@ struct probes {
 	struct bpf_link *links[PROBES_MAX_LINKS];
 	size_t n_links;
 	int tracepoints_missing;	/* syscall tracepoints this kernel lacks */
+	const char *gc_source;		/* how collections are timed, NULL: they are not */
 	struct bpf_link *uprobes[3];	/* context_run and the audit entry points while armed */
 	uint64_t sample_period_ns;
 };

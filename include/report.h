@@ -47,6 +47,7 @@ struct report {
 	int score;
 	enum severity_level level;
 	double oncpu_ms, offcpu_ms;
+	double gc_ms;			/* garbage collection inside the callback */
 	bool is_task;
 	char task_name[AIOCOPD_NAME_LEN + 16];
 	char coro[AIOCOPD_NAME_LEN];

@@ -7,6 +7,7 @@
 #define AIOCOPD_TARGET_H
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -37,6 +38,8 @@ struct py_target {
 	uint64_t context_run_offset;	/* file offsets for uprobes */
 	uint64_t audit_offset;
 	uint64_t audit_tstate_offset;	/* _PySys_Audit, 0 when the build has none */
+	uint64_t gc_offset;		/* gc_collect_main, 0 when unknown */
+	bool gc_usdt;			/* else: the build has gc__start/gc__done USDT probes */
 	const char *context_run_source;	/* which lookup found context_run */
 };
 

@@ -185,8 +185,10 @@ static void print_attached(const struct monitor *m, const struct py_target *t)
 		t->pid, t->version, m->loop_threads);
 	if (m->opt->verbose)
 		fprintf(stderr, "aiocopd: runtime %s, layout from the %s, context_run from the "
-			"%s, %d syscall tracepoint(s) unavailable\n", t->runtime_path,
-			t->layout_source, t->context_run_source, m->probes.tracepoints_missing);
+			"%s, garbage collections timed by %s, %d syscall tracepoint(s) "
+			"unavailable\n", t->runtime_path, t->layout_source, t->context_run_source,
+			m->probes.gc_source ? m->probes.gc_source : "nothing",
+			m->probes.tracepoints_missing);
 }
 
 int main(int argc, char **argv)

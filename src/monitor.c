@@ -347,6 +347,9 @@ int monitor_build_report(struct monitor *m, const struct event_callback *ev, str
 	if (out->oncpu_ms > out->elapsed_ms)
 		out->oncpu_ms = out->elapsed_ms;
 	out->offcpu_ms = out->elapsed_ms - out->oncpu_ms;
+	out->gc_ms = ev->gc_ns / 1e6;
+	if (out->gc_ms > out->elapsed_ms)
+		out->gc_ms = out->elapsed_ms;
 	if (pc && pc->cb_seq == ev->cb_seq)
 		n_rec = pc->n;
 	out->by_iteration = ev->scope == SCOPE_ITERATION;

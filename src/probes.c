@@ -172,6 +172,33 @@ int probes_open(struct probes *p, probes_event_fn fn, void *ctx, char *err, size
 	return 0;
 }
 
+/* Collections are rare next to callbacks: timing them costs little, so always on. */
+static void attach_gc(struct probes *p, const struct py_target *t)
+{
+	struct bpf_link *begin, *end;
+
+	if (t->gc_offset) {
+		begin = bpf_program__attach_uprobe(p->skel->progs.gc_collect_entry, false, t->pid,
+						   t->open_path, t->gc_offset);
+		end = begin ? bpf_program__attach_uprobe(p->skel->progs.gc_collect_return, true,
+							 t->pid, t->open_path, t->gc_offset) : NULL;
+		p->gc_source = "gc_collect_main";
+	} else if (t->gc_usdt) {
+		begin = bpf_program__attach_usdt(p->skel->progs.gc_start_usdt, t->pid, t->open_path,
+						 "python", "gc__start", NULL);
+		end = begin ? bpf_program__attach_usdt(p->skel->progs.gc_done_usdt, t->pid,
+						       t->open_path, "python", "gc__done", NULL) : NULL;
+		p->gc_source = "USDT gc__start/gc__done";
+	} else {
+		return;
+	}
+	if (!begin || !end || add_link(p, begin) || add_link(p, end)) {
+		bpf_link__destroy(begin);
+		bpf_link__destroy(end);
+		p->gc_source = NULL;
+	}
+}
+
 int probes_add_target(struct probes *p, const struct py_target *t, const struct target_cfg *cfg,
 		      char *err, size_t errsz)
 {
@@ -180,6 +207,7 @@ int probes_add_target(struct probes *p, const struct py_target *t, const struct 
 	if (bpf_map_update_elem(bpf_map__fd(p->skel->maps.targets), &pid, cfg, BPF_ANY))
 		return fail(err, errsz, -errno, "cannot register PID %d: %s", t->pid,
 			    strerror(errno));
+	attach_gc(p, t);
 	return 0;
 }
 

@@ -139,6 +139,7 @@ struct json_object *report_to_json(const struct report *r)
 	json_object_object_add(o, "reason", json_object_new_string(report_reason(r)));
 	json_object_object_add(o, "on_cpu_ms", rounded(r->oncpu_ms, 3));
 	json_object_object_add(o, "off_cpu_ms", rounded(r->offcpu_ms, 3));
+	json_object_object_add(o, "gc_ms", rounded(r->gc_ms, 3));
 	if (r->is_task) {
 		task = json_object_new_object();
 		json_object_object_add(task, "name", json_text(r->task_name));
@@ -180,9 +181,12 @@ void report_write_text(FILE *out, const struct report *r)
 		fprintf(out, "  task '%s' coro %s\n", r->task_name, r->coro);
 	else
 		fprintf(out, "  callback %s\n", r->callback);
-	fprintf(out, "  Severity: %s (score %d)  reason: %s  on-cpu %.1fms  off-cpu %.1fms\n",
+	fprintf(out, "  Severity: %s (score %d)  reason: %s  on-cpu %.1fms  off-cpu %.1fms",
 		severity_level_name(r->level), r->score, report_reason(r), r->oncpu_ms,
 		r->offcpu_ms);
+	if (r->gc_ms > 0)
+		fprintf(out, "  gc %.1fms", r->gc_ms);
+	fputc('\n', out);
 	if (r->by_iteration)
 		fprintf(out, "  Attribution: the whole loop iteration (callbacks are probed "
 			"one by one from now on)\n");

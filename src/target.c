@@ -237,7 +237,8 @@ static int read_version(struct py_target *t, struct elf_file *ef, char *err, siz
 	return 0;
 }
 
-static int find_in_debuginfo(struct elf_file *ef, const char *debug_root, uint64_t *vaddr)
+static int find_in_debuginfo(struct elf_file *ef, const char *debug_root, const char *symbol,
+			     uint64_t *vaddr)
 {
 	unsigned char id[ELF_BUILD_ID_MAX];
 	char path[PATH_MAX];
@@ -252,7 +253,7 @@ static int find_in_debuginfo(struct elf_file *ef, const char *debug_root, uint64
 		return -ENOENT;
 	if (elf_file_open(path, &dbg))
 		return -ENOENT;
-	ret = elf_file_find_symbol(dbg, "context_run", true, vaddr, &size);
+	ret = elf_file_find_symbol(dbg, symbol, true, vaddr, &size);
 	elf_file_close(dbg);
 	return ret;
 }
@@ -293,7 +294,7 @@ static int resolve_probes(struct py_target *t, struct elf_file *ef, const char *
 
 	if (elf_file_find_symbol(ef, "context_run", true, &vaddr, &size) == 0)
 		t->context_run_source = "symbol table";
-	else if (find_in_debuginfo(ef, debug_root, &vaddr) == 0)
+	else if (find_in_debuginfo(ef, debug_root, "context_run", &vaddr) == 0)
 		t->context_run_source = "debug file";
 	else if (find_in_type_methods(t, ef, &vaddr) == 0)
 		t->context_run_source = "PyContext_Type.tp_methods";
@@ -307,6 +308,13 @@ static int resolve_probes(struct py_target *t, struct elf_file *ef, const char *
 	    elf_file_vaddr_to_offset(ef, vaddr, &t->audit_offset))
 		return fail(err, errsz, TARGET_NO_SYMBOL, "cannot find PySys_Audit in %s",
 			    t->runtime_path);
+	/* garbage collections: the static collector if named anywhere, else the USDT probes */
+	if ((elf_file_find_symbol(ef, "gc_collect_main", true, &vaddr, &size) == 0 ||
+	     find_in_debuginfo(ef, debug_root, "gc_collect_main", &vaddr) == 0) &&
+	    elf_file_vaddr_to_offset(ef, vaddr, &t->gc_offset) == 0)
+		t->gc_usdt = false;
+	else
+		t->gc_usdt = elf_file_find_section(ef, ".note.stapsdt", &vaddr, &size) == 0;
 	/* CPython's own callers raise some events through _PySys_Audit, not PySys_Audit */
 	if (elf_file_find_symbol(ef, "_PySys_Audit", false, &vaddr, &size) ||
 	    elf_file_vaddr_to_offset(ef, vaddr, &t->audit_tstate_offset))

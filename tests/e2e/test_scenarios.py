@@ -128,6 +128,18 @@ def test_pure_cpu_step(paired):
         f"on-CPU shares {[round(x, 2) for x in shares]}:\n{run.describe()}"
 
 
+def test_gc_pause_inside_a_callback(paired):
+    """A task that collects a large heap: the collection's time shows as gc_ms."""
+    target, run = paired(lambda h, py: h.watch(py, "gc_pause.py", duration=2), parallel=1)
+    reports = run.for_task("the-collector", "collector")
+    expect_reports(run, reports, 2, "the-collector", task_name="the-collector")
+    for r in reports:
+        assert r["reason"] == "cpu_blocking", r
+        # 200,000 cycles take tens of milliseconds to collect on this machine
+        assert r["gc_ms"] >= 5, r
+        assert r["gc_ms"] <= r["on_cpu_ms"] + 1, r
+
+
 def test_slow_call_later_callback(paired):
     target, run = paired(lambda h, py: h.watch(py, "timer_callback.py", duration=1.5))
     reports = run.for_callback("on_timer")

@@ -724,6 +724,32 @@ static void test_cpu_samples(void **state)
 	report_free(&r);
 }
 
+static void test_gc_ms(void **state)
+{
+	struct json_object *o, *v;
+	struct report r;
+	size_t len;
+	char *buf;
+
+	make_cpu_callback(&r);
+	o = report_to_json(&r);
+	assert_true(json_object_object_get_ex(o, "gc_ms", &v));
+	assert_true(json_object_get_double(v) == 0);
+	json_object_put(o);
+	buf = capture(report_write_text, &r, &len);
+	assert_null(strstr(buf, " gc "));	/* nothing to say when nothing was collected */
+	free(buf);
+	r.gc_ms = 12.25;
+	o = report_to_json(&r);
+	assert_true(json_object_object_get_ex(o, "gc_ms", &v));
+	assert_true(json_object_get_double(v) == 12.25);
+	json_object_put(o);
+	buf = capture(report_write_text, &r, &len);
+	assert_contains(buf, "ms  gc 12.2ms\n");
+	free(buf);
+	report_free(&r);
+}
+
 static void test_no_cpu_samples_is_an_empty_list(void **state)
 {
 	struct json_object *o, *list;
@@ -780,6 +806,7 @@ int main(void)
 		cmocka_unit_test(test_text_under_threshold_events),
 		cmocka_unit_test(test_cpu_samples),
 		cmocka_unit_test(test_no_cpu_samples_is_an_empty_list),
+		cmocka_unit_test(test_gc_ms),
 	};
 	int failed = 0;
 
