@@ -10,7 +10,7 @@
 
 #define MAX_INTERPRETERS	4
 #define MAX_THREAD_STATES	128
-#define FRAME_WINDOW		96	/* bytes read per frame: covers every field we use */
+#define FRAME_WINDOW		104	/* bytes read per frame: covers every field we use */
 #define OFF_MASK		0x7f	/* field offsets inside a window stay below 128 + 8 */
 
 #define Py_TPFLAGS_LONG_SUBCLASS	(1UL << 24)
@@ -46,7 +46,7 @@ struct tstate_walk {
 	__u64 interp;
 	__u64 ts;
 	__u64 found;
-	__u32 tid;
+	__u64 tid;			/* the thread id CPython stored for this thread */
 	__u16 interp_next, threads_head, tstate_next, native_tid;
 };
 
@@ -68,13 +68,25 @@ static long tstate_step(__u32 i, struct tstate_walk *w)
 	return 0;
 }
 
-/* Find the PyThreadState whose native_thread_id is tid by walking the runtime's lists. */
+/* What CPython recorded as this thread's id: its tid, or (3.10) pthread_self(). */
+static __always_inline __u64 python_thread_id(const struct target_cfg *cfg, __u32 tid)
+{
+	struct task_struct *task;
+
+	if (!cfg->layout.tid_is_pthread)
+		return tid;
+	/* glibc's pthread_self() is the thread pointer, the FS base on x86-64 */
+	task = (struct task_struct *)bpf_get_current_task();
+	return BPF_CORE_READ(task, thread.fsbase);
+}
+
+/* Find the PyThreadState of the current thread by walking the runtime's lists. */
 static __always_inline __u64 find_thread_state(const struct target_cfg *cfg, __u32 tid)
 {
 	const struct py_layout *l = &cfg->layout;
 	struct tstate_walk w = {
 		.interp = read_ptr(cfg->runtime_addr + l->runtime_interp_head),
-		.tid = tid,
+		.tid = python_thread_id(cfg, tid),
 		.interp_next = l->interp_next,
 		.threads_head = l->interp_threads_head,
 		.tstate_next = l->tstate_next,
@@ -89,7 +101,8 @@ static __always_inline __u64 find_thread_state(const struct target_cfg *cfg, __u
 static __always_inline __u64 current_thread_state(const struct target_cfg *cfg,
 						  struct thread_state *st, __u32 tid)
 {
-	if (st->tstate && read_ptr(st->tstate + cfg->layout.tstate_native_tid) == tid)
+	if (st->tstate &&
+	    read_ptr(st->tstate + cfg->layout.tstate_native_tid) == python_thread_id(cfg, tid))
 		return st->tstate;
 	st->tstate = find_thread_state(cfg, tid);
 	return st->tstate;
@@ -130,7 +143,9 @@ static long frame_step(__u32 i, struct frame_walk *w)
 		f->code = *(__u64 *)(s->win + (w->code & OFF_MASK));
 		f->instr = *(__u64 *)(s->win + (w->instr & OFF_MASK));
 		f->addr = w->frame;
-		f->first_local = *(__u64 *)(s->win + (w->localsplus & OFF_MASK));
+		/* 3.10's frame objects keep their locals far down: handle_step reads them */
+		f->first_local = w->localsplus + 8 <= FRAME_WINDOW ?
+				 *(__u64 *)(s->win + (w->localsplus & OFF_MASK)) : 0;
 		f->owner = s->win[w->owner & OFF_MASK];
 		w->n++;
 	}
@@ -310,6 +325,7 @@ struct handle_search {
 	__u64 handle;
 	__u32 n;
 	__u16 type_name;
+	__u16 localsplus;
 };
 
 static long handle_step(__u32 i, struct handle_search *h)
@@ -322,6 +338,8 @@ static long handle_step(__u32 i, struct handle_search *h)
 	if (!s || i >= h->n)
 		return 1;
 	obj = s->frames[i & (AIOCOPD_MAX_FRAMES - 1)].first_local;
+	if (!obj)
+		obj = read_ptr(s->frames[i & (AIOCOPD_MAX_FRAMES - 1)].addr + h->localsplus);
 	type = obj ? read_ptr(obj + 8) : 0;
 	tp_name = type ? read_ptr(type + h->type_name) : 0;
 	if (!tp_name || bpf_probe_read_user_str(name, sizeof(name), (const void *)tp_name) <= 0)
@@ -337,7 +355,11 @@ static long handle_step(__u32 i, struct handle_search *h)
 static __always_inline int ident_from_stack(const struct target_cfg *cfg, __u32 n_frames,
 					    struct callback_ident *id)
 {
-	struct handle_search h = { .n = n_frames, .type_name = cfg->layout.type_name };
+	struct handle_search h = {
+		.n = n_frames,
+		.type_name = cfg->layout.type_name,
+		.localsplus = cfg->layout.frame_localsplus,
+	};
 
 	bpf_loop(AIOCOPD_MAX_FRAMES, handle_step, &h, 0);
 	if (!h.handle)

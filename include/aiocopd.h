@@ -42,7 +42,8 @@ struct py_layout {
 	__u16 interp_next;		/* PyInterpreterState.next */
 	__u16 interp_threads_head;	/* PyInterpreterState.threads.head */
 	__u16 tstate_next;		/* PyThreadState.next */
-	__u16 tstate_native_tid;	/* PyThreadState.native_thread_id */
+	__u16 tstate_native_tid;	/* PyThreadState.native_thread_id (3.10: .thread_id) */
+	__u16 tid_is_pthread;		/* 3.10: that field is pthread_self(), i.e. the FS base */
 	__u16 tstate_cframe;		/* PyThreadState.cframe (3.11, 3.12); 0: none */
 	__u16 tstate_current_frame;	/* PyThreadState.current_frame (3.13+), used without cframe */
 	__u16 cframe_current_frame;	/* _PyCFrame.current_frame */

@@ -13,7 +13,7 @@
 struct py_user_layout {
 	unsigned code_filename;		/* PyCodeObject.co_filename */
 	unsigned code_name;		/* PyCodeObject.co_name */
-	unsigned code_qualname;		/* PyCodeObject.co_qualname */
+	unsigned code_qualname;		/* PyCodeObject.co_qualname; 0: none (3.10) */
 	unsigned code_firstlineno;	/* PyCodeObject.co_firstlineno */
 	unsigned code_linetable;	/* PyCodeObject.co_linetable */
 	unsigned code_adaptive;		/* PyCodeObject.co_code_adaptive: first instruction */
@@ -23,6 +23,8 @@ struct py_user_layout {
 	unsigned bytes_size;		/* PyVarObject.ob_size of a bytes object */
 	unsigned type_methods;		/* PyTypeObject.tp_methods */
 	unsigned coro_iframe;		/* PyCoroObject.cr_iframe: the coroutine's own frame */
+	unsigned coro_frame_ptr;	/* 3.10: PyCoroObject.cr_frame points at it instead */
+	int instr_is_lasti;		/* 3.10: the frame holds f_lasti (an index), not a pointer */
 	unsigned frame_owner_generator;	/* owner value of generator/coroutine frames */
 	enum linetable_format linetable;
 };

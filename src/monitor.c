@@ -242,10 +242,15 @@ static void task_name_from_handle(struct monitor *m, const struct py_frame *run,
 	uint64_t callback, task, coro, name;
 	pid_t pid = m->target->pid;
 
+	uint64_t coro_frame_addr = 0;
+
 	if (procmem_read_u64(pid, run->first_local + l->bpf.handle_callback, &callback) ||
 	    procmem_read_u64(pid, callback + l->bpf.stepwrapper_task, &task) ||
 	    procmem_read_u64(pid, task + l->bpf.task_coro, &coro) ||
-	    coro + l->user.coro_iframe != coro_frame->addr ||
+	    (l->user.coro_frame_ptr ?
+	     procmem_read_u64(pid, coro + l->user.coro_frame_ptr, &coro_frame_addr) :
+	     (coro_frame_addr = coro + l->user.coro_iframe, 0)) ||
+	    coro_frame_addr != coro_frame->addr ||
 	    procmem_read_u64(pid, task + l->bpf.task_name, &name) ||
 	    pyresolver_read_str(pid, l, name, r->task_name, sizeof(r->task_name)))
 		snprintf(r->task_name, sizeof(r->task_name), "?");

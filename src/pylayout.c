@@ -9,6 +9,58 @@
 
 static const struct py_version_layout layouts[] = {
 	{
+		/* 3.10 chains PyFrameObjects; its thread state records pthread_self() */
+		.major = 3, .minor = 10,
+		.bpf = {
+			.runtime_interp_head = 32,
+			.interp_next = 0,
+			.interp_threads_head = 8,
+			.tstate_next = 8,
+			.tstate_native_tid = 176,
+			.tid_is_pthread = 1,
+			.tstate_cframe = 0,
+			.tstate_current_frame = 24,
+			.frame_code = 32,
+			.frame_previous = 24,
+			.frame_instr = 96,
+			.frame_owner = 0,
+			.frame_owner_cstack = 0xffff,	/* no shim frames: never matches */
+			.frame_localsplus = 352,
+			.type_name = 24,
+			.type_flags = 168,
+			.str_state = 32,
+			.str_ascii_data = 48,
+			.str_compact_data = 72,
+			.bytes_data = 32,
+			.long_digit = 24,
+			.stepwrapper_task = 16,
+			.cfunc_self = 24,
+			.method_func = 16,
+			.func_qualname = 40,
+			.task_coro = 160,
+			.task_name = 168,
+			.coro_qualname = 48,
+			.handle_callback = 24,
+		},
+		.user = {
+			.code_filename = 104,
+			.code_name = 112,
+			.code_qualname = 0,
+			.code_firstlineno = 40,
+			.code_linetable = 120,
+			.code_adaptive = 0,
+			.str_length = 16,
+			.str_utf8_length = 48,
+			.str_utf8 = 56,
+			.bytes_size = 16,
+			.type_methods = 232,
+			.coro_frame_ptr = 16,
+			.instr_is_lasti = 1,
+			.frame_owner_generator = 0xffff,
+			.linetable = LINETABLE_310,
+		},
+	},
+	{
 		.major = 3, .minor = 11,
 		.bpf = {
 			.runtime_interp_head = 40,
@@ -168,5 +220,5 @@ const struct py_version_layout *pylayout_find(int major, int minor)
 
 const char *pylayout_supported(void)
 {
-	return "3.11, 3.12, 3.13";
+	return "3.10, 3.11, 3.12, 3.13";
 }

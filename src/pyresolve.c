@@ -169,7 +169,8 @@ static void load_code(struct pyresolver *r, uint64_t code, struct code_info *ci)
 	ci->addr = code;
 	ci->file = read_str_field(r, code, r->layout->user.code_filename);
 	ci->function = read_str_field(r, code, r->layout->user.code_name);
-	ci->qualname = read_str_field(r, code, r->layout->user.code_qualname);
+	if (r->layout->user.code_qualname)
+		ci->qualname = read_str_field(r, code, r->layout->user.code_qualname);
 	if (procmem_read(r->pid, code + r->layout->user.code_firstlineno, &first, sizeof(first)))
 		first = -1;
 	ci->firstlineno = first;
@@ -216,11 +217,21 @@ void pyresolver_locate(struct pyresolver *r, uint64_t code, uint64_t instr,
 	if (ci->function)
 		loc->function = ci->function;
 	loc->qualname = ci->qualname ? ci->qualname : loc->function;
-	first_instr = code + r->layout->user.code_adaptive;
-	if (ci->linetable && instr >= first_instr && instr - first_instr < (1u << 30))
-		loc->line = linetable_addr2line(r->layout->user.linetable, ci->linetable,
-						ci->linetable_len, ci->firstlineno,
-						(int)(instr - first_instr));
+	if (r->layout->user.instr_is_lasti) {
+		/* 3.10: f_lasti counts code units; -1 before the first instruction */
+		int32_t lasti = (int32_t)(uint32_t)instr;
+
+		if (ci->linetable && lasti >= 0 && lasti < (1 << 29))
+			loc->line = linetable_addr2line(r->layout->user.linetable, ci->linetable,
+							ci->linetable_len, ci->firstlineno,
+							lasti * 2);
+	} else {
+		first_instr = code + r->layout->user.code_adaptive;
+		if (ci->linetable && instr >= first_instr && instr - first_instr < (1u << 30))
+			loc->line = linetable_addr2line(r->layout->user.linetable, ci->linetable,
+							ci->linetable_len, ci->firstlineno,
+							(int)(instr - first_instr));
+	}
 	if (loc->line < 0)
 		loc->line = ci->firstlineno;
 }

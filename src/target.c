@@ -203,6 +203,50 @@ static int compute_bias(struct py_target *t, struct elf_file *ef, char *err, siz
 	return 0;
 }
 
+#define RODATA_SCAN_MAX	(16u << 20)
+
+/*
+ * 3.10 has no Py_Version: its PY_VERSION literal ("3.10.13") survives in .rodata, though
+ * often only as the tail of a longer string (a build path). Take the micro version when
+ * every such tail agrees, else leave it unknown.
+ */
+static int micro_from_rodata(struct elf_file *ef, int major, int minor)
+{
+	uint64_t addr, size;
+	char prefix[16];
+	char *buf;
+	int micro = -1;
+	size_t plen;
+
+	if (elf_file_find_section(ef, ".rodata", &addr, &size) || size == 0 ||
+	    size > RODATA_SCAN_MAX)
+		return -1;
+	buf = malloc(size + 1);
+	if (!buf)
+		return -1;
+	if (elf_file_read_vaddr(ef, addr, buf, size)) {
+		free(buf);
+		return -1;
+	}
+	buf[size] = 0;
+	plen = snprintf(prefix, sizeof(prefix), "%d.%d.", major, minor);
+	for (char *p = memmem(buf, size, prefix, plen); p;
+	     p = memmem(p + 1, size - (p + 1 - buf), prefix, plen)) {
+		char *end;
+		long v = strtol(p + plen, &end, 10);
+
+		if (end == p + plen || *end != 0 || v < 0 || v > 99)
+			continue;	/* not a whole "X.Y.Z" string ending */
+		if (micro >= 0 && micro != v) {
+			micro = -1;	/* two different answers: none */
+			break;
+		}
+		micro = v;
+	}
+	free(buf);
+	return micro;
+}
+
 /* Py_Version (3.11+) is PY_VERSION_HEX as a const; older versions only name themselves. */
 static int read_version(struct py_target *t, struct elf_file *ef, char *err, size_t errsz)
 {
@@ -224,7 +268,12 @@ static int read_version(struct py_target *t, struct elf_file *ef, char *err, siz
 		    sscanf(base, "python%d.%d", &t->major, &t->minor) != 2)
 			return fail(err, errsz, TARGET_UNSUPPORTED,
 				    "cannot tell the CPython version of %s", t->runtime_path);
-		snprintf(t->version, sizeof(t->version), "%d.%d", t->major, t->minor);
+		t->micro = micro_from_rodata(ef, t->major, t->minor);
+		if (t->micro >= 0)
+			snprintf(t->version, sizeof(t->version), "%d.%d.%d", t->major, t->minor,
+				 t->micro);
+		else
+			snprintf(t->version, sizeof(t->version), "%d.%d", t->major, t->minor);
 	}
 	layout = pylayout_find(t->major, t->minor);
 	if (!layout)

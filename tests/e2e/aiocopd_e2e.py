@@ -30,7 +30,9 @@ INTERPRETERS = {
     "debian": "/usr/bin/python3.11",
     # pyenv's build: the runtime lives in libpython3.11.so
     "pyenv": "/root/.pyenv/versions/3.11.7/bin/python3.11",
-    # pyenv's 3.12 and 3.13 (libpython3.X.so); 3.13 also carries _Py_DebugOffsets
+    # pyenv's 3.10 (frame objects, no Py_Version), 3.12 and 3.13 (libpython3.X.so); 3.13
+    # also carries _Py_DebugOffsets
+    "py310": "/root/.pyenv/versions/3.10.13/bin/python3.10",
     "py312": "/root/.pyenv/versions/3.12.1/bin/python3.12",
     "py313": "/root/.pyenv/versions/3.13.0/bin/python3.13",
 }
