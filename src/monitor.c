@@ -256,6 +256,41 @@ static void task_name_from_handle(struct monitor *m, const struct py_frame *run,
 		snprintf(r->task_name, sizeof(r->task_name), "?");
 }
 
+/* Whether a record's stack runs inside asyncio's Handle._run, i.e. inside a loop callback. */
+static bool stack_in_callback(struct monitor *m, const struct event_blocking *e)
+{
+	unsigned n = e->n_frames < AIOCOPD_MAX_FRAMES ? e->n_frames : AIOCOPD_MAX_FRAMES;
+
+	for (unsigned k = 0; k < n; k++) {
+		struct py_location loc;
+
+		pyresolver_locate(m->resolver, e->frames[k].code, e->frames[k].instr, &loc);
+		if (!strcmp(loc.function, "_run") && ends_with(loc.file, "asyncio/events.py"))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * A loop that stops (asyncio.run returning) leaves its last callback or iteration open until
+ * the thread's next epoll_wait, maybe seconds later in another asyncio.run. What happened
+ * in between ran outside any callback, and its stacks say so: such a report is dropped.
+ */
+static bool outside_any_callback(struct monitor *m, const struct pending_callback *pc,
+				 size_t n_rec)
+{
+	size_t with_stack = 0;
+
+	for (size_t i = 0; i < n_rec; i++) {
+		if (!pc->records[i].n_frames)
+			continue;
+		with_stack++;
+		if (stack_in_callback(m, &pc->records[i]))
+			return false;
+	}
+	return with_stack > 0;
+}
+
 /* Unarmed reports: name the callback from the frame Handle._run called. */
 static void attribute_iteration(struct monitor *m, struct pending_callback *pc, size_t n_rec,
 				struct report *r)
@@ -357,6 +392,10 @@ int monitor_build_report(struct monitor *m, const struct event_callback *ev, str
 		out->gc_ms = out->elapsed_ms;
 	if (pc && pc->cb_seq == ev->cb_seq)
 		n_rec = pc->n;
+	if (n_rec && outside_any_callback(m, pc, n_rec)) {
+		pc->n = 0;
+		return -ENOENT;
+	}
 	out->by_iteration = ev->scope == SCOPE_ITERATION;
 	if (out->by_iteration && !ev->ident_valid)
 		attribute_iteration(m, pc, n_rec, out);
@@ -466,8 +505,9 @@ static void on_callback(struct monitor *m, const struct event_callback *ev)
 	struct report r;
 
 	m->last_slow_ns = now_ns(CLOCK_MONOTONIC);
-	if (monitor_build_report(m, ev, &r) == 0)
-		emit(m, &r);
+	if (monitor_build_report(m, ev, &r) != 0)
+		return;		/* not a loop callback after all */
+	emit(m, &r);
 	report_free(&r);
 	if (ev->scope == SCOPE_ITERATION)
 		arm(m);

@@ -305,3 +305,53 @@ def test_long_path_is_named_whole_or_marked_cut(paired):
         assert quoted == path or (quoted.endswith(("...", "…")) and
                                   path.startswith(quoted.rstrip(".…"))), \
             f"{name!r} names neither {path!r} nor a visibly cut prefix of it"
+
+
+# ---- loops anywhere: threads, reader callbacks, one loop after another ---------------------
+
+def test_two_loops_in_two_threads(paired):
+    """Each of two loop threads (the main thread runs none) reports its own blocker, with
+    its own tid."""
+    target, run = paired(lambda h, py: h.watch(py, "two_loops.py", duration=1.5))
+    tids = {}
+    for task, coro, tag, ms in (("blocker-a", "blocker_a", "sleep-a", 50),
+                                ("blocker-b", "blocker_b", "sleep-b", 40)):
+        reports = run.for_task(task, coro)
+        expect_reports(run, reports, 3, task, task_name=task)
+        site = frame_of("two_loops.py", tag, coro)
+        for r in reports:
+            assert r["pid"] == target.pid and r["tid"] != target.pid, r
+            assert r["elapsed_ms"] >= ms, r
+            assert [e["entry_point"] for e in r["blocking_events"]] == [site], r
+        tids[task] = {r["tid"] for r in reports}
+        assert len(tids[task]) == 1, f"{task} reported from several threads: {tids[task]}"
+    assert tids["blocker-a"] != tids["blocker-b"], tids
+
+
+def test_add_reader_callback(paired):
+    """A loop.add_reader callback is a plain callback like any other."""
+    target, run = paired(lambda h, py: h.watch(py, "add_reader.py", duration=1.5))
+    reports = run.for_callback("on_readable")
+    expect_reports(run, reports, 3, "on_readable")
+    site = frame_of("add_reader.py", "sleep", "on_readable")
+    for r in reports:
+        assert r["task"] is None and r["elapsed_ms"] >= 50, r
+        events = r["blocking_events"]
+        assert [e["entry_point"] for e in events if e["category"] == "sleep"] == [site], r
+        assert events[0]["event"] == "time.sleep(0.05)", r
+
+
+def test_second_asyncio_run(paired):
+    """A second asyncio.run() after the first ends is found too, and what the thread does
+    between the two loops (a synchronous sleep, outside any callback) is never reported."""
+    target, run = paired(lambda h, py: h.watch(py, "second_run.py", duration=3.5,
+                                               target_env={"E2E_ROUNDS": "10"}))
+    first = run.for_task("first-task", "first_blocker")
+    second = run.for_task("second-task", "second_blocker")
+    expect_reports(run, first, 3, "first-task", task_name="first-task")
+    expect_reports(run, second, 3, "second-task", task_name="second-task")
+    between = frame_of("second_run.py", "between", "<module>")
+    for r in run.reports:
+        assert r["elapsed_ms"] < 250, f"a report spans the gap between the loops: {r}"
+        assert all(e["entry_point"] != between for e in r["blocking_events"]), r
+    assert {r["tid"] for r in first + second} == {target.pid}
