@@ -242,6 +242,32 @@ int BPF_KPROBE(context_run_entry, void *self, __u64 args)
 	return 0;
 }
 
+/*
+ * uvloop runs each callback from Cython between PyContext_Enter and PyContext_Exit, not
+ * through Context.run; asyncio itself never calls the exported PyContext_Enter. The callable
+ * is not an argument here, so the callback is named from its stack.
+ */
+SEC("uprobe")
+int BPF_KPROBE(context_enter_entry, void *context)
+{
+	struct target_cfg *cfg;
+	struct thread_state *st;
+	__u32 tid, pid;
+	__u64 now;
+
+	st = current_thread(&tid, &pid);
+	if (!st || !(st->flags & THREAD_LOOP))
+		return 0;
+	cfg = bpf_map_lookup_elem(&targets, &pid);
+	if (!cfg)
+		return 0;
+	now = bpf_ktime_get_ns();
+	close_callback(cfg, st, pid, tid, now);
+	open_scope(st, now, 0, 0);
+	forget_ident(tid);
+	return 0;
+}
+
 /* ---- loop discovery and iteration boundaries ------------------------------------------- */
 
 static __always_inline int epoll_enter(void)

@@ -54,6 +54,7 @@ struct monitor {
 	int64_t realtime_offset_ns;	/* CLOCK_REALTIME - CLOCK_MONOTONIC */
 	bool attached;
 	bool armed;			/* per-callback probes attached */
+	bool uvloop;			/* the target has loaded uvloop */
 	uint64_t last_slow_ns;		/* last report, for disarming an idle target */
 	uint64_t reports;
 	void (*on_report)(struct monitor *m, const struct report *r);

@@ -26,7 +26,7 @@ struct probes {
 	size_t n_links;
 	int tracepoints_missing;	/* syscall tracepoints this kernel lacks */
 	const char *gc_source;		/* how collections are timed, NULL: they are not */
-	struct bpf_link *uprobes[3];	/* context_run and the audit entry points while armed */
+	struct bpf_link *uprobes[4];	/* callback boundaries and audit entry points, armed */
 	uint64_t sample_period_ns;
 };
 

@@ -271,6 +271,29 @@ static bool stack_in_callback(struct monitor *m, const struct event_blocking *e)
 	return false;
 }
 
+/* uvloop runs callbacks from Cython: no Handle._run frame shows on the stack. */
+static bool uses_uvloop(struct monitor *m)
+{
+	char path[64], *line = NULL;
+	size_t cap = 0, total = 0;
+	ssize_t n;
+	FILE *f;
+
+	if (m->uvloop)
+		return true;
+	snprintf(path, sizeof(path), "/proc/%d/maps", m->target->pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (!m->uvloop && (n = getline(&line, &cap, f)) > 0 && total < (4u << 20)) {
+		total += n;
+		m->uvloop = strstr(line, "/uvloop/loop.") != NULL;
+	}
+	free(line);
+	fclose(f);
+	return m->uvloop;
+}
+
 /*
  * A loop that stops (asyncio.run returning) leaves its last callback or iteration open until
  * the thread's next epoll_wait, maybe seconds later in another asyncio.run. What happened
@@ -281,6 +304,8 @@ static bool outside_any_callback(struct monitor *m, const struct pending_callbac
 {
 	size_t with_stack = 0;
 
+	if (uses_uvloop(m))
+		return false;	/* its callbacks never show Handle._run */
 	for (size_t i = 0; i < n_rec; i++) {
 		if (!pc->records[i].n_frames)
 			continue;
@@ -289,6 +314,45 @@ static bool outside_any_callback(struct monitor *m, const struct pending_callbac
 			return false;
 	}
 	return with_stack > 0;
+}
+
+static bool is_loop_machinery(const struct py_location *loc)
+{
+	return ends_with(loc->file, "asyncio/runners.py") ||
+	       ends_with(loc->file, "asyncio/base_events.py") ||
+	       !strcmp(loc->function, "<module>");
+}
+
+/*
+ * uvloop: the callback's outermost frame sits right above whatever started the loop
+ * (asyncio.run's frames, or the module). The Task itself cannot be reached from there.
+ */
+static void attribute_from_outermost(struct monitor *m, const struct pending_callback *pc,
+				     size_t n_rec, struct report *r)
+{
+	for (size_t i = 0; i < n_rec; i++) {
+		const struct event_blocking *e = &pc->records[i];
+		unsigned n = e->n_frames < AIOCOPD_MAX_FRAMES ? e->n_frames : AIOCOPD_MAX_FRAMES;
+
+		for (unsigned k = 1; k < n; k++) {
+			const struct py_frame *inner = &e->frames[k - 1];
+			struct py_location loc;
+
+			pyresolver_locate(m->resolver, e->frames[k].code, e->frames[k].instr, &loc);
+			if (!is_loop_machinery(&loc))
+				continue;
+			pyresolver_locate(m->resolver, inner->code, inner->instr, &loc);
+			if (inner->owner == m->target->layout->user.frame_owner_generator) {
+				r->is_task = true;
+				snprintf(r->task_name, sizeof(r->task_name), "?");
+				snprintf(r->coro, sizeof(r->coro), "%s", loc.qualname);
+				snprintf(r->callback, sizeof(r->callback), "Task.__step");
+			} else {
+				snprintf(r->callback, sizeof(r->callback), "%s", loc.qualname);
+			}
+			return;
+		}
+	}
 }
 
 /* Unarmed reports: name the callback from the frame Handle._run called. */
@@ -319,6 +383,7 @@ static void attribute_iteration(struct monitor *m, struct pending_callback *pc, 
 			return;
 		}
 	}
+	attribute_from_outermost(m, pc, n_rec, r);
 }
 
 /* Groups the CPU samples taken during the callback by stack, most frequent first. */
@@ -397,7 +462,8 @@ int monitor_build_report(struct monitor *m, const struct event_callback *ev, str
 		return -ENOENT;
 	}
 	out->by_iteration = ev->scope == SCOPE_ITERATION;
-	if (out->by_iteration && !ev->ident_valid)
+	/* uvloop's callbacks, and iterations, are named from their stacks */
+	if (!ev->ident_valid && n_rec)
 		attribute_iteration(m, pc, n_rec, out);
 	else
 		name_callback(ev, out);

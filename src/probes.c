@@ -260,13 +260,19 @@ int probes_arm(struct probes *p, const struct py_target *t, char *err, size_t er
 		}
 		p->uprobes[2] = link;
 	}
+	if (t->context_enter_offset) {
+		/* optional: without it uvloop's callbacks are reported by iteration */
+		p->uprobes[3] = bpf_program__attach_uprobe(p->skel->progs.context_enter_entry,
+							   false, t->pid, t->open_path,
+							   t->context_enter_offset);
+	}
 	return set_armed(p, t->pid, true);
 }
 
 void probes_disarm(struct probes *p, const struct py_target *t)
 {
 	set_armed(p, t->pid, false);
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 4; i++) {
 		bpf_link__destroy(p->uprobes[i]);
 		p->uprobes[i] = NULL;
 	}
@@ -378,7 +384,7 @@ void probes_close(struct probes *p)
 	if (p->skel)
 		quiesce(p);
 	/* uprobes trap in the target even when their program does nothing: off first */
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 4; i++) {
 		bpf_link__destroy(p->uprobes[i]);
 		p->uprobes[i] = NULL;
 	}

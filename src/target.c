@@ -357,6 +357,9 @@ static int resolve_probes(struct py_target *t, struct elf_file *ef, const char *
 	    elf_file_vaddr_to_offset(ef, vaddr, &t->audit_offset))
 		return fail(err, errsz, TARGET_NO_SYMBOL, "cannot find PySys_Audit in %s",
 			    t->runtime_path);
+	if (elf_file_find_symbol(ef, "PyContext_Enter", false, &vaddr, &size) ||
+	    elf_file_vaddr_to_offset(ef, vaddr, &t->context_enter_offset))
+		t->context_enter_offset = 0;
 	/* garbage collections: the static collector if named anywhere, else the USDT probes */
 	if ((elf_file_find_symbol(ef, "gc_collect_main", true, &vaddr, &size) == 0 ||
 	     find_in_debuginfo(ef, debug_root, "gc_collect_main", &vaddr) == 0) &&

@@ -5,10 +5,13 @@ every JSON line it prints is checked against SPEC sections 3-4 (aiocopd_e2e.chec
 the scenario-specific assertions below.
 """
 import os
+import subprocess
 import re
 import shutil
 import statistics
 import tempfile
+
+import pytest
 
 from aiocopd_e2e import PROGRAMS, frame_of, marker_line
 
@@ -355,3 +358,30 @@ def test_second_asyncio_run(paired):
         assert r["elapsed_ms"] < 250, f"a report spans the gap between the loops: {r}"
         assert all(e["entry_point"] != between for e in r["blocking_events"]), r
     assert {r["tid"] for r in first + second} == {target.pid}
+
+
+def test_uvloop(paired):
+    """uvloop runs callbacks from Cython (PyContext_Enter, no Handle._run frame): the same
+    blocking task step and timer callback are found, named from their stacks. Only
+    interpreters that have uvloop installed (Debian's python3-uvloop) take part."""
+    def scenario(h, py):
+        if subprocess.run([py.path, "-c", "import uvloop"], capture_output=True).returncode:
+            return None
+        return h.watch(py, "uvloop_app.py", duration=2)
+
+    outcome = paired(scenario)
+    if outcome is None:
+        pytest.skip("uvloop is not installed for this interpreter")
+    target, run = outcome
+    steps = run.for_task("?", "sleeper") + run.for_task("uv-sleeper", "sleeper")
+    timers = run.for_callback("on_timer")
+    expect_reports(run, steps, 3, "the uvloop task step")
+    expect_reports(run, timers, 3, "the uvloop timer callback")
+    for r, tag, function, ms in [(r, "sleep", "sleeper", 50) for r in steps] + \
+                                [(r, "timer", "on_timer", 40) for r in timers]:
+        site = frame_of("uvloop_app.py", tag, function)
+        assert r["elapsed_ms"] >= ms and r["reason"] == "io_blocking", r
+        assert [e["entry_point"] for e in r["blocking_events"]] == [site], r
+        assert r["blocking_events"][0]["category"] == "sleep", r
+    # once armed, callbacks are bounded by PyContext_Enter, not by the whole iteration
+    assert any(r["attribution"] == "callback" for r in steps + timers), run.describe()
