@@ -385,3 +385,14 @@ def test_uvloop(paired):
         assert r["blocking_events"][0]["category"] == "sleep", r
     # once armed, callbacks are bounded by PyContext_Enter, not by the whole iteration
     assert any(r["attribution"] == "callback" for r in steps + timers), run.describe()
+
+
+def test_unnamed_task_is_task_n(paired):
+    """A task created without a name is reported as asyncio names it: Task-<n>."""
+    target, run = paired(lambda h, py: h.watch(py, "unnamed_task.py", duration=1.5))
+    reports = [r for r in run.reports if r["task"] and r["task"]["coro"] == "anonymous" and
+               r["attribution"] == "callback"]
+    expect_reports(run, reports, 3, "the unnamed task")
+    for r in reports:
+        assert re.fullmatch(r"Task-\d+", r["task"]["name"]), r
+    assert len({r["task"]["name"] for r in reports}) == len(reports), "one task per round"
