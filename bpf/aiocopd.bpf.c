@@ -214,15 +214,8 @@ static __always_inline void forget_ident(__u32 tid)
 		id->callable = 0;
 }
 
-/*
- * Every asyncio callback runs through Context.run (context_run in Python/context.c). A
- * callback ends where the next one starts or where the loop goes back to epoll_wait, so the
- * entry alone is enough: it costs one uprobe per callback instead of a uprobe/uretprobe pair.
- * Even so a uprobe costs about as much as the emptiest task step, so user space attaches
- * this only once a target has shown a slow iteration ("armed"), or for --all.
- */
-SEC("uprobe")
-int BPF_KPROBE(context_run_entry, void *self, __u64 args)
+/* A loop thread starts a callback: the previous one (or the iteration) ends here. */
+static __always_inline int start_callback(__u64 args)
 {
 	struct target_cfg *cfg;
 	struct thread_state *st;
@@ -243,6 +236,19 @@ int BPF_KPROBE(context_run_entry, void *self, __u64 args)
 }
 
 /*
+ * Every asyncio callback runs through Context.run (context_run in Python/context.c). A
+ * callback ends where the next one starts or where the loop goes back to epoll_wait, so the
+ * entry alone is enough: it costs one uprobe per callback instead of a uprobe/uretprobe pair.
+ * Even so a uprobe costs about as much as the emptiest task step, so user space attaches
+ * this only once a target has shown a slow iteration ("armed"), or for --all.
+ */
+SEC("uprobe")
+int BPF_KPROBE(context_run_entry, void *self, __u64 args)
+{
+	return start_callback(args);
+}
+
+/*
  * uvloop runs each callback from Cython between PyContext_Enter and PyContext_Exit, not
  * through Context.run; asyncio itself never calls the exported PyContext_Enter. The callable
  * is not an argument here, so the callback is named from its stack.
@@ -250,22 +256,7 @@ int BPF_KPROBE(context_run_entry, void *self, __u64 args)
 SEC("uprobe")
 int BPF_KPROBE(context_enter_entry, void *context)
 {
-	struct target_cfg *cfg;
-	struct thread_state *st;
-	__u32 tid, pid;
-	__u64 now;
-
-	st = current_thread(&tid, &pid);
-	if (!st || !(st->flags & THREAD_LOOP))
-		return 0;
-	cfg = bpf_map_lookup_elem(&targets, &pid);
-	if (!cfg)
-		return 0;
-	now = bpf_ktime_get_ns();
-	close_callback(cfg, st, pid, tid, now);
-	open_scope(st, now, 0, 0);
-	forget_ident(tid);
-	return 0;
+	return start_callback(0);
 }
 
 /* ---- loop discovery and iteration boundaries ------------------------------------------- */
