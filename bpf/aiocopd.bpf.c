@@ -153,6 +153,16 @@ static __always_inline void ensure_iteration_ident(const struct target_cfg *cfg,
 		st->flags |= THREAD_IDENT_DONE;
 }
 
+/* The Python stack of a record, and (unarmed) the callback it names. */
+static __always_inline void fill_stack(const struct target_cfg *cfg, struct thread_state *st,
+				       __u32 tid, struct event_blocking *ev)
+{
+	__u64 tstate = current_thread_state(cfg, st, tid);
+
+	ev->n_frames = tstate ? walk_stack(cfg, tstate, ev->frames) : 0;
+	ensure_iteration_ident(cfg, st, tid, ev->n_frames);
+}
+
 /* ---- callback boundaries --------------------------------------------------------------- */
 
 static __always_inline void close_callback(const struct target_cfg *cfg, struct thread_state *st,
@@ -491,7 +501,7 @@ static __always_inline int sys_exit(struct trace_event_raw_sys_exit *ctx)
 	struct thread_state *st;
 	struct event_blocking *ev;
 	__u32 tid, pid, nr;
-	__u64 now, duration, tstate;
+	__u64 now, duration;
 
 	st = current_thread(&tid, &pid);
 	if (!st || !(st->flags & THREAD_IN_SYSCALL))
@@ -553,9 +563,7 @@ static __always_inline int sys_exit(struct trace_event_raw_sys_exit *ctx)
 	ev->fd_mode = st->sc_fd_mode;
 	ev->fd_flags = st->sc_fd_flags;
 	fill_operand(ev, nr);
-	tstate = current_thread_state(cfg, st, tid);
-	ev->n_frames = tstate ? walk_stack(cfg, tstate, ev->frames) : 0;
-	ensure_iteration_ident(cfg, st, tid, ev->n_frames);
+	fill_stack(cfg, st, tid, ev);
 	st->cb_blocking++;
 	bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
 	return 0;
@@ -608,7 +616,7 @@ static __always_inline int audit_common(struct pt_regs *ctx, const char *name, c
 	struct thread_state *st;
 	struct event_blocking *ev;
 	__u32 tid, pid;
-	__u64 tstate, va[3] = { va0, va1, va2 };
+	__u64 va[3] = { va0, va1, va2 };
 
 	st = current_thread(&tid, &pid);
 	if (!st || !(st->flags & THREAD_IN_CALLBACK))
@@ -640,8 +648,7 @@ static __always_inline int audit_common(struct pt_regs *ctx, const char *name, c
 		}
 		render_audit_arg(&cfg->layout, f, va[i], ev->arg_text[i], AIOCOPD_NAME_LEN);
 	}
-	tstate = current_thread_state(cfg, st, tid);
-	ev->n_frames = tstate ? walk_stack(cfg, tstate, ev->frames) : 0;
+	fill_stack(cfg, st, tid, ev);
 	st->cb_blocking++;
 	bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
 	return 0;
@@ -744,15 +751,12 @@ static __always_inline void emit_sample(const struct target_cfg *cfg, struct thr
 					__u32 pid, __u32 tid, __u64 now)
 {
 	struct event_blocking *ev;
-	__u64 tstate;
 
 	ev = reserve(sizeof(*ev));
 	if (!ev)
 		return;
 	init_blocking(ev, st, pid, tid, now, SOURCE_SAMPLE);
-	tstate = current_thread_state(cfg, st, tid);
-	ev->n_frames = tstate ? walk_stack(cfg, tstate, ev->frames) : 0;
-	ensure_iteration_ident(cfg, st, tid, ev->n_frames);
+	fill_stack(cfg, st, tid, ev);
 	st->cb_samples++;
 	bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
 }

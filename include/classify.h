@@ -95,6 +95,8 @@ size_t ops_add(struct op *ops, size_t n, size_t max, const struct raw_op *r, siz
 int severity_score(const struct op *ops, size_t n);
 enum severity_level severity_level(int score);
 
+bool path_ends_with(const char *path, const char *suffix);
+
 /* True for a frame file in CPython's standard library (not site-/dist-packages). */
 bool is_stdlib_path(const char *path);
 

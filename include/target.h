@@ -52,4 +52,7 @@ struct target_options {
 int target_inspect(pid_t pid, const struct target_options *opts, struct py_target *t,
 		   char *err, size_t errsz);
 
+/* Whether the process maps a file whose path contains needle (e.g. "/uvloop/loop."). */
+bool target_maps_file(pid_t pid, const char *needle);
+
 #endif

@@ -169,7 +169,7 @@ const char *syscall_name(unsigned nr)
 	return "syscall";
 }
 
-static bool ends_with(const char *s, const char *suffix)
+bool path_ends_with(const char *s, const char *suffix)
 {
 	size_t ls = strlen(s), lx = strlen(suffix);
 
@@ -185,7 +185,7 @@ static bool is_database_path(const char *path)
 	if (!path)
 		return false;
 	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++)
-		if (ends_with(path, suffixes[i]))
+		if (path_ends_with(path, suffixes[i]))
 			return true;
 	return false;
 }

@@ -224,13 +224,6 @@ static void name_callback(const struct event_callback *ev, struct report *r)
 	}
 }
 
-static bool ends_with(const char *s, const char *suffix)
-{
-	size_t ls = strlen(s), lx = strlen(suffix);
-
-	return ls >= lx && strcmp(s + ls - lx, suffix) == 0;
-}
-
 /*
  * A Task's name, through the Handle that ran it ("self" of Handle._run), trusted only when
  * the Task's coroutine owns exactly the frame the stack shows: the objects may be gone by now.
@@ -256,6 +249,11 @@ static void task_name_from_handle(struct monitor *m, const struct py_frame *run,
 		snprintf(r->task_name, sizeof(r->task_name), "?");
 }
 
+static bool is_handle_run(const struct py_location *loc)
+{
+	return !strcmp(loc->function, "_run") && path_ends_with(loc->file, "asyncio/events.py");
+}
+
 /* Whether a record's stack runs inside asyncio's Handle._run, i.e. inside a loop callback. */
 static bool stack_in_callback(struct monitor *m, const struct event_blocking *e)
 {
@@ -265,7 +263,7 @@ static bool stack_in_callback(struct monitor *m, const struct event_blocking *e)
 		struct py_location loc;
 
 		pyresolver_locate(m->resolver, e->frames[k].code, e->frames[k].instr, &loc);
-		if (!strcmp(loc.function, "_run") && ends_with(loc.file, "asyncio/events.py"))
+		if (is_handle_run(&loc))
 			return true;
 	}
 	return false;
@@ -274,23 +272,8 @@ static bool stack_in_callback(struct monitor *m, const struct event_blocking *e)
 /* uvloop runs callbacks from Cython: no Handle._run frame shows on the stack. */
 static bool uses_uvloop(struct monitor *m)
 {
-	char path[64], *line = NULL;
-	size_t cap = 0, total = 0;
-	ssize_t n;
-	FILE *f;
-
-	if (m->uvloop)
-		return true;
-	snprintf(path, sizeof(path), "/proc/%d/maps", m->target->pid);
-	f = fopen(path, "re");
-	if (!f)
-		return false;
-	while (!m->uvloop && (n = getline(&line, &cap, f)) > 0 && total < (4u << 20)) {
-		total += n;
-		m->uvloop = strstr(line, "/uvloop/loop.") != NULL;
-	}
-	free(line);
-	fclose(f);
+	if (!m->uvloop)
+		m->uvloop = target_maps_file(m->target->pid, "/uvloop/loop.");
 	return m->uvloop;
 }
 
@@ -304,8 +287,6 @@ static bool outside_any_callback(struct monitor *m, const struct pending_callbac
 {
 	size_t with_stack = 0;
 
-	if (uses_uvloop(m))
-		return false;	/* its callbacks never show Handle._run */
 	for (size_t i = 0; i < n_rec; i++) {
 		if (!pc->records[i].n_frames)
 			continue;
@@ -313,13 +294,14 @@ static bool outside_any_callback(struct monitor *m, const struct pending_callbac
 		if (stack_in_callback(m, &pc->records[i]))
 			return false;
 	}
-	return with_stack > 0;
+	/* uvloop's callbacks never show Handle._run: read its maps only when it matters */
+	return with_stack > 0 && !uses_uvloop(m);
 }
 
 static bool is_loop_machinery(const struct py_location *loc)
 {
-	return ends_with(loc->file, "asyncio/runners.py") ||
-	       ends_with(loc->file, "asyncio/base_events.py") ||
+	return path_ends_with(loc->file, "asyncio/runners.py") ||
+	       path_ends_with(loc->file, "asyncio/base_events.py") ||
 	       !strcmp(loc->function, "<module>");
 }
 
@@ -369,7 +351,7 @@ static void attribute_iteration(struct monitor *m, struct pending_callback *pc, 
 			struct py_location loc;
 
 			pyresolver_locate(m->resolver, f->code, f->instr, &loc);
-			if (strcmp(loc.function, "_run") || !ends_with(loc.file, "asyncio/events.py"))
+			if (!is_handle_run(&loc))
 				continue;
 			pyresolver_locate(m->resolver, inner->code, inner->instr, &loc);
 			if (inner->owner == m->target->layout->user.frame_owner_generator) {

@@ -93,6 +93,27 @@ static int for_each_mapping(pid_t pid, int (*fn)(const struct mapping *, void *)
 	return ret;
 }
 
+struct path_search {
+	const char *needle;
+	bool found;
+};
+
+static int path_contains(const struct mapping *m, void *arg)
+{
+	struct path_search *ps = arg;
+
+	ps->found = strstr(m->path, ps->needle) != NULL;
+	return ps->found;
+}
+
+bool target_maps_file(pid_t pid, const char *needle)
+{
+	struct path_search ps = { .needle = needle };
+
+	for_each_mapping(pid, path_contains, &ps);
+	return ps.found;
+}
+
 struct runtime_search {
 	char libpython[PATH_MAX];
 	char exe[PATH_MAX];
