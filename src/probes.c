@@ -228,54 +228,57 @@ static int set_armed(struct probes *p, pid_t pid, bool armed)
 
 int probes_arm(struct probes *p, const struct py_target *t, char *err, size_t errsz)
 {
-	struct bpf_link *link;
-
-	if (p->uprobes[0])
-		return 0;
-	link = bpf_program__attach_uprobe(p->skel->progs.context_run_entry, false, t->pid,
-					  t->open_path, t->context_run_offset);
-	if (!link)
-		return fail(err, errsz, -errno, "cannot attach a uprobe to context_run in %s: %s",
-			    t->runtime_path, strerror(errno));
-	p->uprobes[0] = link;
-	link = bpf_program__attach_uprobe(p->skel->progs.audit_entry, false, t->pid,
-					  t->open_path, t->audit_offset);
-	if (!link) {
-		int ret = -errno;
-
-		probes_disarm(p, t);
-		return fail(err, errsz, ret, "cannot attach a uprobe to PySys_Audit in %s: %s",
-			    t->runtime_path, strerror(-ret));
-	}
-	p->uprobes[1] = link;
-	if (t->audit_tstate_offset) {
-		link = bpf_program__attach_uprobe(p->skel->progs.audit_tstate_entry, false, t->pid,
-						  t->open_path, t->audit_tstate_offset);
-		if (!link) {
-			int ret = -errno;
-
-			probes_disarm(p, t);
-			return fail(err, errsz, ret, "cannot attach a uprobe to _PySys_Audit in "
-				    "%s: %s", t->runtime_path, strerror(-ret));
-		}
-		p->uprobes[2] = link;
-	}
-	if (t->context_enter_offset) {
+	/*
+	 * The audit entry points go first: a callback bounded by context_run must not miss the
+	 * Python-level events raised while the rest attaches. context_run, last, marks armed.
+	 */
+	const struct {
+		struct bpf_program *prog;
+		uint64_t offset;
+		const char *name;
+		bool required;
+	} probes[] = {
+		{ p->skel->progs.audit_entry, t->audit_offset, "PySys_Audit", true },
+		{ p->skel->progs.audit_tstate_entry, t->audit_tstate_offset, "_PySys_Audit", true },
 		/* optional: without it uvloop's callbacks are reported by iteration */
-		p->uprobes[3] = bpf_program__attach_uprobe(p->skel->progs.context_enter_entry,
-							   false, t->pid, t->open_path,
-							   t->context_enter_offset);
+		{ p->skel->progs.context_enter_entry, t->context_enter_offset, "PyContext_Enter",
+		  false },
+		{ p->skel->progs.context_run_entry, t->context_run_offset, "context_run", true },
+	};
+	_Static_assert(sizeof(probes) / sizeof(probes[0]) ==
+		       sizeof(p->uprobes) / sizeof(p->uprobes[0]), "one link per uprobe");
+
+	if (p->uprobes[3])
+		return 0;
+	for (size_t i = 0; i < sizeof(probes) / sizeof(probes[0]); i++) {
+		int ret;
+
+		if (!probes[i].offset)
+			continue;	/* this build has no such entry point */
+		p->uprobes[i] = bpf_program__attach_uprobe(probes[i].prog, false, t->pid,
+							   t->open_path, probes[i].offset);
+		if (p->uprobes[i] || !probes[i].required)
+			continue;
+		ret = -errno;
+		probes_disarm(p, t);
+		return fail(err, errsz, ret, "cannot attach a uprobe to %s in %s: %s",
+			    probes[i].name, t->runtime_path, strerror(-ret));
 	}
 	return set_armed(p, t->pid, true);
+}
+
+static void detach_uprobes(struct probes *p)
+{
+	for (size_t i = 0; i < sizeof(p->uprobes) / sizeof(p->uprobes[0]); i++) {
+		bpf_link__destroy(p->uprobes[i]);
+		p->uprobes[i] = NULL;
+	}
 }
 
 void probes_disarm(struct probes *p, const struct py_target *t)
 {
 	set_armed(p, t->pid, false);
-	for (int i = 0; i < 4; i++) {
-		bpf_link__destroy(p->uprobes[i]);
-		p->uprobes[i] = NULL;
-	}
+	detach_uprobes(p);
 }
 
 static int open_sampler(pid_t tid, uint64_t period_ns)
@@ -384,10 +387,7 @@ void probes_close(struct probes *p)
 	if (p->skel)
 		quiesce(p);
 	/* uprobes trap in the target even when their program does nothing: off first */
-	for (int i = 0; i < 4; i++) {
-		bpf_link__destroy(p->uprobes[i]);
-		p->uprobes[i] = NULL;
-	}
+	detach_uprobes(p);
 	if (p->n_links)
 		hand_off_detach();
 	for (size_t i = 0; i < p->n_links; i++)
