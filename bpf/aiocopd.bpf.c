@@ -259,14 +259,51 @@ int BPF_KPROBE(context_run_entry, void *self, __u64 args)
 }
 
 /*
+ * Whether obj is the uvloop handle entering context: its type is named type_name and its
+ * context slot holds this very context, so a stale or unrelated register cannot pass.
+ * Returns where the handle keeps its callable, or 0.
+ */
+static __always_inline __u64 uvloop_handle_callable(const struct py_layout *l, __u64 obj,
+						    __u64 context)
+{
+	char name[AIOCOPD_TYPE_LEN] = {};
+	__u32 cb_type = 0;
+
+	if (!obj || (obj & 7) || read_type_name(l, obj, name, sizeof(name)))
+		return 0;
+	if (name_is(name, "uvloop.loop.Handle", 19) &&
+	    read_ptr(obj + UVLOOP_HANDLE_CONTEXT) == context) {
+		/* cb_type 1: a Python callable; the others are uvloop's own C callbacks */
+		bpf_probe_read_user(&cb_type, sizeof(cb_type),
+				    (const void *)(obj + UVLOOP_HANDLE_CB_TYPE));
+		return cb_type == 1 ? obj + UVLOOP_HANDLE_CALLABLE : 0;
+	}
+	if (name_is(name, "uvloop.loop.TimerHandle", 24) &&
+	    read_ptr(obj + UVLOOP_TIMER_CONTEXT) == context)
+		return obj + UVLOOP_TIMER_CALLABLE;
+	return 0;
+}
+
+/*
  * uvloop runs each callback from Cython between PyContext_Enter and PyContext_Exit, not
- * through Context.run; asyncio itself never calls the exported PyContext_Enter. The callable
- * is not an argument here, so the callback is named from its stack.
+ * through Context.run; asyncio itself never calls the exported PyContext_Enter. The handle
+ * is not an argument, but Handle._run needs it after the call, so the compiler keeps it in a
+ * callee-saved register: those still hold the caller's values at this entry.
  */
 SEC("uprobe")
 int BPF_KPROBE(context_enter_entry, void *context)
 {
-	return start_callback(0);
+	__u64 candidates[6] = { ctx->bx, ctx->bp, ctx->r12, ctx->r13, ctx->r14, ctx->r15 };
+	struct target_cfg *cfg;
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	__u64 callable = 0;
+
+	cfg = bpf_map_lookup_elem(&targets, &pid);
+	if (!cfg)
+		return 0;
+	for (int i = 0; i < 6 && !callable; i++)
+		callable = uvloop_handle_callable(&cfg->layout, candidates[i], (__u64)context);
+	return start_callback(callable);
 }
 
 /* ---- loop discovery and iteration boundaries ------------------------------------------- */

@@ -30,6 +30,16 @@
 #define TARGET_REPORT_ALL	(1u << 0)	/* --all: also fast callbacks that blocked */
 #define TARGET_ARMED		(1u << 1)	/* Context.run is probed: callbacks are exact */
 
+/*
+ * uvloop's Cython handles (as laid out by uvloop 0.17): where they keep their context and callable.
+ * The BPF side checks the type name and the context before trusting either.
+ */
+#define UVLOOP_HANDLE_CONTEXT	32	/* Handle.context */
+#define UVLOOP_HANDLE_CB_TYPE	56	/* Handle.cb_type */
+#define UVLOOP_HANDLE_CALLABLE	72	/* Handle.arg1: the callable when cb_type is 1 */
+#define UVLOOP_TIMER_CALLABLE	24	/* TimerHandle.callback */
+#define UVLOOP_TIMER_CONTEXT	64	/* TimerHandle.context */
+
 /* Unarmed, only syscalls that lasted this long are recorded (with their stack). */
 #define SLOW_SYSCALL_NS		1000000ULL
 

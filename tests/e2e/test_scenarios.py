@@ -362,7 +362,7 @@ def test_second_asyncio_run(paired):
 
 def test_uvloop(paired):
     """uvloop runs callbacks from Cython (PyContext_Enter, no Handle._run frame): the same
-    blocking task step and timer callback are found, named from their stacks. Only
+    blocking task step and timer callback are found and named. Only
     interpreters that have uvloop installed (Debian's python3-uvloop) take part."""
     def scenario(h, py):
         if subprocess.run([py.path, "-c", "import uvloop"], capture_output=True).returncode:
@@ -383,8 +383,16 @@ def test_uvloop(paired):
         assert r["elapsed_ms"] >= ms and r["reason"] == "io_blocking", r
         assert [e["entry_point"] for e in r["blocking_events"]] == [site], r
         assert r["blocking_events"][0]["category"] == "sleep", r
-    # once armed, callbacks are bounded by PyContext_Enter, not by the whole iteration
-    assert any(r["attribution"] == "callback" for r in steps + timers), run.describe()
+    # once armed, callbacks are bounded by PyContext_Enter, not by the whole iteration, and
+    # named from the uvloop handle entering the context, as on the standard loop
+    exact = [r for r in steps + timers if r["attribution"] == "callback"]
+    assert exact, run.describe()
+    for r in exact:
+        if r in steps:
+            assert r["task"] == {"name": "uv-sleeper", "coro": "sleeper"}, r
+            assert r["callback"] in ("Task.__step", "Task.__wakeup"), r
+        else:
+            assert r["task"] is None and r["callback"] == "on_timer", r
 
 
 def test_unnamed_task_is_task_n(paired):
