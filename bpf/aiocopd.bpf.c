@@ -27,6 +27,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define MSG_DONTWAIT	0x40
 #define CLONE_THREAD	0x00010000
 #define AT_EMPTY_PATH	0x1000
+#define SIGSTOP		19
 #define SLOW_WAIT_NS	1000000ULL	/* pipes and ttys count only when they waited this long */
 
 struct {
@@ -70,6 +71,22 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } lost SEC(".maps");
+
+/* Per loop thread statistics for trace and exec (TARGET_STATS). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, AIOCOPD_MAX_LOOPS);
+	__type(key, __u32);
+	__type(value, struct loop_stats);
+} loop_stats SEC(".maps");
+
+/* Processes `aiocopd exec` follows (FAMILY_*), keyed by tgid. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, AIOCOPD_MAX_TARGETS);
+	__type(key, __u32);
+	__type(value, __u32);
+} family SEC(".maps");
 
 static __always_inline void count_lost(void)
 {
@@ -242,6 +259,13 @@ static __always_inline int start_callback(__u64 args)
 	close_callback(cfg, st, pid, tid, now);
 	open_scope(st, now, args, 0);
 	forget_ident(tid);
+	if (cfg->flags & TARGET_STATS) {
+		struct loop_stats *ls = bpf_map_lookup_elem(&loop_stats, &tid);
+
+		if (ls)
+			ls->callbacks++;
+		st->iter_callbacks++;
+	}
 	return 0;
 }
 
@@ -308,19 +332,68 @@ int BPF_KPROBE(context_enter_entry, void *context)
 
 /* ---- loop discovery and iteration boundaries ------------------------------------------- */
 
+/* An iteration ends: count it, and give the timeline its slice when it was slow. */
+static __always_inline void end_iteration(const struct target_cfg *cfg, struct thread_state *st,
+					  __u32 pid, __u32 tid, __u64 now)
+{
+	struct loop_stats *ls = bpf_map_lookup_elem(&loop_stats, &tid);
+	struct event_iteration *ev;
+	__u64 busy;
+
+	if (!ls || !st->iter_start_ns || now < st->iter_start_ns)
+		return;
+	busy = now - st->iter_start_ns;
+	ls->iterations++;
+	ls->busy_ns += busy;
+	if (busy > ls->max_busy_ns)
+		ls->max_busy_ns = busy;
+	ls->hist[loop_hist_bucket(busy) & (LOOP_HIST_BUCKETS - 1)]++;
+	if (busy < cfg->threshold_ns)
+		return;
+	ev = reserve(sizeof(*ev));
+	if (!ev)
+		return;
+	fill_header(&ev->h, EVENT_ITERATION, pid, tid, st->iter_start_ns);
+	ev->duration_ns = busy;
+	ev->callbacks = st->iter_callbacks;
+	bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
+}
+
 static __always_inline int epoll_enter(void)
 {
 	struct target_cfg *cfg;
 	struct thread_state *st;
 	__u32 tid, pid;
+	__u64 now;
 
 	st = current_thread(&tid, &pid);
 	if (!st)
 		return 0;
 	cfg = bpf_map_lookup_elem(&targets, &pid);
-	if (cfg)
-		close_callback(cfg, st, pid, tid, bpf_ktime_get_ns());
+	if (!cfg)
+		return 0;
+	now = bpf_ktime_get_ns();
+	close_callback(cfg, st, pid, tid, now);
+	if (cfg->flags & TARGET_STATS)
+		end_iteration(cfg, st, pid, tid, now);
+	st->iter_start_ns = 0;
 	return 0;
+}
+
+/* Too big for the BPF stack: new entries are copied from this zeroed one. */
+static struct loop_stats empty_loop_stats;
+
+static __always_inline void add_loop_stats(__u32 pid, __u32 tid)
+{
+	struct target_cfg *cfg = bpf_map_lookup_elem(&targets, &pid);
+	struct loop_stats *ls;
+
+	if (!cfg || !(cfg->flags & TARGET_STATS))
+		return;
+	bpf_map_update_elem(&loop_stats, &tid, &empty_loop_stats, BPF_NOEXIST);
+	ls = bpf_map_lookup_elem(&loop_stats, &tid);
+	if (ls)
+		ls->pid = pid;
 }
 
 static __always_inline int epoll_exit(void)
@@ -334,10 +407,13 @@ static __always_inline int epoll_exit(void)
 	if (st) {
 		struct target_cfg *cfg = bpf_map_lookup_elem(&targets, &pid);
 
-		st->iterations++;
+		__u64 now = bpf_ktime_get_ns();
+
+		st->iter_start_ns = now;
+		st->iter_callbacks = 0;
 		/* unarmed, the iteration itself is what gets timed */
 		if (cfg && !(cfg->flags & TARGET_ARMED)) {
-			open_scope(st, bpf_ktime_get_ns(), 0, THREAD_ITERATION);
+			open_scope(st, now, 0, THREAD_ITERATION);
 			forget_ident(tid);
 		}
 		return 0;
@@ -346,10 +422,11 @@ static __always_inline int epoll_exit(void)
 		return 0;
 	fresh.pid = pid;
 	fresh.flags = THREAD_LOOP;
-	fresh.iterations = 1;
+	fresh.iter_start_ns = bpf_ktime_get_ns();
 	if (bpf_map_update_elem(&threads, &tid, &fresh, BPF_NOEXIST))
 		return 0;
 	bpf_map_update_elem(&idents, &tid, &empty, BPF_NOEXIST);
+	add_loop_stats(pid, tid);
 	ev = reserve(sizeof(*ev));
 	if (!ev)
 		return 0;
@@ -779,6 +856,80 @@ int BPF_PROG(thread_exit, struct task_struct *task)
 
 	if (bpf_map_delete_elem(&threads, &tid) == 0)
 		bpf_map_delete_elem(&idents, &tid);
+	if (task->pid == task->tgid)
+		bpf_map_delete_elem(&family, &tid);
+	return 0;
+}
+
+/* ---- the processes `aiocopd exec` follows --------------------------------------------- */
+
+static __always_inline void emit_process(__u32 type, __u32 pid, __u32 parent)
+{
+	struct event_process *ev = reserve(sizeof(*ev));
+
+	if (!ev)
+		return;
+	fill_header(&ev->h, type, pid, pid, bpf_ktime_get_ns());
+	ev->parent = parent;
+	ev->pad = 0;
+	/* user space holds the process stopped until it looked: wake it now */
+	bpf_ringbuf_submit(ev, BPF_RB_FORCE_WAKEUP);
+}
+
+/*
+ * A new process of the family joins it. A fork of a target runs the same interpreter at the
+ * same addresses, so it is a target at once, unarmed until user space attaches its uprobes.
+ */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(process_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = parent->tgid, pid = child->pid, member = FAMILY_MEMBER;
+	struct target_cfg *cfg, copy;
+
+	if (child->tgid != child->pid || !bpf_map_lookup_elem(&family, &ptgid))
+		return 0;
+	bpf_map_update_elem(&family, &pid, &member, BPF_ANY);
+	cfg = bpf_map_lookup_elem(&targets, &ptgid);
+	if (!cfg)
+		return 0;
+	__builtin_memcpy(&copy, cfg, sizeof(copy));
+	copy.flags &= ~TARGET_ARMED;
+	bpf_map_update_elem(&targets, &pid, &copy, BPF_ANY);
+	emit_process(EVENT_FORK, pid, ptgid);
+	return 0;
+}
+
+/*
+ * A family process replaced its program. Stop it before its first instruction: user space
+ * puts a probe on its entry point, where the libraries it needs (libpython) are mapped.
+ */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(process_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	__u32 *flags = bpf_map_lookup_elem(&family, &pid);
+
+	if (!flags)
+		return 0;
+	*flags |= FAMILY_AWAIT_ENTRY;
+	bpf_map_delete_elem(&targets, &pid);	/* the old image's layout means nothing now */
+	bpf_send_signal(SIGSTOP);
+	emit_process(EVENT_EXEC, pid, 0);
+	return 0;
+}
+
+/* Attached to one exec'd process at its ELF entry point: stop it there once. */
+SEC("uprobe")
+int process_entry(struct pt_regs *ctx)
+{
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	__u32 *flags = bpf_map_lookup_elem(&family, &pid);
+
+	if (!flags || !(*flags & FAMILY_AWAIT_ENTRY))
+		return 0;
+	*flags &= ~FAMILY_AWAIT_ENTRY;
+	bpf_send_signal(SIGSTOP);
+	emit_process(EVENT_ENTRY, pid, 0);
 	return 0;
 }
 

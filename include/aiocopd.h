@@ -18,6 +18,7 @@
 #define AIOCOPD_AUDIT_KEY_LEN	32	/* key of the audit-name filter map */
 #define AIOCOPD_MAX_TARGETS	1024
 #define AIOCOPD_MAX_THREADS	8192
+#define AIOCOPD_MAX_LOOPS	1024	/* loop threads with statistics */
 
 /* Thread flags (struct thread_state.flags). */
 #define THREAD_LOOP		(1u << 0)	/* seen waiting in epoll_wait/epoll_pwait */
@@ -29,6 +30,17 @@
 /* Target flags (struct target_cfg.flags). */
 #define TARGET_REPORT_ALL	(1u << 0)	/* --all: also fast callbacks that blocked */
 #define TARGET_ARMED		(1u << 1)	/* Context.run is probed: callbacks are exact */
+#define TARGET_STATS		(1u << 2)	/* trace, exec: loop statistics, slow iterations */
+
+/* Process flags (map "family", keyed by tgid): exec follows what its command starts. */
+#define FAMILY_MEMBER		(1u << 0)	/* started by the command under `aiocopd exec` */
+#define FAMILY_AWAIT_ENTRY	(1u << 1)	/* stopped at exec, next stop at its entry point */
+
+/*
+ * Loop iteration busy times are counted in a log-linear histogram: 1 us buckets below 16 us,
+ * then 4 buckets per power of two (at most 25% wide), up to about 35 minutes.
+ */
+#define LOOP_HIST_BUCKETS	128
 
 /*
  * uvloop's Cython handles (as laid out by uvloop 0.17): where they keep their context and callable.
@@ -103,15 +115,46 @@ struct thread_state {
 	__u32 cb_blocking;		/* blocking records emitted for the current callback */
 	__u32 cb_samples;		/* stack samples emitted for the current iteration */
 	__u32 sc_nr;			/* in-flight syscall */
-	__u32 pad;
+	__u32 iter_callbacks;		/* callbacks started in the current iteration (armed) */
 	__u64 sc_start_ns;
 	__u64 sc_args[6];
 	__u32 sc_fd_mode;		/* i_mode of the fd argument's inode, 0 if none */
 	__u32 sc_fd_flags;		/* f_flags of the fd argument's file */
-	__u64 iterations;		/* loop iterations seen (epoll returns) */
+	__u64 iter_start_ns;		/* the current loop iteration began (epoll returned) */
 	__u64 gc_start_ns;		/* a collection in progress, 0 if none */
 	__u64 cb_gc_ns;			/* collection time inside the current callback */
 };
+
+/* Per loop thread, with TARGET_STATS. Map "loop_stats", keyed by tid. */
+struct loop_stats {
+	__u32 pid;
+	__u32 pad;
+	__u64 iterations;		/* timed iterations: epoll return to the next epoll call */
+	__u64 busy_ns;
+	__u64 max_busy_ns;
+	__u64 callbacks;		/* callbacks started while armed */
+	__u32 hist[LOOP_HIST_BUCKETS];	/* busy time per iteration, see loop_hist_bucket() */
+};
+
+/* The histogram bucket of an iteration that was busy for ns nanoseconds. */
+static __always_inline __u32 loop_hist_bucket(__u64 ns)
+{
+	__u64 us = ns / 1000;
+	__u32 msb = 0;
+
+	if (us < 16)
+		return us;
+	if (us >> 32) { msb += 32; us >>= 32; }
+	if (us >> 16) { msb += 16; us >>= 16; }
+	if (us >> 8) { msb += 8; us >>= 8; }
+	if (us >> 4) { msb += 4; us >>= 4; }
+	if (us >> 2) { msb += 2; us >>= 2; }
+	if (us >> 1) { msb += 1; }
+	/* msb >= 4 here; the two bits below the top one pick the quarter */
+	us = ns / 1000;
+	msb = 16 + (msb - 4) * 4 + ((us >> (msb - 2)) & 3);
+	return msb < LOOP_HIST_BUCKETS ? msb : LOOP_HIST_BUCKETS - 1;
+}
 
 enum callback_kind {
 	CB_UNKNOWN = 0,
@@ -136,6 +179,10 @@ enum event_type {
 	EVENT_LOOP_THREAD = 1,
 	EVENT_BLOCKING,
 	EVENT_CALLBACK,
+	EVENT_ITERATION,		/* a slow loop iteration (TARGET_STATS) */
+	EVENT_EXEC,			/* a family process exec'd: stopped, about to run */
+	EVENT_ENTRY,			/* it reached its entry point: stopped, libraries mapped */
+	EVENT_FORK,			/* a target forked: the child runs the same interpreter */
 };
 
 enum blocking_source {
@@ -200,6 +247,20 @@ struct event_callback {
 	__u32 pad;
 	__u64 gc_ns;			/* time spent collecting garbage inside it */
 	struct callback_ident ident;
+};
+
+/* A loop iteration at or over the threshold: the timeline's outer slice. */
+struct event_iteration {
+	struct event_header h;		/* ts_ns: epoll returned */
+	__u64 duration_ns;		/* until the next epoll call */
+	__u64 callbacks;		/* started in it, while armed */
+};
+
+/* EVENT_EXEC, EVENT_ENTRY, EVENT_FORK: h.pid is the process; parent only for forks. */
+struct event_process {
+	struct event_header h;
+	__u32 parent;
+	__u32 pad;
 };
 
 #endif /* AIOCOPD_H */

@@ -62,6 +62,7 @@ struct op {
 	int weight;
 	char name[OP_NAME_LEN];
 	const char *syscall;		/* first syscall that took part, or NULL */
+	uint64_t start_ns;		/* its first record, CLOCK_MONOTONIC */
 	uint64_t duration_ns;
 	uint64_t site_code, site_instr;
 	bool from_audit;

@@ -31,6 +31,9 @@ void elf_file_close(struct elf_file *ef);
 /* e_type: ET_EXEC, ET_DYN, ... (see <elf.h>). */
 int elf_file_type(const struct elf_file *ef);
 
+/* File offset of the entry point (e_entry), where a new program's first instruction is. */
+int elf_file_entry_offset(const struct elf_file *ef, uint64_t *offset);
+
 /*
  * NT_GNU_BUILD_ID from a PT_NOTE segment, else from an SHT_NOTE section.
  * 0 with *len set, -ENOENT if none, -ENOSPC if bufsz is too small (*len is

@@ -15,9 +15,11 @@
 #include "target.h"
 
 #define MONITOR_MAX_THREADS	256
+#define MONITOR_MAX_PROCS	256	/* processes watched at once (exec follows many) */
 #define MONITOR_MAX_PENDING	64	/* records kept per callback; the rest are counted */
 #define MONITOR_FD_SLOTS	1024
 #define MONITOR_DISARM_AFTER_S	60	/* quiet seconds before per-callback probes come off */
+#define MONITOR_WORST		3	/* worst offenders kept per process */
 
 struct monitor_options {
 	double threshold_ms;
@@ -26,6 +28,8 @@ struct monitor_options {
 	bool json;
 	double duration_s;		/* 0: until stopped */
 	bool verbose;
+	bool armed_from_start;		/* trace, exec: every callback probed from the start */
+	bool stats;			/* trace, exec: loop statistics and slow iterations */
 };
 
 struct pending_callback {
@@ -38,37 +42,81 @@ struct pending_callback {
 };
 
 struct fd_name {
+	pid_t pid;
 	int fd;
 	char *path;
 };
 
+/* One of the worst reports of a process, for exec's summary. */
+struct worst_report {
+	double elapsed_ms;
+	enum severity_level level;
+	unsigned count;				/* reports from this entry point */
+	char what[2 * AIOCOPD_NAME_LEN + 48];	/* task or callback */
+	char *where;				/* entry point */
+};
+
+/* A process being watched. */
+struct watched {
+	struct py_target target;
+	struct pyresolver *resolver;
+	struct target_links links;
+	bool armed;			/* per-callback probes attached */
+	bool uvloop;			/* the target has loaded uvloop */
+	char cmdline[160];		/* as /proc showed it when we attached */
+	uint64_t last_slow_ns;		/* last report, for disarming an idle target */
+	uint64_t reports_by_level[3];	/* enum severity_level */
+	uint64_t records_dropped;	/* records over MONITOR_MAX_PENDING per callback */
+	struct worst_report worst[MONITOR_WORST];
+};
+
+enum monitor_stop {
+	STOP_SIGNAL = 0,
+	STOP_DURATION,
+	STOP_TARGET_EXIT,
+};
+
 struct monitor {
 	const struct monitor_options *opt;
-	struct py_target *target;
 	struct probes probes;
-	struct pyresolver *resolver;
+	struct watched *procs[MONITOR_MAX_PROCS];
+	size_t n_procs;
 	struct pending_callback threads[MONITOR_MAX_THREADS];
 	size_t n_threads;
 	struct fd_name fds[MONITOR_FD_SLOTS];
 	size_t loop_threads;
 	int64_t realtime_offset_ns;	/* CLOCK_REALTIME - CLOCK_MONOTONIC */
 	bool attached;
-	bool armed;			/* per-callback probes attached */
-	bool uvloop;			/* the target has loaded uvloop */
-	uint64_t last_slow_ns;		/* last report, for disarming an idle target */
+	bool consuming;			/* inside a ring-buffer record's handler */
 	uint64_t reports;
-	void (*on_report)(struct monitor *m, const struct report *r);
+	uint64_t records_dropped;	/* over MONITOR_MAX_PENDING, all processes */
+	/* hooks: default rendering is text or JSON lines on out */
+	void (*on_report)(struct monitor *m, struct watched *w, const struct report *r);
+	void (*on_iteration)(struct monitor *m, const struct event_iteration *ev);
+	void (*on_process)(struct monitor *m, const struct event_process *ev);
+	void (*on_tick)(struct monitor *m, uint64_t now_ns);
+	void *user;
 	FILE *out;
 };
 
-/* Loads and attaches everything for the target; prints nothing. */
-int monitor_attach(struct monitor *m, const struct monitor_options *opt, struct py_target *t,
-		   char *err, size_t errsz);
-/* Runs until a signal, the duration, or the target's exit. Returns 0 or -errno. */
-int monitor_run(struct monitor *m);
+/* Loads the BPF object and attaches what is system-wide; prints nothing. */
+int monitor_open(struct monitor *m, const struct monitor_options *opt, char *err, size_t errsz);
+/* Starts watching a CPython process (t is copied); prints nothing. */
+struct watched *monitor_add(struct monitor *m, const struct py_target *t, char *err,
+			    size_t errsz);
+struct watched *monitor_find(struct monitor *m, pid_t pid);
+/* A watched process exec'd or exited: drop what belonged to it. */
+void monitor_forget(struct monitor *m, struct watched *w);
+/* Runs until a signal, the duration, or the first target's exit. */
+enum monitor_stop monitor_run(struct monitor *m);
+/* One pass: reads the ring buffer, disarms idle targets. */
+void monitor_drain(struct monitor *m);
+uint64_t monitor_now_ns(void);
+/* Wall-clock seconds of a CLOCK_MONOTONIC timestamp. */
+double monitor_wall_time(const struct monitor *m, uint64_t mono_ns);
 void monitor_close(struct monitor *m);
 /* Builds the report for a callback record from the records kept for it (exposed for tests). */
-int monitor_build_report(struct monitor *m, const struct event_callback *ev,
+int monitor_build_report(struct monitor *m, struct watched *w, const struct event_callback *ev,
 			 struct report *out);
 
 #endif

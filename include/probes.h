@@ -7,6 +7,7 @@
 #ifndef AIOCOPD_PROBES_H
 #define AIOCOPD_PROBES_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -19,28 +20,46 @@
 
 struct aiocopd_bpf;
 
+/* The attachments that belong to one target process. */
+struct target_links {
+	struct bpf_link *uprobes[4];	/* callback boundaries and audit entry points, armed */
+	struct bpf_link *gc[2];		/* collection start and end */
+	const char *gc_source;		/* how collections are timed, NULL: they are not */
+};
+
 struct probes {
 	struct aiocopd_bpf *skel;
 	struct ring_buffer *rb;
 	struct bpf_link *links[PROBES_MAX_LINKS];
 	size_t n_links;
 	int tracepoints_missing;	/* syscall tracepoints this kernel lacks */
-	const char *gc_source;		/* how collections are timed, NULL: they are not */
-	struct bpf_link *uprobes[4];	/* callback boundaries and audit entry points, armed */
 	uint64_t sample_period_ns;
 };
 
 typedef int (*probes_event_fn)(void *ctx, void *data, size_t size);
 
 int probes_open(struct probes *p, probes_event_fn fn, void *ctx, char *err, size_t errsz);
-/* Registers a target with BPF; it starts unarmed (loop iterations only). */
+/* Registers a target with BPF; it starts unarmed (loop iterations only) unless cfg says. */
 int probes_add_target(struct probes *p, const struct py_target *t, const struct target_cfg *cfg,
-		      char *err, size_t errsz);
+		      struct target_links *l, char *err, size_t errsz);
+/* Forgets a target (it exited or exec'd): its links go, its map entry too. */
+void probes_remove_target(struct probes *p, pid_t pid, struct target_links *l);
 /* Arming attaches the per-callback and audit uprobes; disarming detaches them. */
-int probes_arm(struct probes *p, const struct py_target *t, char *err, size_t errsz);
-void probes_disarm(struct probes *p, const struct py_target *t);
+int probes_arm(struct probes *p, const struct py_target *t, struct target_links *l,
+	       char *err, size_t errsz);
+void probes_disarm(struct probes *p, const struct py_target *t, struct target_links *l);
 /* Registers a loop thread (if BPF has not yet) and starts its sampler. */
-int probes_add_loop_thread(struct probes *p, pid_t pid, pid_t tid);
+int probes_add_loop_thread(struct probes *p, pid_t pid, pid_t tid, bool stats);
+/* Calls fn for each loop thread's statistics (TARGET_STATS). */
+void probes_loop_stats(struct probes *p, void (*fn)(void *ctx, pid_t tid,
+						    const struct loop_stats *s), void *ctx);
+
+/* `aiocopd exec`: follow pid and what it starts; stop an exec'd process at its entry. */
+int probes_follow(struct probes *p, pid_t pid);
+struct bpf_link *probes_stop_at_entry(struct probes *p, pid_t pid, const char *path,
+				      uint64_t offset);
+
+int probes_ring_fd(const struct probes *p);
 int probes_consume(struct probes *p);
 uint64_t probes_lost(const struct probes *p);
 void probes_close(struct probes *p);

@@ -22,6 +22,7 @@ struct report_event {
 	enum category category;
 	int severity;
 	double duration_ms;
+	uint64_t start_ns;		/* CLOCK_MONOTONIC, for timelines */
 	const char *syscall;		/* NULL: Python level only */
 	char *entry_point;		/* path:line:function */
 	char *trace;			/* full frames joined by " <- " */
@@ -40,6 +41,7 @@ struct report_cpu_stack {
 
 struct report {
 	double ts;			/* wall-clock start of the callback */
+	uint64_t start_ns;		/* the same start, CLOCK_MONOTONIC, for timelines */
 	uint32_t pid, tid;
 	double elapsed_ms, threshold_ms;
 	bool exceeded;
@@ -61,6 +63,10 @@ struct report {
 
 void report_free(struct report *r);
 const char *report_reason(const struct report *r);
+const char *report_entry_point(const struct report *r);
+/* JSON values as reports write them: text made valid UTF-8, numbers rounded for humans. */
+struct json_object *json_text(const char *s);
+struct json_object *json_rounded(double v, int decimals);
 struct json_object *report_to_json(const struct report *r);
 void report_write_json(FILE *out, const struct report *r);
 void report_write_text(FILE *out, const struct report *r);

@@ -489,6 +489,7 @@ size_t ops_add(struct op *ops, size_t n, size_t max, const struct raw_op *r, siz
 	ops[n].weight = c.weight;
 	memcpy(ops[n].name, c.name, sizeof(ops[n].name));
 	ops[n].syscall = c.syscall;
+	ops[n].start_ns = r->start_ns;
 	ops[n].duration_ns = r->duration_ns;
 	ops[n].site_code = r->site_code;
 	ops[n].site_instr = r->site_instr;

@@ -47,6 +47,7 @@ struct elf_file {
 	Elf *elf;
 	uint64_t size;		/* st_size at open; every offset is checked against it */
 	int type;		/* e_type */
+	uint64_t entry;		/* e_entry */
 	size_t shnum;		/* section headers, known to lie inside the file */
 	size_t shstrndx;	/* 0 when section names are unusable */
 	GElf_Phdr *phdrs;	/* copy of the program headers */
@@ -177,6 +178,7 @@ static int check_header(struct elf_file *ef)
 	if (!ident_ok(&eh))
 		return -ENOEXEC;
 	ef->type = eh.e_type;
+	ef->entry = eh.e_entry;
 	return check_tables(ef, &eh);
 }
 
@@ -281,6 +283,13 @@ void elf_file_close(struct elf_file *ef)
 int elf_file_type(const struct elf_file *ef)
 {
 	return ef->type;
+}
+
+int elf_file_entry_offset(const struct elf_file *ef, uint64_t *offset)
+{
+	if (!ef->entry)
+		return -ENOENT;
+	return elf_file_vaddr_to_offset(ef, ef->entry, offset);
 }
 
 /* ---- sections and strings -------------------------------------------- */

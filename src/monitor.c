@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The live monitor. Blocking records arrive before the callback record that closes them (one
- * thread writes both, in order), so records are kept per loop thread under their callback's
- * sequence number and dropped when a newer callback shows up without having been reported.
+ * The monitor: the processes watched, and the reports made of what their loops did. Blocking
+ * records arrive before the callback record that closes them (one thread writes both, in
+ * order), so records are kept per loop thread under their callback's sequence number and
+ * dropped when a newer callback shows up without having been reported.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -24,12 +25,30 @@
 #define WAITING_NOTICE_NS	1000000000ull
 #define MAX_TRACE_TEXT		8192
 
-static uint64_t now_ns(clockid_t clock)
+static uint64_t clock_ns(clockid_t clock)
 {
 	struct timespec ts;
 
 	clock_gettime(clock, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+uint64_t monitor_now_ns(void)
+{
+	return clock_ns(CLOCK_MONOTONIC);
+}
+
+double monitor_wall_time(const struct monitor *m, uint64_t mono_ns)
+{
+	return ((int64_t)mono_ns + m->realtime_offset_ns) / 1e9;
+}
+
+struct watched *monitor_find(struct monitor *m, pid_t pid)
+{
+	for (size_t i = 0; i < m->n_procs; i++)
+		if (m->procs[i]->target.pid == pid)
+			return m->procs[i];
+	return NULL;
 }
 
 static struct pending_callback *find_thread(struct monitor *m, pid_t tid, bool create)
@@ -54,27 +73,28 @@ static bool is_open_syscall(unsigned nr)
 	return nr == NR_open || nr == NR_openat || nr == NR_openat2 || nr == NR_creat;
 }
 
-static void remember_fd(struct monitor *m, int fd, const char *path)
+static void remember_fd(struct monitor *m, pid_t pid, int fd, const char *path)
 {
-	struct fd_name *slot = &m->fds[(unsigned)fd % MONITOR_FD_SLOTS];
+	struct fd_name *slot = &m->fds[((unsigned)fd + (unsigned)pid * 31) % MONITOR_FD_SLOTS];
 
 	free(slot->path);
+	slot->pid = pid;
 	slot->fd = fd;
 	slot->path = strdup(path);
 }
 
 /* What an fd names: from an open we saw, else from /proc (the fd may be gone by now). */
-static const char *fd_path(struct monitor *m, int fd, char *buf, size_t bufsz)
+static const char *fd_path(struct monitor *m, pid_t pid, int fd, char *buf, size_t bufsz)
 {
-	struct fd_name *slot = &m->fds[(unsigned)fd % MONITOR_FD_SLOTS];
+	struct fd_name *slot = &m->fds[((unsigned)fd + (unsigned)pid * 31) % MONITOR_FD_SLOTS];
 	char link[64];
 	ssize_t n;
 
 	if (fd < 0)
 		return NULL;
-	if (slot->path && slot->fd == fd)
+	if (slot->path && slot->fd == fd && slot->pid == pid)
 		return slot->path;
-	snprintf(link, sizeof(link), "/proc/%d/fd/%d", m->target->pid, fd);
+	snprintf(link, sizeof(link), "/proc/%d/fd/%d", pid, fd);
 	n = readlink(link, buf, bufsz - 1);
 	if (n <= 0)
 		return NULL;
@@ -128,7 +148,7 @@ static void raw_from_record(struct monitor *m, const struct event_blocking *e, s
 		return;
 	}
 	if (e->fd_mode)
-		r->fd_path = fd_path(m, (int)e->args[e->nr == NR_sendfile ? 1 : 0], t->fd,
+		r->fd_path = fd_path(m, e->h.pid, (int)e->args[e->nr == NR_sendfile ? 1 : 0], t->fd,
 				     sizeof(t->fd));
 	if (e->n_str && (e->nr == NR_connect || e->nr == NR_sendto || e->nr == NR_nanosleep ||
 			 e->nr == NR_clock_nanosleep)) {
@@ -147,7 +167,7 @@ static const char *base_name(const char *path)
 }
 
 /* Builds trace, short trace and entry point of one record's stack. */
-static void describe_stack(struct monitor *m, const struct event_blocking *e,
+static void describe_stack(struct monitor *m, struct watched *w, const struct event_blocking *e,
 			   struct report_event *out)
 {
 	char *trace = calloc(1, MAX_TRACE_TEXT), *shortt = calloc(1, MAX_TRACE_TEXT);
@@ -164,7 +184,7 @@ static void describe_stack(struct monitor *m, const struct event_blocking *e,
 	for (unsigned i = 0; i < n; i++) {
 		struct py_location loc;
 
-		pyresolver_locate(m->resolver, e->frames[i].code, e->frames[i].instr, &loc);
+		pyresolver_locate(w->resolver, e->frames[i].code, e->frames[i].instr, &loc);
 		snprintf(frame, sizeof(frame), "%s:%d:%s", loc.file, loc.line, loc.function);
 		if (i == 0)
 			snprintf(innermost, sizeof(innermost), "%s", frame);
@@ -228,12 +248,12 @@ static void name_callback(const struct event_callback *ev, struct report *r)
  * A Task's name, through the Handle that ran it ("self" of Handle._run), trusted only when
  * the Task's coroutine owns exactly the frame the stack shows: the objects may be gone by now.
  */
-static void task_name_from_handle(struct monitor *m, const struct py_frame *run,
+static void task_name_from_handle(struct watched *w, const struct py_frame *run,
 				  const struct py_frame *coro_frame, struct report *r)
 {
-	const struct py_version_layout *l = m->target->layout;
+	const struct py_version_layout *l = w->target.layout;
 	uint64_t callback, task, coro, name;
-	pid_t pid = m->target->pid;
+	pid_t pid = w->target.pid;
 
 	uint64_t coro_frame_addr = 0;
 
@@ -255,14 +275,14 @@ static bool is_handle_run(const struct py_location *loc)
 }
 
 /* Whether a record's stack runs inside asyncio's Handle._run, i.e. inside a loop callback. */
-static bool stack_in_callback(struct monitor *m, const struct event_blocking *e)
+static bool stack_in_callback(struct watched *w, const struct event_blocking *e)
 {
 	unsigned n = e->n_frames < AIOCOPD_MAX_FRAMES ? e->n_frames : AIOCOPD_MAX_FRAMES;
 
 	for (unsigned k = 0; k < n; k++) {
 		struct py_location loc;
 
-		pyresolver_locate(m->resolver, e->frames[k].code, e->frames[k].instr, &loc);
+		pyresolver_locate(w->resolver, e->frames[k].code, e->frames[k].instr, &loc);
 		if (is_handle_run(&loc))
 			return true;
 	}
@@ -270,11 +290,11 @@ static bool stack_in_callback(struct monitor *m, const struct event_blocking *e)
 }
 
 /* uvloop runs callbacks from Cython: no Handle._run frame shows on the stack. */
-static bool uses_uvloop(struct monitor *m)
+static bool uses_uvloop(struct watched *w)
 {
-	if (!m->uvloop)
-		m->uvloop = target_maps_file(m->target->pid, "/uvloop/loop.");
-	return m->uvloop;
+	if (!w->uvloop)
+		w->uvloop = target_maps_file(w->target.pid, "/uvloop/loop.");
+	return w->uvloop;
 }
 
 /*
@@ -282,7 +302,7 @@ static bool uses_uvloop(struct monitor *m)
  * the thread's next epoll_wait, maybe seconds later in another asyncio.run. What happened
  * in between ran outside any callback, and its stacks say so: such a report is dropped.
  */
-static bool outside_any_callback(struct monitor *m, const struct pending_callback *pc,
+static bool outside_any_callback(struct watched *w, const struct pending_callback *pc,
 				 size_t n_rec)
 {
 	size_t with_stack = 0;
@@ -291,11 +311,11 @@ static bool outside_any_callback(struct monitor *m, const struct pending_callbac
 		if (!pc->records[i].n_frames)
 			continue;
 		with_stack++;
-		if (stack_in_callback(m, &pc->records[i]))
+		if (stack_in_callback(w, &pc->records[i]))
 			return false;
 	}
 	/* uvloop's callbacks never show Handle._run: read its maps only when it matters */
-	return with_stack > 0 && !uses_uvloop(m);
+	return with_stack > 0 && !uses_uvloop(w);
 }
 
 static bool is_loop_machinery(const struct py_location *loc)
@@ -309,7 +329,7 @@ static bool is_loop_machinery(const struct py_location *loc)
  * uvloop: the callback's outermost frame sits right above whatever started the loop
  * (asyncio.run's frames, or the module). The Task itself cannot be reached from there.
  */
-static void attribute_from_outermost(struct monitor *m, const struct pending_callback *pc,
+static void attribute_from_outermost(struct watched *w, const struct pending_callback *pc,
 				     size_t n_rec, struct report *r)
 {
 	for (size_t i = 0; i < n_rec; i++) {
@@ -320,11 +340,11 @@ static void attribute_from_outermost(struct monitor *m, const struct pending_cal
 			const struct py_frame *inner = &e->frames[k - 1];
 			struct py_location loc;
 
-			pyresolver_locate(m->resolver, e->frames[k].code, e->frames[k].instr, &loc);
+			pyresolver_locate(w->resolver, e->frames[k].code, e->frames[k].instr, &loc);
 			if (!is_loop_machinery(&loc))
 				continue;
-			pyresolver_locate(m->resolver, inner->code, inner->instr, &loc);
-			if (inner->owner == m->target->layout->user.frame_owner_generator) {
+			pyresolver_locate(w->resolver, inner->code, inner->instr, &loc);
+			if (inner->owner == w->target.layout->user.frame_owner_generator) {
 				r->is_task = true;
 				snprintf(r->task_name, sizeof(r->task_name), "?");
 				snprintf(r->coro, sizeof(r->coro), "%s", loc.qualname);
@@ -338,7 +358,7 @@ static void attribute_from_outermost(struct monitor *m, const struct pending_cal
 }
 
 /* Unarmed reports: name the callback from the frame Handle._run called. */
-static void attribute_iteration(struct monitor *m, struct pending_callback *pc, size_t n_rec,
+static void attribute_iteration(struct watched *w, struct pending_callback *pc, size_t n_rec,
 				struct report *r)
 {
 	snprintf(r->callback, sizeof(r->callback), "<loop iteration>");
@@ -350,26 +370,27 @@ static void attribute_iteration(struct monitor *m, struct pending_callback *pc, 
 			const struct py_frame *f = &e->frames[k], *inner = &e->frames[k - 1];
 			struct py_location loc;
 
-			pyresolver_locate(m->resolver, f->code, f->instr, &loc);
+			pyresolver_locate(w->resolver, f->code, f->instr, &loc);
 			if (!is_handle_run(&loc))
 				continue;
-			pyresolver_locate(m->resolver, inner->code, inner->instr, &loc);
-			if (inner->owner == m->target->layout->user.frame_owner_generator) {
+			pyresolver_locate(w->resolver, inner->code, inner->instr, &loc);
+			if (inner->owner == w->target.layout->user.frame_owner_generator) {
 				r->is_task = true;
 				snprintf(r->coro, sizeof(r->coro), "%s", loc.qualname);
 				snprintf(r->callback, sizeof(r->callback), "Task.__step");
-				task_name_from_handle(m, f, inner, r);
+				task_name_from_handle(w, f, inner, r);
 			} else {
 				snprintf(r->callback, sizeof(r->callback), "%s", loc.qualname);
 			}
 			return;
 		}
 	}
-	attribute_from_outermost(m, pc, n_rec, r);
+	attribute_from_outermost(w, pc, n_rec, r);
 }
 
 /* Groups the CPU samples taken during the callback by stack, most frequent first. */
-static void collect_cpu_samples(struct monitor *m, const struct pending_callback *pc,
+static void collect_cpu_samples(struct monitor *m, struct watched *w,
+				const struct pending_callback *pc,
 				size_t n_rec, struct report *out)
 {
 	struct report_cpu_stack all[MONITOR_MAX_PENDING];
@@ -382,7 +403,7 @@ static void collect_cpu_samples(struct monitor *m, const struct pending_callback
 		if (pc->records[i].source != SOURCE_SAMPLE || !pc->records[i].n_frames)
 			continue;
 		out->cpu_samples++;
-		describe_stack(m, &pc->records[i], &stack);
+		describe_stack(m, w, &pc->records[i], &stack);
 		for (k = 0; k < n; k++)
 			if (stack.trace && all[k].trace && !strcmp(all[k].trace, stack.trace))
 				break;
@@ -417,14 +438,16 @@ static void collect_cpu_samples(struct monitor *m, const struct pending_callback
 	}
 }
 
-int monitor_build_report(struct monitor *m, const struct event_callback *ev, struct report *out)
+int monitor_build_report(struct monitor *m, struct watched *w, const struct event_callback *ev,
+			 struct report *out)
 {
 	struct pending_callback *pc = find_thread(m, ev->h.tid, false);
 	struct op ops[MONITOR_MAX_PENDING] = {};
 	size_t n_ops = 0, n_rec = 0;
 
 	memset(out, 0, sizeof(*out));
-	out->ts = (ev->h.ts_ns + m->realtime_offset_ns) / 1e9;
+	out->ts = monitor_wall_time(m, ev->h.ts_ns);
+	out->start_ns = ev->h.ts_ns;
 	out->pid = ev->h.pid;
 	out->tid = ev->h.tid;
 	out->elapsed_ms = ev->duration_ns / 1e6;
@@ -439,14 +462,14 @@ int monitor_build_report(struct monitor *m, const struct event_callback *ev, str
 		out->gc_ms = out->elapsed_ms;
 	if (pc && pc->cb_seq == ev->cb_seq)
 		n_rec = pc->n;
-	if (n_rec && outside_any_callback(m, pc, n_rec)) {
+	if (n_rec && outside_any_callback(w, pc, n_rec)) {
 		pc->n = 0;
 		return -ENOENT;
 	}
 	out->by_iteration = ev->scope == SCOPE_ITERATION;
 	/* uvloop's callbacks, and iterations, are named from their stacks */
 	if (!ev->ident_valid && n_rec)
-		attribute_iteration(m, pc, n_rec, out);
+		attribute_iteration(w, pc, n_rec, out);
 	else
 		name_callback(ev, out);
 	for (size_t i = 0; i < n_rec; i++) {
@@ -467,11 +490,12 @@ int monitor_build_report(struct monitor *m, const struct event_callback *ev, str
 		e->severity = ops[i].weight;
 		e->duration_ms = ops[i].duration_ns / 1e6;
 		e->syscall = ops[i].syscall;
-		describe_stack(m, &pc->records[ops[i].first_raw], e);
+		e->start_ns = ops[i].start_ns;
+		describe_stack(m, w, &pc->records[ops[i].first_raw], e);
 	}
 	out->n_events = n_ops;
 	if (pc)
-		collect_cpu_samples(m, pc, n_rec, out);
+		collect_cpu_samples(m, w, pc, n_rec, out);
 	out->score = severity_score(ops, n_ops);
 	out->level = severity_level(out->score);
 	if (pc && pc->cb_seq == ev->cb_seq)
@@ -490,12 +514,14 @@ static bool note_loop_thread(struct monitor *m, pid_t pid, pid_t tid)
 		return false;
 	pc->loop_seen = true;
 	m->loop_threads++;
-	probes_add_loop_thread(&m->probes, pid, tid);
+	probes_add_loop_thread(&m->probes, pid, tid, m->opt->stats);
 	return true;
 }
 
 static void on_loop_thread(struct monitor *m, const struct event_loop_thread *ev)
 {
+	if (!monitor_find(m, ev->h.pid))
+		return;
 	if (note_loop_thread(m, ev->h.pid, ev->h.tid) && m->attached)
 		fprintf(stderr, "aiocopd: event loop running in thread %u of PID %u\n", ev->h.tid,
 			ev->h.pid);
@@ -506,7 +532,7 @@ static void on_blocking(struct monitor *m, const struct event_blocking *ev)
 	struct pending_callback *pc = find_thread(m, ev->h.tid, true);
 
 	if (ev->source == SOURCE_SYSCALL && is_open_syscall(ev->nr) && ev->ret >= 0 && ev->n_str)
-		remember_fd(m, (int)ev->ret, ev->str);
+		remember_fd(m, ev->h.pid, (int)ev->ret, ev->str);
 	if (!pc)
 		return;
 	if (pc->cb_seq != ev->cb_seq) {
@@ -515,72 +541,129 @@ static void on_blocking(struct monitor *m, const struct event_blocking *ev)
 		pc->dropped = 0;
 	}
 	if (pc->n >= MONITOR_MAX_PENDING) {
+		struct watched *w = monitor_find(m, ev->h.pid);
+
 		pc->dropped++;
+		m->records_dropped++;
+		if (w)
+			w->records_dropped++;
 		return;
 	}
 	memcpy(&pc->records[pc->n++], ev, sizeof(*ev));
 }
 
-static void emit(struct monitor *m, const struct report *r)
+/* Puts a report among the worst, longest first, if it is long enough. */
+static void note_worst_insert(struct watched *w, const struct report *r, const char *where,
+			      unsigned seen_before)
+{
+	struct worst_report *slot = NULL;
+
+	for (size_t i = 0; i < MONITOR_WORST; i++)
+		if (!w->worst[i].where || r->elapsed_ms > w->worst[i].elapsed_ms) {
+			slot = &w->worst[i];
+			break;
+		}
+	if (!slot)
+		return;
+	free(w->worst[MONITOR_WORST - 1].where);
+	memmove(slot + 1, slot, (size_t)(&w->worst[MONITOR_WORST - 1] - slot) * sizeof(*slot));
+	slot->elapsed_ms = r->elapsed_ms;
+	slot->level = r->level;
+	slot->count = seen_before + 1;
+	if (r->is_task)
+		snprintf(slot->what, sizeof(slot->what), "task '%s' coro %s", r->task_name,
+			 r->coro);
+	else
+		snprintf(slot->what, sizeof(slot->what), "callback %s", r->callback);
+	slot->where = strdup(where);
+}
+
+/* The worst call sites of a process, by their longest report, for exec's summary. */
+static void note_worst(struct watched *w, const struct report *r)
+{
+	const char *where = report_entry_point(r);
+	unsigned seen = 0;
+
+	for (size_t i = 0; i < MONITOR_WORST && w->worst[i].where; i++) {
+		if (strcmp(w->worst[i].where, where))
+			continue;
+		seen = w->worst[i].count;
+		if (r->elapsed_ms <= w->worst[i].elapsed_ms) {
+			w->worst[i].count++;
+			return;
+		}
+		/* longer now: take it out, it goes back in at its new rank */
+		free(w->worst[i].where);
+		memmove(&w->worst[i], &w->worst[i + 1],
+			(MONITOR_WORST - 1 - i) * sizeof(w->worst[0]));
+		memset(&w->worst[MONITOR_WORST - 1], 0, sizeof(w->worst[0]));
+		break;
+	}
+	note_worst_insert(w, r, where, seen);
+}
+
+static void emit(struct monitor *m, struct watched *w, const struct report *r)
 {
 	m->reports++;
+	if (r->exceeded)
+		w->reports_by_level[r->level]++;
+	note_worst(w, r);
 	if (m->on_report)
-		m->on_report(m, r);
+		m->on_report(m, w, r);
 	else if (m->opt->json)
 		report_write_json(m->out, r);
 	else
 		report_write_text(m->out, r);
 }
 
-static void arm(struct monitor *m)
+static void arm(struct monitor *m, struct watched *w)
 {
 	char err[256];
 
-	if (m->armed)
+	if (w->armed)
 		return;
-	if (probes_arm(&m->probes, m->target, err, sizeof(err))) {
+	if (probes_arm(&m->probes, &w->target, &w->links, err, sizeof(err))) {
 		fprintf(stderr, "aiocopd: %s; reports stay per loop iteration\n", err);
 		return;
 	}
-	m->armed = true;
+	w->armed = true;
 	if (m->opt->verbose)
 		fprintf(stderr, "aiocopd: slow iteration in PID %d: probing its callbacks one by one\n",
-			m->target->pid);
+			w->target.pid);
 }
 
 static void on_callback(struct monitor *m, const struct event_callback *ev)
 {
+	struct watched *w = monitor_find(m, ev->h.pid);
 	struct report r;
 
-	m->last_slow_ns = now_ns(CLOCK_MONOTONIC);
-	if (monitor_build_report(m, ev, &r) != 0)
+	if (!w)
+		return;
+	w->last_slow_ns = monitor_now_ns();
+	if (monitor_build_report(m, w, ev, &r) != 0)
 		return;		/* not a loop callback after all */
-	emit(m, &r);
+	emit(m, w, &r);
 	report_free(&r);
 	if (ev->scope == SCOPE_ITERATION)
-		arm(m);
+		arm(m, w);
 }
 
 /* A target quiet for a while goes back to costing nothing per callback. */
-static void maybe_disarm(struct monitor *m, uint64_t now)
+static void maybe_disarm(struct monitor *m, struct watched *w, uint64_t now)
 {
-	if (!m->armed || m->opt->report_all ||
-	    now - m->last_slow_ns < MONITOR_DISARM_AFTER_S * 1000000000ull)
+	if (!w->armed || m->opt->report_all || m->opt->armed_from_start ||
+	    now - w->last_slow_ns < MONITOR_DISARM_AFTER_S * 1000000000ull)
 		return;
-	probes_disarm(&m->probes, m->target);
-	m->armed = false;
+	probes_disarm(&m->probes, &w->target, &w->links);
+	w->armed = false;
 	if (m->opt->verbose)
 		fprintf(stderr, "aiocopd: PID %d quiet for %d s: callback probes detached\n",
-			m->target->pid, MONITOR_DISARM_AFTER_S);
+			w->target.pid, MONITOR_DISARM_AFTER_S);
 }
 
-static int on_record(void *ctx, void *data, size_t size)
+static void handle_record(struct monitor *m, const struct event_header *h, void *data,
+			  size_t size)
 {
-	struct monitor *m = ctx;
-	const struct event_header *h = data;
-
-	if (size < sizeof(*h))
-		return 0;
 	switch (h->type) {
 	case EVENT_LOOP_THREAD:
 		if (size >= sizeof(struct event_loop_thread))
@@ -594,7 +677,30 @@ static int on_record(void *ctx, void *data, size_t size)
 		if (size >= sizeof(struct event_callback))
 			on_callback(m, data);
 		break;
+	case EVENT_ITERATION:
+		if (size >= sizeof(struct event_iteration) && m->on_iteration &&
+		    monitor_find(m, h->pid))
+			m->on_iteration(m, data);
+		break;
+	case EVENT_EXEC:
+	case EVENT_ENTRY:
+	case EVENT_FORK:
+		if (size >= sizeof(struct event_process) && m->on_process)
+			m->on_process(m, data);
+		break;
 	}
+}
+
+static int on_record(void *ctx, void *data, size_t size)
+{
+	struct monitor *m = ctx;
+	const struct event_header *h = data;
+
+	if (size < sizeof(*h))
+		return 0;
+	m->consuming = true;
+	handle_record(m, h, data, size);
+	m->consuming = false;
 	return 0;
 }
 
@@ -612,14 +718,14 @@ static bool waiting_in_epoll(pid_t pid, const char *tid)
 }
 
 /* Loop threads idle in epoll_wait right now: register them so their next callback counts. */
-static void seed_loop_threads(struct monitor *m)
+static void seed_loop_threads(struct monitor *m, pid_t pid)
 {
 	char path[64];
 	struct dirent *d;
 	DIR *dir;
 	int seen = 0;
 
-	snprintf(path, sizeof(path), "/proc/%d/task", m->target->pid);
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
 	dir = opendir(path);
 	if (!dir)
 		return;
@@ -627,8 +733,8 @@ static void seed_loop_threads(struct monitor *m)
 		pid_t tid = atoi(d->d_name);
 
 		seen++;
-		if (tid > 0 && waiting_in_epoll(m->target->pid, d->d_name))
-			note_loop_thread(m, m->target->pid, tid);
+		if (tid > 0 && waiting_in_epoll(pid, d->d_name))
+			note_loop_thread(m, pid, tid);
 	}
 	closedir(dir);
 }
@@ -645,46 +751,113 @@ static uint64_t sample_period(double threshold_ms)
 	return ns;
 }
 
-int monitor_attach(struct monitor *m, const struct monitor_options *opt, struct py_target *t,
-		   char *err, size_t errsz)
+int monitor_open(struct monitor *m, const struct monitor_options *opt, char *err, size_t errsz)
 {
-	struct target_cfg cfg = {};
 	int ret;
 
 	memset(m, 0, sizeof(*m));
 	m->opt = opt;
-	m->target = t;
 	m->out = stdout;
-	m->realtime_offset_ns = (int64_t)(now_ns(CLOCK_REALTIME) - now_ns(CLOCK_MONOTONIC));
-	m->resolver = pyresolver_new(t->pid, t->layout);
-	if (!m->resolver)
-		return -ENOMEM;
+	m->realtime_offset_ns = (int64_t)(clock_ns(CLOCK_REALTIME) - monitor_now_ns());
 	ret = probes_open(&m->probes, on_record, m, err, errsz);
 	if (ret)
 		return ret;
 	m->probes.sample_period_ns = sample_period(opt->threshold_ms);
+	return 0;
+}
+
+/* The arguments joined by spaces, cut to fit. */
+static void read_cmdline(pid_t pid, char *buf, size_t bufsz)
+{
+	char path[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
+	n = proc_read_file(path, buf, bufsz);
+	if (n <= 0) {
+		snprintf(buf, bufsz, "?");
+		return;
+	}
+	for (ssize_t i = 0; i < n - 1; i++)
+		if (!buf[i])
+			buf[i] = ' ';
+}
+
+static void free_watched(struct watched *w)
+{
+	pyresolver_free(w->resolver);
+	for (size_t i = 0; i < MONITOR_WORST; i++)
+		free(w->worst[i].where);
+	free(w);
+}
+
+struct watched *monitor_add(struct monitor *m, const struct py_target *t, char *err,
+			    size_t errsz)
+{
+	const struct monitor_options *opt = m->opt;
+	bool armed = opt->report_all || opt->armed_from_start;
+	struct target_cfg cfg = {};
+	struct watched *w;
+
+	w = monitor_find(m, t->pid);
+	if (w)
+		monitor_forget(m, w);	/* the same pid with a new program (exec) */
+	if (m->n_procs >= MONITOR_MAX_PROCS) {
+		snprintf(err, errsz, "too many processes watched (%d)", MONITOR_MAX_PROCS);
+		return NULL;
+	}
+	w = calloc(1, sizeof(*w));
+	if (!w) {
+		snprintf(err, errsz, "out of memory");
+		return NULL;
+	}
+	w->target = *t;
+	w->target.layout = &w->target.layout_copy;
+	read_cmdline(t->pid, w->cmdline, sizeof(w->cmdline));
+	w->resolver = pyresolver_new(t->pid, w->target.layout);
+	if (!w->resolver) {
+		snprintf(err, errsz, "out of memory");
+		free(w);
+		return NULL;
+	}
 	cfg.runtime_addr = t->runtime_addr;
 	cfg.threshold_ns = (uint64_t)(opt->threshold_ms * 1e6);
 	cfg.sample_after_ns = cfg.threshold_ns / 2;
-	/* --all arms from the start: no iteration may be timed as a whole before the uprobes */
-	cfg.flags = opt->report_all ? TARGET_REPORT_ALL | TARGET_ARMED : 0;
+	/* armed from the start: no iteration may be timed as a whole before the uprobes */
+	cfg.flags = (opt->report_all ? TARGET_REPORT_ALL : 0) | (armed ? TARGET_ARMED : 0) |
+		    (opt->stats ? TARGET_STATS : 0);
 	cfg.trace_depth = opt->trace_depth;
 	cfg.layout = t->layout->bpf;
-	ret = probes_add_target(&m->probes, t, &cfg, err, errsz);
-	if (ret)
-		return ret;
+	if (probes_add_target(&m->probes, &w->target, &cfg, &w->links, err, errsz))
+		goto fail;
 	/* fast callbacks cannot show themselves in iteration times: --all probes from the start */
-	if (opt->report_all) {
-		ret = probes_arm(&m->probes, t, err, errsz);
-		if (ret)
-			return ret;
-		m->armed = true;
+	if (armed) {
+		if (probes_arm(&m->probes, &w->target, &w->links, err, errsz))
+			goto fail;
+		w->armed = true;
 	}
-	seed_loop_threads(m);
-	/* loop threads found by BPF while we attached */
-	probes_consume(&m->probes);
-	m->attached = true;
-	return 0;
+	m->procs[m->n_procs++] = w;
+	seed_loop_threads(m, t->pid);
+	/* loop threads found by BPF while we attached; not from inside a record's handler */
+	if (!m->consuming)
+		probes_consume(&m->probes);
+	return w;
+fail:
+	probes_remove_target(&m->probes, t->pid, &w->links);
+	free_watched(w);
+	return NULL;
+}
+
+void monitor_forget(struct monitor *m, struct watched *w)
+{
+	for (size_t i = 0; i < m->n_procs; i++) {
+		if (m->procs[i] != w)
+			continue;
+		probes_remove_target(&m->probes, w->target.pid, &w->links);
+		m->procs[i] = m->procs[--m->n_procs];
+		free_watched(w);
+		return;
+	}
 }
 
 /* ---- run -------------------------------------------------------------------------------- */
@@ -694,58 +867,69 @@ static int pidfd_open(pid_t pid)
 	return syscall(SYS_pidfd_open, pid, 0);
 }
 
-int monitor_run(struct monitor *m)
+void monitor_drain(struct monitor *m)
 {
-	uint64_t start = now_ns(CLOCK_MONOTONIC);
+	uint64_t now = monitor_now_ns();
+
+	probes_consume(&m->probes);
+	for (size_t i = 0; i < m->n_procs; i++)
+		maybe_disarm(m, m->procs[i], now);
+}
+
+enum monitor_stop monitor_run(struct monitor *m)
+{
+	uint64_t start = monitor_now_ns();
 	uint64_t deadline = m->opt->duration_s > 0 ?
 			    start + (uint64_t)(m->opt->duration_s * 1e9) : 0;
+	pid_t pid = m->n_procs ? m->procs[0]->target.pid : 0;
+	enum monitor_stop why = STOP_SIGNAL;
 	bool told_waiting = false;
 	struct pollfd fds[2];
 	sigset_t mask;
-	int pidfd, sfd, ret = 0;
+	int pidfd, sfd;
 
+	m->attached = true;
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
-	pidfd = pidfd_open(m->target->pid);
+	pidfd = pidfd_open(pid);
 	fds[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
 	fds[1] = (struct pollfd){ .fd = pidfd, .events = POLLIN };
 	for (;;) {
 		uint64_t now;
 		int n = poll(fds, 2, DRAIN_INTERVAL_MS);
 
-		if (n < 0 && errno != EINTR) {
-			ret = -errno;
+		if (n < 0 && errno != EINTR)
 			break;
-		}
-		probes_consume(&m->probes);
+		monitor_drain(m);
 		if (sfd >= 0 && (fds[0].revents & POLLIN))
 			break;
-		if (pidfd >= 0 && (fds[1].revents & POLLIN)) {
+		if ((pidfd >= 0 && (fds[1].revents & POLLIN)) ||
+		    (pidfd < 0 && kill(pid, 0) && errno == ESRCH)) {
 			probes_consume(&m->probes);
-			if (!m->opt->json)
-				fprintf(stderr, "aiocopd: PID %d exited\n", m->target->pid);
+			why = STOP_TARGET_EXIT;
 			break;
 		}
-		if (pidfd < 0 && kill(m->target->pid, 0) && errno == ESRCH)
-			break;
-		now = now_ns(CLOCK_MONOTONIC);
+		now = monitor_now_ns();
 		if (!told_waiting && !m->loop_threads && now - start >= WAITING_NOTICE_NS) {
 			fprintf(stderr, "aiocopd: waiting for an asyncio event loop in PID %d\n",
-				m->target->pid);
+				pid);
 			told_waiting = true;
 		}
-		if (deadline && now >= deadline)
+		if (deadline && now >= deadline) {
+			why = STOP_DURATION;
 			break;
-		maybe_disarm(m, now);
+		}
+		if (m->on_tick)
+			m->on_tick(m, now);
 	}
 	if (sfd >= 0)
 		close(sfd);
 	if (pidfd >= 0)
 		close(pidfd);
-	return ret;
+	return why;
 }
 
 void monitor_close(struct monitor *m)
@@ -755,12 +939,13 @@ void monitor_close(struct monitor *m)
 	if (lost)
 		fprintf(stderr, "aiocopd: %llu records lost (ring buffer full)\n",
 			(unsigned long long)lost);
+	/* uprobes trap in their targets even when their program does nothing: off first */
+	while (m->n_procs)
+		monitor_forget(m, m->procs[0]);
 	probes_close(&m->probes);
-	pyresolver_free(m->resolver);
 	for (size_t i = 0; i < m->n_threads; i++)
 		free(m->threads[i].records);
 	for (size_t i = 0; i < MONITOR_FD_SLOTS; i++)
 		free(m->fds[i].path);
-	m->resolver = NULL;
 	m->n_threads = 0;
 }

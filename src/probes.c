@@ -173,41 +173,41 @@ int probes_open(struct probes *p, probes_event_fn fn, void *ctx, char *err, size
 }
 
 /* Collections are rare next to callbacks: timing them costs little, so always on. */
-static void attach_gc(struct probes *p, const struct py_target *t)
+static void attach_gc(struct probes *p, const struct py_target *t, struct target_links *l)
 {
-	struct bpf_link *begin, *end;
-
 	if (t->gc_offset) {
-		begin = bpf_program__attach_uprobe(p->skel->progs.gc_collect_entry, false, t->pid,
-						   t->open_path, t->gc_offset);
-		end = begin ? bpf_program__attach_uprobe(p->skel->progs.gc_collect_return, true,
-							 t->pid, t->open_path, t->gc_offset) : NULL;
-		p->gc_source = "gc_collect_main";
+		l->gc[0] = bpf_program__attach_uprobe(p->skel->progs.gc_collect_entry, false,
+						      t->pid, t->open_path, t->gc_offset);
+		l->gc[1] = l->gc[0] ?
+			   bpf_program__attach_uprobe(p->skel->progs.gc_collect_return, true,
+						      t->pid, t->open_path, t->gc_offset) : NULL;
+		l->gc_source = "gc_collect_main";
 	} else if (t->gc_usdt) {
-		begin = bpf_program__attach_usdt(p->skel->progs.gc_start_usdt, t->pid, t->open_path,
-						 "python", "gc__start", NULL);
-		end = begin ? bpf_program__attach_usdt(p->skel->progs.gc_done_usdt, t->pid,
-						       t->open_path, "python", "gc__done", NULL) : NULL;
-		p->gc_source = "USDT gc__start/gc__done";
-	} else {
-		return;
+		l->gc[0] = bpf_program__attach_usdt(p->skel->progs.gc_start_usdt, t->pid,
+						    t->open_path, "python", "gc__start", NULL);
+		l->gc[1] = l->gc[0] ?
+			   bpf_program__attach_usdt(p->skel->progs.gc_done_usdt, t->pid,
+						    t->open_path, "python", "gc__done", NULL) : NULL;
+		l->gc_source = "USDT gc__start/gc__done";
 	}
-	if (!begin || !end || add_link(p, begin) || add_link(p, end)) {
-		bpf_link__destroy(begin);
-		bpf_link__destroy(end);
-		p->gc_source = NULL;
+	if (!l->gc[0] || !l->gc[1]) {
+		bpf_link__destroy(l->gc[0]);
+		bpf_link__destroy(l->gc[1]);
+		l->gc[0] = l->gc[1] = NULL;
+		l->gc_source = NULL;
 	}
 }
 
 int probes_add_target(struct probes *p, const struct py_target *t, const struct target_cfg *cfg,
-		      char *err, size_t errsz)
+		      struct target_links *l, char *err, size_t errsz)
 {
 	__u32 pid = t->pid;
 
+	memset(l, 0, sizeof(*l));
 	if (bpf_map_update_elem(bpf_map__fd(p->skel->maps.targets), &pid, cfg, BPF_ANY))
 		return fail(err, errsz, -errno, "cannot register PID %d: %s", t->pid,
 			    strerror(errno));
-	attach_gc(p, t);
+	attach_gc(p, t, l);
 	return 0;
 }
 
@@ -226,7 +226,16 @@ static int set_armed(struct probes *p, pid_t pid, bool armed)
 	return bpf_map_update_elem(fd, &key, &cfg, BPF_EXIST) ? -errno : 0;
 }
 
-int probes_arm(struct probes *p, const struct py_target *t, char *err, size_t errsz)
+static void detach_uprobes(struct target_links *l)
+{
+	for (size_t i = 0; i < sizeof(l->uprobes) / sizeof(l->uprobes[0]); i++) {
+		bpf_link__destroy(l->uprobes[i]);
+		l->uprobes[i] = NULL;
+	}
+}
+
+int probes_arm(struct probes *p, const struct py_target *t, struct target_links *l,
+	       char *err, size_t errsz)
 {
 	/*
 	 * The audit entry points go first: a callback bounded by context_run must not miss the
@@ -246,39 +255,42 @@ int probes_arm(struct probes *p, const struct py_target *t, char *err, size_t er
 		{ p->skel->progs.context_run_entry, t->context_run_offset, "context_run", true },
 	};
 	_Static_assert(sizeof(probes) / sizeof(probes[0]) ==
-		       sizeof(p->uprobes) / sizeof(p->uprobes[0]), "one link per uprobe");
+		       sizeof(l->uprobes) / sizeof(l->uprobes[0]), "one link per uprobe");
 
-	if (p->uprobes[3])
+	if (l->uprobes[3])
 		return 0;
 	for (size_t i = 0; i < sizeof(probes) / sizeof(probes[0]); i++) {
 		int ret;
 
 		if (!probes[i].offset)
 			continue;	/* this build has no such entry point */
-		p->uprobes[i] = bpf_program__attach_uprobe(probes[i].prog, false, t->pid,
+		l->uprobes[i] = bpf_program__attach_uprobe(probes[i].prog, false, t->pid,
 							   t->open_path, probes[i].offset);
-		if (p->uprobes[i] || !probes[i].required)
+		if (l->uprobes[i] || !probes[i].required)
 			continue;
 		ret = -errno;
-		probes_disarm(p, t);
+		probes_disarm(p, t, l);
 		return fail(err, errsz, ret, "cannot attach a uprobe to %s in %s: %s",
 			    probes[i].name, t->runtime_path, strerror(-ret));
 	}
 	return set_armed(p, t->pid, true);
 }
 
-static void detach_uprobes(struct probes *p)
-{
-	for (size_t i = 0; i < sizeof(p->uprobes) / sizeof(p->uprobes[0]); i++) {
-		bpf_link__destroy(p->uprobes[i]);
-		p->uprobes[i] = NULL;
-	}
-}
-
-void probes_disarm(struct probes *p, const struct py_target *t)
+void probes_disarm(struct probes *p, const struct py_target *t, struct target_links *l)
 {
 	set_armed(p, t->pid, false);
-	detach_uprobes(p);
+	detach_uprobes(l);
+}
+
+void probes_remove_target(struct probes *p, pid_t pid, struct target_links *l)
+{
+	__u32 key = pid;
+
+	detach_uprobes(l);
+	bpf_link__destroy(l->gc[0]);
+	bpf_link__destroy(l->gc[1]);
+	l->gc[0] = l->gc[1] = NULL;
+	bpf_map_delete_elem(bpf_map__fd(p->skel->maps.targets), &key);
 }
 
 static int open_sampler(pid_t tid, uint64_t period_ns)
@@ -293,7 +305,7 @@ static int open_sampler(pid_t tid, uint64_t period_ns)
 	return syscall(SYS_perf_event_open, &attr, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
 }
 
-int probes_add_loop_thread(struct probes *p, pid_t pid, pid_t tid)
+int probes_add_loop_thread(struct probes *p, pid_t pid, pid_t tid, bool stats)
 {
 	struct thread_state st = { .pid = pid, .flags = THREAD_LOOP };
 	struct callback_ident id = {};
@@ -303,6 +315,12 @@ int probes_add_loop_thread(struct probes *p, pid_t pid, pid_t tid)
 	/* BPF may have added it first (it saw epoll_wait return): keep its state */
 	bpf_map_update_elem(bpf_map__fd(p->skel->maps.threads), &key, &st, BPF_NOEXIST);
 	bpf_map_update_elem(bpf_map__fd(p->skel->maps.idents), &key, &id, BPF_NOEXIST);
+	if (stats) {
+		struct loop_stats fresh = { .pid = pid };
+
+		bpf_map_update_elem(bpf_map__fd(p->skel->maps.loop_stats), &key, &fresh,
+				    BPF_NOEXIST);
+	}
 	fd = open_sampler(tid, p->sample_period_ns);
 	if (fd < 0)
 		return -errno;
@@ -310,6 +328,43 @@ int probes_add_loop_thread(struct probes *p, pid_t pid, pid_t tid)
 	if (ret)
 		close(fd);
 	return ret;
+}
+
+void probes_loop_stats(struct probes *p, void (*fn)(void *ctx, pid_t tid,
+						    const struct loop_stats *s), void *ctx)
+{
+	int fd = bpf_map__fd(p->skel->maps.loop_stats);
+	struct loop_stats s;
+	__u32 key, next;
+	int guard = 0;
+
+	if (bpf_map_get_next_key(fd, NULL, &next))
+		return;
+	do {
+		key = next;
+		if (bpf_map_lookup_elem(fd, &key, &s) == 0)
+			fn(ctx, key, &s);
+	} while (bpf_map_get_next_key(fd, &key, &next) == 0 && ++guard < AIOCOPD_MAX_LOOPS);
+}
+
+int probes_follow(struct probes *p, pid_t pid)
+{
+	__u32 key = pid, flags = FAMILY_MEMBER;
+
+	return bpf_map_update_elem(bpf_map__fd(p->skel->maps.family), &key, &flags, BPF_ANY) ?
+	       -errno : 0;
+}
+
+struct bpf_link *probes_stop_at_entry(struct probes *p, pid_t pid, const char *path,
+				      uint64_t offset)
+{
+	return bpf_program__attach_uprobe(p->skel->progs.process_entry, false, pid, path,
+					  offset);
+}
+
+int probes_ring_fd(const struct probes *p)
+{
+	return ring_buffer__epoll_fd(p->rb);
 }
 
 int probes_consume(struct probes *p)
@@ -334,7 +389,8 @@ uint64_t probes_lost(const struct probes *p)
 /* Every program starts with a lookup in one of these maps: emptied, they all do nothing. */
 static void quiesce(struct probes *p)
 {
-	struct bpf_map *maps[] = { p->skel->maps.targets, p->skel->maps.threads };
+	struct bpf_map *maps[] = { p->skel->maps.family, p->skel->maps.targets,
+				   p->skel->maps.threads };
 	__u32 key, next;
 
 	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
@@ -386,8 +442,6 @@ void probes_close(struct probes *p)
 {
 	if (p->skel)
 		quiesce(p);
-	/* uprobes trap in the target even when their program does nothing: off first */
-	detach_uprobes(p);
 	if (p->n_links)
 		hand_off_detach();
 	for (size_t i = 0; i < p->n_links; i++)

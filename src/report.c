@@ -26,13 +26,37 @@ void report_free(struct report *r)
 	r->n_cpu = 0;
 }
 
+/*
+ * Where a report points a reader: the heaviest blocking event (weight, then duration), or
+ * the most sampled stack of a CPU-bound callback, or the callback's own name.
+ */
+const char *report_entry_point(const struct report *r)
+{
+	const struct report_event *best = NULL;
+
+	for (size_t i = 0; i < r->n_events; i++) {
+		const struct report_event *e = &r->events[i];
+
+		if (!e->entry_point)
+			continue;
+		if (!best || e->severity > best->severity ||
+		    (e->severity == best->severity && e->duration_ms > best->duration_ms))
+			best = e;
+	}
+	if (best)
+		return best->entry_point;
+	if (r->n_cpu && r->cpu[0].entry_point)
+		return r->cpu[0].entry_point;
+	return r->is_task ? r->coro : r->callback;
+}
+
 const char *report_reason(const struct report *r)
 {
 	return r->n_events ? "io_blocking" : "cpu_blocking";
 }
 
 /* json-c prints doubles with many digits; keep what a human would: 0.1 ms or 1 µs. */
-static struct json_object *rounded(double v, int decimals)
+struct json_object *json_rounded(double v, int decimals)
 {
 	char buf[64];
 	size_t n;
@@ -54,7 +78,7 @@ static struct json_object *rounded(double v, int decimals)
  * the target (CPython keeps non-ASCII one-byte strings as Latin-1; bytes objects hold
  * anything), so keep well-formed UTF-8 and replace each byte of anything else by U+FFFD.
  */
-static struct json_object *json_text(const char *s)
+struct json_object *json_text(const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t n = strlen(s), o = 0;
@@ -96,7 +120,7 @@ static struct json_object *event_to_json(const struct report_event *e)
 	json_object_object_add(o, "event", json_text(e->event));
 	json_object_object_add(o, "category", json_object_new_string(category_name(e->category)));
 	json_object_object_add(o, "severity", json_object_new_int(e->severity));
-	json_object_object_add(o, "duration_ms", rounded(e->duration_ms, 3));
+	json_object_object_add(o, "duration_ms", json_rounded(e->duration_ms, 3));
 	json_object_object_add(o, "syscall", e->syscall ? json_object_new_string(e->syscall) : NULL);
 	json_object_object_add(o, "entry_point",
 			       json_text(e->entry_point ? e->entry_point : ""));
@@ -127,19 +151,19 @@ struct json_object *report_to_json(const struct report *r)
 	struct json_object *task = NULL;
 
 	json_object_object_add(o, "type", json_object_new_string("slow_task"));
-	json_object_object_add(o, "ts", rounded(r->ts, 6));
+	json_object_object_add(o, "ts", json_rounded(r->ts, 6));
 	json_object_object_add(o, "pid", json_object_new_int(r->pid));
 	json_object_object_add(o, "tid", json_object_new_int(r->tid));
-	json_object_object_add(o, "elapsed_ms", rounded(r->elapsed_ms, 3));
-	json_object_object_add(o, "threshold_ms", rounded(r->threshold_ms, 3));
+	json_object_object_add(o, "elapsed_ms", json_rounded(r->elapsed_ms, 3));
+	json_object_object_add(o, "threshold_ms", json_rounded(r->threshold_ms, 3));
 	json_object_object_add(o, "exceeded_threshold", json_object_new_boolean(r->exceeded));
 	json_object_object_add(o, "severity_score", json_object_new_int(r->score));
 	json_object_object_add(o, "severity_level",
 			       json_object_new_string(severity_level_name(r->level)));
 	json_object_object_add(o, "reason", json_object_new_string(report_reason(r)));
-	json_object_object_add(o, "on_cpu_ms", rounded(r->oncpu_ms, 3));
-	json_object_object_add(o, "off_cpu_ms", rounded(r->offcpu_ms, 3));
-	json_object_object_add(o, "gc_ms", rounded(r->gc_ms, 3));
+	json_object_object_add(o, "on_cpu_ms", json_rounded(r->oncpu_ms, 3));
+	json_object_object_add(o, "off_cpu_ms", json_rounded(r->offcpu_ms, 3));
+	json_object_object_add(o, "gc_ms", json_rounded(r->gc_ms, 3));
 	if (r->is_task) {
 		task = json_object_new_object();
 		json_object_object_add(task, "name", json_text(r->task_name));

@@ -423,7 +423,8 @@ def run_for_each_interpreter(fn, parallel=2):
 # the kernel keeps 15 characters of a program's name
 AIOCOPD_PROG_NAMES = ("context_run_ent", "audit_entry", "audit_tstate_en", "sched_switch",
                       "cpu_sample", "gc_collect_entr", "gc_collect_retu", "gc_start_usdt",
-                      "gc_done_usdt", "context_enter_e",
+                      "gc_done_usdt", "context_enter_e", "process_fork", "process_exec",
+                      "process_entry",
                       "thread_exit", "syscall_enter", "syscall_exit")
 AIOCOPD_PROG_PREFIXES = ("enter_", "exit_", "epoll_")
 

@@ -1,0 +1,160 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Command-line pieces shared by `aiocopd -p`, `aiocopd trace` and `aiocopd exec`.
+ */
+#include <errno.h>
+#include <linux/capability.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#ifndef CAP_PERFMON
+#define CAP_PERFMON	38
+#endif
+#ifndef CAP_BPF
+#define CAP_BPF		39
+#endif
+
+int cli_usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "aiocopd: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nTry 'aiocopd --help' for more information.\n");
+	return EXIT_USAGE;
+}
+
+bool cli_parse_double(const char *s, double min, double max, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+bool cli_parse_long(const char *s, long min, long max, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+int cli_parse_format(const char *arg, enum tracedoc_format *out)
+{
+	if (!strcmp(arg, "json"))
+		*out = TRACEDOC_JSON;
+	else if (!strcmp(arg, "chrome"))
+		*out = TRACEDOC_CHROME;
+	else
+		return cli_usage_error("invalid format '%s' (json or chrome)", arg);
+	return 0;
+}
+
+bool cli_common_option(int opt, const char *arg, struct monitor_options *mon, int *ret)
+{
+	long l;
+
+	*ret = 0;
+	switch (opt) {
+	case 't':
+		if (!cli_parse_double(arg, 0.001, 3600e3, &mon->threshold_ms))
+			*ret = cli_usage_error("invalid threshold '%s' (milliseconds, > 0)", arg);
+		return true;
+	case 'T':
+		if (!cli_parse_long(arg, 1, AIOCOPD_MAX_FRAMES, &l))
+			*ret = cli_usage_error("invalid trace depth '%s' (1 to 64)", arg);
+		else
+			mon->trace_depth = l;
+		return true;
+	case 'A':
+		mon->report_all = true;
+		return true;
+	case 'v':
+		mon->verbose = true;
+		return true;
+	}
+	return false;
+}
+
+static bool has_cap(const struct __user_cap_data_struct *d, int cap)
+{
+	return d[cap / 32].effective & (1u << (cap % 32));
+}
+
+/* Names the capabilities we lack, or returns false when we have what we need. */
+static bool missing_caps(char *buf, size_t bufsz)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[2] = {};
+	bool admin;
+	size_t used = 0;
+
+	buf[0] = 0;
+	if (syscall(SYS_capget, &hdr, data))
+		return false;	/* cannot tell: let the kernel decide */
+	admin = has_cap(data, CAP_SYS_ADMIN);
+	if (!admin && !has_cap(data, CAP_BPF))
+		used += snprintf(buf + used, bufsz - used, "%sCAP_BPF", used ? ", " : "");
+	if (!admin && !has_cap(data, CAP_PERFMON) && used < bufsz)
+		used += snprintf(buf + used, bufsz - used, "%sCAP_PERFMON", used ? ", " : "");
+	if (!has_cap(data, CAP_SYS_PTRACE) && used < bufsz)
+		used += snprintf(buf + used, bufsz - used, "%sCAP_SYS_PTRACE", used ? ", " : "");
+	return used > 0;
+}
+
+bool cli_check_privileges(void)
+{
+	char caps[128];
+
+	if (!missing_caps(caps, sizeof(caps)))
+		return true;
+	fprintf(stderr, "aiocopd: missing privileges: needs %s (run as root)\n", caps);
+	return false;
+}
+
+int cli_inspect(pid_t pid, struct py_target *t)
+{
+	struct target_options topts = { .debug_root = getenv("AIOCOPD_DEBUG_ROOT") };
+	char err[512];
+
+	if (kill(pid, 0) && errno == ESRCH) {
+		fprintf(stderr, "aiocopd: no such process: %d\n", pid);
+		return 1;
+	}
+	if (!cli_check_privileges())
+		return 1;
+	if (target_inspect(pid, &topts, t, err, sizeof(err))) {
+		fprintf(stderr, "aiocopd: %s\n", err);
+		return 1;
+	}
+	return 0;
+}
+
+void cli_print_attached(const struct monitor *m, const struct watched *w)
+{
+	const struct py_target *t = &w->target;
+
+	fprintf(stderr, "aiocopd: attached to PID %d (CPython %s, %zu loop thread(s) seen so far)\n",
+		t->pid, t->version, m->loop_threads);
+	if (m->opt->verbose)
+		fprintf(stderr, "aiocopd: runtime %s, layout from the %s, context_run from the "
+			"%s, garbage collections timed by %s, %d syscall tracepoint(s) "
+			"unavailable\n", t->runtime_path, t->layout_source, t->context_run_source,
+			w->links.gc_source ? w->links.gc_source : "nothing",
+			m->probes.tracepoints_missing);
+}
