@@ -869,9 +869,10 @@ static int pidfd_open(pid_t pid)
 
 void monitor_drain(struct monitor *m)
 {
-	uint64_t now = monitor_now_ns();
+	uint64_t now;
 
 	probes_consume(&m->probes);
+	now = monitor_now_ns();		/* after the reports: none may be newer than now */
 	for (size_t i = 0; i < m->n_procs; i++)
 		maybe_disarm(m, m->procs[i], now);
 }
