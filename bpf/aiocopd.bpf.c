@@ -67,7 +67,7 @@ struct {
 /* Records that could not be reserved, per CPU; user space reports the sum. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, __u64);
 } lost SEC(".maps");
@@ -88,10 +88,9 @@ struct {
 	__type(value, __u32);
 } family SEC(".maps");
 
-static __always_inline void count_lost(void)
+static __always_inline void count_lost(__u32 why)
 {
-	__u32 zero = 0;
-	__u64 *n = bpf_map_lookup_elem(&lost, &zero);
+	__u64 *n = bpf_map_lookup_elem(&lost, &why);
 
 	if (n)
 		(*n)++;
@@ -102,7 +101,7 @@ static __always_inline void *reserve(__u64 size)
 	void *rec = bpf_ringbuf_reserve(&events, size, 0);
 
 	if (!rec)
-		count_lost();
+		count_lost(LOST_RING_BUFFER);
 	return rec;
 }
 
@@ -154,6 +153,21 @@ static __always_inline void init_blocking(struct event_blocking *ev, const struc
 	ev->fd_flags = 0;
 	ev->n_str = 0;
 	ev->str[0] = 0;
+	ev->folded_ns = 0;
+	ev->folded = 0;
+	ev->pad = 0;
+}
+
+/* An operation record (not a sample) takes the repeats folded into the record before it. */
+static __always_inline void take_folded(struct thread_state *st, struct event_blocking *ev,
+					__u32 nr, __u64 fd)
+{
+	ev->folded_ns = st->folded_ns;
+	ev->folded = st->folded;
+	st->folded_ns = 0;
+	st->folded = 0;
+	st->last_nr = nr;
+	st->last_fd = fd;
 }
 
 /* Unarmed: name the callback of a long iteration from the stack just walked. */
@@ -210,6 +224,9 @@ static __always_inline void close_callback(const struct target_cfg *cfg, struct 
 	ev->scope = scope;
 	ev->pad = 0;
 	ev->gc_ns = st->cb_gc_ns;
+	ev->folded_ns = st->folded_ns;
+	ev->folded = st->folded;
+	ev->pad2 = 0;
 	id = bpf_map_lookup_elem(&idents, &tid);
 	ev->ident_valid = id && id->callable;
 	if (id)
@@ -231,6 +248,9 @@ static __always_inline void open_scope(struct thread_state *st, __u64 now, __u64
 	st->cb_blocking = 0;
 	st->cb_samples = 0;
 	st->cb_gc_ns = 0;
+	st->last_nr = 0;
+	st->folded = 0;
+	st->folded_ns = 0;
 }
 
 static __always_inline void forget_ident(__u32 tid)
@@ -615,7 +635,8 @@ static __always_inline int sys_exit(struct trace_event_raw_sys_exit *ctx)
 	struct thread_state *st;
 	struct event_blocking *ev;
 	__u32 tid, pid, nr;
-	__u64 now, duration;
+	__u64 now, duration, fd;
+	int fdi;
 
 	st = current_thread(&tid, &pid);
 	if (!st || !(st->flags & THREAD_IN_SYSCALL))
@@ -627,7 +648,6 @@ static __always_inline int sys_exit(struct trace_event_raw_sys_exit *ctx)
 	duration = now - st->sc_start_ns;
 	if (st->flags & THREAD_ITERATION) {
 		struct pt_regs *regs;
-		int fdi;
 
 		if (duration < SLOW_SYSCALL_NS)
 			return 0;
@@ -661,6 +681,20 @@ static __always_inline int sys_exit(struct trace_event_raw_sys_exit *ctx)
 	if ((nr == NR_poll || nr == NR_ppoll || nr == NR_select || nr == NR_pselect6) &&
 	    duration < SLOW_WAIT_NS)
 		return 0;
+	fdi = fd_arg(nr);
+	fd = fdi >= 0 ? st->sc_args[fdi & 1] : ~0ull;
+	if (duration < SLOW_SYSCALL_NS) {
+		/* a loop of small reads is one operation: fold it into its first record */
+		if (fdi >= 0 && nr == st->last_nr && fd == st->last_fd) {
+			st->folded++;
+			st->folded_ns += duration;
+			return 0;
+		}
+		if (st->cb_blocking >= MAX_RECORDS_PER_CALLBACK) {
+			count_lost(LOST_CALLBACK_CAP);
+			return 0;
+		}
+	}
 	cfg = bpf_map_lookup_elem(&targets, &pid);
 	if (!cfg)
 		return 0;
@@ -678,6 +712,7 @@ static __always_inline int sys_exit(struct trace_event_raw_sys_exit *ctx)
 	ev->fd_flags = st->sc_fd_flags;
 	fill_operand(ev, nr);
 	fill_stack(cfg, st, tid, ev);
+	take_folded(st, ev, nr, fd);
 	st->cb_blocking++;
 	bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
 	return 0;
@@ -763,6 +798,7 @@ static __always_inline int audit_common(struct pt_regs *ctx, const char *name, c
 		render_audit_arg(&cfg->layout, f, va[i], ev->arg_text[i], AIOCOPD_NAME_LEN);
 	}
 	fill_stack(cfg, st, tid, ev);
+	take_folded(st, ev, 0, 0);
 	st->cb_blocking++;
 	bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
 	return 0;

@@ -55,6 +55,13 @@
 /* Unarmed, only syscalls that lasted this long are recorded (with their stack). */
 #define SLOW_SYSCALL_NS		1000000ULL
 
+/* Past this many records in one callback, only slow syscalls and audit events are recorded. */
+#define MAX_RECORDS_PER_CALLBACK	128
+
+/* Indexes of the per-CPU "lost" counters. */
+#define LOST_RING_BUFFER	0	/* a record could not be reserved */
+#define LOST_CALLBACK_CAP	1	/* over MAX_RECORDS_PER_CALLBACK */
+
 /*
  * Where CPython keeps what the BPF side reads, for one interpreter version. Filled by
  * user space from src/pylayout.c; every offset is bounded by the BPF code before use.
@@ -121,6 +128,10 @@ struct thread_state {
 	__u32 sc_fd_mode;		/* i_mode of the fd argument's inode, 0 if none */
 	__u32 sc_fd_flags;		/* f_flags of the fd argument's file */
 	__u64 iter_start_ns;		/* the current loop iteration began (epoll returned) */
+	__u32 last_nr;			/* the callback's last syscall record, for folding */
+	__u32 folded;			/* repeats of it folded since, not yet reported */
+	__u64 last_fd;
+	__u64 folded_ns;		/* their time */
 	__u64 gc_start_ns;		/* a collection in progress, 0 if none */
 	__u64 cb_gc_ns;			/* collection time inside the current callback */
 };
@@ -230,6 +241,9 @@ struct event_blocking {
 	__u32 fd_flags;
 	__u32 n_frames;
 	__u32 n_str;
+	__u64 folded_ns;		/* fast repeats of the previous syscall record (same call, */
+	__u32 folded;			/* same fd) folded into it rather than recorded */
+	__u32 pad;
 	char str[AIOCOPD_STR_LEN];	/* path, sockaddr bytes, or audit event name */
 	char arg_text[3][AIOCOPD_NAME_LEN];	/* audit arguments rendered as text */
 	struct py_frame frames[AIOCOPD_MAX_FRAMES];
@@ -246,6 +260,9 @@ struct event_callback {
 	__u32 scope;			/* enum report_scope */
 	__u32 pad;
 	__u64 gc_ns;			/* time spent collecting garbage inside it */
+	__u64 folded_ns;		/* repeats folded into its last syscall record */
+	__u32 folded;
+	__u32 pad2;
 	struct callback_ident ident;
 };
 

@@ -38,7 +38,9 @@ struct pending_callback {
 	uint64_t cb_seq;
 	size_t n;
 	size_t dropped;
+	size_t last_syscall;		/* index of the last syscall record, n if none */
 	struct event_blocking *records;	/* MONITOR_MAX_PENDING of them */
+	char (*fd_paths)[AIOCOPD_STR_LEN];	/* what each record's fd named when it arrived */
 };
 
 struct fd_name {

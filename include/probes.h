@@ -61,7 +61,8 @@ struct bpf_link *probes_stop_at_entry(struct probes *p, pid_t pid, const char *p
 
 int probes_ring_fd(const struct probes *p);
 int probes_consume(struct probes *p);
-uint64_t probes_lost(const struct probes *p);
+/* Records BPF could not keep, for one LOST_* reason. */
+uint64_t probes_lost(const struct probes *p, unsigned why);
 void probes_close(struct probes *p);
 
 #endif

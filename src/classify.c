@@ -478,6 +478,7 @@ size_t ops_add(struct op *ops, size_t n, size_t max, const struct raw_op *r, siz
 			/* the heavier syscall is what the operation is, name and all */
 			last->weight = c.weight;
 			last->category = c.category;
+			last->syscall = c.syscall;
 			memcpy(last->name, c.name, sizeof(last->name));
 		}
 		return n;

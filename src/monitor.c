@@ -60,8 +60,12 @@ static struct pending_callback *find_thread(struct monitor *m, pid_t tid, bool c
 		return NULL;
 	m->threads[m->n_threads].records = calloc(MONITOR_MAX_PENDING,
 						  sizeof(struct event_blocking));
-	if (!m->threads[m->n_threads].records)
+	m->threads[m->n_threads].fd_paths = calloc(MONITOR_MAX_PENDING, AIOCOPD_STR_LEN);
+	if (!m->threads[m->n_threads].records || !m->threads[m->n_threads].fd_paths) {
+		free(m->threads[m->n_threads].records);
+		free(m->threads[m->n_threads].fd_paths);
 		return NULL;
+	}
 	m->threads[m->n_threads].tid = tid;
 	return &m->threads[m->n_threads++];
 }
@@ -116,13 +120,12 @@ static const char *mark_cut(const char *text, size_t bufsz, char *out, size_t ou
 }
 
 struct raw_text {
-	char fd[512];
 	char path[AIOCOPD_STR_LEN + 4];
 	char args[3][AIOCOPD_NAME_LEN + 4];
 };
 
-static void raw_from_record(struct monitor *m, const struct event_blocking *e, struct raw_op *r,
-			    struct raw_text *t)
+static void raw_from_record(const struct event_blocking *e, const char *fd_path_then,
+			    struct raw_op *r, struct raw_text *t)
 {
 	static const char empty[] = "";
 
@@ -147,9 +150,8 @@ static void raw_from_record(struct monitor *m, const struct event_blocking *e, s
 						  t->args[i], sizeof(t->args[i])) : empty;
 		return;
 	}
-	if (e->fd_mode)
-		r->fd_path = fd_path(m, e->h.pid, (int)e->args[e->nr == NR_sendfile ? 1 : 0], t->fd,
-				     sizeof(t->fd));
+	if (e->fd_mode && fd_path_then[0])
+		r->fd_path = fd_path_then;
 	if (e->n_str && (e->nr == NR_connect || e->nr == NR_sendto || e->nr == NR_nanosleep ||
 			 e->nr == NR_clock_nanosleep)) {
 		r->sockaddr = (const uint8_t *)e->str;
@@ -460,8 +462,11 @@ int monitor_build_report(struct monitor *m, struct watched *w, const struct even
 	out->gc_ms = ev->gc_ns / 1e6;
 	if (out->gc_ms > out->elapsed_ms)
 		out->gc_ms = out->elapsed_ms;
-	if (pc && pc->cb_seq == ev->cb_seq)
+	if (pc && pc->cb_seq == ev->cb_seq) {
 		n_rec = pc->n;
+		if (ev->folded && pc->last_syscall < n_rec)
+			pc->records[pc->last_syscall].duration_ns += ev->folded_ns;
+	}
 	if (n_rec && outside_any_callback(w, pc, n_rec)) {
 		pc->n = 0;
 		return -ENOENT;
@@ -476,7 +481,7 @@ int monitor_build_report(struct monitor *m, struct watched *w, const struct even
 		struct raw_text text;
 		struct raw_op r;
 
-		raw_from_record(m, &pc->records[i], &r, &text);
+		raw_from_record(&pc->records[i], pc->fd_paths[i], &r, &text);
 		n_ops = ops_add(ops, n_ops, MONITOR_MAX_PENDING, &r, i);
 	}
 	out->events = calloc(n_ops ? n_ops : 1, sizeof(*out->events));
@@ -539,7 +544,11 @@ static void on_blocking(struct monitor *m, const struct event_blocking *ev)
 		pc->cb_seq = ev->cb_seq;
 		pc->n = 0;
 		pc->dropped = 0;
+		pc->last_syscall = MONITOR_MAX_PENDING;
 	}
+	/* fast repeats of the previous syscall, folded in BPF: they are its time too */
+	if (ev->folded && pc->last_syscall < pc->n)
+		pc->records[pc->last_syscall].duration_ns += ev->folded_ns;
 	if (pc->n >= MONITOR_MAX_PENDING) {
 		struct watched *w = monitor_find(m, ev->h.pid);
 
@@ -549,6 +558,19 @@ static void on_blocking(struct monitor *m, const struct event_blocking *ev)
 			w->records_dropped++;
 		return;
 	}
+	/* the fd's name now, before a later close and open can reuse the number */
+	pc->fd_paths[pc->n][0] = 0;
+	if (ev->source == SOURCE_SYSCALL && ev->fd_mode) {
+		char buf[512];
+		const char *path = fd_path(m, ev->h.pid, (int)ev->args[ev->nr == NR_sendfile ? 1 : 0],
+					   buf, sizeof(buf));
+
+		if (path)
+			snprintf(pc->fd_paths[pc->n], AIOCOPD_STR_LEN, "%.*s", AIOCOPD_STR_LEN - 1,
+				 path);
+	}
+	if (ev->source != SOURCE_SAMPLE)
+		pc->last_syscall = ev->source == SOURCE_SYSCALL ? pc->n : MONITOR_MAX_PENDING;
 	memcpy(&pc->records[pc->n++], ev, sizeof(*ev));
 }
 
@@ -935,7 +957,7 @@ enum monitor_stop monitor_run(struct monitor *m)
 
 void monitor_close(struct monitor *m)
 {
-	uint64_t lost = m->probes.skel ? probes_lost(&m->probes) : 0;
+	uint64_t lost = m->probes.skel ? probes_lost(&m->probes, LOST_RING_BUFFER) : 0;
 
 	if (lost)
 		fprintf(stderr, "aiocopd: %llu records lost (ring buffer full)\n",
@@ -944,8 +966,10 @@ void monitor_close(struct monitor *m)
 	while (m->n_procs)
 		monitor_forget(m, m->procs[0]);
 	probes_close(&m->probes);
-	for (size_t i = 0; i < m->n_threads; i++)
+	for (size_t i = 0; i < m->n_threads; i++) {
 		free(m->threads[i].records);
+		free(m->threads[i].fd_paths);
+	}
 	for (size_t i = 0; i < MONITOR_FD_SLOTS; i++)
 		free(m->fds[i].path);
 	m->n_threads = 0;

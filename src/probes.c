@@ -372,14 +372,14 @@ int probes_consume(struct probes *p)
 	return ring_buffer__consume(p->rb);
 }
 
-uint64_t probes_lost(const struct probes *p)
+uint64_t probes_lost(const struct probes *p, unsigned why)
 {
 	int ncpu = libbpf_num_possible_cpus();
 	__u64 vals[ncpu > 0 ? ncpu : 1];
-	__u32 zero = 0;
+	__u32 key = why;
 	uint64_t sum = 0;
 
-	if (ncpu <= 0 || bpf_map_lookup_elem(bpf_map__fd(p->skel->maps.lost), &zero, vals))
+	if (ncpu <= 0 || bpf_map_lookup_elem(bpf_map__fd(p->skel->maps.lost), &key, vals))
 		return 0;
 	for (int i = 0; i < ncpu; i++)
 		sum += vals[i];
