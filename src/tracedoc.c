@@ -253,6 +253,8 @@ uint64_t loop_stats_percentile_ns(const struct loop_stats *s, double p)
 		total += s->hist[i];
 	if (!total)
 		return 0;
+	if (p >= 1.0)
+		return s->max_busy_ns;
 	want = (uint64_t)(p * total + 0.999999);
 	if (want < 1)
 		want = 1;
