@@ -16,7 +16,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 WORKLOADS = [("sleep0", 200_000, 1.3), ("fileio", 20_000, 1.15)]
 
 
-def run_once(python, kind, n, aiocopd=None, extra=()):
+def aiocopd_argv(aiocopd, mode, pid, extra):
+    if mode == "trace":
+        # a trace as long as the run; SIGTERM at the end writes the document
+        return [aiocopd, "trace", "-p", str(pid), "-d", "3600", "-o",
+                f"/tmp/aiocopd-bench-{pid}.json", *extra]
+    return [aiocopd, "-p", str(pid), *extra]
+
+
+def run_once(python, kind, n, aiocopd=None, extra=(), mode="live"):
     target = subprocess.Popen([python, os.path.join(HERE, "bench_workload.py"), kind, str(n)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     mon, attach_s, rss_kb = None, None, None
@@ -24,8 +32,8 @@ def run_once(python, kind, n, aiocopd=None, extra=()):
         assert target.stdout.readline().strip() == "ready"
         if aiocopd:
             t0 = time.monotonic()
-            mon = subprocess.Popen([aiocopd, "-p", str(target.pid), *extra], stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE, text=True)
+            mon = subprocess.Popen(aiocopd_argv(aiocopd, mode, target.pid, extra),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             line = mon.stderr.readline()
             if "attached" not in line:
                 raise RuntimeError(f"aiocopd did not attach: {line.strip()}")
@@ -42,6 +50,11 @@ def run_once(python, kind, n, aiocopd=None, extra=()):
         if mon:
             mon.terminate()
             mon.wait(timeout=10)
+            if mode == "trace":
+                try:
+                    os.unlink(f"/tmp/aiocopd-bench-{target.pid}.json")
+                except FileNotFoundError:
+                    pass
         if target.poll() is None:
             target.kill()
             target.wait()
@@ -54,15 +67,17 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--aiocopd-args", default="",
                     help="extra aiocopd options, e.g. '--all' to measure the armed tier")
+    ap.add_argument("--mode", choices=("live", "trace"), default="live",
+                    help="watch with `aiocopd -p` (live) or `aiocopd trace`")
     args = ap.parse_args()
     extra = args.aiocopd_args.split()
-    print(f"python {args.python}, aiocopd {' '.join(extra) or '(default options)'}, "
+    print(f"python {args.python}, aiocopd {args.mode} {' '.join(extra) or '(default options)'}, "
           f"{args.runs} alternating runs per mode, kernel {os.uname().release}")
     for kind, n, target_ratio in WORKLOADS:
         base, mon, attach, rss = [], [], [], []
         for _ in range(args.runs):
             base.append(run_once(args.python, kind, n)[0])
-            e, a, r = run_once(args.python, kind, n, args.aiocopd, extra)
+            e, a, r = run_once(args.python, kind, n, args.aiocopd, extra, args.mode)
             mon.append(e)
             attach.append(a)
             rss.append(r)
