@@ -169,38 +169,50 @@ static const char *base_name(const char *path)
 }
 
 /* Builds trace, short trace and entry point of one record's stack. */
+/*
+ * CPython's own shim frames have no source: 3.13 runs __init__ of a class call through a
+ * static code object named "__init__" in a file named "__init__", with no line table.
+ */
+static bool is_shim_frame(const struct py_location *loc)
+{
+	return loc->line <= 0 && loc->file[0] != '<' && strcmp(loc->file, "?") &&
+	       !strchr(loc->file, '/');
+}
+
+/* Builds trace, short trace and entry point of one record's stack. */
 static void describe_stack(struct monitor *m, struct watched *w, const struct event_blocking *e,
 			   struct report_event *out)
 {
 	char *trace = calloc(1, MAX_TRACE_TEXT), *shortt = calloc(1, MAX_TRACE_TEXT);
 	char frame[1024], entry[1024] = "", innermost[1024] = "";
 	size_t used = 0, sused = 0;
-	unsigned n = e->n_frames;
+	unsigned n = e->n_frames, shown = 0;
 
 	if (!trace || !shortt)
 		goto out;
 	if (n > AIOCOPD_MAX_FRAMES)
 		n = AIOCOPD_MAX_FRAMES;
-	if (n > m->opt->trace_depth)
-		n = m->opt->trace_depth;
-	for (unsigned i = 0; i < n; i++) {
+	for (unsigned i = 0; i < n && shown < m->opt->trace_depth; i++) {
 		struct py_location loc;
 
 		pyresolver_locate(w->resolver, e->frames[i].code, e->frames[i].instr, &loc);
+		if (is_shim_frame(&loc))
+			continue;
 		snprintf(frame, sizeof(frame), "%s:%d:%s", loc.file, loc.line, loc.function);
-		if (i == 0)
+		if (shown == 0)
 			snprintf(innermost, sizeof(innermost), "%s", frame);
 		if (!entry[0] && !is_stdlib_path(loc.file))
 			snprintf(entry, sizeof(entry), "%s", frame);
 		if (used < MAX_TRACE_TEXT)
 			used += snprintf(trace + used, MAX_TRACE_TEXT - used, "%s%s",
-					 i ? " <- " : "", frame);
-		if (i < TEXT_TRACE_FRAMES && sused < MAX_TRACE_TEXT)
+					 shown ? " <- " : "", frame);
+		if (shown < TEXT_TRACE_FRAMES && sused < MAX_TRACE_TEXT)
 			sused += snprintf(shortt + sused, MAX_TRACE_TEXT - sused, "%s%s:%d:%s",
-					  i ? " <- " : "", base_name(loc.file), loc.line,
+					  shown ? " <- " : "", base_name(loc.file), loc.line,
 					  loc.function);
-		else if (i == TEXT_TRACE_FRAMES && sused < MAX_TRACE_TEXT)
+		else if (shown == TEXT_TRACE_FRAMES && sused < MAX_TRACE_TEXT)
 			sused += snprintf(shortt + sused, MAX_TRACE_TEXT - sused, " <- ...");
+		shown++;
 	}
 out:
 	out->trace = trace;
