@@ -15,7 +15,7 @@
 #include "target.h"
 
 #define MONITOR_MAX_THREADS	256
-#define MONITOR_MAX_PROCS	256	/* processes watched at once (exec follows many) */
+#define MONITOR_MAX_PROCS	1024	/* processes watched (exec follows many) */
 #define MONITOR_MAX_PENDING	64	/* records kept per callback; the rest are counted */
 #define MONITOR_FD_SLOTS	1024
 #define MONITOR_DISARM_AFTER_S	60	/* quiet seconds before per-callback probes come off */
@@ -66,6 +66,7 @@ struct watched {
 	bool armed;			/* per-callback probes attached */
 	bool uvloop;			/* the target has loaded uvloop */
 	char cmdline[160];		/* as /proc showed it when we attached */
+	bool exited;			/* gone: its probes are off, its summary stays */
 	uint64_t last_slow_ns;		/* last report, for disarming an idle target */
 	uint64_t reports_by_level[3];	/* enum severity_level */
 	uint64_t records_dropped;	/* records over MONITOR_MAX_PENDING per callback */
@@ -109,6 +110,8 @@ struct watched *monitor_add(struct monitor *m, const struct py_target *t, char *
 struct watched *monitor_find(struct monitor *m, pid_t pid);
 /* A watched process exec'd or exited: drop what belonged to it. */
 void monitor_forget(struct monitor *m, struct watched *w);
+/* Takes the probes off processes that have exited, keeping what they reported. */
+void monitor_retire_exited(struct monitor *m);
 /* Runs until a signal, the duration, or the first target's exit. */
 enum monitor_stop monitor_run(struct monitor *m);
 /* One pass: reads the ring buffer, disarms idle targets. */

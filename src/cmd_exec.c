@@ -383,6 +383,7 @@ static int supervise(struct monitor *m, struct exec_run *run, int sfd)
 		if (poll(fds, 2, 100) < 0 && errno != EINTR)
 			break;
 		monitor_drain(m);
+		monitor_retire_exited(m);
 		while ((fds[0].revents & POLLIN) && read(sfd, &si, sizeof(si)) == sizeof(si))
 			if (si.ssi_signo != SIGCHLD)
 				forward_signal(run->child, &si);

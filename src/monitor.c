@@ -671,8 +671,8 @@ static void on_callback(struct monitor *m, const struct event_callback *ev)
 	struct watched *w = monitor_find(m, ev->h.pid);
 	struct report r;
 
-	if (!w)
-		return;
+	if (!w || w->exited)
+		return;		/* its memory is gone: nothing left to name frames with */
 	w->last_slow_ns = monitor_now_ns();
 	if (monitor_build_report(m, w, ev, &r) != 0)
 		return;		/* not a loop callback after all */
@@ -887,10 +887,25 @@ void monitor_forget(struct monitor *m, struct watched *w)
 	for (size_t i = 0; i < m->n_procs; i++) {
 		if (m->procs[i] != w)
 			continue;
-		probes_remove_target(&m->probes, w->target.pid, &w->links);
+		if (!w->exited)
+			probes_remove_target(&m->probes, w->target.pid, &w->links);
 		m->procs[i] = m->procs[--m->n_procs];
 		free_watched(w);
 		return;
+	}
+}
+
+void monitor_retire_exited(struct monitor *m)
+{
+	for (size_t i = 0; i < m->n_procs; i++) {
+		struct watched *w = m->procs[i];
+
+		if (w->exited || !(kill(w->target.pid, 0) && errno == ESRCH))
+			continue;
+		probes_remove_target(&m->probes, w->target.pid, &w->links);
+		pyresolver_free(w->resolver);
+		w->resolver = NULL;
+		w->exited = true;
 	}
 }
 
