@@ -233,7 +233,11 @@ static __always_inline void close_callback(const struct target_cfg *cfg, struct 
 		__builtin_memcpy(&ev->ident, id, sizeof(*id));
 	else
 		__builtin_memset(&ev->ident, 0, sizeof(ev->ident));
-	bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
+	/*
+	 * Reports are rare, and user space needs the target alive to name their frames: a
+	 * process that exits right after its slow callback must not outrun the drain timer.
+	 */
+	bpf_ringbuf_submit(ev, BPF_RB_FORCE_WAKEUP);
 }
 
 static __always_inline void open_scope(struct thread_state *st, __u64 now, __u64 args,

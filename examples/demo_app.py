@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 
-DATA = os.path.join(tempfile.gettempdir(), "aiocopd-demo.dat")
+DATA = os.path.join(tempfile.gettempdir(), f"aiocopd-demo-{os.getpid()}.dat")
 
 
 async def handle_login():

@@ -38,7 +38,8 @@
 
 /*
  * Loop iteration busy times are counted in a log-linear histogram: 1 us buckets below 16 us,
- * then 4 buckets per power of two (at most 25% wide), up to about 35 minutes.
+ * then 4 buckets per power of two (at most 25% wide); the last one holds
+ * everything from about an hour on.
  */
 #define LOOP_HIST_BUCKETS	128
 

@@ -16,6 +16,7 @@
 
 #define EXIT_USAGE	2
 
+extern const char *cli_command;
 int cli_usage_error(const char *fmt, const char *arg);
 bool cli_parse_double(const char *s, double min, double max, double *out);
 bool cli_parse_long(const char *s, long min, long max, long *out);

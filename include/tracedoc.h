@@ -52,7 +52,8 @@ struct tracedoc {
 	size_t n_top;
 	uint64_t lost_ring_buffer;	/* BPF could not reserve a record */
 	uint64_t lost_per_callback;	/* records over the per-callback limit */
-	uint64_t lost_document;		/* reports or slices over the document's limits */
+	uint64_t lost_document;		/* reports or entry points over the document's limits */
+	uint64_t lost_slices;		/* timeline slices over its limit (chrome only) */
 	size_t n_slices;
 };
 

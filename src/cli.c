@@ -20,11 +20,14 @@
 #define CAP_BPF		39
 #endif
 
+/* Which help a usage error points to: "aiocopd", "aiocopd trace" or "aiocopd exec". */
+const char *cli_command = "aiocopd";
+
 int cli_usage_error(const char *fmt, const char *arg)
 {
 	fprintf(stderr, "aiocopd: ");
 	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\nTry 'aiocopd --help' for more information.\n");
+	fprintf(stderr, "\nTry '%s --help' for more information.\n", cli_command);
 	return EXIT_USAGE;
 }
 

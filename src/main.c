@@ -126,9 +126,13 @@ static int live(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	if (argc > 1 && !strcmp(argv[1], "trace"))
+	if (argc > 1 && !strcmp(argv[1], "trace")) {
+		cli_command = "aiocopd trace";
 		return cmd_trace(argc - 1, argv + 1);
-	if (argc > 1 && !strcmp(argv[1], "exec"))
+	}
+	if (argc > 1 && !strcmp(argv[1], "exec")) {
+		cli_command = "aiocopd exec";
 		return cmd_exec(argc - 1, argv + 1);
+	}
 	return live(argc, argv);
 }

@@ -303,6 +303,15 @@ static bool stack_in_callback(struct watched *w, const struct event_blocking *e)
 	return false;
 }
 
+/* A stack whose code objects could not be read (the target exited) proves nothing. */
+static bool stack_readable(struct watched *w, const struct event_blocking *e)
+{
+	struct py_location loc;
+
+	pyresolver_locate(w->resolver, e->frames[0].code, e->frames[0].instr, &loc);
+	return strcmp(loc.file, "?") != 0;
+}
+
 /* uvloop runs callbacks from Cython: no Handle._run frame shows on the stack. */
 static bool uses_uvloop(struct watched *w)
 {
@@ -322,7 +331,7 @@ static bool outside_any_callback(struct watched *w, const struct pending_callbac
 	size_t with_stack = 0;
 
 	for (size_t i = 0; i < n_rec; i++) {
-		if (!pc->records[i].n_frames)
+		if (!pc->records[i].n_frames || !stack_readable(w, &pc->records[i]))
 			continue;
 		with_stack++;
 		if (stack_in_callback(w, &pc->records[i]))
@@ -866,8 +875,13 @@ struct watched *monitor_add(struct monitor *m, const struct py_target *t, char *
 		goto fail;
 	/* fast callbacks cannot show themselves in iteration times: --all probes from the start */
 	if (armed) {
-		if (probes_arm(&m->probes, &w->target, &w->links, err, errsz))
+		err[0] = 0;
+		if (probes_arm(&m->probes, &w->target, &w->links, err, errsz)) {
+			if (!err[0])	/* its map entry went: it exec'd or exited meanwhile */
+				snprintf(err, errsz, "PID %d exec'd or exited while attaching",
+					 t->pid);
 			goto fail;
+		}
 		w->armed = true;
 	}
 	m->procs[m->n_procs++] = w;
@@ -934,7 +948,7 @@ enum monitor_stop monitor_run(struct monitor *m)
 	pid_t pid = m->n_procs ? m->procs[0]->target.pid : 0;
 	enum monitor_stop why = STOP_SIGNAL;
 	bool told_waiting = false;
-	struct pollfd fds[2];
+	struct pollfd fds[3];
 	sigset_t mask;
 	int pidfd, sfd;
 
@@ -947,9 +961,11 @@ enum monitor_stop monitor_run(struct monitor *m)
 	pidfd = pidfd_open(pid);
 	fds[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
 	fds[1] = (struct pollfd){ .fd = pidfd, .events = POLLIN };
+	/* woken by reports at once; the rest waits for the drain interval */
+	fds[2] = (struct pollfd){ .fd = probes_ring_fd(&m->probes), .events = POLLIN };
 	for (;;) {
 		uint64_t now;
-		int n = poll(fds, 2, DRAIN_INTERVAL_MS);
+		int n = poll(fds, 3, DRAIN_INTERVAL_MS);
 
 		if (n < 0 && errno != EINTR)
 			break;

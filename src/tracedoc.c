@@ -78,6 +78,15 @@ void tracedoc_add_process(struct tracedoc *d, const struct py_target *t)
 									   : "executable"));
 	json_object_object_add(py, "layout", json_object_new_string(t->layout_source));
 	json_object_object_add(o, "python", py);
+	/* the same pid again has exec'd a new program: that one is what ran */
+	for (size_t i = 0; i < json_object_array_length(d->processes); i++) {
+		struct json_object *p = json_object_array_get_idx(d->processes, i);
+
+		if (json_object_get_int(json_object_object_get(p, "pid")) == t->pid) {
+			json_object_array_put_idx(d->processes, i, o);
+			return;
+		}
+	}
 	json_object_array_add(d->processes, o);
 }
 
@@ -135,7 +144,7 @@ static bool room_for_slice(struct tracedoc *d)
 		d->n_slices++;
 		return true;
 	}
-	d->lost_document++;
+	d->lost_slices++;
 	return false;
 }
 
@@ -417,17 +426,18 @@ static struct json_object *top_json(struct tracedoc *d)
 	return list;
 }
 
-static struct json_object *lost_json(const struct tracedoc *d)
+static struct json_object *lost_json(const struct tracedoc *d, enum tracedoc_format format)
 {
 	struct json_object *o = json_object_new_object();
+	uint64_t document = d->lost_document + (format == TRACEDOC_CHROME ? d->lost_slices : 0);
 
 	json_object_object_add(o, "total", json_object_new_int64(d->lost_ring_buffer +
 								 d->lost_per_callback +
-								 d->lost_document));
+								 document));
 	json_object_object_add(o, "ring_buffer", json_object_new_int64(d->lost_ring_buffer));
 	json_object_object_add(o, "per_callback_limit",
 			       json_object_new_int64(d->lost_per_callback));
-	json_object_object_add(o, "document_limit", json_object_new_int64(d->lost_document));
+	json_object_object_add(o, "document_limit", json_object_new_int64(document));
 	return o;
 }
 
@@ -485,13 +495,13 @@ struct json_object *tracedoc_build(struct tracedoc *d, struct json_object *metad
 	struct json_object *doc = json_object_new_object(), *events;
 	double seconds = json_object_get_double(json_object_object_get(metadata, "duration_s"));
 
-	/* the traced process, or exec's first Python process, unless the caller said */
-	if (!json_object_object_get_ex(metadata, "pid", NULL) &&
-	    json_object_array_length(d->processes)) {
+	/* the traced process, or exec's first Python process, where the caller did not say */
+	if (json_object_array_length(d->processes)) {
 		struct json_object *first = json_object_array_get_idx(d->processes, 0);
 
 		json_object_object_foreach(first, key, val)
-			json_object_object_add(metadata, key, json_object_get(val));
+			if (!json_object_object_get_ex(metadata, key, NULL))
+				json_object_object_add(metadata, key, json_object_get(val));
 	}
 	json_object_object_add(metadata, "processes", json_object_get(d->processes));
 	if (format == TRACEDOC_CHROME) {
@@ -502,7 +512,7 @@ struct json_object *tracedoc_build(struct tracedoc *d, struct json_object *metad
 					      json_object_array_get_idx(d->timeline, i)));
 		json_object_object_add(doc, "traceEvents", events);
 		json_object_object_add(doc, "displayTimeUnit", json_object_new_string("ms"));
-		json_object_object_add(metadata, "lost", lost_json(d));
+		json_object_object_add(metadata, "lost", lost_json(d, format));
 		json_object_object_add(doc, "otherData", metadata);
 		return doc;
 	}
@@ -514,7 +524,7 @@ struct json_object *tracedoc_build(struct tracedoc *d, struct json_object *metad
 	json_object_object_add(doc, "loops", loops_json(d, seconds));
 	json_object_object_add(doc, "reports", json_object_get(d->reports));
 	json_object_object_add(doc, "top", top_json(d));
-	json_object_object_add(doc, "lost", lost_json(d));
+	json_object_object_add(doc, "lost", lost_json(d, format));
 	return doc;
 }
 

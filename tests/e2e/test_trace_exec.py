@@ -231,3 +231,19 @@ def test_exec_follows_a_child_python(paired, tmp_path_factory):
     assert {proc["pid"] for proc in doc["metadata"]["processes"]} >= {child}
     assert [r["pid"] for r in doc["reports"]] == [child] * 3
     assert doc["metadata"]["end_reason"] == "command_exited"
+
+
+def test_exec_block_right_before_exit(paired):
+    """The only slow callback is the program's last: it exits within milliseconds, before
+    the next drain; the report is still made, with its frames, and fails the run."""
+    def scenario(h, py):
+        return run_exec(h, "--fail-on", "high", "--json", "--", py.path,
+                        PROGRAMS / "exec_last_block.py")
+
+    p, rc = paired(scenario)
+    assert rc == 3, p.describe()
+    [r] = reports_in(p)
+    check_report(r, 30.0)
+    assert r["task"] == {"name": "last-words", "coro": "last_words"}, r
+    site = frame_of("exec_last_block.py", "block", "last_words")
+    assert [e["entry_point"] for e in r["blocking_events"]] == [site], r
