@@ -21,8 +21,10 @@ int cli_usage_error(const char *fmt, const char *arg);
 bool cli_parse_double(const char *s, double min, double max, double *out);
 bool cli_parse_long(const char *s, long min, long max, long *out);
 int cli_parse_format(const char *arg, enum tracedoc_format *out);
-/* The options every command takes; false when opt is not one of them. */
-bool cli_common_option(int opt, const char *arg, struct monitor_options *mon, int *ret);
+void cli_default_options(struct monitor_options *mon);
+/* The options the commands share (-p, -d, -t, ...); false when opt is not one of them. */
+bool cli_common_option(int opt, const char *arg, struct monitor_options *mon, pid_t *pid,
+		       int *ret);
 /* Prints why and returns false when we lack a capability the probes need. */
 bool cli_check_privileges(void);
 /* Checks pid exists and our privileges, then inspects it; prints the error, returns 0 or 1. */

@@ -68,12 +68,29 @@ int cli_parse_format(const char *arg, enum tracedoc_format *out)
 	return 0;
 }
 
-bool cli_common_option(int opt, const char *arg, struct monitor_options *mon, int *ret)
+void cli_default_options(struct monitor_options *mon)
+{
+	mon->threshold_ms = 30;
+	mon->trace_depth = 20;
+}
+
+bool cli_common_option(int opt, const char *arg, struct monitor_options *mon, pid_t *pid,
+		       int *ret)
 {
 	long l;
 
 	*ret = 0;
 	switch (opt) {
+	case 'p':
+		if (!cli_parse_long(arg, 1, INT32_MAX, &l))
+			*ret = cli_usage_error("invalid PID '%s'", arg);
+		else
+			*pid = l;
+		return true;
+	case 'd':
+		if (!cli_parse_double(arg, 0.001, 365 * 86400.0, &mon->duration_s))
+			*ret = cli_usage_error("invalid duration '%s' (seconds, > 0)", arg);
+		return true;
 	case 't':
 		if (!cli_parse_double(arg, 0.001, 3600e3, &mon->threshold_ms))
 			*ret = cli_usage_error("invalid threshold '%s' (milliseconds, > 0)", arg);

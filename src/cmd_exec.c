@@ -98,15 +98,15 @@ static int parse_level(const char *arg, int *out)
 
 static int parse_exec_args(int argc, char **argv, struct exec_cli *cli)
 {
+	pid_t unused_pid = 0;	/* exec takes no -p: getopt never returns it */
 	int c, ret;
 
-	cli->mon.threshold_ms = 30;
-	cli->mon.trace_depth = 20;
+	cli_default_options(&cli->mon);
 	cli->fail_on = -1;
 	optind = 1;
 	/* "+": the first word that is not an option starts CMD */
 	while ((c = getopt_long(argc, argv, "+o:t:vh", exec_options, NULL)) != -1) {
-		if (cli_common_option(c, optarg, &cli->mon, &ret)) {
+		if (cli_common_option(c, optarg, &cli->mon, &unused_pid, &ret)) {
 			if (ret)
 				return ret;
 			continue;

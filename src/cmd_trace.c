@@ -57,29 +57,17 @@ struct trace_cli {
 
 static int parse_trace_args(int argc, char **argv, struct trace_cli *cli)
 {
-	long l;
 	int c, ret;
 
-	cli->mon.threshold_ms = 30;
-	cli->mon.trace_depth = 20;
+	cli_default_options(&cli->mon);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "p:d:o:t:vh", trace_options, NULL)) != -1) {
-		if (cli_common_option(c, optarg, &cli->mon, &ret)) {
+		if (cli_common_option(c, optarg, &cli->mon, &cli->pid, &ret)) {
 			if (ret)
 				return ret;
 			continue;
 		}
 		switch (c) {
-		case 'p':
-			if (!cli_parse_long(optarg, 1, INT32_MAX, &l))
-				return cli_usage_error("invalid PID '%s'", optarg);
-			cli->pid = l;
-			break;
-		case 'd':
-			if (!cli_parse_double(optarg, 0.001, 365 * 86400.0, &cli->mon.duration_s))
-				return cli_usage_error("invalid duration '%s' (seconds, > 0)",
-						       optarg);
-			break;
 		case 'o':
 			cli->output = optarg;
 			break;
