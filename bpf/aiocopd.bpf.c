@@ -265,21 +265,24 @@ static __always_inline void forget_ident(__u32 tid)
 		id->callable = 0;
 }
 
-/* A loop thread starts a callback: the previous one (or the iteration) ends here. */
-static __always_inline int start_callback(__u64 args)
+/* The calling thread's state and its target's configuration, if it is a loop thread. */
+static __always_inline struct thread_state *loop_thread(__u32 *tid, __u32 *pid,
+							struct target_cfg **cfg)
 {
-	struct target_cfg *cfg;
-	struct thread_state *st;
-	__u32 tid, pid;
-	__u64 now;
+	struct thread_state *st = current_thread(tid, pid);
 
-	st = current_thread(&tid, &pid);
 	if (!st || !(st->flags & THREAD_LOOP))
-		return 0;
-	cfg = bpf_map_lookup_elem(&targets, &pid);
-	if (!cfg)
-		return 0;
-	now = bpf_ktime_get_ns();
+		return NULL;
+	*cfg = bpf_map_lookup_elem(&targets, pid);
+	return *cfg ? st : NULL;
+}
+
+/* A loop thread starts a callback: the previous one (or the iteration) ends here. */
+static __always_inline int start_callback(const struct target_cfg *cfg, struct thread_state *st,
+					  __u32 pid, __u32 tid, __u64 args)
+{
+	__u64 now = bpf_ktime_get_ns();
+
 	close_callback(cfg, st, pid, tid, now);
 	open_scope(st, now, args, 0);
 	forget_ident(tid);
@@ -303,7 +306,12 @@ static __always_inline int start_callback(__u64 args)
 SEC("uprobe")
 int BPF_KPROBE(context_run_entry, void *self, __u64 args)
 {
-	return start_callback(args);
+	struct target_cfg *cfg;
+	struct thread_state *st;
+	__u32 tid, pid;
+
+	st = loop_thread(&tid, &pid, &cfg);
+	return st ? start_callback(cfg, st, pid, tid, args) : 0;
 }
 
 /*
@@ -343,15 +351,16 @@ int BPF_KPROBE(context_enter_entry, void *context)
 {
 	__u64 candidates[6] = { ctx->bx, ctx->bp, ctx->r12, ctx->r13, ctx->r14, ctx->r15 };
 	struct target_cfg *cfg;
-	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	struct thread_state *st;
+	__u32 tid, pid;
 	__u64 callable = 0;
 
-	cfg = bpf_map_lookup_elem(&targets, &pid);
-	if (!cfg)
+	st = loop_thread(&tid, &pid, &cfg);
+	if (!st)
 		return 0;
 	for (int i = 0; i < 6 && !callable; i++)
 		callable = uvloop_handle_callable(&cfg->layout, candidates[i], (__u64)context);
-	return start_callback(callable);
+	return start_callback(cfg, st, pid, tid, callable);
 }
 
 /* ---- loop discovery and iteration boundaries ------------------------------------------- */

@@ -69,7 +69,6 @@ struct watched {
 	bool exited;			/* gone: its probes are off, its summary stays */
 	uint64_t last_slow_ns;		/* last report, for disarming an idle target */
 	uint64_t reports_by_level[3];	/* enum severity_level */
-	uint64_t records_dropped;	/* records over MONITOR_MAX_PENDING per callback */
 	struct worst_report worst[MONITOR_WORST];
 };
 

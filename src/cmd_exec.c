@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,7 +23,6 @@
 
 #include "cli.h"
 #include "elf_file.h"
-#include "procmem.h"
 #include "tracedoc.h"
 
 #define EXIT_VIOLATION		3	/* a slow callback at or above --fail-on */
@@ -319,33 +317,37 @@ static int exit_status_of(int status)
 	return 1;
 }
 
-struct process_callbacks {
-	pid_t pid;
-	uint64_t callbacks;
+/* Callbacks per watched process (index as in m->procs), from one pass over the loop stats. */
+struct callback_counts {
+	struct monitor *m;
+	uint64_t *per_proc;
 };
 
 static void add_callbacks(void *ctx, pid_t tid, const struct loop_stats *s)
 {
-	struct process_callbacks *pc = ctx;
+	struct callback_counts *cc = ctx;
 
-	if (s->pid == (uint32_t)pc->pid)
-		pc->callbacks += s->callbacks;
+	for (size_t i = 0; i < cc->m->n_procs; i++)
+		if (cc->m->procs[i]->target.pid == (pid_t)s->pid) {
+			cc->per_proc[i] += s->callbacks;
+			return;
+		}
 }
 
 static void print_summary(struct monitor *m, const struct exec_run *run, int status)
 {
 	const struct exec_cli *cli = run->cli;
+	struct callback_counts cc = { m, calloc(m->n_procs + 1, sizeof(uint64_t)) };
 
+	if (cc.per_proc)
+		probes_loop_stats(&m->probes, add_callbacks, &cc);
 	fprintf(stderr, "aiocopd: %s exited with status %d; %zu CPython process(es) watched\n",
 		cli->cmd[0], status, m->n_procs);
 	for (size_t i = 0; i < m->n_procs; i++) {
 		struct watched *w = m->procs[i];
-		struct process_callbacks pc = { .pid = w->target.pid };
-
-		probes_loop_stats(&m->probes, add_callbacks, &pc);
 		fprintf(stderr, "  PID %d %s (CPython %s): %llu callback(s) seen, slow: %llu high, "
 			"%llu medium, %llu low\n", w->target.pid, w->cmdline, w->target.version,
-			(unsigned long long)pc.callbacks,
+			(unsigned long long)(cc.per_proc ? cc.per_proc[i] : 0),
 			(unsigned long long)w->reports_by_level[LEVEL_HIGH],
 			(unsigned long long)w->reports_by_level[LEVEL_MEDIUM],
 			(unsigned long long)w->reports_by_level[LEVEL_LOW]);
@@ -358,6 +360,7 @@ static void print_summary(struct monitor *m, const struct exec_run *run, int sta
 		fprintf(stderr, "aiocopd: %llu slow callback(s) at or above '%s': exit status %d\n",
 			(unsigned long long)run->violations, severity_level_name(cli->fail_on),
 			EXIT_VIOLATION);
+	free(cc.per_proc);
 }
 
 /* Forwards SIGTERM, and SIGINT that a process sent (a terminal's reaches CMD by itself). */
@@ -445,10 +448,7 @@ int cmd_exec(int argc, char **argv)
 	if (!cli_check_privileges())
 		return 1;
 	if (cli.output) {
-		struct stat st;
-
-		fd = stat(cli.output, &st) == 0 && S_ISDIR(st.st_mode) ? -EISDIR :
-		     tracedoc_open_tmp(cli.output, tmp, sizeof(tmp));
+		fd = tracedoc_open_tmp(cli.output, tmp, sizeof(tmp));
 		if (fd < 0) {
 			fprintf(stderr, "aiocopd: cannot write %s: %s\n", cli.output,
 				strerror(-fd));

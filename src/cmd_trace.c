@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -139,13 +138,6 @@ static const char *stop_reason(enum monitor_stop why)
 	       why == STOP_TARGET_EXIT ? "target_exited" : "interrupted";
 }
 
-static bool is_directory(const char *path)
-{
-	struct stat st;
-
-	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 int cmd_trace(int argc, char **argv)
 {
 	struct trace_cli cli = {};
@@ -165,7 +157,7 @@ int cmd_trace(int argc, char **argv)
 	ret = cli_inspect(cli.pid, &target);
 	if (ret)
 		return ret;
-	fd = is_directory(cli.output) ? -EISDIR : tracedoc_open_tmp(cli.output, tmp, sizeof(tmp));
+	fd = tracedoc_open_tmp(cli.output, tmp, sizeof(tmp));
 	if (fd < 0) {
 		fprintf(stderr, "aiocopd: cannot write %s: %s\n", cli.output, strerror(-fd));
 		return 1;

@@ -571,12 +571,8 @@ static void on_blocking(struct monitor *m, const struct event_blocking *ev)
 	if (ev->folded && pc->last_syscall < pc->n)
 		pc->records[pc->last_syscall].duration_ns += ev->folded_ns;
 	if (pc->n >= MONITOR_MAX_PENDING) {
-		struct watched *w = monitor_find(m, ev->h.pid);
-
 		pc->dropped++;
 		m->records_dropped++;
-		if (w)
-			w->records_dropped++;
 		return;
 	}
 	/* the fd's name now, before a later close and open can reuse the number */

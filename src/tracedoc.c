@@ -532,8 +532,12 @@ struct json_object *tracedoc_build(struct tracedoc *d, struct json_object *metad
 
 int tracedoc_open_tmp(const char *path, char *tmp_path, size_t tmp_size)
 {
+	struct stat st;
 	int fd;
 
+	/* the rename at the end would fail on a directory: say so now */
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		return -EISDIR;
 	if ((size_t)snprintf(tmp_path, tmp_size, "%s.tmp.XXXXXX", path) >= tmp_size)
 		return -ENAMETOOLONG;
 	fd = mkostemp(tmp_path, O_CLOEXEC);
