@@ -15,10 +15,12 @@ VERSION    := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
 OUT        := build
 ARCH       := x86
+# CFLAGS, CPPFLAGS, LDFLAGS and LDLIBS are the user's (`make CFLAGS='-O0 -g'`): a value given
+# on the command line replaces only the default, and what the build needs is still added after it.
 CFLAGS     ?= -O2 -g
-CFLAGS     += -Wall -Wextra -Wno-unused-parameter -std=gnu11 -D_GNU_SOURCE \
-              -Iinclude -I$(OUT) -DAIOCOPD_VERSION='"$(VERSION)"'
-LDLIBS     += -lbpf -lelf -lz -ljson-c
+override CPPFLAGS += -Iinclude -I$(OUT) -D_GNU_SOURCE -DAIOCOPD_VERSION='"$(VERSION)"'
+override CFLAGS   += -std=gnu11 -Wall -Wextra -Wno-unused-parameter
+override LDLIBS   += -lbpf -lelf -lz -ljson-c
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Iinclude -I$(OUT) \
               -idirafter /usr/include/x86_64-linux-gnu -Wall -Wno-unused-function
 
@@ -53,13 +55,13 @@ $(OUT)/%.skel.h: $(OUT)/%.bpf.o
 	$(BPFTOOL) gen skeleton $< > $@.tmp && mv $@.tmp $@
 
 $(OUT)/%.o: src/%.c $(wildcard include/*.h) $(SKELS) | $(OUT)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 $(OUT)/aiocopd: $(OUT)/main.o $(LIB_OBJS)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 $(OUT)/tests/test_%: tests/unit/test_%.c $(LIB_OBJS) | $(OUT)
-	$(CC) $(CFLAGS) $< $(LIB_OBJS) -o $@ $(LDLIBS) -lcmocka
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $< $(LIB_OBJS) -o $@ $(LDLIBS) -lcmocka
 
 unit-test: $(UNIT_BINS)
 	@tools/run-unit-tests.sh $(UNIT_BINS)
