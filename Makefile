@@ -21,6 +21,7 @@ CFLAGS     ?= -O2 -g
 override CPPFLAGS += -Iinclude -I$(OUT) -D_GNU_SOURCE -DAIOCOPD_VERSION='"$(VERSION)"'
 override CFLAGS   += -std=gnu11 -Wall -Wextra -Wno-unused-parameter
 override LDLIBS   += -lbpf -lelf -lz -ljson-c
+DEPFLAGS    = -MMD -MP
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Iinclude -I$(OUT) \
               -idirafter /usr/include/x86_64-linux-gnu -Wall -Wno-unused-function
 
@@ -33,6 +34,8 @@ BPF_OBJS   := $(patsubst bpf/%.bpf.c,$(OUT)/%.bpf.o,$(BPF_SRCS))
 SKELS      := $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRCS))
 LIB_SRCS   := $(filter-out src/main.c,$(wildcard src/*.c))
 LIB_OBJS   := $(patsubst src/%.c,$(OUT)/%.o,$(LIB_SRCS))
+# The objects that include the generated skeleton: only these need clang, bpftool and kernel BTF.
+SKEL_OBJS  := $(OUT)/probes.o
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRCS))
 
@@ -54,8 +57,12 @@ $(OUT)/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h) include/aiocopd.h $(OUT)/vmlinux
 $(OUT)/%.skel.h: $(OUT)/%.bpf.o
 	$(BPFTOOL) gen skeleton $< > $@.tmp && mv $@.tmp $@
 
-$(OUT)/%.o: src/%.c $(wildcard include/*.h) $(SKELS) | $(OUT)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+# Header dependencies come from the compiler ($(OUT)/*.d); the skeleton is named here because
+# it does not exist before the first build.
+$(OUT)/%.o: src/%.c | $(OUT)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
+
+$(SKEL_OBJS): $(SKELS)
 
 $(OUT)/aiocopd: $(OUT)/main.o $(LIB_OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
@@ -89,3 +96,5 @@ uninstall:
 
 clean:
 	rm -rf $(OUT)
+
+-include $(wildcard $(OUT)/*.d)
