@@ -10,6 +10,7 @@ DOCDIR      = $(PREFIX)/share/doc/aiocopd
 CC         ?= cc
 CLANG      ?= clang
 BPFTOOL    ?= bpftool
+LLVM_STRIP ?= llvm-strip
 PYTHON     ?= /usr/bin/python3
 VERSION    := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
@@ -59,8 +60,15 @@ $(OUT)/vmlinux.h: | $(OUT)
 $(OUT)/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h) include/aiocopd.h $(OUT)/vmlinux.h
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
-$(OUT)/%.skel.h: $(OUT)/%.bpf.o
+$(OUT)/%.skel.h: $(OUT)/embed/%.bpf.o
 	$(BPFTOOL) gen skeleton $< > $@.tmp && mv $@.tmp $@
+
+# The object the skeleton embeds (and so the binary carries): the BPF object without its DWARF.
+# BTF and BTF.ext stay, so CO-RE and the verifier's line info work as before. Same file name in
+# its own directory, because bpftool names the skeleton after it.
+$(OUT)/embed/%.bpf.o: $(OUT)/%.bpf.o
+	@mkdir -p $(@D)
+	$(LLVM_STRIP) -g -o $@ $<
 
 # Header dependencies come from the compiler ($(OUT)/*.d); the skeleton is named here because
 # it does not exist before the first build.
