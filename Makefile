@@ -26,6 +26,12 @@ DEPFLAGS    = -MMD -MP
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Iinclude -I$(OUT) \
               -idirafter /usr/include/x86_64-linux-gnu -Wall -Wno-unused-function
 
+# CI runs `CI=true make test`: there a warning, in user space or BPF, fails the build.
+ifeq ($(CI),true)
+override CFLAGS += -Werror
+BPF_CFLAGS      += -Werror
+endif
+
 # Debian packages needed to build and test.
 DEPS := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libcmocka-dev libjson-c-dev \
         pkg-config make gcc python3 python3-pytest python3-jsonschema python3.11 python3.11-dbg python3-uvloop
