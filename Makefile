@@ -77,8 +77,8 @@ $(OUT)/embed/%.bpf.o: $(OUT)/%.bpf.o
 	$(LLVM_STRIP) -g -o $@ $<
 
 # Header dependencies come from the compiler ($(OUT)/*.d); the skeleton is named here because
-# it does not exist before the first build.
-$(OUT)/%.o: src/%.c | $(OUT)
+# it does not exist before the first build. VERSION is in CPPFLAGS (AIOCOPD_VERSION).
+$(OUT)/%.o: src/%.c $(wildcard VERSION) | $(OUT)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
 
 $(SKEL_OBJS): $(SKELS)
