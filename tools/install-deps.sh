@@ -2,11 +2,13 @@
 # Installs the Debian packages named on the command line that are not installed yet.
 # Needs root when something is missing; does nothing (and needs nothing) otherwise.
 set -eu
+# One dpkg-query for all of them; a package dpkg does not know is simply not listed.
+installed=" $(dpkg-query -W -f='${Package} ${Status}\n' "$@" 2>/dev/null |
+	awk '$NF == "installed" && $(NF - 1) == "ok" { printf "%s ", $1 }' || true) "
 missing=""
 for pkg in "$@"; do
-	status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
-	case "$status" in
-	*"install ok installed"*) ;;
+	case "$installed" in
+	*" $pkg "*) ;;
 	*) missing="$missing $pkg" ;;
 	esac
 done
