@@ -21,7 +21,7 @@ ARCH       := x86
 CFLAGS     ?= -O2 -g
 override CPPFLAGS += -Iinclude -I$(OUT) -D_GNU_SOURCE -DAIOCOPD_VERSION='"$(VERSION)"'
 override CFLAGS   += -std=gnu11 -Wall -Wextra -Wno-unused-parameter
-override LDLIBS   += -lbpf -lelf -lz -ljson-c
+override LDLIBS   += -lbpf -lelf -lz -ljson-c -lsystemd
 DEPFLAGS    = -MMD -MP
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Iinclude -I$(OUT) \
               -idirafter /usr/include/x86_64-linux-gnu -Wall -Wno-unused-function
@@ -33,7 +33,7 @@ BPF_CFLAGS      += -Werror
 endif
 
 # Debian packages needed to build and test.
-DEPS := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libcmocka-dev libjson-c-dev \
+DEPS := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libcmocka-dev libjson-c-dev libsystemd-dev \
         pkg-config make gcc python3 python3-pytest python3-jsonschema python3.11 python3.11-dbg python3-uvloop
 
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)
@@ -46,10 +46,6 @@ SKEL_OBJS  := $(OUT)/probes.o
 CORE_OBJS  := $(filter-out $(SKEL_OBJS),$(LIB_OBJS))
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRCS))
-# Unit tests of modules that call the loader, so they link SKEL_OBJS and need the BPF toolchain
-# (tracedoc.o calls probes_loop_stats and probes_lost). `make unit-test NO_BPF=1` leaves them out.
-UNIT_SKEL_BINS := $(OUT)/tests/test_tracedoc
-UNIT_RUN   := $(if $(NO_BPF),$(filter-out $(UNIT_SKEL_BINS),$(UNIT_BINS)),$(UNIT_BINS))
 
 .PHONY: all deps demo test unit-test e2e-test install uninstall clean
 all: $(OUT)/aiocopd
@@ -96,12 +92,8 @@ $(OUT)/tests/%.o: tests/unit/%.c | $(OUT)
 $(UNIT_BINS): $(OUT)/tests/%: $(OUT)/tests/%.o $(OUT)/libaiocopd.a
 	$(CC) $(CFLAGS) $(LDFLAGS) $(filter %.o,$^) $(OUT)/libaiocopd.a -o $@ $(LDLIBS) -lcmocka
 
-$(UNIT_SKEL_BINS): $(SKEL_OBJS)
-
-unit-test: $(UNIT_RUN)
-	@tools/run-unit-tests.sh $(UNIT_RUN)
-	$(if $(filter-out $(UNIT_RUN),$(UNIT_BINS)),@echo "unit: not built (NO_BPF):" \
-		$(notdir $(filter-out $(UNIT_RUN),$(UNIT_BINS))))
+unit-test: $(UNIT_BINS)
+	@tools/run-unit-tests.sh $(UNIT_BINS)
 
 e2e-test: $(OUT)/aiocopd
 	$(PYTHON) -m pytest -q tests/e2e

@@ -898,32 +898,49 @@ int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_s
 	return 0;
 }
 
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(thread_exit, struct task_struct *task)
-{
-	__u32 tid = task->pid;
-
-	if (bpf_map_delete_elem(&threads, &tid) == 0)
-		bpf_map_delete_elem(&idents, &tid);
-	if (task->pid == task->tgid)
-		bpf_map_delete_elem(&family, &tid);
-	return 0;
-}
-
-/* ---- the processes `aiocopd exec` follows --------------------------------------------- */
-
-static __always_inline void emit_process(__u32 type, __u32 pid, __u32 parent)
+/* A process event (see struct event_process); flags: wake user space or not. */
+static __always_inline void emit_process(__u32 type, __u32 pid, __u32 tid, __u32 parent,
+					 __u64 flags)
 {
 	struct event_process *ev = reserve(sizeof(*ev));
 
 	if (!ev)
 		return;
-	fill_header(&ev->h, type, pid, pid, bpf_ktime_get_ns());
+	fill_header(&ev->h, type, pid, tid, bpf_ktime_get_ns());
 	ev->parent = parent;
 	ev->pad = 0;
-	/* user space holds the process stopped until it looked: wake it now */
-	bpf_ringbuf_submit(ev, BPF_RB_FORCE_WAKEUP);
+	bpf_ringbuf_submit(ev, flags);
 }
+
+/*
+ * A thread exits: its state goes, and user space hears of loop threads and of the end of
+ * a process it knows (so it can free what the process brought). signal->live is already
+ * down when the tracepoint fires: 0 means this is the last thread of the process.
+ */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(thread_exit, struct task_struct *task)
+{
+	__u32 tid = task->pid, pid = task->tgid;
+	struct thread_state *st = bpf_map_lookup_elem(&threads, &tid);
+	bool known;
+
+	if (st) {
+		if (st->flags & THREAD_LOOP)
+			emit_process(EVENT_THREAD_EXIT, pid, tid, 0, 0);
+		bpf_map_delete_elem(&threads, &tid);
+		bpf_map_delete_elem(&idents, &tid);
+	}
+	if (BPF_CORE_READ(task, signal, live.counter) != 0)
+		return 0;
+	known = bpf_map_lookup_elem(&targets, &pid) || bpf_map_lookup_elem(&family, &pid);
+	bpf_map_delete_elem(&targets, &pid);
+	bpf_map_delete_elem(&family, &pid);
+	if (known)
+		emit_process(EVENT_EXIT, pid, tid, 0, BPF_RB_FORCE_WAKEUP);
+	return 0;
+}
+
+/* ---- the processes `aiocopd exec` follows --------------------------------------------- */
 
 /*
  * A new process of the family joins it. A fork of a target runs the same interpreter at the
@@ -944,7 +961,7 @@ int BPF_PROG(process_fork, struct task_struct *parent, struct task_struct *child
 	__builtin_memcpy(&copy, cfg, sizeof(copy));
 	copy.flags &= ~TARGET_ARMED;
 	bpf_map_update_elem(&targets, &pid, &copy, BPF_ANY);
-	emit_process(EVENT_FORK, pid, ptgid);
+	emit_process(EVENT_FORK, pid, pid, ptgid, BPF_RB_FORCE_WAKEUP);
 	return 0;
 }
 
@@ -963,7 +980,8 @@ int BPF_PROG(process_exec, struct task_struct *p, pid_t old_pid, struct linux_bi
 	*flags |= FAMILY_AWAIT_ENTRY;
 	bpf_map_delete_elem(&targets, &pid);	/* the old image's layout means nothing now */
 	bpf_send_signal(SIGSTOP);
-	emit_process(EVENT_EXEC, pid, 0);
+	/* user space holds the process stopped until it looked: wake it now */
+	emit_process(EVENT_EXEC, pid, pid, 0, BPF_RB_FORCE_WAKEUP);
 	return 0;
 }
 
@@ -978,7 +996,7 @@ int process_entry(struct pt_regs *ctx)
 		return 0;
 	*flags &= ~FAMILY_AWAIT_ENTRY;
 	bpf_send_signal(SIGSTOP);
-	emit_process(EVENT_ENTRY, pid, 0);
+	emit_process(EVENT_ENTRY, pid, pid, 0, BPF_RB_FORCE_WAKEUP);
 	return 0;
 }
 

@@ -195,6 +195,8 @@ enum event_type {
 	EVENT_EXEC,			/* a family process exec'd: stopped, about to run */
 	EVENT_ENTRY,			/* it reached its entry point: stopped, libraries mapped */
 	EVENT_FORK,			/* a target forked: the child runs the same interpreter */
+	EVENT_THREAD_EXIT,		/* a loop thread exited */
+	EVENT_EXIT,			/* the last thread of a target or followed process exited */
 };
 
 enum blocking_source {
@@ -274,7 +276,8 @@ struct event_iteration {
 	__u64 callbacks;		/* started in it, while armed */
 };
 
-/* EVENT_EXEC, EVENT_ENTRY, EVENT_FORK: h.pid is the process; parent only for forks. */
+/* EVENT_EXEC, EVENT_ENTRY, EVENT_FORK, EVENT_EXIT: h.pid is the process; parent: forks only.
+ * EVENT_THREAD_EXIT is a bare header. */
 struct event_process {
 	struct event_header h;
 	__u32 parent;

@@ -48,11 +48,15 @@ void probes_remove_target(struct probes *p, pid_t pid, struct target_links *l);
 int probes_arm(struct probes *p, const struct py_target *t, struct target_links *l,
 	       char *err, size_t errsz);
 void probes_disarm(struct probes *p, const struct py_target *t, struct target_links *l);
-/* Registers a loop thread (if BPF has not yet) and starts its sampler. */
-int probes_add_loop_thread(struct probes *p, pid_t pid, pid_t tid, bool stats);
-/* Calls fn for each loop thread's statistics (TARGET_STATS). */
-void probes_loop_stats(struct probes *p, void (*fn)(void *ctx, pid_t tid,
-						    const struct loop_stats *s), void *ctx);
+/* Registers a loop thread (if BPF has not yet) and starts its sampler, the caller's link. */
+int probes_add_loop_thread(struct probes *p, pid_t pid, pid_t tid, bool stats,
+			   struct bpf_link **sampler);
+/* A loop thread's statistics (TARGET_STATS), taken out of the map. */
+int probes_take_loop_stats(struct probes *p, pid_t tid, struct loop_stats *out);
+/* New options for a registered target; the samplers' period follows the threshold. */
+int probes_update_target(struct probes *p, pid_t pid, const struct target_cfg *cfg);
+void probes_set_sample_period(struct probes *p, double threshold_ms);
+void probes_retune_sampler(struct probes *p, struct bpf_link *sampler);
 
 /* `aiocopd exec`: follow pid and what it starts; stop an exec'd process at its entry. */
 int probes_follow(struct probes *p, pid_t pid);

@@ -15,7 +15,7 @@
 #include <json-c/json.h>
 
 #include "aiocopd.h"
-#include "monitor.h"
+#include "engine.h"
 #include "report.h"
 #include "target.h"
 
@@ -66,8 +66,10 @@ void tracedoc_add_report(struct tracedoc *d, const struct report *r);
 void tracedoc_add_iteration(struct tracedoc *d, const struct event_iteration *ev);
 void tracedoc_add_loop_stats(struct tracedoc *d, pid_t tid, const struct loop_stats *s);
 
-/* At the end: the loop statistics and what was lost, from BPF and the monitor. */
-void tracedoc_collect(struct tracedoc *d, struct monitor *m);
+/* At the end: what was lost (LOST_RING_BUFFER, LOST_CALLBACK_CAP); stats come through the sink. */
+void tracedoc_set_lost(struct tracedoc *d, uint64_t ring_buffer, uint64_t per_callback);
+/* The engine sink that fills d: processes, reports, slow iterations, loop statistics. */
+struct engine_sink tracedoc_sink(struct tracedoc *d);
 
 /* Busy time below which a fraction p (0..1) of the iterations fall, from the histogram. */
 uint64_t loop_stats_percentile_ns(const struct loop_stats *s, double p);
@@ -75,7 +77,7 @@ uint64_t loop_stats_percentile_ns(const struct loop_stats *s, double p);
 void loop_hist_bounds(unsigned bucket, uint64_t *lo, uint64_t *hi);
 
 /* metadata: version, host, kernel, options, start and end (wall-clock seconds), and why. */
-struct json_object *tracedoc_metadata(const struct monitor_options *opt,
+struct json_object *tracedoc_metadata(const struct engine_options *opt, double duration_s,
 				      enum tracedoc_format format, double start, double end,
 				      const char *end_reason);
 

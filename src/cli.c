@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -68,15 +70,16 @@ int cli_parse_format(const char *arg, enum tracedoc_format *out)
 	return 0;
 }
 
-void cli_default_options(struct monitor_options *mon)
+void cli_default_options(struct cli_common *common)
 {
-	mon->threshold_ms = 30;
-	mon->trace_depth = 20;
+	common->engine.threshold_ms = 30;
+	common->engine.trace_depth = 20;
 }
 
-bool cli_common_option(int opt, const char *arg, struct monitor_options *mon, pid_t *pid,
+bool cli_common_option(int opt, const char *arg, struct cli_common *common, pid_t *pid,
 		       int *ret)
 {
+	struct engine_options *mon = &common->engine;
 	long l;
 
 	*ret = 0;
@@ -88,7 +91,7 @@ bool cli_common_option(int opt, const char *arg, struct monitor_options *mon, pi
 			*pid = l;
 		return true;
 	case 'd':
-		if (!cli_parse_double(arg, 0.001, 365 * 86400.0, &mon->duration_s))
+		if (!cli_parse_double(arg, 0.001, 365 * 86400.0, &common->duration_s))
 			*ret = cli_usage_error("invalid duration '%s' (seconds, > 0)", arg);
 		return true;
 	case 't':
@@ -165,16 +168,86 @@ int cli_inspect(pid_t pid, struct py_target *t)
 	return 0;
 }
 
-void cli_print_attached(const struct monitor *m, const struct watched *w)
+void cli_print_attached(const struct engine *e, const struct watched *w)
 {
 	const struct py_target *t = &w->target;
+	const char *gc = engine_gc_source(w);
 
 	fprintf(stderr, "aiocopd: attached to PID %d (CPython %s, %zu loop thread(s) seen so far)\n",
-		t->pid, t->version, m->loop_threads);
-	if (m->opt->verbose)
+		t->pid, t->version, w->loop_threads);
+	if (engine_options(e)->verbose)
 		fprintf(stderr, "aiocopd: runtime %s, layout from the %s, context_run from the "
 			"%s, garbage collections timed by %s, %d syscall tracepoint(s) "
 			"unavailable\n", t->runtime_path, t->layout_source, t->context_run_source,
-			w->links.gc_source ? w->links.gc_source : "nothing",
-			m->probes.tracepoints_missing);
+			gc ? gc : "nothing", engine_tracepoints_missing(e));
+}
+
+static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *ctx)
+{
+	return sd_event_exit(sd_event_source_get_event(s), STOP_SIGNAL);
+}
+
+int cli_event_loop(sd_event **out)
+{
+	sigset_t mask;
+	int ret;
+
+	signal(SIGPIPE, SIG_IGN);	/* a closed stdout is a failed write, seen by the sink */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigprocmask(SIG_BLOCK, &mask, NULL);	/* sd-event takes them through a signalfd */
+	ret = sd_event_new(out);
+	if (ret < 0)
+		return ret;
+	ret = sd_event_add_signal(*out, NULL, SIGINT, on_stop_signal, NULL);
+	if (ret >= 0)
+		ret = sd_event_add_signal(*out, NULL, SIGTERM, on_stop_signal, NULL);
+	if (ret < 0)
+		*out = sd_event_unref(*out);
+	return ret < 0 ? ret : 0;
+}
+
+static int on_duration(sd_event_source *s, uint64_t usec, void *ctx)
+{
+	return sd_event_exit(sd_event_source_get_event(s), STOP_DURATION);
+}
+
+int cli_stop_after(sd_event *loop, double seconds)
+{
+	if (seconds <= 0)
+		return 0;
+	return sd_event_add_time_relative(loop, NULL, CLOCK_MONOTONIC, (uint64_t)(seconds * 1e6),
+					  1000, on_duration, NULL);
+}
+
+void cli_log(void *ctx, int level, const char *msg)
+{
+	const bool *verbose = ctx;
+
+	if (level >= LOG_INFO && !(verbose && *verbose))
+		return;
+	fprintf(stderr, "aiocopd: %s\n", msg);
+}
+
+struct engine *cli_engine_open(const struct cli_common *common, sd_event *loop)
+{
+	struct engine *e = NULL;
+	char err[512] = "";
+
+	if (engine_open(&e, &common->engine, loop, cli_log, (void *)&common->engine.verbose,
+			err, sizeof(err))) {
+		fprintf(stderr, "aiocopd: %s\n", err[0] ? err : "cannot load the BPF programs");
+		return NULL;
+	}
+	return e;
+}
+
+void cli_report_losses(const struct engine *e)
+{
+	uint64_t lost = e ? engine_lost(e, LOST_RING_BUFFER) : 0;
+
+	if (lost)
+		fprintf(stderr, "aiocopd: %llu records lost (ring buffer full)\n",
+			(unsigned long long)lost);
 }

@@ -1,16 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * `aiocopd exec -- CMD`: run a command under monitoring from its first instruction and
- * follow the CPython processes it starts. BPF stops each exec'd family process before its
- * first instruction; we probe its ELF entry point, where the dynamic loader has mapped
- * libpython, and there decide whether it is CPython and attach before it runs any Python.
- * At the end: a summary per process, and an exit status that says whether a slow callback
- * at or above --fail-on happened.
+ * `aiocopd exec -- CMD`: run a command under monitoring and follow the CPython processes it
+ * starts from their first instruction (follow.c). At the end: a summary per process, and an
+ * exit status that says whether a slow callback at or above --fail-on happened.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <poll.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,15 +16,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <bpf/libbpf.h>
-
 #include "cli.h"
-#include "elf_file.h"
+#include "follow.h"
+#include "sink_stream.h"
+#include "summary.h"
 #include "tracedoc.h"
 
 #define EXIT_VIOLATION		3	/* a slow callback at or above --fail-on */
 #define EXIT_CANNOT_RUN		127	/* CMD could not be started, as shells say */
-#define MAX_STOPPED		64	/* processes waiting at their entry point at once */
 
 static const char exec_usage[] =
 "Usage: aiocopd exec [options] -- CMD [ARGS...]\n"
@@ -65,22 +61,31 @@ struct exec_cli {
 	int fail_on;			/* enum severity_level, -1: never fail */
 	const char *output;
 	enum tracedoc_format format;
-	struct monitor_options mon;
+	struct cli_common common;
 	char **cmd;
 };
 
-/* A process stopped at its entry point's probe until we looked at it. */
-struct entry_stop {
+/* What the summary says of one watched process. */
+struct exec_proc {
 	pid_t pid;
-	struct bpf_link *link;
+	char cmdline[160];
+	char version[32];
+	uint64_t callbacks;		/* from its loops' statistics */
+	struct proc_summary summary;
 };
 
 struct exec_run {
 	const struct exec_cli *cli;
+	sd_event *loop;
+	struct engine *engine;
+	struct follower *follower;
+	struct stream_sink out;
 	struct tracedoc doc;
 	bool have_doc;
 	pid_t child;
-	struct entry_stop stops[MAX_STOPPED];
+	int status;			/* CMD's exit status, as a shell gives it */
+	struct exec_proc *procs;	/* every process watched, in order */
+	size_t n_procs, cap_procs;
 	uint64_t violations;
 };
 
@@ -99,12 +104,12 @@ static int parse_exec_args(int argc, char **argv, struct exec_cli *cli)
 	pid_t unused_pid = 0;	/* exec takes no -p: getopt never returns it */
 	int c, ret;
 
-	cli_default_options(&cli->mon);
+	cli_default_options(&cli->common);
 	cli->fail_on = -1;
 	optind = 1;
 	/* "+": the first word that is not an option starts CMD */
 	while ((c = getopt_long(argc, argv, "+o:t:vh", exec_options, NULL)) != -1) {
-		if (cli_common_option(c, optarg, &cli->mon, &unused_pid, &ret)) {
+		if (cli_common_option(c, optarg, &cli->common, &unused_pid, &ret)) {
 			if (ret)
 				return ret;
 			continue;
@@ -124,7 +129,7 @@ static int parse_exec_args(int argc, char **argv, struct exec_cli *cli)
 				return ret;
 			break;
 		case 'J':
-			cli->mon.json = true;
+			cli->common.json = true;
 			break;
 		case 'h':
 			fputs(exec_usage, stdout);
@@ -137,155 +142,106 @@ static int parse_exec_args(int argc, char **argv, struct exec_cli *cli)
 	if (optind >= argc)
 		return cli_usage_error("%s", "exec: missing the command to run (after --)");
 	cli->cmd = argv + optind;
-	cli->mon.armed_from_start = true;
-	cli->mon.stats = true;
+	cli->common.engine.armed_from_start = true;
+	cli->common.engine.stats = true;
 	return 0;
 }
 
-/* ---- following the processes ---------------------------------------------------------- */
+/* ---- the summary, kept as a sink of the engine ------------------------------------------ */
 
-static void resume(pid_t pid)
+/* The newest entry of pid: a pid that exec'd another Python has one entry per program. */
+static struct exec_proc *find_proc(struct exec_run *run, pid_t pid)
 {
-	kill(pid, SIGCONT);
+	for (size_t i = run->n_procs; i-- > 0;)
+		if (run->procs[i].pid == pid)
+			return &run->procs[i];
+	return NULL;
 }
 
-static struct entry_stop *find_stop(struct exec_run *run, pid_t pid, bool create)
+static void add_proc(struct exec_run *run, const struct watched *w)
 {
-	struct entry_stop *free_slot = NULL;
+	struct exec_proc *p;
 
-	for (size_t i = 0; i < MAX_STOPPED; i++) {
-		if (run->stops[i].pid == pid)
-			return &run->stops[i];
-		if (!run->stops[i].pid && !free_slot)
-			free_slot = &run->stops[i];
+	if (run->n_procs == run->cap_procs) {
+		size_t cap = run->cap_procs ? 2 * run->cap_procs : 16;
+		struct exec_proc *grown = realloc(run->procs, cap * sizeof(*grown));
+
+		if (!grown)
+			return;
+		run->procs = grown;
+		run->cap_procs = cap;
 	}
-	return create ? free_slot : NULL;
+	p = &run->procs[run->n_procs++];
+	memset(p, 0, sizeof(*p));
+	p->pid = w->pid;
+	snprintf(p->cmdline, sizeof(p->cmdline), "%s", w->cmdline);
+	snprintf(p->version, sizeof(p->version), "%s", w->target.version);
 }
 
-/* Just exec'd, stopped by BPF: probe its entry point, then let the loader run. */
-static void on_exec(struct monitor *m, struct exec_run *run, pid_t pid)
+static void exec_process(void *ctx, const struct watched *w, enum process_change change)
 {
-	struct watched *old = monitor_find(m, pid);
-	struct elf_file *ef = NULL;
-	struct entry_stop *stop;
-	uint64_t offset;
-	char exe[64];
+	struct exec_run *run = ctx;
 
-	if (old)
-		monitor_forget(m, old);		/* a Python process that exec'd something else */
-	snprintf(exe, sizeof(exe), "/proc/%d/exe", pid);
-	stop = find_stop(run, pid, true);
-	if (stop && elf_file_open(exe, &ef) == 0 && elf_file_entry_offset(ef, &offset) == 0) {
-		bpf_link__destroy(stop->link);
-		stop->link = probes_stop_at_entry(&m->probes, pid, exe, offset);
-		stop->pid = stop->link ? pid : 0;
-	}
-	if (m->opt->verbose && (!stop || !stop->link))
-		fprintf(stderr, "aiocopd: cannot probe the entry point of PID %d: it runs "
-			"unwatched\n", pid);
-	elf_file_close(ef);
-	resume(pid);
-}
-
-static void watching(struct monitor *m, struct exec_run *run, struct watched *w)
-{
-	if (run->have_doc)
-		tracedoc_add_process(&run->doc, &w->target);
-	if (m->opt->verbose)
-		fprintf(stderr, "aiocopd: watching PID %d (CPython %s)\n", w->target.pid,
+	if (change != PROCESS_WATCHED)
+		return;
+	add_proc(run, w);
+	if (run->cli->common.engine.verbose)
+		fprintf(stderr, "aiocopd: watching PID %d (CPython %s)\n", w->pid,
 			w->target.version);
 }
 
-/* At its entry point, libraries mapped: attach if it is CPython, then let it go. */
-static void on_entry(struct monitor *m, struct exec_run *run, pid_t pid)
+static void exec_report(void *ctx, const struct watched *w, const struct report *r)
 {
-	struct target_options topts = { .debug_root = getenv("AIOCOPD_DEBUG_ROOT") };
-	struct entry_stop *stop = find_stop(run, pid, false);
-	struct py_target t;
-	struct watched *w;
-	char err[512];
-
-	if (stop) {
-		bpf_link__destroy(stop->link);
-		*stop = (struct entry_stop){ 0 };
-	}
-	if (target_inspect(pid, &topts, &t, err, sizeof(err)) == 0) {
-		w = monitor_add(m, &t, err, sizeof(err));
-		if (w)
-			watching(m, run, w);
-		else
-			fprintf(stderr, "aiocopd: PID %d runs unwatched: %s\n", pid, err);
-	} else if (t.version[0] && strstr(err, "unsupported")) {
-		fprintf(stderr, "aiocopd: PID %d runs unwatched: %s\n", pid, err);
-	}
-	resume(pid);
-}
-
-/* A watched process forked: the child runs the same interpreter at the same addresses. */
-static void on_fork(struct monitor *m, struct exec_run *run, pid_t pid, pid_t parent)
-{
-	struct watched *p = monitor_find(m, parent), *w;
-	struct py_target t;
-	char err[512];
-
-	if (!p)
-		return;
-	t = p->target;
-	t.pid = pid;
-	snprintf(t.open_path, sizeof(t.open_path), "/proc/%d/root%s", pid, t.runtime_path);
-	t.layout = &t.layout_copy;
-	w = monitor_add(m, &t, err, sizeof(err));
-	if (w)
-		watching(m, run, w);
-	else if (m->opt->verbose)
-		fprintf(stderr, "aiocopd: PID %d (fork of %d) runs unwatched: %s\n", pid, parent,
-			err);
-}
-
-static void exec_process(struct monitor *m, const struct event_process *ev)
-{
-	struct exec_run *run = m->user;
-
-	switch (ev->h.type) {
-	case EVENT_EXEC:
-		on_exec(m, run, ev->h.pid);
-		break;
-	case EVENT_ENTRY:
-		on_entry(m, run, ev->h.pid);
-		break;
-	case EVENT_FORK:
-		on_fork(m, run, ev->h.pid, ev->parent);
-		break;
-	}
-}
-
-static void exec_report(struct monitor *m, struct watched *w, const struct report *r)
-{
-	struct exec_run *run = m->user;
+	struct exec_run *run = ctx;
+	struct exec_proc *p = find_proc(run, w->pid);
 
 	if (r->exceeded && run->cli->fail_on >= 0 && (int)r->level >= run->cli->fail_on)
 		run->violations++;
-	if (m->opt->json)
-		report_write_json(stderr, r);
-	else
-		report_write_text(stderr, r);
-	if (run->have_doc)
-		tracedoc_add_report(&run->doc, r);
+	if (p)
+		summary_note(&p->summary, r);
 }
 
-static void exec_iteration(struct monitor *m, const struct event_iteration *ev)
+static void exec_loop_stats(void *ctx, const struct watched *w, pid_t tid,
+			    const struct loop_stats *s)
 {
-	struct exec_run *run = m->user;
+	struct exec_proc *p = find_proc(ctx, w->pid);
 
-	if (run->have_doc)
-		tracedoc_add_iteration(&run->doc, ev);
+	if (p)
+		p->callbacks += s->callbacks;
+}
+
+static void print_summary(const struct exec_run *run, int status)
+{
+	const struct exec_cli *cli = run->cli;
+
+	fprintf(stderr, "aiocopd: %s exited with status %d; %zu CPython process(es) watched\n",
+		cli->cmd[0], status, run->n_procs);
+	for (size_t i = 0; i < run->n_procs; i++) {
+		const struct exec_proc *p = &run->procs[i];
+		const struct proc_summary *s = &p->summary;
+
+		fprintf(stderr, "  PID %d %s (CPython %s): %llu callback(s) seen, slow: %llu high, "
+			"%llu medium, %llu low\n", p->pid, p->cmdline, p->version,
+			(unsigned long long)p->callbacks,
+			(unsigned long long)s->reports_by_level[LEVEL_HIGH],
+			(unsigned long long)s->reports_by_level[LEVEL_MEDIUM],
+			(unsigned long long)s->reports_by_level[LEVEL_LOW]);
+		for (size_t k = 0; k < SUMMARY_WORST && s->worst[k].where; k++)
+			fprintf(stderr, "    %ux, worst %.1fms %s: %s at %s\n", s->worst[k].count,
+				s->worst[k].elapsed_ms, severity_level_name(s->worst[k].level),
+				s->worst[k].what, s->worst[k].where);
+	}
+	if (run->violations)
+		fprintf(stderr, "aiocopd: %llu slow callback(s) at or above '%s': exit status %d\n",
+			(unsigned long long)run->violations, severity_level_name(cli->fail_on),
+			EXIT_VIOLATION);
 }
 
 /* ---- the command ------------------------------------------------------------------------ */
 
 /*
- * The child waits on go[0] until its pid is in the family map, so its own exec is caught;
- * if exec fails it sends errno up the close-on-exec pipe fail[1].
+ * The child waits on go[0] until its pid is followed, so its own exec is caught; if exec
+ * fails it sends errno up the close-on-exec pipe fail[1].
  */
 static pid_t start_command(char **cmd, int go[2], int fail[2], const sigset_t *oldmask)
 {
@@ -296,6 +252,7 @@ static pid_t start_command(char **cmd, int go[2], int fail[2], const sigset_t *o
 	if (pid != 0)
 		return pid;
 	sigprocmask(SIG_SETMASK, oldmask, NULL);
+	signal(SIGPIPE, SIG_DFL);
 	close(go[1]);
 	close(fail[0]);
 	if (read(go[0], &c, 1) != 1)
@@ -308,117 +265,74 @@ static pid_t start_command(char **cmd, int go[2], int fail[2], const sigset_t *o
 	_exit(EXIT_CANNOT_RUN);
 }
 
-static int exit_status_of(int status)
+/* CMD ended: its status as a shell would give it, then the loop ends. */
+static int on_child(sd_event_source *s, const siginfo_t *si, void *ctx)
 {
-	if (WIFEXITED(status))
-		return WEXITSTATUS(status);
-	if (WIFSIGNALED(status))
-		return 128 + WTERMSIG(status);
-	return 1;
+	struct exec_run *run = ctx;
+
+	run->status = si->si_code == CLD_EXITED ? si->si_status : 128 + si->si_status;
+	return sd_event_exit(run->loop, 0);
 }
 
-/* Callbacks per watched process (index as in m->procs), from one pass over the loop stats. */
-struct callback_counts {
-	struct monitor *m;
-	uint64_t *per_proc;
-};
-
-static void add_callbacks(void *ctx, pid_t tid, const struct loop_stats *s)
+/* Forwards SIGTERM and SIGHUP, and a SIGINT a process sent (a terminal's reaches CMD). */
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *ctx)
 {
-	struct callback_counts *cc = ctx;
+	struct exec_run *run = ctx;
 
-	for (size_t i = 0; i < cc->m->n_procs; i++)
-		if (cc->m->procs[i]->target.pid == (pid_t)s->pid) {
-			cc->per_proc[i] += s->callbacks;
-			return;
-		}
+	if (si->ssi_signo != SIGINT || si->ssi_code == SI_USER)
+		kill(run->child, si->ssi_signo);
+	return 0;
 }
 
-static void print_summary(struct monitor *m, const struct exec_run *run, int status)
+static int exec_event_loop(struct exec_run *run, sigset_t *oldmask)
+{
+	static const int forwarded[] = { SIGINT, SIGTERM, SIGHUP };
+	sigset_t mask;
+	int ret;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
+		sigaddset(&mask, forwarded[i]);
+	sigprocmask(SIG_BLOCK, &mask, oldmask);
+	ret = sd_event_new(&run->loop);
+	for (size_t i = 0; ret >= 0 && i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
+		ret = sd_event_add_signal(run->loop, NULL, forwarded[i], on_signal, run);
+	return ret < 0 ? ret : 0;
+}
+
+static int add_sinks(struct exec_run *run)
 {
 	const struct exec_cli *cli = run->cli;
-	struct callback_counts cc = { m, calloc(m->n_procs + 1, sizeof(uint64_t)) };
+	struct engine_sink summary = { .report = exec_report, .loop_stats = exec_loop_stats,
+				       .process = exec_process, .ctx = run };
+	struct engine_sink out, doc;
+	int ret;
 
-	if (cc.per_proc)
-		probes_loop_stats(&m->probes, add_callbacks, &cc);
-	fprintf(stderr, "aiocopd: %s exited with status %d; %zu CPython process(es) watched\n",
-		cli->cmd[0], status, m->n_procs);
-	for (size_t i = 0; i < m->n_procs; i++) {
-		struct watched *w = m->procs[i];
-		fprintf(stderr, "  PID %d %s (CPython %s): %llu callback(s) seen, slow: %llu high, "
-			"%llu medium, %llu low\n", w->target.pid, w->cmdline, w->target.version,
-			(unsigned long long)(cc.per_proc ? cc.per_proc[i] : 0),
-			(unsigned long long)w->reports_by_level[LEVEL_HIGH],
-			(unsigned long long)w->reports_by_level[LEVEL_MEDIUM],
-			(unsigned long long)w->reports_by_level[LEVEL_LOW]);
-		for (size_t k = 0; k < MONITOR_WORST && w->worst[k].where; k++)
-			fprintf(stderr, "    %ux, worst %.1fms %s: %s at %s\n", w->worst[k].count,
-				w->worst[k].elapsed_ms, severity_level_name(w->worst[k].level),
-				w->worst[k].what, w->worst[k].where);
+	/* reports go to stderr as they happen: CMD keeps stdout */
+	stream_sink_init(&run->out, stderr, cli->common.json, NULL, NULL);
+	out = stream_sink(&run->out);
+	ret = engine_add_sink(run->engine, &summary);
+	if (!ret)
+		ret = engine_add_sink(run->engine, &out);
+	if (!ret && run->have_doc) {
+		doc = tracedoc_sink(&run->doc);
+		ret = engine_add_sink(run->engine, &doc);
 	}
-	if (run->violations)
-		fprintf(stderr, "aiocopd: %llu slow callback(s) at or above '%s': exit status %d\n",
-			(unsigned long long)run->violations, severity_level_name(cli->fail_on),
-			EXIT_VIOLATION);
-	free(cc.per_proc);
+	return ret;
 }
 
-/* Forwards SIGTERM, and SIGINT that a process sent (a terminal's reaches CMD by itself). */
-static void forward_signal(pid_t child, const struct signalfd_siginfo *si)
-{
-	if (si->ssi_signo == SIGTERM || si->ssi_signo == SIGHUP ||
-	    (si->ssi_signo == SIGINT && si->ssi_code == SI_USER))
-		kill(child, si->ssi_signo);
-}
-
-/* Runs the monitor until CMD exits; returns its wait status. */
-static int supervise(struct monitor *m, struct exec_run *run, int sfd)
-{
-	struct pollfd fds[2] = {
-		{ .fd = sfd, .events = POLLIN },
-		{ .fd = probes_ring_fd(&m->probes), .events = POLLIN },
-	};
-	int status = 0;
-
-	for (;;) {
-		struct signalfd_siginfo si;
-
-		if (poll(fds, 2, 100) < 0 && errno != EINTR)
-			break;
-		monitor_drain(m);
-		monitor_retire_exited(m);
-		while ((fds[0].revents & POLLIN) && read(sfd, &si, sizeof(si)) == sizeof(si))
-			if (si.ssi_signo != SIGCHLD)
-				forward_signal(run->child, &si);
-		if (waitpid(run->child, &status, WNOHANG) == run->child)
-			break;
-		fds[0].revents = 0;
-	}
-	monitor_drain(m);
-	return status;
-}
-
-static void resume_all(struct exec_run *run)
-{
-	for (size_t i = 0; i < MAX_STOPPED; i++) {
-		if (!run->stops[i].pid)
-			continue;
-		bpf_link__destroy(run->stops[i].link);
-		resume(run->stops[i].pid);
-		run->stops[i] = (struct entry_stop){ 0 };
-	}
-}
-
-static int write_document(struct monitor *m, struct exec_run *run, double start, int fd,
-			  const char *tmp)
+static int write_document(struct exec_run *run, double start, int fd, const char *tmp)
 {
 	const struct exec_cli *cli = run->cli;
 	struct json_object *meta, *doc, *argv = json_object_new_array();
 	int ret;
 
-	tracedoc_collect(&run->doc, m);
-	meta = tracedoc_metadata(&cli->mon, cli->format, start,
-				 monitor_wall_time(m, monitor_now_ns()), "command_exited");
+	tracedoc_set_lost(&run->doc, engine_lost(run->engine, LOST_RING_BUFFER),
+			  engine_lost(run->engine, LOST_CALLBACK_CAP));
+	meta = tracedoc_metadata(&cli->common.engine, cli->common.duration_s, cli->format, start,
+				 engine_wall_time(run->engine, engine_now_ns()), "command_exited");
 	for (char **a = cli->cmd; *a; a++)
 		json_object_array_add(argv, json_text(*a));
 	json_object_object_add(meta, "pid", json_object_new_int(run->child));
@@ -431,15 +345,57 @@ static int write_document(struct monitor *m, struct exec_run *run, double start,
 	return ret;
 }
 
+/* Starts CMD, follows it, and runs until it exits; returns 0 or EXIT_CANNOT_RUN. */
+static int run_command(struct exec_run *run, const sigset_t *oldmask)
+{
+	int go[2] = { -1, -1 }, fail[2] = { -1, -1 }, exec_errno = 0, ret = 1;
+
+	if (pipe2(go, O_CLOEXEC) || pipe2(fail, O_CLOEXEC)) {
+		fprintf(stderr, "aiocopd: %s\n", strerror(errno));
+		goto out;
+	}
+	run->child = start_command(run->cli->cmd, go, fail, oldmask);
+	if (run->child < 0) {
+		fprintf(stderr, "aiocopd: cannot start %s: %s\n", run->cli->cmd[0],
+			strerror(errno));
+		goto out;
+	}
+	close(fail[1]);
+	fail[1] = -1;
+	if (follow_family(run->follower, run->child))
+		fprintf(stderr, "aiocopd: cannot follow PID %d: %s\n", run->child, strerror(errno));
+	if (sd_event_add_child(run->loop, NULL, run->child, WEXITED, on_child, run) < 0 ||
+	    write(go[1], "g", 1) != 1) {
+		kill(run->child, SIGKILL);
+		waitpid(run->child, NULL, 0);
+		goto out;
+	}
+	sd_event_loop(run->loop);
+	engine_drain(run->engine);
+	follow_release_all(run->follower);
+	ret = 0;
+	if (read(fail[0], &exec_errno, sizeof(exec_errno)) == sizeof(exec_errno)) {
+		fprintf(stderr, "aiocopd: cannot run %s: %s\n", run->cli->cmd[0],
+			strerror(exec_errno));
+		ret = EXIT_CANNOT_RUN;
+	}
+out:
+	for (int i = 0; i < 2; i++) {
+		if (go[i] >= 0)
+			close(go[i]);
+		if (fail[i] >= 0)
+			close(fail[i]);
+	}
+	return ret;
+}
+
 int cmd_exec(int argc, char **argv)
 {
 	struct exec_cli cli = {};
 	struct exec_run run = { .cli = &cli };
-	char err[512] = "", tmp[PATH_MAX + 32];
-	int go[2] = { -1, -1 }, fail[2] = { -1, -1 };
-	int fd = -1, sfd = -1, status, ret, exec_errno = 0;
-	sigset_t mask, oldmask;
-	struct monitor mon;
+	char tmp[PATH_MAX + 32];
+	int fd = -1, ret;
+	sigset_t oldmask;
 	double start;
 
 	ret = parse_exec_args(argc, argv, &cli);
@@ -455,82 +411,47 @@ int cmd_exec(int argc, char **argv)
 			return 1;
 		}
 	}
-	if (monitor_open(&mon, &cli.mon, err, sizeof(err))) {
-		fprintf(stderr, "aiocopd: %s\n", err);
-		goto fail;
-	}
-	mon.user = &run;
-	mon.on_report = exec_report;
-	mon.on_iteration = exec_iteration;
-	mon.on_process = exec_process;
-	mon.out = stderr;
-	start = monitor_wall_time(&mon, monitor_now_ns());
-	if (cli.output) {
-		if (tracedoc_init(&run.doc, monitor_now_ns()))
-			goto fail;
-		run.have_doc = true;
-	}
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGCHLD);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGHUP);
-	sigprocmask(SIG_BLOCK, &mask, &oldmask);
-	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (sfd < 0 || pipe2(go, O_CLOEXEC) || pipe2(fail, O_CLOEXEC)) {
-		fprintf(stderr, "aiocopd: %s\n", strerror(errno));
-		goto fail;
-	}
-	run.child = start_command(cli.cmd, go, fail, &oldmask);
-	if (run.child < 0) {
-		fprintf(stderr, "aiocopd: cannot start %s: %s\n", cli.cmd[0], strerror(errno));
-		goto fail;
-	}
-	close(go[0]);
-	close(fail[1]);
-	go[0] = fail[1] = -1;
-	if (probes_follow(&mon.probes, run.child))
-		fprintf(stderr, "aiocopd: cannot follow PID %d: %s\n", run.child, strerror(errno));
-	if (write(go[1], "g", 1) != 1)
-		kill(run.child, SIGKILL);
-	close(go[1]);
-	go[1] = -1;
-	status = supervise(&mon, &run, sfd);
-	if (read(fail[0], &exec_errno, sizeof(exec_errno)) == sizeof(exec_errno)) {
-		fprintf(stderr, "aiocopd: cannot run %s: %s\n", cli.cmd[0], strerror(exec_errno));
-		resume_all(&run);
-		ret = EXIT_CANNOT_RUN;
+	ret = 1;
+	if (exec_event_loop(&run, &oldmask)) {
+		fprintf(stderr, "aiocopd: cannot set up the event loop\n");
 		goto out;
 	}
-	resume_all(&run);
-	ret = exit_status_of(status);
-	print_summary(&mon, &run, ret);
+	run.engine = cli_engine_open(&cli.common, run.loop);
+	if (!run.engine)
+		goto out;
 	if (cli.output) {
-		if (write_document(&mon, &run, start, fd, tmp))
+		if (tracedoc_init(&run.doc, engine_now_ns()))
+			goto out;
+		run.have_doc = true;
+	}
+	start = engine_wall_time(run.engine, engine_now_ns());
+	if (add_sinks(&run) || follow_open(&run.follower, run.engine, NULL, NULL))
+		goto out;
+	ret = run_command(&run, &oldmask);
+	if (ret)
+		goto out;
+	engine_flush_stats(run.engine);
+	ret = run.status;
+	print_summary(&run, ret);
+	if (cli.output) {
+		if (write_document(&run, start, fd, tmp))
 			ret = ret ? ret : 1;
 		fd = -1;
 	}
 	if (run.violations)
 		ret = EXIT_VIOLATION;
 out:
+	follow_close(run.follower);
 	if (run.have_doc)
 		tracedoc_free(&run.doc);
-	monitor_close(&mon);
+	engine_close(run.engine);
+	sd_event_unref(run.loop);
+	for (size_t i = 0; i < run.n_procs; i++)
+		summary_free(&run.procs[i].summary);
+	free(run.procs);
 	if (fd >= 0) {
 		close(fd);
 		unlink(tmp);
 	}
-	close(fail[0]);
-	close(sfd);
 	return ret;
-fail:
-	ret = 1;
-	for (int i = 0; i < 2; i++) {
-		if (go[i] >= 0)
-			close(go[i]);
-		if (fail[i] >= 0)
-			close(fail[i]);
-	}
-	fail[0] = -1;
-	goto out;
 }

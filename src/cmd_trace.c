@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,17 +52,17 @@ struct trace_cli {
 	pid_t pid;
 	const char *output;
 	enum tracedoc_format format;
-	struct monitor_options mon;
+	struct cli_common common;
 };
 
 static int parse_trace_args(int argc, char **argv, struct trace_cli *cli)
 {
 	int c, ret;
 
-	cli_default_options(&cli->mon);
+	cli_default_options(&cli->common);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "p:d:o:t:vh", trace_options, NULL)) != -1) {
-		if (cli_common_option(c, optarg, &cli->mon, &cli->pid, &ret)) {
+		if (cli_common_option(c, optarg, &cli->common, &cli->pid, &ret)) {
 			if (ret)
 				return ret;
 			continue;
@@ -87,55 +88,113 @@ static int parse_trace_args(int argc, char **argv, struct trace_cli *cli)
 		return cli_usage_error("unexpected argument '%s'", argv[optind]);
 	if (!cli->pid)
 		return cli_usage_error("%s", "trace: missing -p PID");
-	if (cli->mon.duration_s <= 0)
+	if (cli->common.duration_s <= 0)
 		return cli_usage_error("%s", "trace: missing -d SECONDS");
 	if (!cli->output)
 		return cli_usage_error("%s", "trace: missing -o FILE");
-	cli->mon.armed_from_start = true;
-	cli->mon.stats = true;
+	cli->common.engine.armed_from_start = true;
+	cli->common.engine.stats = true;
 	return 0;
 }
 
+#define PROGRESS_INTERVAL_US	500000
+
 struct trace_run {
+	sd_event *loop;
+	struct engine *engine;
 	struct tracedoc doc;
 	pid_t pid;
 	double duration_s;
-	bool progress;			/* stderr is a terminal */
-	uint64_t start_ns, last_progress_ns;
+	uint64_t start_ns;
 };
 
-static void trace_report(struct monitor *m, struct watched *w, const struct report *r)
+static void trace_process(void *ctx, const struct watched *w, enum process_change change)
 {
-	struct trace_run *t = m->user;
+	struct trace_run *t = ctx;
 
-	tracedoc_add_report(&t->doc, r);
+	if (change != PROCESS_WATCHED)
+		sd_event_exit(t->loop, STOP_TARGET_EXIT);
 }
 
-static void trace_iteration(struct monitor *m, const struct event_iteration *ev)
+static void trace_loop_thread(void *ctx, const struct watched *w, pid_t tid)
 {
-	struct trace_run *t = m->user;
-
-	tracedoc_add_iteration(&t->doc, ev);
+	fprintf(stderr, "aiocopd: event loop running in thread %d of PID %d\n", tid, w->pid);
 }
 
-static void trace_progress(struct monitor *m, uint64_t now)
+/* With stderr on a terminal: one line that says how far the trace is. */
+static int trace_progress(sd_event_source *s, uint64_t usec, void *ctx)
 {
-	struct trace_run *t = m->user;
-	double elapsed = (now - t->start_ns) / 1e9, left = t->duration_s - elapsed;
+	struct trace_run *t = ctx;
+	double elapsed = (engine_now_ns() - t->start_ns) / 1e9, left = t->duration_s - elapsed;
 
-	if (!t->progress || now - t->last_progress_ns < 500000000ull)
-		return;
-	t->last_progress_ns = now;
 	fprintf(stderr, "\r\033[Kaiocopd: tracing PID %d: %.0fs elapsed, %.0fs left, "
 		"%llu report(s)", t->pid, elapsed, left > 0 ? left : 0,
-		(unsigned long long)m->reports);
+		(unsigned long long)engine_reports(t->engine));
 	fflush(stderr);
+	return sd_event_source_set_time_relative(s, PROGRESS_INTERVAL_US);
 }
 
-static const char *stop_reason(enum monitor_stop why)
+static const char *stop_reason(int why)
 {
 	return why == STOP_DURATION ? "duration" :
 	       why == STOP_TARGET_EXIT ? "target_exited" : "interrupted";
+}
+
+static int add_sources(struct trace_run *run, const struct trace_cli *cli)
+{
+	struct engine_sink doc = tracedoc_sink(&run->doc);
+	struct engine_sink process = { .process = trace_process,
+				       .loop_thread = trace_loop_thread, .ctx = run };
+	sd_event_source *progress = NULL;
+	int ret;
+
+	ret = engine_add_sink(run->engine, &doc);
+	if (!ret)
+		ret = engine_add_sink(run->engine, &process);
+	if (!ret)
+		ret = cli_stop_after(run->loop, cli->common.duration_s);
+	if (!ret && isatty(STDERR_FILENO)) {
+		ret = sd_event_add_time_relative(run->loop, &progress, CLOCK_MONOTONIC,
+						 PROGRESS_INTERVAL_US, 10000, trace_progress, run);
+		if (!ret)
+			ret = sd_event_source_set_enabled(progress, SD_EVENT_ON);
+		if (!ret)
+			ret = sd_event_source_set_floating(progress, 1);
+		sd_event_source_unref(progress);	/* the loop owns it now */
+	}
+	return ret < 0 ? ret : 0;
+}
+
+/* Writes the document; returns 0, or 1 with the error printed. */
+static int write_trace(struct trace_run *run, const struct trace_cli *cli, int why,
+		       double start, int fd, const char *tmp)
+{
+	struct json_object *doc;
+	double end;
+	int ret;
+
+	engine_drain(run->engine);
+	engine_flush_stats(run->engine);
+	if (isatty(STDERR_FILENO))
+		fprintf(stderr, "\r\033[K");
+	tracedoc_set_lost(&run->doc, engine_lost(run->engine, LOST_RING_BUFFER),
+			  engine_lost(run->engine, LOST_CALLBACK_CAP));
+	end = engine_wall_time(run->engine, engine_now_ns());
+	doc = tracedoc_build(&run->doc, tracedoc_metadata(&cli->common.engine,
+							  cli->common.duration_s, cli->format,
+							  start, end, stop_reason(why)),
+			     cli->format);
+	ret = tracedoc_write_atomic(doc, tmp, fd, cli->output);
+	json_object_put(doc);
+	if (ret) {
+		fprintf(stderr, "aiocopd: cannot write %s: %s\n", cli->output, strerror(-ret));
+		return 1;
+	}
+	fprintf(stderr, "aiocopd: wrote %s: %llu report(s) in %.1f s%s\n", cli->output,
+		(unsigned long long)engine_reports(run->engine), end - start,
+		why == STOP_TARGET_EXIT ? " (the target exited before the end)" :
+		why == STOP_SIGNAL ? " (interrupted)" : "");
+	return 0;
 }
 
 int cmd_trace(int argc, char **argv)
@@ -143,13 +202,11 @@ int cmd_trace(int argc, char **argv)
 	struct trace_cli cli = {};
 	struct trace_run run = {};
 	struct py_target target;
-	struct json_object *doc;
-	struct monitor mon;
 	struct watched *w;
-	enum monitor_stop why;
 	char err[512] = "", tmp[PATH_MAX + 32];
-	double start, end;
-	int fd, ret;
+	bool have_doc = false;
+	double start;
+	int fd, ret, why;
 
 	ret = parse_trace_args(argc, argv, &cli);
 	if (ret)
@@ -162,53 +219,42 @@ int cmd_trace(int argc, char **argv)
 		fprintf(stderr, "aiocopd: cannot write %s: %s\n", cli.output, strerror(-fd));
 		return 1;
 	}
-	if (monitor_open(&mon, &cli.mon, err, sizeof(err)) ||
-	    !(w = monitor_add(&mon, &target, err, sizeof(err)))) {
-		fprintf(stderr, "aiocopd: %s\n", err[0] ? err : "cannot attach");
+	ret = 1;
+	run.pid = cli.pid;
+	run.duration_s = cli.common.duration_s;
+	if (cli_event_loop(&run.loop)) {
+		fprintf(stderr, "aiocopd: cannot set up the event loop\n");
 		goto fail;
 	}
-	start = monitor_wall_time(&mon, monitor_now_ns());
-	run.pid = cli.pid;
-	run.duration_s = cli.mon.duration_s;
-	run.progress = isatty(STDERR_FILENO);
-	run.start_ns = monitor_now_ns();
-	if (tracedoc_init(&run.doc, run.start_ns)) {
+	run.engine = cli_engine_open(&cli.common, run.loop);
+	if (!run.engine)
+		goto fail;
+	if (tracedoc_init(&run.doc, engine_now_ns())) {
 		fprintf(stderr, "aiocopd: out of memory\n");
 		goto fail;
 	}
-	tracedoc_add_process(&run.doc, &w->target);
-	mon.user = &run;
-	mon.on_report = trace_report;
-	mon.on_iteration = trace_iteration;
-	mon.on_tick = trace_progress;
-	cli_print_attached(&mon, w);
-	why = monitor_run(&mon);
-	monitor_drain(&mon);
-	if (run.progress)
-		fprintf(stderr, "\r\033[K");
-	tracedoc_collect(&run.doc, &mon);
-	end = monitor_wall_time(&mon, monitor_now_ns());
-	doc = tracedoc_build(&run.doc, tracedoc_metadata(&cli.mon, cli.format, start, end,
-							 stop_reason(why)), cli.format);
-	ret = tracedoc_write_atomic(doc, tmp, fd, cli.output);
-	fd = -1;
-	json_object_put(doc);
-	if (ret) {
-		fprintf(stderr, "aiocopd: cannot write %s: %s\n", cli.output, strerror(-ret));
-		tracedoc_free(&run.doc);
-		monitor_close(&mon);
-		return 1;
+	have_doc = true;
+	if (add_sources(&run, &cli))
+		goto fail;
+	w = engine_watch(run.engine, &target, err, sizeof(err));
+	if (!w) {
+		fprintf(stderr, "aiocopd: %s\n", err[0] ? err : "cannot attach");
+		goto fail;
 	}
-	fprintf(stderr, "aiocopd: wrote %s: %llu report(s) in %.1f s%s\n", cli.output,
-		(unsigned long long)mon.reports, end - start,
-		why == STOP_TARGET_EXIT ? " (the target exited before the end)" :
-		why == STOP_SIGNAL ? " (interrupted)" : "");
-	tracedoc_free(&run.doc);
-	monitor_close(&mon);
-	return 0;
+	run.start_ns = engine_now_ns();
+	start = engine_wall_time(run.engine, run.start_ns);
+	cli_print_attached(run.engine, w);
+	why = sd_event_loop(run.loop);
+	ret = write_trace(&run, &cli, why, start, fd, tmp);
+	fd = -1;
 fail:
-	close(fd);
-	unlink(tmp);
-	monitor_close(&mon);
-	return 1;
+	if (fd >= 0) {
+		close(fd);
+		unlink(tmp);
+	}
+	if (have_doc)
+		tracedoc_free(&run.doc);
+	engine_close(run.engine);
+	sd_event_unref(run.loop);
+	return ret;
 }

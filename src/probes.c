@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -305,13 +306,15 @@ static int open_sampler(pid_t tid, uint64_t period_ns)
 	return syscall(SYS_perf_event_open, &attr, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
 }
 
-int probes_add_loop_thread(struct probes *p, pid_t pid, pid_t tid, bool stats)
+int probes_add_loop_thread(struct probes *p, pid_t pid, pid_t tid, bool stats,
+			   struct bpf_link **sampler)
 {
 	struct thread_state st = { .pid = pid, .flags = THREAD_LOOP };
 	struct callback_ident id = {};
 	__u32 key = tid;
 	int fd, ret;
 
+	*sampler = NULL;
 	/* BPF may have added it first (it saw epoll_wait return): keep its state */
 	bpf_map_update_elem(bpf_map__fd(p->skel->maps.threads), &key, &st, BPF_NOEXIST);
 	bpf_map_update_elem(bpf_map__fd(p->skel->maps.idents), &key, &id, BPF_NOEXIST);
@@ -324,27 +327,12 @@ int probes_add_loop_thread(struct probes *p, pid_t pid, pid_t tid, bool stats)
 	fd = open_sampler(tid, p->sample_period_ns);
 	if (fd < 0)
 		return -errno;
-	ret = add_link(p, bpf_program__attach_perf_event(p->skel->progs.cpu_sample, fd));
-	if (ret)
-		close(fd);
+	*sampler = bpf_program__attach_perf_event(p->skel->progs.cpu_sample, fd);
+	if (*sampler)
+		return 0;
+	ret = -errno;
+	close(fd);
 	return ret;
-}
-
-void probes_loop_stats(struct probes *p, void (*fn)(void *ctx, pid_t tid,
-						    const struct loop_stats *s), void *ctx)
-{
-	int fd = bpf_map__fd(p->skel->maps.loop_stats);
-	struct loop_stats s;
-	__u32 key, next;
-	int guard = 0;
-
-	if (bpf_map_get_next_key(fd, NULL, &next))
-		return;
-	do {
-		key = next;
-		if (bpf_map_lookup_elem(fd, &key, &s) == 0)
-			fn(ctx, key, &s);
-	} while (bpf_map_get_next_key(fd, &key, &next) == 0 && ++guard < AIOCOPD_MAX_LOOPS);
 }
 
 int probes_follow(struct probes *p, pid_t pid)
@@ -451,4 +439,46 @@ void probes_close(struct probes *p)
 	p->rb = NULL;
 	aiocopd_bpf__destroy(p->skel);
 	p->skel = NULL;
+}
+
+/* ---- what the engine changes while running ---------------------------------------------- */
+
+/* About ten samples per threshold, so a callback just over it still gets a few stacks. */
+void probes_set_sample_period(struct probes *p, double threshold_ms)
+{
+	uint64_t ns = (uint64_t)(threshold_ms * 1e6 / 10);
+
+	if (ns < 1000000)
+		ns = 1000000;
+	if (ns > 10000000)
+		ns = 10000000;
+	p->sample_period_ns = ns;
+}
+
+void probes_retune_sampler(struct probes *p, struct bpf_link *sampler)
+{
+	__u64 period = p->sample_period_ns;
+
+	/* a perf-event link's fd is the perf event itself */
+	if (sampler)
+		ioctl(bpf_link__fd(sampler), PERF_EVENT_IOC_PERIOD, &period);
+}
+
+int probes_update_target(struct probes *p, pid_t pid, const struct target_cfg *cfg)
+{
+	__u32 key = pid;
+
+	return bpf_map_update_elem(bpf_map__fd(p->skel->maps.targets), &key, cfg, BPF_EXIST) ?
+	       -errno : 0;
+}
+
+int probes_take_loop_stats(struct probes *p, pid_t tid, struct loop_stats *out)
+{
+	int fd = bpf_map__fd(p->skel->maps.loop_stats);
+	__u32 key = tid;
+
+	if (bpf_map_lookup_elem(fd, &key, out))
+		return -errno;
+	bpf_map_delete_elem(fd, &key);
+	return 0;
 }

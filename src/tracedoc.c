@@ -306,16 +306,41 @@ void tracedoc_add_loop_stats(struct tracedoc *d, pid_t tid, const struct loop_st
 	loop->stats = o;
 }
 
-static void collect_loop_stats(void *ctx, pid_t tid, const struct loop_stats *s)
+void tracedoc_set_lost(struct tracedoc *d, uint64_t ring_buffer, uint64_t per_callback)
+{
+	d->lost_ring_buffer = ring_buffer;
+	d->lost_per_callback = per_callback;
+}
+
+/* ---- as a sink of the engine ------------------------------------------------------------ */
+
+static void sink_report(void *ctx, const struct watched *w, const struct report *r)
+{
+	tracedoc_add_report(ctx, r);
+}
+
+static void sink_iteration(void *ctx, const struct watched *w, const struct event_iteration *ev)
+{
+	tracedoc_add_iteration(ctx, ev);
+}
+
+static void sink_loop_stats(void *ctx, const struct watched *w, pid_t tid,
+			    const struct loop_stats *s)
 {
 	tracedoc_add_loop_stats(ctx, tid, s);
 }
 
-void tracedoc_collect(struct tracedoc *d, struct monitor *m)
+static void sink_process(void *ctx, const struct watched *w, enum process_change change)
 {
-	probes_loop_stats(&m->probes, collect_loop_stats, d);
-	d->lost_ring_buffer = probes_lost(&m->probes, LOST_RING_BUFFER);
-	d->lost_per_callback = m->records_dropped + probes_lost(&m->probes, LOST_CALLBACK_CAP);
+	if (change == PROCESS_WATCHED)
+		tracedoc_add_process(ctx, &w->target);
+}
+
+struct engine_sink tracedoc_sink(struct tracedoc *d)
+{
+	return (struct engine_sink){ .report = sink_report, .iteration = sink_iteration,
+				     .loop_stats = sink_loop_stats, .process = sink_process,
+				     .ctx = d };
 }
 
 /* ---- metadata --------------------------------------------------------------------------- */
@@ -332,7 +357,7 @@ static struct json_object *iso_time(double t)
 	return json_object_new_string(out);
 }
 
-struct json_object *tracedoc_metadata(const struct monitor_options *opt,
+struct json_object *tracedoc_metadata(const struct engine_options *opt, double duration_s,
 				      enum tracedoc_format format, double start, double end,
 				      const char *end_reason)
 {
@@ -347,8 +372,8 @@ struct json_object *tracedoc_metadata(const struct monitor_options *opt,
 	json_object_object_add(opts, "threshold_ms", json_rounded(opt->threshold_ms, 3));
 	json_object_object_add(opts, "trace_depth", json_object_new_int(opt->trace_depth));
 	json_object_object_add(opts, "all", json_object_new_boolean(opt->report_all));
-	json_object_object_add(opts, "duration_s", opt->duration_s > 0 ?
-			       json_rounded(opt->duration_s, 3) : NULL);
+	json_object_object_add(opts, "duration_s", duration_s > 0 ?
+			       json_rounded(duration_s, 3) : NULL);
 	json_object_object_add(opts, "format", json_object_new_string(
 			       format == TRACEDOC_CHROME ? "chrome" : "json"));
 	json_object_object_add(o, "options", opts);

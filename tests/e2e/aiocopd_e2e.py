@@ -442,8 +442,9 @@ def bpf_programs():
     return {p["id"]: p.get("name", "") for p in json.loads(out or "[]")}
 
 
-def prog_ids_held_by(pid):
-    """IDs of the BPF programs a process holds file descriptors to (from /proc/PID/fdinfo)."""
+def prog_ids_held_by(pid, kind="prog_id"):
+    """IDs of the BPF programs (or, with kind="map_id", maps) a process holds file descriptors
+    to (from /proc/PID/fdinfo)."""
     ids = set()
     try:
         fds = os.listdir(f"/proc/{pid}/fdinfo")
@@ -453,7 +454,7 @@ def prog_ids_held_by(pid):
         try:
             with open(f"/proc/{pid}/fdinfo/{fd}") as f:
                 for line in f:
-                    if line.startswith("prog_id:"):
+                    if line.startswith(f"{kind}:"):
                         ids.add(int(line.split()[1]))
         except (FileNotFoundError, PermissionError, ProcessLookupError, ValueError):
             pass

@@ -145,9 +145,9 @@ static struct json_object *get(struct json_object *o, const char *key)
 
 static struct json_object *build(struct tracedoc *d, enum tracedoc_format f)
 {
-	struct monitor_options opt = { .threshold_ms = 30, .trace_depth = 20, .duration_s = 2 };
+	struct engine_options opt = { .threshold_ms = 30, .trace_depth = 20 };
 
-	return tracedoc_build(d, tracedoc_metadata(&opt, f, 1764000000.0, 1764000002.0,
+	return tracedoc_build(d, tracedoc_metadata(&opt, 2, f, 1764000000.0, 1764000002.0,
 						   "duration"), f);
 }
 

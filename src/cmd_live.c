@@ -1,0 +1,203 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * `aiocopd -p PID`: the live monitor. Reports go to stdout as they happen, as text or JSON
+ * lines; it ends on SIGINT or SIGTERM, after --duration, when the target exits, or when
+ * stdout is closed (`| head`), always with its probes removed.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "sink_stream.h"
+
+static const char usage_text[] =
+"Usage: aiocopd -p PID [options]\n"
+"       aiocopd trace -p PID -d SECONDS -o FILE [--format json|chrome] [options]\n"
+"       aiocopd exec [--fail-on LEVEL] [-o FILE] [--format json|chrome] [options] -- CMD [ARGS...]\n"
+"Find what freezes a Python asyncio event loop, from outside the process.\n"
+"\n"
+"  -p, --pid PID           the CPython process to watch\n"
+"  -t, --threshold-ms N    a callback is slow when it runs at least N ms (default 30)\n"
+"      --trace-depth N     Python frames kept per stack (default 20, at most 64)\n"
+"      --all               also report fast callbacks that performed blocking operations\n"
+"      --json              one JSON object per line on stdout instead of text\n"
+"  -d, --duration S        stop after S seconds\n"
+"  -v, --verbose           say how the target was inspected\n"
+"  -h, --help              show this help ('aiocopd trace --help', 'aiocopd exec --help')\n"
+"      --version           show the version\n"
+"\n"
+"Needs root, or CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE.\n"
+"Exit status: 0 after Ctrl-C, SIGTERM, --duration or the target's exit; 1 on errors;\n"
+"2 on usage errors. See aiocopd(8).\n";
+
+enum { OPT_TRACE_DEPTH = 'T', OPT_ALL = 'A', OPT_JSON = 256, OPT_VERSION };
+
+static const struct option long_options[] = {
+	{ "pid",		required_argument,	NULL, 'p' },
+	{ "threshold-ms",	required_argument,	NULL, 't' },
+	{ "trace-depth",	required_argument,	NULL, OPT_TRACE_DEPTH },
+	{ "all",		no_argument,		NULL, OPT_ALL },
+	{ "json",		no_argument,		NULL, OPT_JSON },
+	{ "duration",		required_argument,	NULL, 'd' },
+	{ "verbose",		no_argument,		NULL, 'v' },
+	{ "help",		no_argument,		NULL, 'h' },
+	{ "version",		no_argument,		NULL, OPT_VERSION },
+	{ NULL, 0, NULL, 0 },
+};
+
+struct cli {
+	pid_t pid;
+	struct cli_common common;
+};
+
+static int parse_args(int argc, char **argv, struct cli *cli)
+{
+	int c, ret;
+
+	cli_default_options(&cli->common);
+	while ((c = getopt_long(argc, argv, "p:t:d:vh", long_options, NULL)) != -1) {
+		if (cli_common_option(c, optarg, &cli->common, &cli->pid, &ret)) {
+			if (ret)
+				return ret;
+			continue;
+		}
+		switch (c) {
+		case OPT_JSON:
+			cli->common.json = true;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			exit(0);
+		case OPT_VERSION:
+			printf("aiocopd %s\n", AIOCOPD_VERSION);
+			exit(0);
+		default:
+			fprintf(stderr, "Try 'aiocopd --help' for more information.\n");
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error("unexpected argument '%s'", argv[optind]);
+	if (!cli->pid)
+		return cli_usage_error("%s", "missing -p PID");
+	return 0;
+}
+
+#define WAITING_NOTICE_US	1000000	/* no loop seen this long after attaching: say so */
+
+struct live_run {
+	sd_event *loop;
+	struct engine *engine;
+	struct stream_sink out;
+	pid_t pid;
+	size_t watched;
+};
+
+static void stop_on_closed_stdout(void *ctx)
+{
+	struct live_run *run = ctx;
+
+	sd_event_exit(run->loop, STOP_SIGNAL);
+}
+
+/* A pipe whose reader went away: end now, not at the next report. */
+static int on_stdout_error(sd_event_source *s, int fd, uint32_t revents, void *ctx)
+{
+	stop_on_closed_stdout(ctx);
+	return 0;
+}
+
+static void live_process(void *ctx, const struct watched *w, enum process_change change)
+{
+	struct live_run *run = ctx;
+
+	if (change == PROCESS_WATCHED)
+		run->watched++;
+	else if (run->watched && --run->watched == 0)
+		sd_event_exit(run->loop, STOP_TARGET_EXIT);
+}
+
+static void live_loop_thread(void *ctx, const struct watched *w, pid_t tid)
+{
+	fprintf(stderr, "aiocopd: event loop running in thread %d of PID %d\n", tid, w->pid);
+}
+
+static int on_waiting(sd_event_source *s, uint64_t usec, void *ctx)
+{
+	struct live_run *run = ctx;
+	struct watched *w = engine_find(run->engine, run->pid);
+
+	if (w && !w->loop_threads)
+		fprintf(stderr, "aiocopd: waiting for an asyncio event loop in PID %d\n", run->pid);
+	return 0;
+}
+
+static int add_sources(struct live_run *run, const struct cli *cli)
+{
+	struct engine_sink process = { .process = live_process, .loop_thread = live_loop_thread,
+				       .ctx = run };
+	struct engine_sink out;
+	int ret;
+
+	stream_sink_init(&run->out, stdout, cli->common.json, stop_on_closed_stdout, run);
+	out = stream_sink(&run->out);
+	ret = engine_add_sink(run->engine, &out);
+	if (!ret)
+		ret = engine_add_sink(run->engine, &process);
+	if (!ret)
+		ret = cli_stop_after(run->loop, cli->common.duration_s);
+	if (!ret)
+		ret = sd_event_add_time_relative(run->loop, NULL, CLOCK_MONOTONIC,
+						 WAITING_NOTICE_US, 1000, on_waiting, run);
+	/* stdout may be a file or a terminal, which epoll refuses: then writes will tell */
+	if (!ret)
+		sd_event_add_io(run->loop, NULL, STDOUT_FILENO, 0, on_stdout_error, run);
+	return ret < 0 ? ret : 0;
+}
+
+int cmd_live(int argc, char **argv)
+{
+	struct live_run run = {};
+	struct py_target target;
+	struct watched *w;
+	struct cli cli = {};
+	char err[512] = "";
+	int ret, why;
+
+	ret = parse_args(argc, argv, &cli);
+	if (ret)
+		return ret;
+	ret = cli_inspect(cli.pid, &target);
+	if (ret)
+		return ret;
+	run.pid = cli.pid;
+	if (cli_event_loop(&run.loop)) {
+		fprintf(stderr, "aiocopd: cannot set up the event loop\n");
+		return 1;
+	}
+	run.engine = cli_engine_open(&cli.common, run.loop);
+	if (!run.engine || add_sources(&run, &cli)) {
+		ret = 1;
+		goto out;
+	}
+	w = engine_watch(run.engine, &target, err, sizeof(err));
+	if (!w) {
+		fprintf(stderr, "aiocopd: %s\n", err[0] ? err : "cannot attach");
+		ret = 1;
+		goto out;
+	}
+	cli_print_attached(run.engine, w);
+	why = sd_event_loop(run.loop);
+	if (why == STOP_TARGET_EXIT && !cli.common.json)
+		fprintf(stderr, "aiocopd: PID %d exited\n", target.pid);
+	ret = 0;
+out:
+	cli_report_losses(run.engine);
+	engine_close(run.engine);
+	sd_event_unref(run.loop);
+	return ret;
+}
