@@ -12,6 +12,7 @@
 #include "probes.h"
 #include "pyresolve.h"
 #include "report.h"
+#include "summary.h"
 #include "target.h"
 
 #define MONITOR_MAX_THREADS	256
@@ -19,7 +20,6 @@
 #define MONITOR_MAX_PENDING	64	/* records kept per callback; the rest are counted */
 #define MONITOR_FD_SLOTS	1024
 #define MONITOR_DISARM_AFTER_S	60	/* quiet seconds before per-callback probes come off */
-#define MONITOR_WORST		3	/* worst offenders kept per process */
 
 struct monitor_options {
 	double threshold_ms;
@@ -49,15 +49,6 @@ struct fd_name {
 	char *path;
 };
 
-/* One of the worst reports of a process, for exec's summary. */
-struct worst_report {
-	double elapsed_ms;
-	enum severity_level level;
-	unsigned count;				/* reports from this entry point */
-	char what[2 * AIOCOPD_NAME_LEN + 48];	/* task or callback */
-	char *where;				/* entry point */
-};
-
 /* A process being watched. */
 struct watched {
 	struct py_target target;
@@ -68,8 +59,7 @@ struct watched {
 	char cmdline[160];		/* as /proc showed it when we attached */
 	bool exited;			/* gone: its probes are off, its summary stays */
 	uint64_t last_slow_ns;		/* last report, for disarming an idle target */
-	uint64_t reports_by_level[3];	/* enum severity_level */
-	struct worst_report worst[MONITOR_WORST];
+	struct proc_summary summary;	/* exec's, kept by its report hook */
 };
 
 enum monitor_stop {

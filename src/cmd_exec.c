@@ -265,6 +265,7 @@ static void exec_report(struct monitor *m, struct watched *w, const struct repor
 
 	if (r->exceeded && run->cli->fail_on >= 0 && (int)r->level >= run->cli->fail_on)
 		run->violations++;
+	summary_note(&w->summary, r);
 	if (m->opt->json)
 		report_write_json(stderr, r);
 	else
@@ -344,17 +345,19 @@ static void print_summary(struct monitor *m, const struct exec_run *run, int sta
 	fprintf(stderr, "aiocopd: %s exited with status %d; %zu CPython process(es) watched\n",
 		cli->cmd[0], status, m->n_procs);
 	for (size_t i = 0; i < m->n_procs; i++) {
+		const struct proc_summary *s = &m->procs[i]->summary;
 		struct watched *w = m->procs[i];
+
 		fprintf(stderr, "  PID %d %s (CPython %s): %llu callback(s) seen, slow: %llu high, "
 			"%llu medium, %llu low\n", w->target.pid, w->cmdline, w->target.version,
 			(unsigned long long)(cc.per_proc ? cc.per_proc[i] : 0),
-			(unsigned long long)w->reports_by_level[LEVEL_HIGH],
-			(unsigned long long)w->reports_by_level[LEVEL_MEDIUM],
-			(unsigned long long)w->reports_by_level[LEVEL_LOW]);
-		for (size_t k = 0; k < MONITOR_WORST && w->worst[k].where; k++)
-			fprintf(stderr, "    %ux, worst %.1fms %s: %s at %s\n", w->worst[k].count,
-				w->worst[k].elapsed_ms, severity_level_name(w->worst[k].level),
-				w->worst[k].what, w->worst[k].where);
+			(unsigned long long)s->reports_by_level[LEVEL_HIGH],
+			(unsigned long long)s->reports_by_level[LEVEL_MEDIUM],
+			(unsigned long long)s->reports_by_level[LEVEL_LOW]);
+		for (size_t k = 0; k < SUMMARY_WORST && s->worst[k].where; k++)
+			fprintf(stderr, "    %ux, worst %.1fms %s: %s at %s\n", s->worst[k].count,
+				s->worst[k].elapsed_ms, severity_level_name(s->worst[k].level),
+				s->worst[k].what, s->worst[k].where);
 	}
 	if (run->violations)
 		fprintf(stderr, "aiocopd: %llu slow callback(s) at or above '%s': exit status %d\n",

@@ -591,62 +591,9 @@ static void on_blocking(struct monitor *m, const struct event_blocking *ev)
 	memcpy(&pc->records[pc->n++], ev, sizeof(*ev));
 }
 
-/* Puts a report among the worst, longest first, if it is long enough. */
-static void note_worst_insert(struct watched *w, const struct report *r, const char *where,
-			      unsigned seen_before)
-{
-	struct worst_report *slot = NULL;
-
-	for (size_t i = 0; i < MONITOR_WORST; i++)
-		if (!w->worst[i].where || r->elapsed_ms > w->worst[i].elapsed_ms) {
-			slot = &w->worst[i];
-			break;
-		}
-	if (!slot)
-		return;
-	free(w->worst[MONITOR_WORST - 1].where);
-	memmove(slot + 1, slot, (size_t)(&w->worst[MONITOR_WORST - 1] - slot) * sizeof(*slot));
-	slot->elapsed_ms = r->elapsed_ms;
-	slot->level = r->level;
-	slot->count = seen_before + 1;
-	if (r->is_task)
-		snprintf(slot->what, sizeof(slot->what), "task '%s' coro %s", r->task_name,
-			 r->coro);
-	else
-		snprintf(slot->what, sizeof(slot->what), "callback %s", r->callback);
-	slot->where = strdup(where);
-}
-
-/* The worst call sites of a process, by their longest report, for exec's summary. */
-static void note_worst(struct watched *w, const struct report *r)
-{
-	const char *where = report_entry_point(r);
-	unsigned seen = 0;
-
-	for (size_t i = 0; i < MONITOR_WORST && w->worst[i].where; i++) {
-		if (strcmp(w->worst[i].where, where))
-			continue;
-		seen = w->worst[i].count;
-		if (r->elapsed_ms <= w->worst[i].elapsed_ms) {
-			w->worst[i].count++;
-			return;
-		}
-		/* longer now: take it out, it goes back in at its new rank */
-		free(w->worst[i].where);
-		memmove(&w->worst[i], &w->worst[i + 1],
-			(MONITOR_WORST - 1 - i) * sizeof(w->worst[0]));
-		memset(&w->worst[MONITOR_WORST - 1], 0, sizeof(w->worst[0]));
-		break;
-	}
-	note_worst_insert(w, r, where, seen);
-}
-
 static void emit(struct monitor *m, struct watched *w, const struct report *r)
 {
 	m->reports++;
-	if (r->exceeded)
-		w->reports_by_level[r->level]++;
-	note_worst(w, r);
 	if (m->on_report)
 		m->on_report(m, w, r);
 	else if (m->opt->json)
@@ -825,8 +772,7 @@ static void read_cmdline(pid_t pid, char *buf, size_t bufsz)
 static void free_watched(struct watched *w)
 {
 	pyresolver_free(w->resolver);
-	for (size_t i = 0; i < MONITOR_WORST; i++)
-		free(w->worst[i].where);
+	summary_free(&w->summary);
 	free(w);
 }
 
