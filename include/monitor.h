@@ -11,14 +11,12 @@
 
 #include "probes.h"
 #include "pyresolve.h"
+#include "records.h"
 #include "report.h"
 #include "summary.h"
 #include "target.h"
 
-#define MONITOR_MAX_THREADS	256
 #define MONITOR_MAX_PROCS	1024	/* processes watched (exec follows many) */
-#define MONITOR_MAX_PENDING	64	/* records kept per callback; the rest are counted */
-#define MONITOR_FD_SLOTS	1024
 #define MONITOR_DISARM_AFTER_S	60	/* quiet seconds before per-callback probes come off */
 
 struct monitor_options {
@@ -30,23 +28,6 @@ struct monitor_options {
 	bool verbose;
 	bool armed_from_start;		/* trace, exec: every callback probed from the start */
 	bool stats;			/* trace, exec: loop statistics and slow iterations */
-};
-
-struct pending_callback {
-	pid_t tid;
-	bool loop_seen;			/* counted as a loop thread, sampler started */
-	uint64_t cb_seq;
-	size_t n;
-	size_t dropped;
-	size_t last_syscall;		/* index of the last syscall record, n if none */
-	struct event_blocking *records;	/* MONITOR_MAX_PENDING of them */
-	char (*fd_paths)[AIOCOPD_STR_LEN];	/* what each record's fd named when it arrived */
-};
-
-struct fd_name {
-	pid_t pid;
-	int fd;
-	char *path;
 };
 
 /* A process being watched. */
@@ -62,6 +43,10 @@ struct watched {
 	struct proc_summary summary;	/* exec's, kept by its report hook */
 };
 
+struct loop_thread {
+	pid_t pid, tid;
+};
+
 enum monitor_stop {
 	STOP_SIGNAL = 0,
 	STOP_DURATION,
@@ -73,15 +58,13 @@ struct monitor {
 	struct probes probes;
 	struct watched *procs[MONITOR_MAX_PROCS];
 	size_t n_procs;
-	struct pending_callback threads[MONITOR_MAX_THREADS];
-	size_t n_threads;
-	struct fd_name fds[MONITOR_FD_SLOTS];
+	struct record_buffer *records;	/* of the current callbacks, and fd names */
+	struct loop_thread *loop_tids;	/* counted and sampled, of processes alive */
 	size_t loop_threads;
 	int64_t realtime_offset_ns;	/* CLOCK_REALTIME - CLOCK_MONOTONIC */
 	bool attached;
 	bool consuming;			/* inside a ring-buffer record's handler */
 	uint64_t reports;
-	uint64_t records_dropped;	/* over MONITOR_MAX_PENDING, all processes */
 	/* hooks: default rendering is text or JSON lines on out */
 	void (*on_report)(struct monitor *m, struct watched *w, const struct report *r);
 	void (*on_iteration)(struct monitor *m, const struct event_iteration *ev);

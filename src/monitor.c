@@ -1,9 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The monitor: the processes watched, and the reports made of what their loops did. Blocking
- * records arrive before the callback record that closes them (one thread writes both, in
- * order), so records are kept per loop thread under their callback's sequence number and
- * dropped when a newer callback shows up without having been reported.
+ * records wait in the record buffer (records.c) until the callback record that closes them.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -51,61 +49,6 @@ struct watched *monitor_find(struct monitor *m, pid_t pid)
 	return NULL;
 }
 
-static struct pending_callback *find_thread(struct monitor *m, pid_t tid, bool create)
-{
-	for (size_t i = 0; i < m->n_threads; i++)
-		if (m->threads[i].tid == tid)
-			return &m->threads[i];
-	if (!create || m->n_threads >= MONITOR_MAX_THREADS)
-		return NULL;
-	m->threads[m->n_threads].records = calloc(MONITOR_MAX_PENDING,
-						  sizeof(struct event_blocking));
-	m->threads[m->n_threads].fd_paths = calloc(MONITOR_MAX_PENDING, AIOCOPD_STR_LEN);
-	if (!m->threads[m->n_threads].records || !m->threads[m->n_threads].fd_paths) {
-		free(m->threads[m->n_threads].records);
-		free(m->threads[m->n_threads].fd_paths);
-		return NULL;
-	}
-	m->threads[m->n_threads].tid = tid;
-	return &m->threads[m->n_threads++];
-}
-
-/* ---- fd names --------------------------------------------------------------------------- */
-
-static bool is_open_syscall(unsigned nr)
-{
-	return nr == NR_open || nr == NR_openat || nr == NR_openat2 || nr == NR_creat;
-}
-
-static void remember_fd(struct monitor *m, pid_t pid, int fd, const char *path)
-{
-	struct fd_name *slot = &m->fds[((unsigned)fd + (unsigned)pid * 31) % MONITOR_FD_SLOTS];
-
-	free(slot->path);
-	slot->pid = pid;
-	slot->fd = fd;
-	slot->path = strdup(path);
-}
-
-/* What an fd names: from an open we saw, else from /proc (the fd may be gone by now). */
-static const char *fd_path(struct monitor *m, pid_t pid, int fd, char *buf, size_t bufsz)
-{
-	struct fd_name *slot = &m->fds[((unsigned)fd + (unsigned)pid * 31) % MONITOR_FD_SLOTS];
-	char link[64];
-	ssize_t n;
-
-	if (fd < 0)
-		return NULL;
-	if (slot->path && slot->fd == fd && slot->pid == pid)
-		return slot->path;
-	snprintf(link, sizeof(link), "/proc/%d/fd/%d", pid, fd);
-	n = readlink(link, buf, bufsz - 1);
-	if (n <= 0)
-		return NULL;
-	buf[n] = 0;
-	return buf;
-}
-
 /* ---- report building -------------------------------------------------------------------- */
 
 /* Text that filled its fixed-size BPF buffer was cut: say so rather than show a wrong name. */
@@ -124,9 +67,9 @@ struct raw_text {
 	char args[3][AIOCOPD_NAME_LEN + 4];
 };
 
-static void raw_from_record(const struct event_blocking *e, const char *fd_path_then,
-			    struct raw_op *r, struct raw_text *t)
+static void raw_from_record(const struct record *rec, struct raw_op *r, struct raw_text *t)
 {
+	const struct event_blocking *e = rec->ev;
 	static const char empty[] = "";
 
 	memset(r, 0, sizeof(*r));
@@ -150,8 +93,8 @@ static void raw_from_record(const struct event_blocking *e, const char *fd_path_
 						  t->args[i], sizeof(t->args[i])) : empty;
 		return;
 	}
-	if (e->fd_mode && fd_path_then[0])
-		r->fd_path = fd_path_then;
+	if (e->fd_mode && rec->fd_path && rec->fd_path[0])
+		r->fd_path = rec->fd_path;
 	if (e->n_str && (e->nr == NR_connect || e->nr == NR_sendto || e->nr == NR_nanosleep ||
 			 e->nr == NR_clock_nanosleep)) {
 		r->sockaddr = (const uint8_t *)e->str;
@@ -325,16 +268,15 @@ static bool uses_uvloop(struct watched *w)
  * the thread's next epoll_wait, maybe seconds later in another asyncio.run. What happened
  * in between ran outside any callback, and its stacks say so: such a report is dropped.
  */
-static bool outside_any_callback(struct watched *w, const struct pending_callback *pc,
-				 size_t n_rec)
+static bool outside_any_callback(struct watched *w, const struct record *recs, size_t n_rec)
 {
 	size_t with_stack = 0;
 
 	for (size_t i = 0; i < n_rec; i++) {
-		if (!pc->records[i].n_frames || !stack_readable(w, &pc->records[i]))
+		if (!recs[i].ev->n_frames || !stack_readable(w, recs[i].ev))
 			continue;
 		with_stack++;
-		if (stack_in_callback(w, &pc->records[i]))
+		if (stack_in_callback(w, recs[i].ev))
 			return false;
 	}
 	/* uvloop's callbacks never show Handle._run: read its maps only when it matters */
@@ -352,11 +294,11 @@ static bool is_loop_machinery(const struct py_location *loc)
  * uvloop: the callback's outermost frame sits right above whatever started the loop
  * (asyncio.run's frames, or the module). The Task itself cannot be reached from there.
  */
-static void attribute_from_outermost(struct watched *w, const struct pending_callback *pc,
-				     size_t n_rec, struct report *r)
+static void attribute_from_outermost(struct watched *w, const struct record *recs, size_t n_rec,
+				     struct report *r)
 {
 	for (size_t i = 0; i < n_rec; i++) {
-		const struct event_blocking *e = &pc->records[i];
+		const struct event_blocking *e = recs[i].ev;
 		unsigned n = e->n_frames < AIOCOPD_MAX_FRAMES ? e->n_frames : AIOCOPD_MAX_FRAMES;
 
 		for (unsigned k = 1; k < n; k++) {
@@ -381,12 +323,12 @@ static void attribute_from_outermost(struct watched *w, const struct pending_cal
 }
 
 /* Unarmed reports: name the callback from the frame Handle._run called. */
-static void attribute_iteration(struct watched *w, struct pending_callback *pc, size_t n_rec,
+static void attribute_iteration(struct watched *w, const struct record *recs, size_t n_rec,
 				struct report *r)
 {
 	snprintf(r->callback, sizeof(r->callback), "<loop iteration>");
 	for (size_t i = 0; i < n_rec; i++) {
-		const struct event_blocking *e = &pc->records[i];
+		const struct event_blocking *e = recs[i].ev;
 		unsigned n = e->n_frames < AIOCOPD_MAX_FRAMES ? e->n_frames : AIOCOPD_MAX_FRAMES;
 
 		for (unsigned k = 1; k < n; k++) {
@@ -408,25 +350,24 @@ static void attribute_iteration(struct watched *w, struct pending_callback *pc, 
 			return;
 		}
 	}
-	attribute_from_outermost(w, pc, n_rec, r);
+	attribute_from_outermost(w, recs, n_rec, r);
 }
 
 /* Groups the CPU samples taken during the callback by stack, most frequent first. */
 static void collect_cpu_samples(struct monitor *m, struct watched *w,
-				const struct pending_callback *pc,
-				size_t n_rec, struct report *out)
+				const struct record *recs, size_t n_rec, struct report *out)
 {
-	struct report_cpu_stack all[MONITOR_MAX_PENDING];
+	struct report_cpu_stack all[RECORDS_PER_CALLBACK];
 	size_t n = 0;
 
 	for (size_t i = 0; i < n_rec; i++) {
 		struct report_event stack = {};
 		size_t k;
 
-		if (pc->records[i].source != SOURCE_SAMPLE || !pc->records[i].n_frames)
+		if (recs[i].ev->source != SOURCE_SAMPLE || !recs[i].ev->n_frames)
 			continue;
 		out->cpu_samples++;
-		describe_stack(m, w, &pc->records[i], &stack);
+		describe_stack(m, w, recs[i].ev, &stack);
 		for (k = 0; k < n; k++)
 			if (stack.trace && all[k].trace && !strcmp(all[k].trace, stack.trace))
 				break;
@@ -461,12 +402,11 @@ static void collect_cpu_samples(struct monitor *m, struct watched *w,
 	}
 }
 
-int monitor_build_report(struct monitor *m, struct watched *w, const struct event_callback *ev,
-			 struct report *out)
+static int build_report(struct monitor *m, struct watched *w, const struct event_callback *ev,
+			const struct record *recs, size_t n_rec, struct report *out)
 {
-	struct pending_callback *pc = find_thread(m, ev->h.tid, false);
-	struct op ops[MONITOR_MAX_PENDING] = {};
-	size_t n_ops = 0, n_rec = 0;
+	struct op ops[RECORDS_PER_CALLBACK] = {};
+	size_t n_ops = 0;
 
 	memset(out, 0, sizeof(*out));
 	out->ts = monitor_wall_time(m, ev->h.ts_ns);
@@ -483,27 +423,20 @@ int monitor_build_report(struct monitor *m, struct watched *w, const struct even
 	out->gc_ms = ev->gc_ns / 1e6;
 	if (out->gc_ms > out->elapsed_ms)
 		out->gc_ms = out->elapsed_ms;
-	if (pc && pc->cb_seq == ev->cb_seq) {
-		n_rec = pc->n;
-		if (ev->folded && pc->last_syscall < n_rec)
-			pc->records[pc->last_syscall].duration_ns += ev->folded_ns;
-	}
-	if (n_rec && outside_any_callback(w, pc, n_rec)) {
-		pc->n = 0;
+	if (n_rec && outside_any_callback(w, recs, n_rec))
 		return -ENOENT;
-	}
 	out->by_iteration = ev->scope == SCOPE_ITERATION;
 	/* uvloop's callbacks, and iterations, are named from their stacks */
 	if (!ev->ident_valid && n_rec)
-		attribute_iteration(w, pc, n_rec, out);
+		attribute_iteration(w, recs, n_rec, out);
 	else
 		name_callback(ev, out);
 	for (size_t i = 0; i < n_rec; i++) {
 		struct raw_text text;
 		struct raw_op r;
 
-		raw_from_record(&pc->records[i], pc->fd_paths[i], &r, &text);
-		n_ops = ops_add(ops, n_ops, MONITOR_MAX_PENDING, &r, i);
+		raw_from_record(&recs[i], &r, &text);
+		n_ops = ops_add(ops, n_ops, RECORDS_PER_CALLBACK, &r, i);
 	}
 	out->events = calloc(n_ops ? n_ops : 1, sizeof(*out->events));
 	if (!out->events)
@@ -517,16 +450,23 @@ int monitor_build_report(struct monitor *m, struct watched *w, const struct even
 		e->duration_ms = ops[i].duration_ns / 1e6;
 		e->syscall = ops[i].syscall;
 		e->start_ns = ops[i].start_ns;
-		describe_stack(m, w, &pc->records[ops[i].first_raw], e);
+		describe_stack(m, w, recs[ops[i].first_raw].ev, e);
 	}
 	out->n_events = n_ops;
-	if (pc)
-		collect_cpu_samples(m, w, pc, n_rec, out);
+	collect_cpu_samples(m, w, recs, n_rec, out);
 	out->score = severity_score(ops, n_ops);
 	out->level = severity_level(out->score);
-	if (pc && pc->cb_seq == ev->cb_seq)
-		pc->n = 0;
 	return 0;
+}
+
+int monitor_build_report(struct monitor *m, struct watched *w, const struct event_callback *ev,
+			 struct report *out)
+{
+	struct record_set set = records_take(m->records, ev);
+	int ret = build_report(m, w, ev, set.recs, set.n, out);
+
+	record_set_free(&set);
+	return ret;
 }
 
 /* ---- ring buffer ------------------------------------------------------------------------ */
@@ -534,12 +474,16 @@ int monitor_build_report(struct monitor *m, struct watched *w, const struct even
 /* A loop thread is counted and sampled once, whether we found it or BPF did. */
 static bool note_loop_thread(struct monitor *m, pid_t pid, pid_t tid)
 {
-	struct pending_callback *pc = find_thread(m, tid, true);
+	struct loop_thread *seen;
 
-	if (!pc || pc->loop_seen)
+	for (size_t i = 0; i < m->loop_threads; i++)
+		if (m->loop_tids[i].tid == tid)
+			return false;
+	seen = realloc(m->loop_tids, (m->loop_threads + 1) * sizeof(*seen));
+	if (!seen)
 		return false;
-	pc->loop_seen = true;
-	m->loop_threads++;
+	m->loop_tids = seen;
+	m->loop_tids[m->loop_threads++] = (struct loop_thread){ pid, tid };
 	probes_add_loop_thread(&m->probes, pid, tid, m->opt->stats);
 	return true;
 }
@@ -551,44 +495,6 @@ static void on_loop_thread(struct monitor *m, const struct event_loop_thread *ev
 	if (note_loop_thread(m, ev->h.pid, ev->h.tid) && m->attached)
 		fprintf(stderr, "aiocopd: event loop running in thread %u of PID %u\n", ev->h.tid,
 			ev->h.pid);
-}
-
-static void on_blocking(struct monitor *m, const struct event_blocking *ev)
-{
-	struct pending_callback *pc = find_thread(m, ev->h.tid, true);
-
-	if (ev->source == SOURCE_SYSCALL && is_open_syscall(ev->nr) && ev->ret >= 0 && ev->n_str)
-		remember_fd(m, ev->h.pid, (int)ev->ret, ev->str);
-	if (!pc)
-		return;
-	if (pc->cb_seq != ev->cb_seq) {
-		pc->cb_seq = ev->cb_seq;
-		pc->n = 0;
-		pc->dropped = 0;
-		pc->last_syscall = MONITOR_MAX_PENDING;
-	}
-	/* fast repeats of the previous syscall, folded in BPF: they are its time too */
-	if (ev->folded && pc->last_syscall < pc->n)
-		pc->records[pc->last_syscall].duration_ns += ev->folded_ns;
-	if (pc->n >= MONITOR_MAX_PENDING) {
-		pc->dropped++;
-		m->records_dropped++;
-		return;
-	}
-	/* the fd's name now, before a later close and open can reuse the number */
-	pc->fd_paths[pc->n][0] = 0;
-	if (ev->source == SOURCE_SYSCALL && ev->fd_mode) {
-		char buf[512];
-		const char *path = fd_path(m, ev->h.pid, (int)ev->args[ev->nr == NR_sendfile ? 1 : 0],
-					   buf, sizeof(buf));
-
-		if (path)
-			snprintf(pc->fd_paths[pc->n], AIOCOPD_STR_LEN, "%.*s", AIOCOPD_STR_LEN - 1,
-				 path);
-	}
-	if (ev->source != SOURCE_SAMPLE)
-		pc->last_syscall = ev->source == SOURCE_SYSCALL ? pc->n : MONITOR_MAX_PENDING;
-	memcpy(&pc->records[pc->n++], ev, sizeof(*ev));
 }
 
 static void emit(struct monitor *m, struct watched *w, const struct report *r)
@@ -657,7 +563,7 @@ static void handle_record(struct monitor *m, const struct event_header *h, void 
 		break;
 	case EVENT_BLOCKING:
 		if (size >= sizeof(struct event_blocking))
-			on_blocking(m, data);
+			records_add(m->records, data);
 		break;
 	case EVENT_CALLBACK:
 		if (size >= sizeof(struct event_callback))
@@ -745,6 +651,11 @@ int monitor_open(struct monitor *m, const struct monitor_options *opt, char *err
 	m->opt = opt;
 	m->out = stdout;
 	m->realtime_offset_ns = (int64_t)(clock_ns(CLOCK_REALTIME) - monitor_now_ns());
+	m->records = records_new();
+	if (!m->records) {
+		snprintf(err, errsz, "out of memory");
+		return -ENOMEM;
+	}
 	ret = probes_open(&m->probes, on_record, m, err, errsz);
 	if (ret)
 		return ret;
@@ -851,6 +762,17 @@ void monitor_forget(struct monitor *m, struct watched *w)
 	}
 }
 
+/* Its thread ids may come back in another process, whose loop threads count anew. */
+static void forget_loop_threads(struct monitor *m, pid_t pid)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < m->loop_threads; i++)
+		if (m->loop_tids[i].pid != pid)
+			m->loop_tids[kept++] = m->loop_tids[i];
+	m->loop_threads = kept;
+}
+
 void monitor_retire_exited(struct monitor *m)
 {
 	for (size_t i = 0; i < m->n_procs; i++) {
@@ -862,6 +784,8 @@ void monitor_retire_exited(struct monitor *m)
 		pyresolver_free(w->resolver);
 		w->resolver = NULL;
 		w->exited = true;
+		records_forget_process(m->records, w->target.pid);
+		forget_loop_threads(m, w->target.pid);
 	}
 }
 
@@ -951,11 +875,9 @@ void monitor_close(struct monitor *m)
 	while (m->n_procs)
 		monitor_forget(m, m->procs[0]);
 	probes_close(&m->probes);
-	for (size_t i = 0; i < m->n_threads; i++) {
-		free(m->threads[i].records);
-		free(m->threads[i].fd_paths);
-	}
-	for (size_t i = 0; i < MONITOR_FD_SLOTS; i++)
-		free(m->fds[i].path);
-	m->n_threads = 0;
+	records_free(m->records);
+	m->records = NULL;
+	free(m->loop_tids);
+	m->loop_tids = NULL;
+	m->loop_threads = 0;
 }

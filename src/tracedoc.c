@@ -313,9 +313,12 @@ static void collect_loop_stats(void *ctx, pid_t tid, const struct loop_stats *s)
 
 void tracedoc_collect(struct tracedoc *d, struct monitor *m)
 {
+	struct records_stats st;
+
+	records_stats(m->records, &st);
 	probes_loop_stats(&m->probes, collect_loop_stats, d);
 	d->lost_ring_buffer = probes_lost(&m->probes, LOST_RING_BUFFER);
-	d->lost_per_callback = m->records_dropped + probes_lost(&m->probes, LOST_CALLBACK_CAP);
+	d->lost_per_callback = st.dropped + probes_lost(&m->probes, LOST_CALLBACK_CAP);
 }
 
 /* ---- metadata --------------------------------------------------------------------------- */
