@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * The live monitor: drains the ring buffer, keeps the blocking records of each loop thread's
- * current callback, and turns a finished callback into a report.
+ * The monitor: the processes watched and their probes, and the loop that drains the ring
+ * buffer, keeping blocking records until the callback record that closes them turns them
+ * into a report.
  */
 #ifndef AIOCOPD_MONITOR_H
 #define AIOCOPD_MONITOR_H

@@ -17,11 +17,11 @@
 
 #include "monitor.h"
 #include "procmem.h"
+#include "reconstruct.h"
 #include "syscall_nr.h"
 
 #define DRAIN_INTERVAL_MS	100
 #define WAITING_NOTICE_NS	1000000000ull
-#define MAX_TRACE_TEXT		8192
 
 static uint64_t clock_ns(clockid_t clock)
 {
@@ -49,423 +49,60 @@ struct watched *monitor_find(struct monitor *m, pid_t pid)
 	return NULL;
 }
 
-/* ---- report building -------------------------------------------------------------------- */
+/* ---- reports ---------------------------------------------------------------------------- */
 
-/* Text that filled its fixed-size BPF buffer was cut: say so rather than show a wrong name. */
-static const char *mark_cut(const char *text, size_t bufsz, char *out, size_t outsz)
+static void watched_locate(void *ctx, uint64_t code, uint64_t instr, struct py_location *loc)
 {
-	size_t n = strnlen(text, bufsz);
+	struct watched *w = ctx;
 
-	if (n < bufsz - 1)
-		return text;
-	snprintf(out, outsz, "%.*s...", (int)n, text);
-	return out;
+	pyresolver_locate(w->resolver, code, instr, loc);
 }
 
-struct raw_text {
-	char path[AIOCOPD_STR_LEN + 4];
-	char args[3][AIOCOPD_NAME_LEN + 4];
-};
-
-static void raw_from_record(const struct record *rec, struct raw_op *r, struct raw_text *t)
+static int watched_read_u64(void *ctx, uint64_t addr, uint64_t *val)
 {
-	const struct event_blocking *e = rec->ev;
-	static const char empty[] = "";
+	struct watched *w = ctx;
 
-	memset(r, 0, sizeof(*r));
-	r->audit = e->source == SOURCE_AUDIT;
-	r->sample = e->source == SOURCE_SAMPLE;
-	r->nr = e->nr;
-	memcpy(r->args, e->args, sizeof(r->args));
-	r->ret = e->ret;
-	r->fd_mode = e->fd_mode;
-	r->start_ns = e->h.ts_ns;
-	r->duration_ns = e->duration_ns;
-	if (e->n_frames) {
-		r->site_code = e->frames[0].code;
-		r->site_instr = e->frames[0].instr;
-	}
-	if (r->audit) {
-		r->name = e->str;
-		for (int i = 0; i < 3; i++)
-			r->arg_text[i] = e->arg_text[i][0] ?
-					 mark_cut(e->arg_text[i], sizeof(e->arg_text[i]),
-						  t->args[i], sizeof(t->args[i])) : empty;
-		return;
-	}
-	if (e->fd_mode && rec->fd_path && rec->fd_path[0])
-		r->fd_path = rec->fd_path;
-	if (e->n_str && (e->nr == NR_connect || e->nr == NR_sendto || e->nr == NR_nanosleep ||
-			 e->nr == NR_clock_nanosleep)) {
-		r->sockaddr = (const uint8_t *)e->str;
-		r->sockaddr_len = e->n_str < sizeof(e->str) ? e->n_str : sizeof(e->str);
-	} else if (e->n_str) {
-		r->path = mark_cut(e->str, sizeof(e->str), t->path, sizeof(t->path));
-	}
+	return procmem_read_u64(w->target.pid, addr, val);
 }
 
-static const char *base_name(const char *path)
+static int watched_read_str(void *ctx, uint64_t obj, char *buf, size_t bufsz)
 {
-	const char *slash = strrchr(path, '/');
+	struct watched *w = ctx;
 
-	return slash ? slash + 1 : path;
+	return pyresolver_read_str(w->target.pid, w->target.layout, obj, buf, bufsz);
 }
 
-/* Builds trace, short trace and entry point of one record's stack. */
-/*
- * CPython's own shim frames have no source: 3.13 runs __init__ of a class call through a
- * static code object named "__init__" in a file named "__init__", with no line table.
- */
-static bool is_shim_frame(const struct py_location *loc)
+/* Read from its maps once it matters, and remembered: uvloop is not unloaded. */
+static bool watched_uses_uvloop(void *ctx)
 {
-	return loc->line <= 0 && loc->file[0] != '<' && strcmp(loc->file, "?") &&
-	       !strchr(loc->file, '/');
-}
+	struct watched *w = ctx;
 
-/* Builds trace, short trace and entry point of one record's stack. */
-static void describe_stack(struct monitor *m, struct watched *w, const struct event_blocking *e,
-			   struct report_event *out)
-{
-	char *trace = calloc(1, MAX_TRACE_TEXT), *shortt = calloc(1, MAX_TRACE_TEXT);
-	char frame[1024], entry[1024] = "", innermost[1024] = "";
-	size_t used = 0, sused = 0;
-	unsigned n = e->n_frames, shown = 0;
-
-	if (!trace || !shortt)
-		goto out;
-	if (n > AIOCOPD_MAX_FRAMES)
-		n = AIOCOPD_MAX_FRAMES;
-	for (unsigned i = 0; i < n && shown < m->opt->trace_depth; i++) {
-		struct py_location loc;
-
-		pyresolver_locate(w->resolver, e->frames[i].code, e->frames[i].instr, &loc);
-		if (is_shim_frame(&loc))
-			continue;
-		snprintf(frame, sizeof(frame), "%s:%d:%s", loc.file, loc.line, loc.function);
-		if (shown == 0)
-			snprintf(innermost, sizeof(innermost), "%s", frame);
-		if (!entry[0] && !is_stdlib_path(loc.file))
-			snprintf(entry, sizeof(entry), "%s", frame);
-		if (used < MAX_TRACE_TEXT)
-			used += snprintf(trace + used, MAX_TRACE_TEXT - used, "%s%s",
-					 shown ? " <- " : "", frame);
-		if (shown < TEXT_TRACE_FRAMES && sused < MAX_TRACE_TEXT)
-			sused += snprintf(shortt + sused, MAX_TRACE_TEXT - sused, "%s%s:%d:%s",
-					  shown ? " <- " : "", base_name(loc.file), loc.line,
-					  loc.function);
-		else if (shown == TEXT_TRACE_FRAMES && sused < MAX_TRACE_TEXT)
-			sused += snprintf(shortt + sused, MAX_TRACE_TEXT - sused, " <- ...");
-		shown++;
-	}
-out:
-	out->trace = trace;
-	out->trace_short = shortt;
-	out->entry_point = strdup(entry[0] ? entry : innermost);
-}
-
-/* Names read by BPF are ASCII or Latin-1 (the only str kinds it copies). */
-static void copy_name(char *dst, size_t dstsz, const char *src, size_t srcsz)
-{
-	latin1_to_utf8((const uint8_t *)src, strnlen(src, srcsz), dst, dstsz);
-}
-
-static void name_callback(const struct event_callback *ev, struct report *r)
-{
-	const struct callback_ident *id = &ev->ident;
-
-	if (!ev->ident_valid) {
-		snprintf(r->callback, sizeof(r->callback), "<unknown>");
-		return;
-	}
-	switch (id->kind) {
-	case CB_TASK_STEP:
-	case CB_TASK_WAKEUP:
-		r->is_task = true;
-		if (id->name_is_int)
-			snprintf(r->task_name, sizeof(r->task_name), "Task-%llu",
-				 (unsigned long long)id->name_int);
-		else
-			copy_name(r->task_name, sizeof(r->task_name), id->task_name,
-				  sizeof(id->task_name));
-		copy_name(r->coro, sizeof(r->coro), id->qualname, sizeof(id->qualname));
-		snprintf(r->callback, sizeof(r->callback), "%s",
-			 id->kind == CB_TASK_STEP ? "Task.__step" : "Task.__wakeup");
-		break;
-	case CB_FUNCTION:
-		copy_name(r->callback, sizeof(r->callback), id->qualname, sizeof(id->qualname));
-		break;
-	default:
-		snprintf(r->callback, sizeof(r->callback), "%.*s", (int)sizeof(id->type_name),
-			 id->type_name);
-		break;
-	}
-}
-
-/*
- * A Task's name, through the Handle that ran it ("self" of Handle._run), trusted only when
- * the Task's coroutine owns exactly the frame the stack shows: the objects may be gone by now.
- */
-static void task_name_from_handle(struct watched *w, const struct py_frame *run,
-				  const struct py_frame *coro_frame, struct report *r)
-{
-	const struct py_version_layout *l = w->target.layout;
-	uint64_t callback, task, coro, name;
-	pid_t pid = w->target.pid;
-
-	uint64_t coro_frame_addr = 0;
-
-	if (procmem_read_u64(pid, run->first_local + l->bpf.handle_callback, &callback) ||
-	    procmem_read_u64(pid, callback + l->bpf.stepwrapper_task, &task) ||
-	    procmem_read_u64(pid, task + l->bpf.task_coro, &coro) ||
-	    (l->user.coro_frame_ptr ?
-	     procmem_read_u64(pid, coro + l->user.coro_frame_ptr, &coro_frame_addr) :
-	     (coro_frame_addr = coro + l->user.coro_iframe, 0)) ||
-	    coro_frame_addr != coro_frame->addr ||
-	    procmem_read_u64(pid, task + l->bpf.task_name, &name) ||
-	    pyresolver_read_str(pid, l, name, r->task_name, sizeof(r->task_name)))
-		snprintf(r->task_name, sizeof(r->task_name), "?");
-}
-
-static bool is_handle_run(const struct py_location *loc)
-{
-	return !strcmp(loc->function, "_run") && path_ends_with(loc->file, "asyncio/events.py");
-}
-
-/* Whether a record's stack runs inside asyncio's Handle._run, i.e. inside a loop callback. */
-static bool stack_in_callback(struct watched *w, const struct event_blocking *e)
-{
-	unsigned n = e->n_frames < AIOCOPD_MAX_FRAMES ? e->n_frames : AIOCOPD_MAX_FRAMES;
-
-	for (unsigned k = 0; k < n; k++) {
-		struct py_location loc;
-
-		pyresolver_locate(w->resolver, e->frames[k].code, e->frames[k].instr, &loc);
-		if (is_handle_run(&loc))
-			return true;
-	}
-	return false;
-}
-
-/* A stack whose code objects could not be read (the target exited) proves nothing. */
-static bool stack_readable(struct watched *w, const struct event_blocking *e)
-{
-	struct py_location loc;
-
-	pyresolver_locate(w->resolver, e->frames[0].code, e->frames[0].instr, &loc);
-	return strcmp(loc.file, "?") != 0;
-}
-
-/* uvloop runs callbacks from Cython: no Handle._run frame shows on the stack. */
-static bool uses_uvloop(struct watched *w)
-{
 	if (!w->uvloop)
 		w->uvloop = target_maps_file(w->target.pid, "/uvloop/loop.");
 	return w->uvloop;
 }
 
-/*
- * A loop that stops (asyncio.run returning) leaves its last callback or iteration open until
- * the thread's next epoll_wait, maybe seconds later in another asyncio.run. What happened
- * in between ran outside any callback, and its stacks say so: such a report is dropped.
- */
-static bool outside_any_callback(struct watched *w, const struct record *recs, size_t n_rec)
-{
-	size_t with_stack = 0;
-
-	for (size_t i = 0; i < n_rec; i++) {
-		if (!recs[i].ev->n_frames || !stack_readable(w, recs[i].ev))
-			continue;
-		with_stack++;
-		if (stack_in_callback(w, recs[i].ev))
-			return false;
-	}
-	/* uvloop's callbacks never show Handle._run: read its maps only when it matters */
-	return with_stack > 0 && !uses_uvloop(w);
-}
-
-static bool is_loop_machinery(const struct py_location *loc)
-{
-	return path_ends_with(loc->file, "asyncio/runners.py") ||
-	       path_ends_with(loc->file, "asyncio/base_events.py") ||
-	       !strcmp(loc->function, "<module>");
-}
-
-/*
- * uvloop: the callback's outermost frame sits right above whatever started the loop
- * (asyncio.run's frames, or the module). The Task itself cannot be reached from there.
- */
-static void attribute_from_outermost(struct watched *w, const struct record *recs, size_t n_rec,
-				     struct report *r)
-{
-	for (size_t i = 0; i < n_rec; i++) {
-		const struct event_blocking *e = recs[i].ev;
-		unsigned n = e->n_frames < AIOCOPD_MAX_FRAMES ? e->n_frames : AIOCOPD_MAX_FRAMES;
-
-		for (unsigned k = 1; k < n; k++) {
-			const struct py_frame *inner = &e->frames[k - 1];
-			struct py_location loc;
-
-			pyresolver_locate(w->resolver, e->frames[k].code, e->frames[k].instr, &loc);
-			if (!is_loop_machinery(&loc))
-				continue;
-			pyresolver_locate(w->resolver, inner->code, inner->instr, &loc);
-			if (inner->owner == w->target.layout->user.frame_owner_generator) {
-				r->is_task = true;
-				snprintf(r->task_name, sizeof(r->task_name), "?");
-				snprintf(r->coro, sizeof(r->coro), "%s", loc.qualname);
-				snprintf(r->callback, sizeof(r->callback), "Task.__step");
-			} else {
-				snprintf(r->callback, sizeof(r->callback), "%s", loc.qualname);
-			}
-			return;
-		}
-	}
-}
-
-/* Unarmed reports: name the callback from the frame Handle._run called. */
-static void attribute_iteration(struct watched *w, const struct record *recs, size_t n_rec,
-				struct report *r)
-{
-	snprintf(r->callback, sizeof(r->callback), "<loop iteration>");
-	for (size_t i = 0; i < n_rec; i++) {
-		const struct event_blocking *e = recs[i].ev;
-		unsigned n = e->n_frames < AIOCOPD_MAX_FRAMES ? e->n_frames : AIOCOPD_MAX_FRAMES;
-
-		for (unsigned k = 1; k < n; k++) {
-			const struct py_frame *f = &e->frames[k], *inner = &e->frames[k - 1];
-			struct py_location loc;
-
-			pyresolver_locate(w->resolver, f->code, f->instr, &loc);
-			if (!is_handle_run(&loc))
-				continue;
-			pyresolver_locate(w->resolver, inner->code, inner->instr, &loc);
-			if (inner->owner == w->target.layout->user.frame_owner_generator) {
-				r->is_task = true;
-				snprintf(r->coro, sizeof(r->coro), "%s", loc.qualname);
-				snprintf(r->callback, sizeof(r->callback), "Task.__step");
-				task_name_from_handle(w, f, inner, r);
-			} else {
-				snprintf(r->callback, sizeof(r->callback), "%s", loc.qualname);
-			}
-			return;
-		}
-	}
-	attribute_from_outermost(w, recs, n_rec, r);
-}
-
-/* Groups the CPU samples taken during the callback by stack, most frequent first. */
-static void collect_cpu_samples(struct monitor *m, struct watched *w,
-				const struct record *recs, size_t n_rec, struct report *out)
-{
-	struct report_cpu_stack all[RECORDS_PER_CALLBACK];
-	size_t n = 0;
-
-	for (size_t i = 0; i < n_rec; i++) {
-		struct report_event stack = {};
-		size_t k;
-
-		if (recs[i].ev->source != SOURCE_SAMPLE || !recs[i].ev->n_frames)
-			continue;
-		out->cpu_samples++;
-		describe_stack(m, w, recs[i].ev, &stack);
-		for (k = 0; k < n; k++)
-			if (stack.trace && all[k].trace && !strcmp(all[k].trace, stack.trace))
-				break;
-		if (k < n) {
-			all[k].count++;
-			free(stack.trace);
-			free(stack.trace_short);
-			free(stack.entry_point);
-			continue;
-		}
-		all[n++] = (struct report_cpu_stack){ stack.entry_point, stack.trace,
-						      stack.trace_short, 1 };
-	}
-	/* a handful of stacks: a selection of the most frequent is plenty */
-	for (size_t i = 0; i < n; i++) {
-		size_t best = i;
-
-		for (size_t k = i + 1; k < n; k++)
-			if (all[k].count > all[best].count)
-				best = k;
-		if (i < REPORT_MAX_CPU_STACKS) {
-			struct report_cpu_stack tmp = all[i];
-
-			all[i] = all[best];
-			all[best] = tmp;
-			out->cpu[out->n_cpu++] = all[i];
-		} else {
-			free(all[i].trace);
-			free(all[i].trace_short);
-			free(all[i].entry_point);
-		}
-	}
-}
-
-static int build_report(struct monitor *m, struct watched *w, const struct event_callback *ev,
-			const struct record *recs, size_t n_rec, struct report *out)
-{
-	struct op ops[RECORDS_PER_CALLBACK] = {};
-	size_t n_ops = 0;
-
-	memset(out, 0, sizeof(*out));
-	out->ts = monitor_wall_time(m, ev->h.ts_ns);
-	out->start_ns = ev->h.ts_ns;
-	out->pid = ev->h.pid;
-	out->tid = ev->h.tid;
-	out->elapsed_ms = ev->duration_ns / 1e6;
-	out->threshold_ms = m->opt->threshold_ms;
-	out->exceeded = out->elapsed_ms >= m->opt->threshold_ms;
-	out->oncpu_ms = ev->oncpu_ns / 1e6;
-	if (out->oncpu_ms > out->elapsed_ms)
-		out->oncpu_ms = out->elapsed_ms;
-	out->offcpu_ms = out->elapsed_ms - out->oncpu_ms;
-	out->gc_ms = ev->gc_ns / 1e6;
-	if (out->gc_ms > out->elapsed_ms)
-		out->gc_ms = out->elapsed_ms;
-	if (n_rec && outside_any_callback(w, recs, n_rec))
-		return -ENOENT;
-	out->by_iteration = ev->scope == SCOPE_ITERATION;
-	/* uvloop's callbacks, and iterations, are named from their stacks */
-	if (!ev->ident_valid && n_rec)
-		attribute_iteration(w, recs, n_rec, out);
-	else
-		name_callback(ev, out);
-	for (size_t i = 0; i < n_rec; i++) {
-		struct raw_text text;
-		struct raw_op r;
-
-		raw_from_record(&recs[i], &r, &text);
-		n_ops = ops_add(ops, n_ops, RECORDS_PER_CALLBACK, &r, i);
-	}
-	out->events = calloc(n_ops ? n_ops : 1, sizeof(*out->events));
-	if (!out->events)
-		return -ENOMEM;
-	for (size_t i = 0; i < n_ops; i++) {
-		struct report_event *e = &out->events[i];
-
-		memcpy(e->event, ops[i].name, sizeof(e->event));
-		e->category = ops[i].category;
-		e->severity = ops[i].weight;
-		e->duration_ms = ops[i].duration_ns / 1e6;
-		e->syscall = ops[i].syscall;
-		e->start_ns = ops[i].start_ns;
-		describe_stack(m, w, recs[ops[i].first_raw].ev, e);
-	}
-	out->n_events = n_ops;
-	collect_cpu_samples(m, w, recs, n_rec, out);
-	out->score = severity_score(ops, n_ops);
-	out->level = severity_level(out->score);
-	return 0;
-}
-
 int monitor_build_report(struct monitor *m, struct watched *w, const struct event_callback *ev,
 			 struct report *out)
 {
+	const struct recon_resolver res = {
+		.locate = watched_locate,
+		.read_u64 = watched_read_u64,
+		.read_str = watched_read_str,
+		.uses_uvloop = watched_uses_uvloop,
+		.ctx = w,
+		.layout = w->target.layout,
+	};
+	const struct recon_options opt = {
+		.threshold_ms = m->opt->threshold_ms,
+		.trace_depth = m->opt->trace_depth,
+	};
 	struct record_set set = records_take(m->records, ev);
-	int ret = build_report(m, w, ev, set.recs, set.n, out);
+	int ret = reconstruct_report(ev, set.recs, set.n, &res, &opt, out);
 
 	record_set_free(&set);
+	if (!ret)
+		out->ts = monitor_wall_time(m, ev->h.ts_ns);
 	return ret;
 }
 
