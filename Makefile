@@ -21,7 +21,7 @@ ARCH       := x86
 CFLAGS     ?= -O2 -g
 override CPPFLAGS += -Iinclude -I$(OUT) -D_GNU_SOURCE -DAIOCOPD_VERSION='"$(VERSION)"'
 override CFLAGS   += -std=gnu11 -Wall -Wextra -Wno-unused-parameter
-override LDLIBS   += -lbpf -lelf -lz -ljson-c -lsystemd
+override LDLIBS   += -lbpf -lelf -lz -ljson-c -lsystemd -lpthread
 DEPFLAGS    = -MMD -MP
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Iinclude -I$(OUT) \
               -idirafter /usr/include/x86_64-linux-gnu -Wall -Wno-unused-function

@@ -56,6 +56,8 @@ void cli_log(void *ctx, int level, const char *msg);
 /* Opens the engine with the command's options; prints the error, returns NULL on failure. */
 struct engine *cli_engine_open(const struct cli_common *common, sd_event *loop);
 
+/* A sink's loop_thread: tells that an event loop was found after the attached line. */
+void cli_announce_loop_thread(void *ctx, const struct watched *w, pid_t tid);
 /* At the end: records BPF could not keep, if any (e may be NULL). */
 void cli_report_losses(const struct engine *e);
 

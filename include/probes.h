@@ -19,6 +19,7 @@
 #define PROBES_MAX_LINKS	512
 
 struct aiocopd_bpf;
+struct detacher;
 
 /* The attachments that belong to one target process. */
 struct target_links {
@@ -32,6 +33,7 @@ struct probes {
 	struct ring_buffer *rb;
 	struct bpf_link *links[PROBES_MAX_LINKS];
 	size_t n_links;
+	struct detacher *detacher;	/* closes per-target links off the event loop */
 	int tracepoints_missing;	/* syscall tracepoints this kernel lacks */
 	uint64_t sample_period_ns;
 };
@@ -62,6 +64,9 @@ void probes_retune_sampler(struct probes *p, struct bpf_link *sampler);
 int probes_follow(struct probes *p, pid_t pid);
 struct bpf_link *probes_stop_at_entry(struct probes *p, pid_t pid, const char *path,
 				      uint64_t offset);
+
+/* A per-target link is no longer needed: it is destroyed in the background. */
+void probes_release_link(struct probes *p, struct bpf_link *link);
 
 int probes_ring_fd(const struct probes *p);
 int probes_consume(struct probes *p);

@@ -251,3 +251,8 @@ void cli_report_losses(const struct engine *e)
 		fprintf(stderr, "aiocopd: %llu records lost (ring buffer full)\n",
 			(unsigned long long)lost);
 }
+
+void cli_announce_loop_thread(void *ctx, const struct watched *w, pid_t tid)
+{
+	fprintf(stderr, "aiocopd: event loop running in thread %d of PID %d\n", tid, w->pid);
+}

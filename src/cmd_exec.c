@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "array.h"
 #include "cli.h"
 #include "follow.h"
 #include "sink_stream.h"
@@ -160,17 +161,12 @@ static struct exec_proc *find_proc(struct exec_run *run, pid_t pid)
 
 static void add_proc(struct exec_run *run, const struct watched *w)
 {
-	struct exec_proc *p;
+	struct exec_proc *p = array_room_for(run->procs, &run->cap_procs, run->n_procs,
+					     sizeof(*p));
 
-	if (run->n_procs == run->cap_procs) {
-		size_t cap = run->cap_procs ? 2 * run->cap_procs : 16;
-		struct exec_proc *grown = realloc(run->procs, cap * sizeof(*grown));
-
-		if (!grown)
-			return;
-		run->procs = grown;
-		run->cap_procs = cap;
-	}
+	if (!p)
+		return;
+	run->procs = p;
 	p = &run->procs[run->n_procs++];
 	memset(p, 0, sizeof(*p));
 	p->pid = w->pid;
@@ -178,10 +174,28 @@ static void add_proc(struct exec_run *run, const struct watched *w)
 	snprintf(p->version, sizeof(p->version), "%s", w->target.version);
 }
 
+/* A fork that exec'd before it ran a callback of its own was the new program's start only. */
+static void forget_if_empty(struct exec_run *run, pid_t pid)
+{
+	struct exec_proc *p = find_proc(run, pid);
+	const uint64_t *by_level;
+
+	if (!p)
+		return;
+	by_level = p->summary.reports_by_level;
+	if (p->callbacks || by_level[LEVEL_LOW] || by_level[LEVEL_MEDIUM] || by_level[LEVEL_HIGH])
+		return;
+	summary_free(&p->summary);
+	memmove(p, p + 1, (size_t)(&run->procs[run->n_procs] - (p + 1)) * sizeof(*p));
+	run->n_procs--;
+}
+
 static void exec_process(void *ctx, const struct watched *w, enum process_change change)
 {
 	struct exec_run *run = ctx;
 
+	if (change == PROCESS_UNWATCHED)
+		forget_if_empty(run, w->pid);
 	if (change != PROCESS_WATCHED)
 		return;
 	add_proc(run, w);

@@ -121,11 +121,6 @@ static void live_process(void *ctx, const struct watched *w, enum process_change
 		sd_event_exit(run->loop, STOP_TARGET_EXIT);
 }
 
-static void live_loop_thread(void *ctx, const struct watched *w, pid_t tid)
-{
-	fprintf(stderr, "aiocopd: event loop running in thread %d of PID %d\n", tid, w->pid);
-}
-
 static int on_waiting(sd_event_source *s, uint64_t usec, void *ctx)
 {
 	struct live_run *run = ctx;
@@ -138,7 +133,7 @@ static int on_waiting(sd_event_source *s, uint64_t usec, void *ctx)
 
 static int add_sources(struct live_run *run, const struct cli *cli)
 {
-	struct engine_sink process = { .process = live_process, .loop_thread = live_loop_thread,
+	struct engine_sink process = { .process = live_process, .loop_thread = cli_announce_loop_thread,
 				       .ctx = run };
 	struct engine_sink out;
 	int ret;

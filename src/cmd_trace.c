@@ -116,11 +116,6 @@ static void trace_process(void *ctx, const struct watched *w, enum process_chang
 		sd_event_exit(t->loop, STOP_TARGET_EXIT);
 }
 
-static void trace_loop_thread(void *ctx, const struct watched *w, pid_t tid)
-{
-	fprintf(stderr, "aiocopd: event loop running in thread %d of PID %d\n", tid, w->pid);
-}
-
 /* With stderr on a terminal: one line that says how far the trace is. */
 static int trace_progress(sd_event_source *s, uint64_t usec, void *ctx)
 {
@@ -144,7 +139,7 @@ static int add_sources(struct trace_run *run, const struct trace_cli *cli)
 {
 	struct engine_sink doc = tracedoc_sink(&run->doc);
 	struct engine_sink process = { .process = trace_process,
-				       .loop_thread = trace_loop_thread, .ctx = run };
+				       .loop_thread = cli_announce_loop_thread, .ctx = run };
 	sd_event_source *progress = NULL;
 	int ret;
 

@@ -14,6 +14,7 @@
 #include <syslog.h>
 #include <time.h>
 
+#include "array.h"
 #include "engine.h"
 #include "probes.h"
 #include "procmem.h"
@@ -48,7 +49,7 @@ struct engine {
 	engine_log_fn log;
 	void *log_ctx;
 	struct engine_sink *sinks;
-	size_t n_sinks;
+	size_t n_sinks, cap_sinks;
 	struct engine_follow_hooks follow;
 	struct watched **procs;		/* every process watched, in no order */
 	size_t n_procs, cap_procs;
@@ -94,7 +95,8 @@ void engine_log(struct engine *e, int level, const char *fmt, ...)
 
 int engine_add_sink(struct engine *e, const struct engine_sink *sink)
 {
-	struct engine_sink *grown = realloc(e->sinks, (e->n_sinks + 1) * sizeof(*grown));
+	struct engine_sink *grown = array_room_for(e->sinks, &e->cap_sinks, e->n_sinks,
+						   sizeof(*grown));
 
 	if (!grown)
 		return -ENOMEM;
@@ -162,7 +164,7 @@ static void drop_loop(struct engine *e, struct watched *w, struct loop_thread *l
 {
 	collect_loop_stats(e, w, l->tid);
 	records_forget_thread(e->records, w->pid, l->tid);
-	bpf_link__destroy(l->sampler);
+	probes_release_link(&e->probes, l->sampler);
 	*l = w->priv->loops[--w->priv->n_loops];
 }
 
@@ -174,15 +176,10 @@ static void note_loop_thread(struct engine *e, struct watched *w, pid_t tid)
 
 	if (find_loop(w, tid))
 		return;
-	if (p->n_loops == p->cap_loops) {
-		size_t cap = p->cap_loops ? 2 * p->cap_loops : 4;
-		struct loop_thread *grown = realloc(p->loops, cap * sizeof(*grown));
-
-		if (!grown)
-			return;
-		p->loops = grown;
-		p->cap_loops = cap;
-	}
+	l = array_room_for(p->loops, &p->cap_loops, p->n_loops, sizeof(*l));
+	if (!l)
+		return;
+	p->loops = l;
 	l = &p->loops[p->n_loops++];
 	*l = (struct loop_thread){ .tid = tid };
 	if (probes_add_loop_thread(&e->probes, w->pid, tid, e->opt.stats, &l->sampler))
@@ -605,15 +602,12 @@ fail:
 
 static int add_to_registry(struct engine *e, struct watched *w)
 {
-	if (e->n_procs == e->cap_procs) {
-		size_t cap = e->cap_procs ? 2 * e->cap_procs : 16;
-		struct watched **grown = realloc(e->procs, cap * sizeof(*grown));
+	struct watched **grown = array_room_for(e->procs, &e->cap_procs, e->n_procs,
+						sizeof(*grown));
 
-		if (!grown)
-			return -ENOMEM;
-		e->procs = grown;
-		e->cap_procs = cap;
-	}
+	if (!grown)
+		return -ENOMEM;
+	e->procs = grown;
 	e->procs[e->n_procs++] = w;
 	return 0;
 }

@@ -14,6 +14,7 @@
 
 #include <bpf/libbpf.h>
 
+#include "array.h"
 #include "elf_file.h"
 #include "follow.h"
 #include "probes.h"
@@ -44,19 +45,14 @@ static struct held *find_held(struct follower *f, pid_t pid)
 
 static struct held *add_held(struct follower *f, pid_t pid, uint64_t exec_ns)
 {
-	struct held *h = find_held(f, pid);
+	struct held *h = find_held(f, pid), *grown;
 
 	if (h)
 		return h;
-	if (f->n_held == f->cap_held) {
-		size_t cap = f->cap_held ? 2 * f->cap_held : 16;
-		struct held *grown = realloc(f->held, cap * sizeof(*grown));
-
-		if (!grown)
-			return NULL;
-		f->held = grown;
-		f->cap_held = cap;
-	}
+	grown = array_room_for(f->held, &f->cap_held, f->n_held, sizeof(*grown));
+	if (!grown)
+		return NULL;
+	f->held = grown;
 	h = &f->held[f->n_held++];
 	*h = (struct held){ .pid = pid, .exec_ns = exec_ns };
 	return h;
@@ -64,7 +60,7 @@ static struct held *add_held(struct follower *f, pid_t pid, uint64_t exec_ns)
 
 static void drop_held(struct follower *f, struct held *h)
 {
-	bpf_link__destroy(h->entry_probe);
+	probes_release_link(engine_probes(f->engine), h->entry_probe);
 	*h = f->held[--f->n_held];
 }
 
@@ -98,7 +94,7 @@ static void on_exec(void *ctx, pid_t pid, uint64_t ts_ns)
 	h = add_held(f, pid, ts_ns);
 	snprintf(exe, sizeof(exe), "/proc/%d/exe", pid);
 	if (h && elf_file_open(exe, &ef) == 0 && elf_file_entry_offset(ef, &offset) == 0) {
-		bpf_link__destroy(h->entry_probe);
+		probes_release_link(engine_probes(f->engine), h->entry_probe);
 		h->entry_probe = probes_stop_at_entry(engine_probes(f->engine), pid, exe, offset);
 	}
 	elf_file_close(ef);

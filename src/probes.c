@@ -20,6 +20,7 @@
 
 #include "aiocopd.skel.h"
 #include "classify.h"
+#include "detach.h"
 #include "probes.h"
 
 
@@ -156,6 +157,9 @@ int probes_open(struct probes *p, probes_event_fn fn, void *ctx, char *err, size
 	ret = ensure_tracefs(err, errsz);
 	if (ret)
 		return ret;
+	ret = detacher_start(&p->detacher);
+	if (ret)
+		return fail(err, errsz, ret, "cannot start the detach thread: %s", strerror(-ret));
 	p->skel = aiocopd_bpf__open();
 	if (!p->skel)
 		return fail(err, errsz, -errno, "cannot open the BPF object: %s", strerror(errno));
@@ -227,10 +231,15 @@ static int set_armed(struct probes *p, pid_t pid, bool armed)
 	return bpf_map_update_elem(fd, &key, &cfg, BPF_EXIST) ? -errno : 0;
 }
 
-static void detach_uprobes(struct target_links *l)
+void probes_release_link(struct probes *p, struct bpf_link *link)
+{
+	detacher_put(p->detacher, link);
+}
+
+static void detach_uprobes(struct probes *p, struct target_links *l)
 {
 	for (size_t i = 0; i < sizeof(l->uprobes) / sizeof(l->uprobes[0]); i++) {
-		bpf_link__destroy(l->uprobes[i]);
+		probes_release_link(p, l->uprobes[i]);
 		l->uprobes[i] = NULL;
 	}
 }
@@ -280,16 +289,16 @@ int probes_arm(struct probes *p, const struct py_target *t, struct target_links 
 void probes_disarm(struct probes *p, const struct py_target *t, struct target_links *l)
 {
 	set_armed(p, t->pid, false);
-	detach_uprobes(l);
+	detach_uprobes(p, l);
 }
 
 void probes_remove_target(struct probes *p, pid_t pid, struct target_links *l)
 {
 	__u32 key = pid;
 
-	detach_uprobes(l);
-	bpf_link__destroy(l->gc[0]);
-	bpf_link__destroy(l->gc[1]);
+	detach_uprobes(p, l);
+	probes_release_link(p, l->gc[0]);
+	probes_release_link(p, l->gc[1]);
 	l->gc[0] = l->gc[1] = NULL;
 	bpf_map_delete_elem(bpf_map__fd(p->skel->maps.targets), &key);
 }
@@ -430,6 +439,8 @@ void probes_close(struct probes *p)
 {
 	if (p->skel)
 		quiesce(p);
+	detacher_stop(p->detacher);	/* the per-target links it still holds go first */
+	p->detacher = NULL;
 	if (p->n_links)
 		hand_off_detach();
 	for (size_t i = 0; i < p->n_links; i++)

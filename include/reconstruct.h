@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Reconstruction: the records of one finished callback become its report. Records merge into
+ * operations, the callback is named (from BPF's identity, else from the stacks), CPU samples
+ * are grouped by stack and every stack is rendered. The target is only seen through a
+ * resolver, so this is tested with a fake one.
+ */
+#ifndef AIOCOPD_RECONSTRUCT_H
+#define AIOCOPD_RECONSTRUCT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aiocopd.h"
+#include "pylayout.h"
+#include "pyresolve.h"
+#include "records.h"
+#include "report.h"
+
+/* How reconstruction sees the target. */
+struct recon_resolver {
+	/* Names a frame; the strings need only last until the next call. */
+	void (*locate)(void *ctx, uint64_t code, uint64_t instr, struct py_location *loc);
+	int (*read_u64)(void *ctx, uint64_t addr, uint64_t *val);
+	/* A str object of the target as UTF-8, always terminated. */
+	int (*read_str)(void *ctx, uint64_t obj, char *buf, size_t bufsz);
+	bool (*uses_uvloop)(void *ctx);
+	void *ctx;
+	/* where the target's Handles, Tasks and coroutines keep what attribution follows */
+	const struct py_version_layout *layout;
+};
+
+struct recon_options {
+	double threshold_ms;
+	unsigned trace_depth;		/* frames shown per stack */
+};
+
+/*
+ * Builds the report of the callback cb closed from its records (in arrival order). Leaves
+ * out->ts, the wall-clock time, to the caller. Returns -ENOENT when the stacks show the
+ * records ran outside any loop callback (no report), or -ENOMEM; out then holds nothing to free.
+ */
+int reconstruct_report(const struct event_callback *cb, const struct record *recs, size_t n,
+		       const struct recon_resolver *res, const struct recon_options *opt,
+		       struct report *out);
+
+#endif

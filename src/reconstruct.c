@@ -1,0 +1,508 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * From records to a report. Every record's stack is named once, up front: attribution, the
+ * "outside any callback" check and the rendered traces all read the same names, and a
+ * resolver's strings need not outlive its next lookup.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "classify.h"
+#include "reconstruct.h"
+#include "syscall_nr.h"
+
+#define MAX_TRACE_TEXT		8192
+
+/* One frame of a record's stack, named. */
+struct frame_name {
+	struct py_location loc;		/* its strings are in text */
+	char *text;
+};
+
+struct named_stack {
+	const struct event_blocking *ev;
+	struct frame_name *frames;	/* ev->n_frames of them */
+	unsigned n;
+};
+
+/* ---- naming the stacks ------------------------------------------------------------------ */
+
+static int copy_location(const struct py_location *loc, struct frame_name *out)
+{
+	size_t file = strlen(loc->file) + 1, function = strlen(loc->function) + 1;
+	size_t qualname = strlen(loc->qualname) + 1;
+	char *text = malloc(file + function + qualname);
+
+	if (!text)
+		return -ENOMEM;
+	memcpy(text, loc->file, file);
+	memcpy(text + file, loc->function, function);
+	memcpy(text + file + function, loc->qualname, qualname);
+	out->text = text;
+	out->loc = (struct py_location){ text, text + file, text + file + function, loc->line };
+	return 0;
+}
+
+static void free_stacks(struct named_stack *stacks, size_t n)
+{
+	for (size_t i = 0; stacks && i < n; i++) {
+		for (unsigned k = 0; k < stacks[i].n; k++)
+			free(stacks[i].frames[k].text);
+		free(stacks[i].frames);
+	}
+	free(stacks);
+}
+
+static int name_stack(const struct recon_resolver *res, const struct event_blocking *ev,
+		      struct named_stack *out)
+{
+	unsigned n = ev->n_frames < AIOCOPD_MAX_FRAMES ? ev->n_frames : AIOCOPD_MAX_FRAMES;
+
+	out->ev = ev;
+	if (!n)
+		return 0;
+	out->frames = calloc(n, sizeof(*out->frames));
+	if (!out->frames)
+		return -ENOMEM;
+	for (; out->n < n; out->n++) {
+		struct py_location loc;
+
+		res->locate(res->ctx, ev->frames[out->n].code, ev->frames[out->n].instr, &loc);
+		if (copy_location(&loc, &out->frames[out->n]))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static struct named_stack *name_stacks(const struct recon_resolver *res,
+				       const struct record *recs, size_t n)
+{
+	struct named_stack *stacks = calloc(n ? n : 1, sizeof(*stacks));
+
+	for (size_t i = 0; stacks && i < n; i++) {
+		if (name_stack(res, recs[i].ev, &stacks[i])) {
+			free_stacks(stacks, n);
+			return NULL;
+		}
+	}
+	return stacks;
+}
+
+/* ---- rendering a stack ------------------------------------------------------------------ */
+
+static const char *base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
+/*
+ * CPython's own shim frames have no source: 3.13 runs __init__ of a class call through a
+ * static code object named "__init__" in a file named "__init__", with no line table.
+ */
+static bool is_shim_frame(const struct py_location *loc)
+{
+	return loc->line <= 0 && loc->file[0] != '<' && strcmp(loc->file, "?") &&
+	       !strchr(loc->file, '/');
+}
+
+/* Builds trace, short trace and entry point of one record's stack. */
+static void describe_stack(const struct named_stack *s, unsigned depth, struct report_event *out)
+{
+	char *trace = calloc(1, MAX_TRACE_TEXT), *shortt = calloc(1, MAX_TRACE_TEXT);
+	char frame[1024], entry[1024] = "", innermost[1024] = "";
+	size_t used = 0, sused = 0;
+	unsigned shown = 0;
+
+	if (!trace || !shortt)
+		goto out;
+	for (unsigned i = 0; i < s->n && shown < depth; i++) {
+		const struct py_location *loc = &s->frames[i].loc;
+
+		if (is_shim_frame(loc))
+			continue;
+		snprintf(frame, sizeof(frame), "%s:%d:%s", loc->file, loc->line, loc->function);
+		if (shown == 0)
+			snprintf(innermost, sizeof(innermost), "%s", frame);
+		if (!entry[0] && !is_stdlib_path(loc->file))
+			snprintf(entry, sizeof(entry), "%s", frame);
+		if (used < MAX_TRACE_TEXT)
+			used += snprintf(trace + used, MAX_TRACE_TEXT - used, "%s%s",
+					 shown ? " <- " : "", frame);
+		if (shown < TEXT_TRACE_FRAMES && sused < MAX_TRACE_TEXT)
+			sused += snprintf(shortt + sused, MAX_TRACE_TEXT - sused, "%s%s:%d:%s",
+					  shown ? " <- " : "", base_name(loc->file), loc->line,
+					  loc->function);
+		else if (shown == TEXT_TRACE_FRAMES && sused < MAX_TRACE_TEXT)
+			sused += snprintf(shortt + sused, MAX_TRACE_TEXT - sused, " <- ...");
+		shown++;
+	}
+out:
+	out->trace = trace;
+	out->trace_short = shortt;
+	out->entry_point = strdup(entry[0] ? entry : innermost);
+}
+
+/* ---- naming the callback ---------------------------------------------------------------- */
+
+/* Names read by BPF are ASCII or Latin-1 (the only str kinds it copies). */
+static void copy_name(char *dst, size_t dstsz, const char *src, size_t srcsz)
+{
+	latin1_to_utf8((const uint8_t *)src, strnlen(src, srcsz), dst, dstsz);
+}
+
+static void name_callback(const struct event_callback *cb, struct report *r)
+{
+	const struct callback_ident *id = &cb->ident;
+
+	if (!cb->ident_valid) {
+		snprintf(r->callback, sizeof(r->callback), "<unknown>");
+		return;
+	}
+	switch (id->kind) {
+	case CB_TASK_STEP:
+	case CB_TASK_WAKEUP:
+		r->is_task = true;
+		if (id->name_is_int)
+			snprintf(r->task_name, sizeof(r->task_name), "Task-%llu",
+				 (unsigned long long)id->name_int);
+		else
+			copy_name(r->task_name, sizeof(r->task_name), id->task_name,
+				  sizeof(id->task_name));
+		copy_name(r->coro, sizeof(r->coro), id->qualname, sizeof(id->qualname));
+		snprintf(r->callback, sizeof(r->callback), "%s",
+			 id->kind == CB_TASK_STEP ? "Task.__step" : "Task.__wakeup");
+		break;
+	case CB_FUNCTION:
+		copy_name(r->callback, sizeof(r->callback), id->qualname, sizeof(id->qualname));
+		break;
+	default:
+		snprintf(r->callback, sizeof(r->callback), "%.*s", (int)sizeof(id->type_name),
+			 id->type_name);
+		break;
+	}
+}
+
+/* Where a coroutine's frame is: inside the object, or (3.10) behind a pointer. */
+static int coro_frame_addr(const struct recon_resolver *res, uint64_t coro, uint64_t *addr)
+{
+	const struct py_user_layout *u = &res->layout->user;
+
+	if (u->coro_frame_ptr)
+		return res->read_u64(res->ctx, coro + u->coro_frame_ptr, addr);
+	*addr = coro + u->coro_iframe;
+	return 0;
+}
+
+/*
+ * A Task's name, through the Handle that ran it ("self" of Handle._run), trusted only when
+ * the Task's coroutine owns exactly the frame the stack shows: the objects may be gone by now.
+ */
+static void task_name_from_handle(const struct recon_resolver *res, const struct py_frame *run,
+				  const struct py_frame *coro_frame, struct report *r)
+{
+	const struct py_layout *l = &res->layout->bpf;
+	uint64_t callback, task, coro, frame, name;
+
+	if (res->read_u64(res->ctx, run->first_local + l->handle_callback, &callback) ||
+	    res->read_u64(res->ctx, callback + l->stepwrapper_task, &task) ||
+	    res->read_u64(res->ctx, task + l->task_coro, &coro) ||
+	    coro_frame_addr(res, coro, &frame) || frame != coro_frame->addr ||
+	    res->read_u64(res->ctx, task + l->task_name, &name) ||
+	    res->read_str(res->ctx, name, r->task_name, sizeof(r->task_name)))
+		snprintf(r->task_name, sizeof(r->task_name), "?");
+}
+
+static bool is_handle_run(const struct py_location *loc)
+{
+	return !strcmp(loc->function, "_run") && path_ends_with(loc->file, "asyncio/events.py");
+}
+
+static bool is_loop_machinery(const struct py_location *loc)
+{
+	return path_ends_with(loc->file, "asyncio/runners.py") ||
+	       path_ends_with(loc->file, "asyncio/base_events.py") ||
+	       !strcmp(loc->function, "<module>");
+}
+
+/* The first frame, over all stacks, that is_caller accepts and that called another one. */
+static const struct named_stack *find_caller(const struct named_stack *stacks, size_t n,
+					     bool (*is_caller)(const struct py_location *),
+					     unsigned *at)
+{
+	for (size_t i = 0; i < n; i++)
+		for (unsigned k = 1; k < stacks[i].n; k++)
+			if (is_caller(&stacks[i].frames[k].loc)) {
+				*at = k;
+				return &stacks[i];
+			}
+	return NULL;
+}
+
+/* Names the callback from the frame its caller (frame at) called: a Task's coroutine, or not. */
+static void name_from_callee(const struct recon_resolver *res, const struct named_stack *s,
+			     unsigned at, bool through_handle, struct report *r)
+{
+	const struct py_frame *callee = &s->ev->frames[at - 1];
+	const char *qualname = s->frames[at - 1].loc.qualname;
+
+	if (callee->owner != res->layout->user.frame_owner_generator) {
+		snprintf(r->callback, sizeof(r->callback), "%s", qualname);
+		return;
+	}
+	r->is_task = true;
+	snprintf(r->coro, sizeof(r->coro), "%s", qualname);
+	snprintf(r->callback, sizeof(r->callback), "Task.__step");
+	if (through_handle)
+		task_name_from_handle(res, &s->ev->frames[at], callee, r);
+	else
+		snprintf(r->task_name, sizeof(r->task_name), "?");
+}
+
+/*
+ * Without BPF's identity (unarmed reports, uvloop), the callback is the frame Handle._run
+ * called. uvloop runs callbacks from Cython, with no Handle._run: there the callback's
+ * outermost frame sits right above what started the loop (asyncio.run's frames, or the
+ * module), and its Task cannot be reached.
+ */
+static void attribute_from_stacks(const struct recon_resolver *res,
+				  const struct named_stack *stacks, size_t n, struct report *r)
+{
+	const struct named_stack *s;
+	unsigned at;
+
+	snprintf(r->callback, sizeof(r->callback), "<loop iteration>");
+	if ((s = find_caller(stacks, n, is_handle_run, &at)))
+		name_from_callee(res, s, at, true, r);
+	else if ((s = find_caller(stacks, n, is_loop_machinery, &at)))
+		name_from_callee(res, s, at, false, r);
+}
+
+/*
+ * A loop that stops (asyncio.run returning) leaves its last callback or iteration open until
+ * the thread's next epoll_wait, maybe seconds later in another asyncio.run. What happened
+ * in between ran outside any callback, and its stacks say so: such a report is dropped.
+ */
+static bool outside_any_callback(const struct recon_resolver *res,
+				 const struct named_stack *stacks, size_t n)
+{
+	size_t with_stack = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		/* code objects that could not be read (the target exited) prove nothing */
+		if (!stacks[i].n || !strcmp(stacks[i].frames[0].loc.file, "?"))
+			continue;
+		with_stack++;
+		for (unsigned k = 0; k < stacks[i].n; k++)
+			if (is_handle_run(&stacks[i].frames[k].loc))
+				return false;
+	}
+	/* uvloop's callbacks never show Handle._run: ask only when it matters */
+	return with_stack > 0 && !res->uses_uvloop(res->ctx);
+}
+
+/* ---- operations ------------------------------------------------------------------------- */
+
+/* Text that filled its fixed-size BPF buffer was cut: say so rather than show a wrong name. */
+static const char *mark_cut(const char *text, size_t bufsz, char *out, size_t outsz)
+{
+	size_t n = strnlen(text, bufsz);
+
+	if (n < bufsz - 1)
+		return text;
+	snprintf(out, outsz, "%.*s...", (int)n, text);
+	return out;
+}
+
+struct raw_text {
+	char path[AIOCOPD_STR_LEN + 4];
+	char args[3][AIOCOPD_NAME_LEN + 4];
+};
+
+static void raw_from_record(const struct record *rec, struct raw_op *r, struct raw_text *t)
+{
+	const struct event_blocking *e = rec->ev;
+	static const char empty[] = "";
+
+	memset(r, 0, sizeof(*r));
+	r->audit = e->source == SOURCE_AUDIT;
+	r->sample = e->source == SOURCE_SAMPLE;
+	r->nr = e->nr;
+	memcpy(r->args, e->args, sizeof(r->args));
+	r->ret = e->ret;
+	r->fd_mode = e->fd_mode;
+	r->start_ns = e->h.ts_ns;
+	r->duration_ns = e->duration_ns;
+	if (e->n_frames) {
+		r->site_code = e->frames[0].code;
+		r->site_instr = e->frames[0].instr;
+	}
+	if (r->audit) {
+		r->name = e->str;
+		for (int i = 0; i < 3; i++)
+			r->arg_text[i] = e->arg_text[i][0] ?
+					 mark_cut(e->arg_text[i], sizeof(e->arg_text[i]),
+						  t->args[i], sizeof(t->args[i])) : empty;
+		return;
+	}
+	if (e->fd_mode && rec->fd_path && rec->fd_path[0])
+		r->fd_path = rec->fd_path;
+	if (e->n_str && (e->nr == NR_connect || e->nr == NR_sendto || e->nr == NR_nanosleep ||
+			 e->nr == NR_clock_nanosleep)) {
+		r->sockaddr = (const uint8_t *)e->str;
+		r->sockaddr_len = e->n_str < sizeof(e->str) ? e->n_str : sizeof(e->str);
+	} else if (e->n_str) {
+		r->path = mark_cut(e->str, sizeof(e->str), t->path, sizeof(t->path));
+	}
+}
+
+/* Records merge into operations; each shows the stack of the record that started it. */
+static int add_events(const struct record *recs, const struct named_stack *stacks, size_t n,
+		      unsigned depth, struct report *out)
+{
+	struct op *ops = calloc(n ? n : 1, sizeof(*ops));
+	size_t n_ops = 0;
+
+	if (!ops)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		struct raw_text text;
+		struct raw_op r;
+
+		raw_from_record(&recs[i], &r, &text);
+		n_ops = ops_add(ops, n_ops, n, &r, i);
+	}
+	out->events = calloc(n_ops ? n_ops : 1, sizeof(*out->events));
+	if (!out->events) {
+		free(ops);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n_ops; i++) {
+		struct report_event *e = &out->events[i];
+
+		memcpy(e->event, ops[i].name, sizeof(e->event));
+		e->category = ops[i].category;
+		e->severity = ops[i].weight;
+		e->duration_ms = ops[i].duration_ns / 1e6;
+		e->syscall = ops[i].syscall;
+		e->start_ns = ops[i].start_ns;
+		describe_stack(&stacks[ops[i].first_raw], depth, e);
+	}
+	out->n_events = n_ops;
+	out->score = severity_score(ops, n_ops);
+	out->level = severity_level(out->score);
+	free(ops);
+	return 0;
+}
+
+/* ---- CPU samples ------------------------------------------------------------------------ */
+
+static void free_cpu_stack(struct report_cpu_stack *c)
+{
+	free(c->trace);
+	free(c->trace_short);
+	free(c->entry_point);
+}
+
+/* Groups the CPU samples taken during the callback by stack, most frequent first. */
+static int add_cpu_samples(const struct named_stack *stacks, size_t n, unsigned depth,
+			   struct report *out)
+{
+	struct report_cpu_stack *all = calloc(n ? n : 1, sizeof(*all));
+	size_t n_all = 0;
+
+	if (!all)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		struct report_event stack = {};
+		size_t k;
+
+		if (stacks[i].ev->source != SOURCE_SAMPLE || !stacks[i].n)
+			continue;
+		out->cpu_samples++;
+		describe_stack(&stacks[i], depth, &stack);
+		all[n_all] = (struct report_cpu_stack){ stack.entry_point, stack.trace,
+							stack.trace_short, 1 };
+		for (k = 0; k < n_all; k++)
+			if (stack.trace && all[k].trace && !strcmp(all[k].trace, stack.trace))
+				break;
+		if (k < n_all) {
+			all[k].count++;
+			free_cpu_stack(&all[n_all]);
+		} else {
+			n_all++;
+		}
+	}
+	/* a handful of stacks: a selection of the most frequent is plenty */
+	for (size_t i = 0; i < n_all; i++) {
+		size_t best = i;
+
+		for (size_t k = i + 1; k < n_all; k++)
+			if (all[k].count > all[best].count)
+				best = k;
+		if (i < REPORT_MAX_CPU_STACKS) {
+			struct report_cpu_stack tmp = all[i];
+
+			all[i] = all[best];
+			all[best] = tmp;
+			out->cpu[out->n_cpu++] = all[i];
+		} else {
+			free_cpu_stack(&all[i]);
+		}
+	}
+	free(all);
+	return 0;
+}
+
+/* ---- the report ------------------------------------------------------------------------- */
+
+static void time_callback(const struct event_callback *cb, const struct recon_options *opt,
+			  struct report *out)
+{
+	out->start_ns = cb->h.ts_ns;
+	out->pid = cb->h.pid;
+	out->tid = cb->h.tid;
+	out->elapsed_ms = cb->duration_ns / 1e6;
+	out->threshold_ms = opt->threshold_ms;
+	out->exceeded = out->elapsed_ms >= opt->threshold_ms;
+	out->oncpu_ms = cb->oncpu_ns / 1e6;
+	if (out->oncpu_ms > out->elapsed_ms)
+		out->oncpu_ms = out->elapsed_ms;
+	out->offcpu_ms = out->elapsed_ms - out->oncpu_ms;
+	out->gc_ms = cb->gc_ns / 1e6;
+	if (out->gc_ms > out->elapsed_ms)
+		out->gc_ms = out->elapsed_ms;
+	out->by_iteration = cb->scope == SCOPE_ITERATION;
+}
+
+int reconstruct_report(const struct event_callback *cb, const struct record *recs, size_t n,
+		       const struct recon_resolver *res, const struct recon_options *opt,
+		       struct report *out)
+{
+	struct named_stack *stacks = name_stacks(res, recs, n);
+	int ret = -ENOMEM;
+
+	memset(out, 0, sizeof(*out));
+	if (!stacks)
+		goto out;
+	ret = -ENOENT;
+	if (n && outside_any_callback(res, stacks, n))
+		goto out;
+	time_callback(cb, opt, out);
+	/* uvloop's callbacks, and iterations, are named from their stacks */
+	if (!cb->ident_valid && n)
+		attribute_from_stacks(res, stacks, n, out);
+	else
+		name_callback(cb, out);
+	ret = add_events(recs, stacks, n, opt->trace_depth, out);
+	if (!ret)
+		ret = add_cpu_samples(stacks, n, opt->trace_depth, out);
+out:
+	free_stacks(stacks, n);
+	if (ret)
+		report_free(out);
+	return ret;
+}
