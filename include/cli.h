@@ -22,18 +22,24 @@ extern const char *cli_command;
 int cli_usage_error(const char *fmt, const char *arg);
 bool cli_parse_double(const char *s, double min, double max, double *out);
 bool cli_parse_long(const char *s, long min, long max, long *out);
-int cli_parse_format(const char *arg, enum tracedoc_format *out);
-/* What the commands share besides the engine's options. */
-struct cli_common {
+
+enum cli_command { CMD_LIVE = 1, CMD_TRACE = 2, CMD_EXEC = 4, CMD_ALL = 7 };
+
+/* The command line of any command: what it did not take keeps its default. */
+struct cli_args {
 	struct engine_options engine;
-	double duration_s;		/* 0: until stopped */
+	pid_t pid;			/* -p */
+	double duration_s;		/* -d; 0: until stopped */
 	bool json;
+	const char *output;		/* -o */
+	enum tracedoc_format format;
+	int fail_on;			/* enum severity_level, -1: never fail */
+	char **cmd;			/* exec: what follows the options */
 };
 
-void cli_default_options(struct cli_common *common);
-/* The options the commands share (-p, -d, -t, ...); false when opt is not one of them. */
-bool cli_common_option(int opt, const char *arg, struct cli_common *common, pid_t *pid,
-		       int *ret);
+/* Parses the options `which` takes; -h prints usage and exits. Returns 0 or EXIT_USAGE. */
+int cli_parse_args(enum cli_command which, int argc, char **argv, const char *usage,
+		   struct cli_args *args);
 /* Prints why and returns false when we lack a capability the probes need. */
 bool cli_check_privileges(void);
 /* Checks pid exists and our privileges, then inspects it; prints the error, returns 0 or 1. */
@@ -51,10 +57,10 @@ enum cli_stop {
 int cli_event_loop(sd_event **out);
 /* Ends loop with STOP_DURATION after seconds (0: never). */
 int cli_stop_after(sd_event *loop, double seconds);
-/* The engine's log callback: "aiocopd: MSG" on stderr; LOG_INFO only with -v (ctx: bool *). */
+/* The engine's log callback: "aiocopd: MSG" on stderr. */
 void cli_log(void *ctx, int level, const char *msg);
 /* Opens the engine with the command's options; prints the error, returns NULL on failure. */
-struct engine *cli_engine_open(const struct cli_common *common, sd_event *loop);
+struct engine *cli_engine_open(const struct cli_args *args, sd_event *loop);
 
 /* A sink's loop_thread: tells that an event loop was found after the attached line. */
 void cli_announce_loop_thread(void *ctx, const struct watched *w, pid_t tid);

@@ -3,6 +3,7 @@
  * Command-line pieces shared by `aiocopd -p`, `aiocopd trace` and `aiocopd exec`.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <linux/capability.h>
 #include <signal.h>
 #include <stdio.h>
@@ -59,7 +60,7 @@ bool cli_parse_long(const char *s, long min, long max, long *out)
 	return true;
 }
 
-int cli_parse_format(const char *arg, enum tracedoc_format *out)
+static int parse_format(const char *arg, enum tracedoc_format *out)
 {
 	if (!strcmp(arg, "json"))
 		*out = TRACEDOC_JSON;
@@ -70,48 +71,144 @@ int cli_parse_format(const char *arg, enum tracedoc_format *out)
 	return 0;
 }
 
-void cli_default_options(struct cli_common *common)
+static int parse_level(const char *arg, int *out)
 {
-	common->engine.threshold_ms = 30;
-	common->engine.trace_depth = 20;
+	for (int l = LEVEL_LOW; l <= LEVEL_HIGH; l++)
+		if (!strcmp(arg, severity_level_name(l))) {
+			*out = l;
+			return 0;
+		}
+	return cli_usage_error("invalid level '%s' (low, medium or high)", arg);
 }
 
-bool cli_common_option(int opt, const char *arg, struct cli_common *common, pid_t *pid,
-		       int *ret)
+enum { OPT_JSON = 256, OPT_VERSION, OPT_FORMAT, OPT_FAIL_ON, OPT_TRACE_DEPTH, OPT_ALL };
+
+/* Every option of every command, and which commands take it. */
+static const struct {
+	struct option opt;
+	unsigned commands;		/* enum cli_command bits */
+} option_table[] = {
+	{ { "pid",		required_argument,	NULL, 'p' },		CMD_LIVE | CMD_TRACE },
+	{ { "duration",		required_argument,	NULL, 'd' },		CMD_LIVE | CMD_TRACE },
+	{ { "output",		required_argument,	NULL, 'o' },		CMD_TRACE | CMD_EXEC },
+	{ { "format",		required_argument,	NULL, OPT_FORMAT },	CMD_TRACE | CMD_EXEC },
+	{ { "fail-on",		required_argument,	NULL, OPT_FAIL_ON },	CMD_EXEC },
+	{ { "json",		no_argument,		NULL, OPT_JSON },	CMD_LIVE | CMD_EXEC },
+	{ { "threshold-ms",	required_argument,	NULL, 't' },		CMD_ALL },
+	{ { "trace-depth",	required_argument,	NULL, OPT_TRACE_DEPTH },	CMD_ALL },
+	{ { "all",		no_argument,		NULL, OPT_ALL },	CMD_ALL },
+	{ { "verbose",		no_argument,		NULL, 'v' },		CMD_ALL },
+	{ { "help",		no_argument,		NULL, 'h' },		CMD_ALL },
+	{ { "version",		no_argument,		NULL, OPT_VERSION },	CMD_LIVE },
+};
+
+#define N_OPTIONS	(sizeof(option_table) / sizeof(option_table[0]))
+
+/* The getopt_long tables of one command: its long options and its short letters. */
+static void command_options(enum cli_command which, struct option *longs, char *shorts)
 {
-	struct engine_options *mon = &common->engine;
+	size_t n = 0, k = 0;
+
+	if (which == CMD_EXEC)
+		shorts[k++] = '+';	/* the first word that is not an option starts CMD */
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const struct option *o = &option_table[i].opt;
+
+		if (!(option_table[i].commands & which))
+			continue;
+		longs[n++] = *o;
+		if (o->val < 256) {
+			shorts[k++] = (char)o->val;
+			if (o->has_arg == required_argument)
+				shorts[k++] = ':';
+		}
+	}
+	longs[n] = (struct option){ 0 };
+	shorts[k] = 0;
+}
+
+/* One option's value into args; returns 0 or EXIT_USAGE (with the error printed). */
+static int take_option(int c, const char *arg, struct cli_args *args)
+{
+	struct engine_options *eng = &args->engine;
 	long l;
 
-	*ret = 0;
-	switch (opt) {
+	switch (c) {
 	case 'p':
 		if (!cli_parse_long(arg, 1, INT32_MAX, &l))
-			*ret = cli_usage_error("invalid PID '%s'", arg);
-		else
-			*pid = l;
-		return true;
+			return cli_usage_error("invalid PID '%s'", arg);
+		args->pid = l;
+		return 0;
 	case 'd':
-		if (!cli_parse_double(arg, 0.001, 365 * 86400.0, &common->duration_s))
-			*ret = cli_usage_error("invalid duration '%s' (seconds, > 0)", arg);
-		return true;
+		if (!cli_parse_double(arg, 0.001, 365 * 86400.0, &args->duration_s))
+			return cli_usage_error("invalid duration '%s' (seconds, > 0)", arg);
+		return 0;
 	case 't':
-		if (!cli_parse_double(arg, 0.001, 3600e3, &mon->threshold_ms))
-			*ret = cli_usage_error("invalid threshold '%s' (milliseconds, > 0)", arg);
-		return true;
-	case 'T':
+		if (!cli_parse_double(arg, 0.001, 3600e3, &eng->threshold_ms))
+			return cli_usage_error("invalid threshold '%s' (milliseconds, > 0)", arg);
+		return 0;
+	case OPT_TRACE_DEPTH:
 		if (!cli_parse_long(arg, 1, AIOCOPD_MAX_FRAMES, &l))
-			*ret = cli_usage_error("invalid trace depth '%s' (1 to 64)", arg);
-		else
-			mon->trace_depth = l;
-		return true;
-	case 'A':
-		mon->report_all = true;
-		return true;
+			return cli_usage_error("invalid trace depth '%s' (1 to 64)", arg);
+		eng->trace_depth = l;
+		return 0;
+	case 'o':
+		args->output = arg;
+		return 0;
+	case OPT_FORMAT:
+		return parse_format(arg, &args->format);
+	case OPT_FAIL_ON:
+		return parse_level(arg, &args->fail_on);
+	case OPT_JSON:
+		args->json = true;
+		return 0;
+	case OPT_ALL:
+		eng->report_all = true;
+		return 0;
 	case 'v':
-		mon->verbose = true;
-		return true;
+		eng->verbose = true;
+		return 0;
 	}
-	return false;
+	return cli_usage_error("unexpected option '%s'", arg ? arg : "?");
+}
+
+int cli_parse_args(enum cli_command which, int argc, char **argv, const char *usage,
+		   struct cli_args *args)
+{
+	struct option longs[N_OPTIONS + 1];
+	char shorts[2 * N_OPTIONS + 2];
+	int c, ret;
+
+	memset(args, 0, sizeof(*args));
+	args->engine.threshold_ms = 30;
+	args->engine.trace_depth = 20;
+	args->fail_on = -1;
+	command_options(which, longs, shorts);
+	optind = 1;
+	opterr = 0;		/* our own message, not one that starts with argv[0] */
+	while ((c = getopt_long(argc, argv, shorts, longs, NULL)) != -1) {
+		if (c == '?' || c == ':')
+			return cli_usage_error("unknown option, or one without its value: '%s'",
+					       argv[optind - 1]);
+		if (c == 'h') {
+			fputs(usage, stdout);
+			exit(0);
+		}
+		if (c == OPT_VERSION) {
+			printf("aiocopd %s\n", AIOCOPD_VERSION);
+			exit(0);
+		}
+		ret = take_option(c, optarg, args);
+		if (ret)
+			return ret;
+	}
+	if (which == CMD_EXEC) {
+		args->cmd = argv + optind;
+		return 0;
+	}
+	if (optind < argc)
+		return cli_usage_error("unexpected argument '%s'", argv[optind]);
+	return 0;
 }
 
 static bool has_cap(const struct __user_cap_data_struct *d, int cap)
@@ -221,22 +318,18 @@ int cli_stop_after(sd_event *loop, double seconds)
 					  1000, on_duration, NULL);
 }
 
+/* The engine filters LOG_INFO by its verbose option. */
 void cli_log(void *ctx, int level, const char *msg)
 {
-	const bool *verbose = ctx;
-
-	if (level >= LOG_INFO && !(verbose && *verbose))
-		return;
 	fprintf(stderr, "aiocopd: %s\n", msg);
 }
 
-struct engine *cli_engine_open(const struct cli_common *common, sd_event *loop)
+struct engine *cli_engine_open(const struct cli_args *args, sd_event *loop)
 {
 	struct engine *e = NULL;
 	char err[512] = "";
 
-	if (engine_open(&e, &common->engine, loop, cli_log, (void *)&common->engine.verbose,
-			err, sizeof(err))) {
+	if (engine_open(&e, &args->engine, loop, cli_log, NULL, err, sizeof(err))) {
 		fprintf(stderr, "aiocopd: %s\n", err[0] ? err : "cannot load the BPF programs");
 		return NULL;
 	}

@@ -45,27 +45,6 @@ static const char exec_usage[] =
 "Exit status: CMD's own (128+N when a signal N ended it), or 3 when --fail-on was met,\n"
 "127 when CMD could not be run, 1 on aiocopd's own errors, 2 on usage errors.\n";
 
-static const struct option exec_options[] = {
-	{ "fail-on",		required_argument,	NULL, 'f' },
-	{ "output",		required_argument,	NULL, 'o' },
-	{ "format",		required_argument,	NULL, 'F' },
-	{ "json",		no_argument,		NULL, 'J' },
-	{ "threshold-ms",	required_argument,	NULL, 't' },
-	{ "trace-depth",	required_argument,	NULL, 'T' },
-	{ "all",		no_argument,		NULL, 'A' },
-	{ "verbose",		no_argument,		NULL, 'v' },
-	{ "help",		no_argument,		NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
-};
-
-struct exec_cli {
-	int fail_on;			/* enum severity_level, -1: never fail */
-	const char *output;
-	enum tracedoc_format format;
-	struct cli_common common;
-	char **cmd;
-};
-
 /* What the summary says of one watched process. */
 struct exec_proc {
 	pid_t pid;
@@ -76,7 +55,7 @@ struct exec_proc {
 };
 
 struct exec_run {
-	const struct exec_cli *cli;
+	const struct cli_args *cli;
 	sd_event *loop;
 	struct engine *engine;
 	struct follower *follower;
@@ -90,61 +69,16 @@ struct exec_run {
 	uint64_t violations;
 };
 
-static int parse_level(const char *arg, int *out)
+static int parse_exec_args(int argc, char **argv, struct cli_args *cli)
 {
-	for (int l = LEVEL_LOW; l <= LEVEL_HIGH; l++)
-		if (!strcmp(arg, severity_level_name(l))) {
-			*out = l;
-			return 0;
-		}
-	return cli_usage_error("invalid level '%s' (low, medium or high)", arg);
-}
+	int ret = cli_parse_args(CMD_EXEC, argc, argv, exec_usage, cli);
 
-static int parse_exec_args(int argc, char **argv, struct exec_cli *cli)
-{
-	pid_t unused_pid = 0;	/* exec takes no -p: getopt never returns it */
-	int c, ret;
-
-	cli_default_options(&cli->common);
-	cli->fail_on = -1;
-	optind = 1;
-	/* "+": the first word that is not an option starts CMD */
-	while ((c = getopt_long(argc, argv, "+o:t:vh", exec_options, NULL)) != -1) {
-		if (cli_common_option(c, optarg, &cli->common, &unused_pid, &ret)) {
-			if (ret)
-				return ret;
-			continue;
-		}
-		switch (c) {
-		case 'f':
-			ret = parse_level(optarg, &cli->fail_on);
-			if (ret)
-				return ret;
-			break;
-		case 'o':
-			cli->output = optarg;
-			break;
-		case 'F':
-			ret = cli_parse_format(optarg, &cli->format);
-			if (ret)
-				return ret;
-			break;
-		case 'J':
-			cli->common.json = true;
-			break;
-		case 'h':
-			fputs(exec_usage, stdout);
-			exit(0);
-		default:
-			fprintf(stderr, "Try 'aiocopd exec --help' for more information.\n");
-			return EXIT_USAGE;
-		}
-	}
-	if (optind >= argc)
+	if (ret)
+		return ret;
+	if (!cli->cmd[0])
 		return cli_usage_error("%s", "exec: missing the command to run (after --)");
-	cli->cmd = argv + optind;
-	cli->common.engine.armed_from_start = true;
-	cli->common.engine.stats = true;
+	cli->engine.armed_from_start = true;
+	cli->engine.stats = true;
 	return 0;
 }
 
@@ -199,7 +133,7 @@ static void exec_process(void *ctx, const struct watched *w, enum process_change
 	if (change != PROCESS_WATCHED)
 		return;
 	add_proc(run, w);
-	if (run->cli->common.engine.verbose)
+	if (run->cli->engine.verbose)
 		fprintf(stderr, "aiocopd: watching PID %d (CPython %s)\n", w->pid,
 			w->target.version);
 }
@@ -226,7 +160,7 @@ static void exec_loop_stats(void *ctx, const struct watched *w, pid_t tid,
 
 static void print_summary(const struct exec_run *run, int status)
 {
-	const struct exec_cli *cli = run->cli;
+	const struct cli_args *cli = run->cli;
 
 	fprintf(stderr, "aiocopd: %s exited with status %d; %zu CPython process(es) watched\n",
 		cli->cmd[0], status, run->n_procs);
@@ -318,14 +252,14 @@ static int exec_event_loop(struct exec_run *run, sigset_t *oldmask)
 
 static int add_sinks(struct exec_run *run)
 {
-	const struct exec_cli *cli = run->cli;
+	const struct cli_args *cli = run->cli;
 	struct engine_sink summary = { .report = exec_report, .loop_stats = exec_loop_stats,
 				       .process = exec_process, .ctx = run };
 	struct engine_sink out, doc;
 	int ret;
 
 	/* reports go to stderr as they happen: CMD keeps stdout */
-	stream_sink_init(&run->out, stderr, cli->common.json, NULL, NULL);
+	stream_sink_init(&run->out, stderr, cli->json, NULL, NULL);
 	out = stream_sink(&run->out);
 	ret = engine_add_sink(run->engine, &summary);
 	if (!ret)
@@ -339,13 +273,13 @@ static int add_sinks(struct exec_run *run)
 
 static int write_document(struct exec_run *run, double start, int fd, const char *tmp)
 {
-	const struct exec_cli *cli = run->cli;
+	const struct cli_args *cli = run->cli;
 	struct json_object *meta, *doc, *argv = json_object_new_array();
 	int ret;
 
 	tracedoc_set_lost(&run->doc, engine_lost(run->engine, LOST_RING_BUFFER),
 			  engine_lost(run->engine, LOST_CALLBACK_CAP));
-	meta = tracedoc_metadata(&cli->common.engine, cli->common.duration_s, cli->format, start,
+	meta = tracedoc_metadata(&cli->engine, cli->duration_s, cli->format, start,
 				 engine_wall_time(run->engine, engine_now_ns()), "command_exited");
 	for (char **a = cli->cmd; *a; a++)
 		json_object_array_add(argv, json_text(*a));
@@ -405,7 +339,7 @@ out:
 
 int cmd_exec(int argc, char **argv)
 {
-	struct exec_cli cli = {};
+	struct cli_args cli;
 	struct exec_run run = { .cli = &cli };
 	char tmp[PATH_MAX + 32];
 	int fd = -1, ret;
@@ -430,7 +364,7 @@ int cmd_exec(int argc, char **argv)
 		fprintf(stderr, "aiocopd: cannot set up the event loop\n");
 		goto out;
 	}
-	run.engine = cli_engine_open(&cli.common, run.loop);
+	run.engine = cli_engine_open(&cli, run.loop);
 	if (!run.engine)
 		goto out;
 	if (cli.output) {

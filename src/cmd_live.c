@@ -34,57 +34,13 @@ static const char usage_text[] =
 "Exit status: 0 after Ctrl-C, SIGTERM, --duration or the target's exit; 1 on errors;\n"
 "2 on usage errors. See aiocopd(8).\n";
 
-enum { OPT_TRACE_DEPTH = 'T', OPT_ALL = 'A', OPT_JSON = 256, OPT_VERSION };
-
-static const struct option long_options[] = {
-	{ "pid",		required_argument,	NULL, 'p' },
-	{ "threshold-ms",	required_argument,	NULL, 't' },
-	{ "trace-depth",	required_argument,	NULL, OPT_TRACE_DEPTH },
-	{ "all",		no_argument,		NULL, OPT_ALL },
-	{ "json",		no_argument,		NULL, OPT_JSON },
-	{ "duration",		required_argument,	NULL, 'd' },
-	{ "verbose",		no_argument,		NULL, 'v' },
-	{ "help",		no_argument,		NULL, 'h' },
-	{ "version",		no_argument,		NULL, OPT_VERSION },
-	{ NULL, 0, NULL, 0 },
-};
-
-struct cli {
-	pid_t pid;
-	struct cli_common common;
-};
-
-static int parse_args(int argc, char **argv, struct cli *cli)
+static int parse_args(int argc, char **argv, struct cli_args *args)
 {
-	int c, ret;
+	int ret = cli_parse_args(CMD_LIVE, argc, argv, usage_text, args);
 
-	cli_default_options(&cli->common);
-	while ((c = getopt_long(argc, argv, "p:t:d:vh", long_options, NULL)) != -1) {
-		if (cli_common_option(c, optarg, &cli->common, &cli->pid, &ret)) {
-			if (ret)
-				return ret;
-			continue;
-		}
-		switch (c) {
-		case OPT_JSON:
-			cli->common.json = true;
-			break;
-		case 'h':
-			fputs(usage_text, stdout);
-			exit(0);
-		case OPT_VERSION:
-			printf("aiocopd %s\n", AIOCOPD_VERSION);
-			exit(0);
-		default:
-			fprintf(stderr, "Try 'aiocopd --help' for more information.\n");
-			return EXIT_USAGE;
-		}
-	}
-	if (optind < argc)
-		return cli_usage_error("unexpected argument '%s'", argv[optind]);
-	if (!cli->pid)
-		return cli_usage_error("%s", "missing -p PID");
-	return 0;
+	if (!ret && !args->pid)
+		ret = cli_usage_error("%s", "missing -p PID");
+	return ret;
 }
 
 #define WAITING_NOTICE_US	1000000	/* no loop seen this long after attaching: say so */
@@ -131,20 +87,20 @@ static int on_waiting(sd_event_source *s, uint64_t usec, void *ctx)
 	return 0;
 }
 
-static int add_sources(struct live_run *run, const struct cli *cli)
+static int add_sources(struct live_run *run, const struct cli_args *cli)
 {
 	struct engine_sink process = { .process = live_process, .loop_thread = cli_announce_loop_thread,
 				       .ctx = run };
 	struct engine_sink out;
 	int ret;
 
-	stream_sink_init(&run->out, stdout, cli->common.json, stop_on_closed_stdout, run);
+	stream_sink_init(&run->out, stdout, cli->json, stop_on_closed_stdout, run);
 	out = stream_sink(&run->out);
 	ret = engine_add_sink(run->engine, &out);
 	if (!ret)
 		ret = engine_add_sink(run->engine, &process);
 	if (!ret)
-		ret = cli_stop_after(run->loop, cli->common.duration_s);
+		ret = cli_stop_after(run->loop, cli->duration_s);
 	if (!ret)
 		ret = sd_event_add_time_relative(run->loop, NULL, CLOCK_MONOTONIC,
 						 WAITING_NOTICE_US, 1000, on_waiting, run);
@@ -159,7 +115,7 @@ int cmd_live(int argc, char **argv)
 	struct live_run run = {};
 	struct py_target target;
 	struct watched *w;
-	struct cli cli = {};
+	struct cli_args cli;
 	char err[512] = "";
 	int ret, why;
 
@@ -174,7 +130,7 @@ int cmd_live(int argc, char **argv)
 		fprintf(stderr, "aiocopd: cannot set up the event loop\n");
 		return 1;
 	}
-	run.engine = cli_engine_open(&cli.common, run.loop);
+	run.engine = cli_engine_open(&cli, run.loop);
 	if (!run.engine || add_sources(&run, &cli)) {
 		ret = 1;
 		goto out;
@@ -187,7 +143,7 @@ int cmd_live(int argc, char **argv)
 	}
 	cli_print_attached(run.engine, w);
 	why = sd_event_loop(run.loop);
-	if (why == STOP_TARGET_EXIT && !cli.common.json)
+	if (why == STOP_TARGET_EXIT && !cli.json)
 		fprintf(stderr, "aiocopd: PID %d exited\n", target.pid);
 	ret = 0;
 out:

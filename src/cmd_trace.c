@@ -35,65 +35,20 @@ static const char trace_usage[] =
 "Exit status: 0 when the document was written (also after Ctrl-C or the target's exit);\n"
 "1 on errors; 2 on usage errors. See aiocopd(8).\n";
 
-static const struct option trace_options[] = {
-	{ "pid",		required_argument,	NULL, 'p' },
-	{ "duration",		required_argument,	NULL, 'd' },
-	{ "output",		required_argument,	NULL, 'o' },
-	{ "format",		required_argument,	NULL, 'F' },
-	{ "threshold-ms",	required_argument,	NULL, 't' },
-	{ "trace-depth",	required_argument,	NULL, 'T' },
-	{ "all",		no_argument,		NULL, 'A' },
-	{ "verbose",		no_argument,		NULL, 'v' },
-	{ "help",		no_argument,		NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
-};
-
-struct trace_cli {
-	pid_t pid;
-	const char *output;
-	enum tracedoc_format format;
-	struct cli_common common;
-};
-
-static int parse_trace_args(int argc, char **argv, struct trace_cli *cli)
+static int parse_trace_args(int argc, char **argv, struct cli_args *cli)
 {
-	int c, ret;
+	int ret = cli_parse_args(CMD_TRACE, argc, argv, trace_usage, cli);
 
-	cli_default_options(&cli->common);
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "p:d:o:t:vh", trace_options, NULL)) != -1) {
-		if (cli_common_option(c, optarg, &cli->common, &cli->pid, &ret)) {
-			if (ret)
-				return ret;
-			continue;
-		}
-		switch (c) {
-		case 'o':
-			cli->output = optarg;
-			break;
-		case 'F':
-			ret = cli_parse_format(optarg, &cli->format);
-			if (ret)
-				return ret;
-			break;
-		case 'h':
-			fputs(trace_usage, stdout);
-			exit(0);
-		default:
-			fprintf(stderr, "Try 'aiocopd trace --help' for more information.\n");
-			return EXIT_USAGE;
-		}
-	}
-	if (optind < argc)
-		return cli_usage_error("unexpected argument '%s'", argv[optind]);
+	if (ret)
+		return ret;
 	if (!cli->pid)
 		return cli_usage_error("%s", "trace: missing -p PID");
-	if (cli->common.duration_s <= 0)
+	if (cli->duration_s <= 0)
 		return cli_usage_error("%s", "trace: missing -d SECONDS");
 	if (!cli->output)
 		return cli_usage_error("%s", "trace: missing -o FILE");
-	cli->common.engine.armed_from_start = true;
-	cli->common.engine.stats = true;
+	cli->engine.armed_from_start = true;
+	cli->engine.stats = true;
 	return 0;
 }
 
@@ -135,7 +90,7 @@ static const char *stop_reason(int why)
 	       why == STOP_TARGET_EXIT ? "target_exited" : "interrupted";
 }
 
-static int add_sources(struct trace_run *run, const struct trace_cli *cli)
+static int add_sources(struct trace_run *run, const struct cli_args *cli)
 {
 	struct engine_sink doc = tracedoc_sink(&run->doc);
 	struct engine_sink process = { .process = trace_process,
@@ -147,7 +102,7 @@ static int add_sources(struct trace_run *run, const struct trace_cli *cli)
 	if (!ret)
 		ret = engine_add_sink(run->engine, &process);
 	if (!ret)
-		ret = cli_stop_after(run->loop, cli->common.duration_s);
+		ret = cli_stop_after(run->loop, cli->duration_s);
 	if (!ret && isatty(STDERR_FILENO)) {
 		ret = sd_event_add_time_relative(run->loop, &progress, CLOCK_MONOTONIC,
 						 PROGRESS_INTERVAL_US, 10000, trace_progress, run);
@@ -161,7 +116,7 @@ static int add_sources(struct trace_run *run, const struct trace_cli *cli)
 }
 
 /* Writes the document; returns 0, or 1 with the error printed. */
-static int write_trace(struct trace_run *run, const struct trace_cli *cli, int why,
+static int write_trace(struct trace_run *run, const struct cli_args *cli, int why,
 		       double start, int fd, const char *tmp)
 {
 	struct json_object *doc;
@@ -175,8 +130,8 @@ static int write_trace(struct trace_run *run, const struct trace_cli *cli, int w
 	tracedoc_set_lost(&run->doc, engine_lost(run->engine, LOST_RING_BUFFER),
 			  engine_lost(run->engine, LOST_CALLBACK_CAP));
 	end = engine_wall_time(run->engine, engine_now_ns());
-	doc = tracedoc_build(&run->doc, tracedoc_metadata(&cli->common.engine,
-							  cli->common.duration_s, cli->format,
+	doc = tracedoc_build(&run->doc, tracedoc_metadata(&cli->engine,
+							  cli->duration_s, cli->format,
 							  start, end, stop_reason(why)),
 			     cli->format);
 	ret = tracedoc_write_atomic(doc, tmp, fd, cli->output);
@@ -194,7 +149,7 @@ static int write_trace(struct trace_run *run, const struct trace_cli *cli, int w
 
 int cmd_trace(int argc, char **argv)
 {
-	struct trace_cli cli = {};
+	struct cli_args cli;
 	struct trace_run run = {};
 	struct py_target target;
 	struct watched *w;
@@ -216,12 +171,12 @@ int cmd_trace(int argc, char **argv)
 	}
 	ret = 1;
 	run.pid = cli.pid;
-	run.duration_s = cli.common.duration_s;
+	run.duration_s = cli.duration_s;
 	if (cli_event_loop(&run.loop)) {
 		fprintf(stderr, "aiocopd: cannot set up the event loop\n");
 		goto fail;
 	}
-	run.engine = cli_engine_open(&cli.common, run.loop);
+	run.engine = cli_engine_open(&cli, run.loop);
 	if (!run.engine)
 		goto fail;
 	if (tracedoc_init(&run.doc, engine_now_ns())) {

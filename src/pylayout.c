@@ -4,6 +4,7 @@
  * and checked with pahole against debug builds (x86-64). Adding a version is adding a row.
  */
 #include <stddef.h>
+#include <stdio.h>
 
 #include "pylayout.h"
 
@@ -218,7 +219,16 @@ const struct py_version_layout *pylayout_find(int major, int minor)
 	return NULL;
 }
 
+/* The versions of the table, as "3.10, 3.11, ...": every row is a supported version. */
 const char *pylayout_supported(void)
 {
-	return "3.10, 3.11, 3.12, 3.13";
+	static char list[16 * sizeof(layouts) / sizeof(layouts[0]) + 1];
+	size_t used = 0;
+
+	if (list[0])
+		return list;
+	for (size_t i = 0; i < sizeof(layouts) / sizeof(layouts[0]) && used < sizeof(list); i++)
+		used += snprintf(list + used, sizeof(list) - used, "%s%d.%d", i ? ", " : "",
+				 layouts[i].major, layouts[i].minor);
+	return list;
 }
