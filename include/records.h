@@ -35,7 +35,7 @@ struct records_stats {
 	size_t slots;			/* room allocated for records */
 	size_t fd_names;
 	uint64_t dropped;		/* missing from their report: over the cap, or no memory */
-	uint64_t unreported;		/* their callback ended without a report, or was forgotten */
+	uint64_t unreported;		/* their callback ended unreported, or was forgotten */
 };
 
 struct record_buffer;

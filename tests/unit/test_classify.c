@@ -3,7 +3,7 @@
  *
  * Expected categories, weights and levels come from SPEC section 4 (the aiocop severity
  * model), written out here by hand; they are never read back from the code under test
- * (audit_rules[] is not consulted). Records are built the way src/monitor.c builds them:
+ * (audit_rules[] is not consulted). Records are built the way src/reconstruct.c builds them:
  * audit records carry duration 0 and their rendered arguments, syscall records carry the
  * syscall arguments, the fd's file type, and the timespec / sockaddr copied by BPF in
  * raw_op.sockaddr.

@@ -1,0 +1,577 @@
+/*
+ * test_reconstruct.c - unit tests for src/reconstruct.c.
+ *
+ * Records are built by hand, the way BPF writes them, and reconstructed through a fake
+ * resolver: a table of code objects, a few words of "target memory" and one str object. Like
+ * pyresolver, the fake hands out names in a buffer its next lookup overwrites, so a report
+ * that kept a name instead of copying it shows another frame's. Expected names, traces and
+ * attributions are written out here from SPEC sections 2 and 3.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "pylayout.h"
+#include "reconstruct.h"
+#include "records.h"
+#include "syscall_nr.h"
+
+#define MS		1000000ULL
+#define MONO_START	(4242ULL * 1000000000ULL)
+#define PID		0x7ffffff0	/* above any pid_max: /proc knows no such process */
+#define STDLIB		"/usr/lib/python3.11/asyncio/"
+
+/* Code objects of the fake target. */
+enum {
+	CODE_WORK = 0x1000,	/* the application's blocking call site */
+	CODE_HANDLER,		/* the application's coroutine */
+	CODE_ON_TIMER,		/* a plain call_later callback */
+	CODE_DECODE,		/* standard library below the application */
+	CODE_SHIM,		/* 3.13's __init__ shim, no source */
+	CODE_HANDLE_RUN,
+	CODE_RUN_ONCE,
+	CODE_RUNNER,
+	CODE_MODULE,
+	CODE_GONE,		/* unreadable: its process exited */
+};
+
+struct fake_code {
+	uint64_t code;
+	const char *file, *function, *qualname;
+	int line;
+};
+
+static const struct fake_code fake_codes[] = {
+	{ CODE_WORK, "/srv/app.py", "work", "work", 7 },
+	{ CODE_HANDLER, "/srv/app.py", "handler", "Server.handler", 12 },
+	{ CODE_ON_TIMER, "/srv/app.py", "on_timer", "Server.on_timer", 20 },
+	{ CODE_DECODE, "/usr/lib/python3.11/json/decoder.py", "decode", "JSONDecoder.decode", 337 },
+	{ CODE_SHIM, "__init__", "__init__", "__init__", -1 },
+	{ CODE_HANDLE_RUN, STDLIB "events.py", "_run", "Handle._run", 80 },
+	{ CODE_RUN_ONCE, STDLIB "base_events.py", "_run_once", "BaseEventLoop._run_once", 1922 },
+	{ CODE_RUNNER, STDLIB "runners.py", "run", "Runner.run", 118 },
+	{ CODE_MODULE, "/srv/app.py", "<module>", "<module>", 30 },
+};
+
+/* Target memory: the Handle that runs a Task step, down to the Task's name. */
+enum {
+	HANDLE = 0x10000,
+	STEP_WRAPPER = 0x20000,
+	TASK = 0x30000,
+	CORO = 0x40000,
+	TASK_NAME = 0x50000,
+};
+
+struct fake_word {
+	uint64_t addr, val;
+};
+
+struct fake_target {
+	const struct py_version_layout *layout;
+	struct fake_word words[8];
+	size_t n_words;
+	bool uvloop;
+	unsigned uvloop_asked;
+	char names[3][128];		/* the last frame's names, as pyresolver keeps them */
+};
+
+static void fake_locate(void *ctx, uint64_t code, uint64_t instr, struct py_location *loc)
+{
+	struct fake_target *t = ctx;
+	const struct fake_code *c = NULL;
+
+	for (size_t i = 0; i < sizeof(fake_codes) / sizeof(fake_codes[0]); i++)
+		if (fake_codes[i].code == code)
+			c = &fake_codes[i];
+	snprintf(t->names[0], sizeof(t->names[0]), "%s", c ? c->file : "?");
+	snprintf(t->names[1], sizeof(t->names[1]), "%s", c ? c->function : "?");
+	snprintf(t->names[2], sizeof(t->names[2]), "%s", c ? c->qualname : "?");
+	*loc = (struct py_location){ t->names[0], t->names[1], t->names[2], c ? c->line : -1 };
+}
+
+static int fake_read_u64(void *ctx, uint64_t addr, uint64_t *val)
+{
+	struct fake_target *t = ctx;
+
+	for (size_t i = 0; i < t->n_words; i++)
+		if (t->words[i].addr == addr) {
+			*val = t->words[i].val;
+			return 0;
+		}
+	return -EFAULT;
+}
+
+static int fake_read_str(void *ctx, uint64_t obj, char *buf, size_t bufsz)
+{
+	if (obj != TASK_NAME)
+		return -EFAULT;
+	snprintf(buf, bufsz, "the-sleeper");
+	return 0;
+}
+
+static bool fake_uses_uvloop(void *ctx)
+{
+	struct fake_target *t = ctx;
+
+	t->uvloop_asked++;
+	return t->uvloop;
+}
+
+static void set_word(struct fake_target *t, uint64_t addr, uint64_t val)
+{
+	assert_true(t->n_words < sizeof(t->words) / sizeof(t->words[0]));
+	t->words[t->n_words++] = (struct fake_word){ addr, val };
+}
+
+/* ---- fixtures -------------------------------------------------------------------------- */
+
+struct fixture {
+	struct fake_target target;
+	struct recon_resolver res;
+	struct recon_options opt;
+	struct event_callback cb;
+	struct record recs[16];
+	size_t n;
+	struct report report;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -1;
+	f->target.layout = pylayout_find(3, 11);
+	f->res = (struct recon_resolver){ fake_locate, fake_read_u64, fake_read_str,
+					  fake_uses_uvloop, &f->target, f->target.layout };
+	f->opt = (struct recon_options){ .threshold_ms = 30, .trace_depth = 20 };
+	f->cb.h = (struct event_header){ .type = EVENT_CALLBACK, .pid = PID, .tid = PID,
+					 .ts_ns = MONO_START };
+	f->cb.cb_seq = 1;
+	f->cb.duration_ns = 62 * MS;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	report_free(&f->report);
+	for (size_t i = 0; i < f->n; i++)
+		free(f->recs[i].ev);
+	free(f);
+	return 0;
+}
+
+/* An armed callback that BPF named: a plain function. */
+static void named_function(struct fixture *f, const char *qualname)
+{
+	f->cb.ident_valid = 1;
+	f->cb.ident.kind = CB_FUNCTION;
+	snprintf(f->cb.ident.qualname, sizeof(f->cb.ident.qualname), "%s", qualname);
+}
+
+/* An unarmed report: the whole loop iteration, no identity. */
+static void whole_iteration(struct fixture *f)
+{
+	f->cb.ident_valid = 0;
+	f->cb.scope = SCOPE_ITERATION;
+}
+
+static struct event_blocking *add_record(struct fixture *f, unsigned source, unsigned nr,
+					 uint64_t duration_ns)
+{
+	struct event_blocking *e = calloc(1, sizeof(*e));
+
+	assert_non_null(e);
+	assert_true(f->n < sizeof(f->recs) / sizeof(f->recs[0]));
+	e->h = (struct event_header){ .type = EVENT_BLOCKING, .pid = PID, .tid = PID,
+				      .ts_ns = MONO_START + f->n * MS };
+	e->cb_seq = f->cb.cb_seq;
+	e->source = source;
+	e->nr = nr;
+	e->duration_ns = duration_ns;
+	f->recs[f->n++] = (struct record){ e, NULL };
+	return e;
+}
+
+/* Frames innermost first, all run by the thread (no generator) at instruction 0x10. */
+static void set_stack(struct event_blocking *e, const uint64_t *codes, unsigned n)
+{
+	e->n_frames = n;
+	for (unsigned i = 0; i < n; i++)
+		e->frames[i] = (struct py_frame){ .code = codes[i], .instr = 0x10,
+						  .addr = 0x900000 + i * 0x100 };
+}
+
+/* The loop's frames under an application call: work <- handler <- Handle._run <- ... */
+static const uint64_t task_stack[] = { CODE_WORK, CODE_HANDLER, CODE_HANDLE_RUN, CODE_RUN_ONCE,
+				       CODE_RUNNER, CODE_MODULE };
+
+static void set_task_stack(struct fake_target *t, struct event_blocking *e, bool handle_alive)
+{
+	const struct py_version_layout *l = t->layout;
+	struct py_frame *coro = &e->frames[1], *run = &e->frames[2];
+
+	set_stack(e, task_stack, 6);
+	coro->owner = l->user.frame_owner_generator;
+	coro->addr = CORO + l->user.coro_iframe;
+	run->first_local = HANDLE;
+	set_word(t, HANDLE + l->bpf.handle_callback, STEP_WRAPPER);
+	set_word(t, STEP_WRAPPER + l->bpf.stepwrapper_task, TASK);
+	set_word(t, TASK + l->bpf.task_coro, handle_alive ? CORO : CORO + 0x1000);
+	set_word(t, TASK + l->bpf.task_name, TASK_NAME);
+}
+
+/* Durations are sums of nanoseconds shown in milliseconds. */
+static void assert_ms(double got, double want)
+{
+	assert_true(got > want - 1e-6 && got < want + 1e-6);
+}
+
+static int reconstruct(struct fixture *f)
+{
+	return reconstruct_report(&f->cb, f->recs, f->n, &f->res, &f->opt, &f->report);
+}
+
+/* ---- operations ------------------------------------------------------------------------ */
+
+static void test_audit_event_and_syscall_merge(void **state)
+{
+	static const uint64_t stack[] = { CODE_WORK, CODE_HANDLE_RUN, CODE_RUN_ONCE };
+	struct fixture *f = *state;
+	struct event_blocking *a = add_record(f, SOURCE_AUDIT, 0, 0);
+	struct event_blocking *s = add_record(f, SOURCE_SYSCALL, NR_openat, 2 * MS);
+	const struct report_event *e;
+
+	named_function(f, "Server.on_timer");
+	snprintf(a->str, sizeof(a->str), "open");
+	snprintf(a->arg_text[0], sizeof(a->arg_text[0]), "/srv/data.txt");
+	snprintf(a->arg_text[1], sizeof(a->arg_text[1]), "r");
+	set_stack(a, stack, 3);
+	snprintf(s->str, sizeof(s->str), "/srv/data.txt");
+	s->n_str = strlen(s->str) + 1;
+	set_stack(s, stack, 3);
+	assert_int_equal(reconstruct(f), 0);
+	assert_false(f->report.is_task);
+	assert_string_equal(f->report.callback, "Server.on_timer");
+	assert_int_equal(f->report.n_events, 1);
+	e = &f->report.events[0];
+	assert_string_equal(e->event, "open(/srv/data.txt, r)");
+	assert_string_equal(e->syscall, "openat");
+	assert_int_equal(e->category, CAT_FILE);
+	assert_int_equal(e->severity, 10);
+	assert_ms(e->duration_ms, 2);
+	assert_int_equal(f->report.score, 10);
+	assert_int_equal(f->report.level, LEVEL_MEDIUM);
+	assert_true(f->report.exceeded);
+	assert_false(f->report.by_iteration);
+}
+
+/* Fast repeats folded in BPF arrive with the next record, or with the callback's. */
+static void test_folded_repeats_add_their_time(void **state)
+{
+	static const uint64_t read_site[] = { CODE_DECODE, CODE_WORK, CODE_HANDLE_RUN };
+	static const uint64_t write_site[] = { CODE_WORK, CODE_HANDLE_RUN };
+	struct fixture *f = *state;
+	struct record_buffer *b = records_new();
+	struct event_blocking *rd = add_record(f, SOURCE_SYSCALL, NR_read, 1 * MS);
+	struct event_blocking *wr = add_record(f, SOURCE_SYSCALL, NR_write, 1 * MS);
+	struct record_set set;
+
+	assert_non_null(b);
+	named_function(f, "Server.on_timer");
+	rd->fd_mode = wr->fd_mode = S_IFIFO;
+	rd->args[0] = 3;
+	wr->args[0] = 4;
+	set_stack(rd, read_site, 3);
+	set_stack(wr, write_site, 2);
+	wr->folded = 4;
+	wr->folded_ns = 2 * MS;		/* more reads, before this write */
+	f->cb.folded = 2;
+	f->cb.folded_ns = 5 * MS;	/* more writes, before the callback ended */
+	records_add(b, rd);
+	records_add(b, wr);
+	set = records_take(b, &f->cb);
+	assert_int_equal(set.n, 2);
+	assert_int_equal(reconstruct_report(&f->cb, set.recs, set.n, &f->res, &f->opt,
+					    &f->report), 0);
+	assert_int_equal(f->report.n_events, 2);
+	assert_string_equal(f->report.events[0].event, "read(fd 3)");
+	assert_ms(f->report.events[0].duration_ms, 3);
+	assert_string_equal(f->report.events[1].event, "write(fd 4)");
+	assert_ms(f->report.events[1].duration_ms, 6);
+	record_set_free(&set);
+	records_free(b);
+}
+
+/* ---- attribution ----------------------------------------------------------------------- */
+
+/* An unarmed report of a Task's step that slept: named through Handle._run. */
+static void reconstruct_task_step(struct fixture *f, bool handle_alive)
+{
+	struct event_blocking *e = add_record(f, SOURCE_SYSCALL, NR_nanosleep, 60 * MS);
+
+	whole_iteration(f);
+	set_task_stack(&f->target, e, handle_alive);
+	assert_int_equal(reconstruct(f), 0);
+	assert_true(f->report.is_task);
+	assert_string_equal(f->report.coro, "Server.handler");
+	assert_string_equal(f->report.callback, "Task.__step");
+	assert_true(f->report.by_iteration);
+}
+
+static void test_task_named_through_handle_run(void **state)
+{
+	struct fixture *f = *state;
+
+	reconstruct_task_step(f, true);
+	assert_string_equal(f->report.task_name, "the-sleeper");
+	assert_string_equal(f->report.events[0].event, "sleep(0.06)");
+	assert_int_equal(f->target.uvloop_asked, 0);	/* Handle._run showed: no need */
+}
+
+/* The Task's coroutine no longer owns the frame on the stack: its name is not trusted. */
+static void test_task_name_unknown_when_objects_moved(void **state)
+{
+	struct fixture *f = *state;
+
+	reconstruct_task_step(f, false);
+	assert_string_equal(f->report.task_name, "?");
+}
+
+static void test_plain_callback_through_handle_run(void **state)
+{
+	static const uint64_t stack[] = { CODE_WORK, CODE_ON_TIMER, CODE_HANDLE_RUN,
+					  CODE_RUN_ONCE };
+	struct fixture *f = *state;
+	struct event_blocking *e = add_record(f, SOURCE_SYSCALL, NR_nanosleep, 60 * MS);
+
+	whole_iteration(f);
+	set_stack(e, stack, 4);
+	assert_int_equal(reconstruct(f), 0);
+	assert_false(f->report.is_task);
+	assert_string_equal(f->report.callback, "Server.on_timer");
+	assert_string_equal(f->report.task_name, "");
+}
+
+/* uvloop shows no Handle._run: the callback is the frame right above the loop's machinery. */
+static void test_uvloop_outermost_frame_fallback(void **state)
+{
+	static const uint64_t stack[] = { CODE_WORK, CODE_HANDLER, CODE_RUNNER, CODE_MODULE };
+	struct fixture *f = *state;
+	struct event_blocking *e = add_record(f, SOURCE_SYSCALL, NR_nanosleep, 60 * MS);
+
+	f->target.uvloop = true;
+	f->cb.ident_valid = 0;		/* armed, but uvloop's handle held no Python callable */
+	set_stack(e, stack, 4);
+	e->frames[1].owner = f->target.layout->user.frame_owner_generator;
+	assert_int_equal(reconstruct(f), 0);
+	assert_int_equal(f->target.uvloop_asked, 1);
+	assert_true(f->report.is_task);
+	assert_string_equal(f->report.task_name, "?");
+	assert_string_equal(f->report.coro, "Server.handler");
+	assert_string_equal(f->report.callback, "Task.__step");
+	assert_false(f->report.by_iteration);
+}
+
+static void test_uvloop_plain_callback_fallback(void **state)
+{
+	static const uint64_t stack[] = { CODE_WORK, CODE_ON_TIMER, CODE_RUNNER };
+	struct fixture *f = *state;
+	struct event_blocking *e = add_record(f, SOURCE_SYSCALL, NR_nanosleep, 60 * MS);
+
+	f->target.uvloop = true;
+	set_stack(e, stack, 3);
+	assert_int_equal(reconstruct(f), 0);
+	assert_false(f->report.is_task);
+	assert_string_equal(f->report.callback, "Server.on_timer");
+}
+
+/* Between two asyncio.run calls: the stack shows no loop callback, so no report. */
+static void test_outside_any_callback_dropped(void **state)
+{
+	static const uint64_t stack[] = { CODE_WORK, CODE_MODULE };
+	struct fixture *f = *state;
+	struct event_blocking *e = add_record(f, SOURCE_SYSCALL, NR_nanosleep, 60 * MS);
+
+	whole_iteration(f);
+	set_stack(e, stack, 2);
+	assert_int_equal(reconstruct(f), -ENOENT);
+	assert_int_equal(f->report.n_events, 0);
+	assert_null(f->report.events);
+	assert_int_equal(f->target.uvloop_asked, 1);
+}
+
+/* Code objects that could not be read prove nothing: the report stays. */
+static void test_unreadable_stack_kept(void **state)
+{
+	static const uint64_t stack[] = { CODE_GONE, CODE_GONE + 1 };
+	struct fixture *f = *state;
+	struct event_blocking *e = add_record(f, SOURCE_SYSCALL, NR_nanosleep, 60 * MS);
+
+	whole_iteration(f);
+	set_stack(e, stack, 2);
+	assert_int_equal(reconstruct(f), 0);
+	assert_string_equal(f->report.callback, "<loop iteration>");
+	assert_int_equal(f->report.n_events, 1);
+	assert_string_equal(f->report.events[0].entry_point, "?:-1:?");
+}
+
+/* ---- stacks ---------------------------------------------------------------------------- */
+
+static void test_cpu_samples_grouped_most_frequent_first(void **state)
+{
+	static const uint64_t a[] = { CODE_WORK, CODE_HANDLE_RUN };
+	static const uint64_t b[] = { CODE_DECODE, CODE_WORK, CODE_HANDLE_RUN };
+	static const uint64_t c[] = { CODE_ON_TIMER, CODE_HANDLE_RUN };
+	static const uint64_t *const order[] = { a, b, c, b, c, b };
+	static const unsigned depth[] = { 2, 3, 2, 3, 2, 3 };
+	struct fixture *f = *state;
+
+	named_function(f, "Server.on_timer");
+	for (size_t i = 0; i < 6; i++)
+		set_stack(add_record(f, SOURCE_SAMPLE, 0, 0), order[i], depth[i]);
+	assert_int_equal(reconstruct(f), 0);
+	assert_int_equal(f->report.n_events, 0);	/* samples are no operations */
+	assert_int_equal(f->report.cpu_samples, 6);
+	assert_int_equal(f->report.n_cpu, 3);
+	assert_int_equal(f->report.cpu[0].count, 3);
+	assert_string_equal(f->report.cpu[0].entry_point, "/srv/app.py:7:work");
+	assert_string_equal(f->report.cpu[0].trace_short,
+			    "decoder.py:337:decode <- app.py:7:work <- events.py:80:_run");
+	assert_int_equal(f->report.cpu[1].count, 2);
+	assert_string_equal(f->report.cpu[1].entry_point, "/srv/app.py:20:on_timer");
+	assert_int_equal(f->report.cpu[2].count, 1);
+	assert_string_equal(f->report.cpu[2].entry_point, "/srv/app.py:7:work");
+}
+
+static void test_trace_depth_skips_shim_frames(void **state)
+{
+	static const uint64_t stack[] = { CODE_SHIM, CODE_DECODE, CODE_WORK, CODE_SHIM,
+					  CODE_HANDLE_RUN, CODE_RUN_ONCE, CODE_RUNNER,
+					  CODE_MODULE };
+	struct fixture *f = *state;
+	const struct report_event *e;
+
+	named_function(f, "Server.on_timer");
+	f->opt.trace_depth = 5;
+	set_stack(add_record(f, SOURCE_SYSCALL, NR_nanosleep, 60 * MS), stack, 8);
+	assert_int_equal(reconstruct(f), 0);
+	e = &f->report.events[0];
+	assert_string_equal(e->trace, "/usr/lib/python3.11/json/decoder.py:337:decode <- "
+			    "/srv/app.py:7:work <- " STDLIB "events.py:80:_run <- "
+			    STDLIB "base_events.py:1922:_run_once <- " STDLIB "runners.py:118:run");
+	assert_string_equal(e->trace_short, "decoder.py:337:decode <- app.py:7:work <- "
+			    "events.py:80:_run <- base_events.py:1922:_run_once <- ...");
+}
+
+static void test_entry_point_first_frame_outside_stdlib(void **state)
+{
+	static const uint64_t mixed[] = { CODE_DECODE, CODE_WORK, CODE_HANDLE_RUN };
+	static const uint64_t stdlib[] = { CODE_DECODE, CODE_HANDLE_RUN };
+	struct fixture *f = *state;
+
+	named_function(f, "Server.on_timer");
+	set_stack(add_record(f, SOURCE_SYSCALL, NR_nanosleep, 60 * MS), mixed, 3);
+	f->recs[0].ev->frames[0].instr = 0x20;	/* another site: two operations */
+	set_stack(add_record(f, SOURCE_SYSCALL, NR_nanosleep, 60 * MS), stdlib, 2);
+	assert_int_equal(reconstruct(f), 0);
+	assert_int_equal(f->report.n_events, 2);
+	assert_string_equal(f->report.events[0].entry_point, "/srv/app.py:7:work");
+	/* nothing of the application's on the stack: the innermost frame */
+	assert_string_equal(f->report.events[1].entry_point,
+			    "/usr/lib/python3.11/json/decoder.py:337:decode");
+}
+
+/* ---- fd names -------------------------------------------------------------------------- */
+
+static struct event_blocking *fd_record(struct fixture *f, unsigned nr, int fd,
+					const char *path, uint64_t instr)
+{
+	static const uint64_t stack[] = { CODE_WORK, CODE_HANDLE_RUN };
+	struct event_blocking *e = add_record(f, SOURCE_SYSCALL, nr, 1 * MS);
+
+	set_stack(e, stack, 2);
+	e->frames[0].instr = instr;
+	if (path) {
+		e->ret = fd;
+		e->n_str = snprintf(e->str, sizeof(e->str), "%s", path) + 1;
+	} else {
+		e->args[0] = fd;
+		e->fd_mode = S_IFREG;
+	}
+	return e;
+}
+
+/* The name an fd had when a record used it, not the one a reused number has later. */
+static void test_fd_names_captured_at_record_time(void **state)
+{
+	static const char *const want[] = { "open(/srv/app.db)", "read(/srv/app.db)",
+					    "open(/srv/app.log)", "write(/srv/app.log)" };
+	struct fixture *f = *state;
+	struct record_buffer *b = records_new();
+	struct record_set set;
+
+	assert_non_null(b);
+	named_function(f, "Server.on_timer");
+	fd_record(f, NR_openat, 5, "/srv/app.db", 0x10);
+	fd_record(f, NR_read, 5, NULL, 0x20);
+	fd_record(f, NR_openat, 5, "/srv/app.log", 0x30);	/* closed and reopened */
+	fd_record(f, NR_write, 5, NULL, 0x40);
+	for (size_t i = 0; i < f->n; i++)
+		records_add(b, f->recs[i].ev);
+	set = records_take(b, &f->cb);
+	assert_int_equal(set.n, 4);
+	assert_int_equal(reconstruct_report(&f->cb, set.recs, set.n, &f->res, &f->opt,
+					    &f->report), 0);
+	assert_int_equal(f->report.n_events, 4);
+	for (size_t i = 0; i < 4; i++)
+		assert_string_equal(f->report.events[i].event, want[i]);
+	assert_int_equal(f->report.events[1].category, CAT_DATABASE);
+	assert_int_equal(f->report.events[3].category, CAT_FILE);
+	record_set_free(&set);
+	records_free(b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_audit_event_and_syscall_merge, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_folded_repeats_add_their_time, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_task_named_through_handle_run, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_task_name_unknown_when_objects_moved, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_plain_callback_through_handle_run, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_uvloop_outermost_frame_fallback, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_uvloop_plain_callback_fallback, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_outside_any_callback_dropped, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_unreadable_stack_kept, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cpu_samples_grouped_most_frequent_first,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_trace_depth_skips_shim_frames, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_entry_point_first_frame_outside_stdlib,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fd_names_captured_at_record_time, setup,
+						teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
