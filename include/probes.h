@@ -2,7 +2,8 @@
 /*
  * Loading the BPF object and attaching its programs: the system-wide tracepoints once, the
  * uprobes per target process, the CPU-clock sampler per loop thread. Every attachment is a
- * bpf_link owned here, so closing (or dying) detaches everything.
+ * link owned here, so closing (or dying) detaches everything; a target's uprobes are
+ * detached in the background (ulink.h).
  */
 #ifndef AIOCOPD_PROBES_H
 #define AIOCOPD_PROBES_H
@@ -15,6 +16,7 @@
 
 #include "aiocopd.h"
 #include "target.h"
+#include "ulink.h"
 
 #define PROBES_MAX_LINKS	512
 
@@ -22,8 +24,8 @@ struct aiocopd_bpf;
 
 /* The attachments that belong to one target process. */
 struct target_links {
-	struct bpf_link *uprobes[4];	/* callback boundaries and audit entry points, armed */
-	struct bpf_link *gc[2];		/* collection start and end */
+	struct ulink *uprobes[4];	/* callback boundaries and audit entry points, armed */
+	struct ulink *gc[2];		/* collection start and end */
 	const char *gc_source;		/* how collections are timed, NULL: they are not */
 };
 
@@ -32,6 +34,7 @@ struct probes {
 	struct ring_buffer *rb;
 	struct bpf_link *links[PROBES_MAX_LINKS];
 	size_t n_links;
+	struct ulinks ulinks;		/* per-target uprobes */
 	int tracepoints_missing;	/* syscall tracepoints this kernel lacks */
 	uint64_t sample_period_ns;
 };
@@ -56,8 +59,10 @@ void probes_loop_stats(struct probes *p, void (*fn)(void *ctx, pid_t tid,
 
 /* `aiocopd exec`: follow pid and what it starts; stop an exec'd process at its entry. */
 int probes_follow(struct probes *p, pid_t pid);
-struct bpf_link *probes_stop_at_entry(struct probes *p, pid_t pid, const char *path,
-				      uint64_t offset);
+struct ulink *probes_stop_at_entry(struct probes *p, pid_t pid, const char *path,
+				   uint64_t offset);
+/* Takes the entry stop off (in the background: the process need not wait). NULL is fine. */
+void probes_release_stop(struct probes *p, struct ulink *stop);
 
 int probes_ring_fd(const struct probes *p);
 int probes_consume(struct probes *p);

@@ -72,7 +72,7 @@ struct exec_cli {
 /* A process stopped at its entry point's probe until we looked at it. */
 struct entry_stop {
 	pid_t pid;
-	struct bpf_link *link;
+	struct ulink *link;
 };
 
 struct exec_run {
@@ -176,7 +176,7 @@ static void on_exec(struct monitor *m, struct exec_run *run, pid_t pid)
 	snprintf(exe, sizeof(exe), "/proc/%d/exe", pid);
 	stop = find_stop(run, pid, true);
 	if (stop && elf_file_open(exe, &ef) == 0 && elf_file_entry_offset(ef, &offset) == 0) {
-		bpf_link__destroy(stop->link);
+		probes_release_stop(&m->probes, stop->link);
 		stop->link = probes_stop_at_entry(&m->probes, pid, exe, offset);
 		stop->pid = stop->link ? pid : 0;
 	}
@@ -206,7 +206,7 @@ static void on_entry(struct monitor *m, struct exec_run *run, pid_t pid)
 	char err[512];
 
 	if (stop) {
-		bpf_link__destroy(stop->link);
+		probes_release_stop(&m->probes, stop->link);
 		*stop = (struct entry_stop){ 0 };
 	}
 	if (target_inspect(pid, &topts, &t, err, sizeof(err)) == 0) {
@@ -398,12 +398,12 @@ static int supervise(struct monitor *m, struct exec_run *run, int sfd)
 	return status;
 }
 
-static void resume_all(struct exec_run *run)
+static void resume_all(struct monitor *m, struct exec_run *run)
 {
 	for (size_t i = 0; i < MAX_STOPPED; i++) {
 		if (!run->stops[i].pid)
 			continue;
-		bpf_link__destroy(run->stops[i].link);
+		probes_release_stop(&m->probes, run->stops[i].link);
 		resume(run->stops[i].pid);
 		run->stops[i] = (struct entry_stop){ 0 };
 	}
@@ -498,11 +498,11 @@ int cmd_exec(int argc, char **argv)
 	status = supervise(&mon, &run, sfd);
 	if (read(fail[0], &exec_errno, sizeof(exec_errno)) == sizeof(exec_errno)) {
 		fprintf(stderr, "aiocopd: cannot run %s: %s\n", cli.cmd[0], strerror(exec_errno));
-		resume_all(&run);
+		resume_all(&mon, &run);
 		ret = EXIT_CANNOT_RUN;
 		goto out;
 	}
-	resume_all(&run);
+	resume_all(&mon, &run);
 	ret = exit_status_of(status);
 	print_summary(&mon, &run, ret);
 	if (cli.output) {
