@@ -1,10 +1,11 @@
 /*
  * elf_file.h - read-only access to the ELF files of profiled processes.
  *
- * Owns everything aiocopd needs from an on-disk ELF object: its type and
- * build id, symbol and section lookup, vaddr -> file offset translation
- * (for uprobes), the first PT_LOAD (for the load bias), reading constants
- * out of file-backed segments, and locating separate debug files.
+ * Owns everything aiocopd needs from an on-disk ELF object: its identity,
+ * type and build id, symbol and section lookup, vaddr -> file offset
+ * translation (for uprobes), USDT probe sites, the first PT_LOAD (for the
+ * load bias), reading constants out of file-backed segments, and locating
+ * separate debug files.
  *
  * The files belong to processes we do not trust, so every byte is hostile:
  * all offsets and lengths are checked against the file size captured at
@@ -24,9 +25,23 @@
 
 struct elf_file;
 
+/* What names the opened file, from fstat at open: caches of per-file facts key on it. */
+struct elf_file_id {
+	uint64_t dev, ino, size;
+	int64_t mtime_ns;
+};
+
+/* One SystemTap USDT probe site, as a uprobe wants it. */
+struct elf_usdt_site {
+	uint64_t offset;		/* file offset of the probe's nop */
+	uint64_t ref_ctr_offset;	/* file offset of its semaphore, 0: none */
+};
+
 /* 0 or -errno; -ENOEXEC: not ELF, not 64-bit, other byte order, malformed. */
 int elf_file_open(const char *path, struct elf_file **out);
 void elf_file_close(struct elf_file *ef);
+
+void elf_file_identity(const struct elf_file *ef, struct elf_file_id *id);
 
 /* e_type: ET_EXEC, ET_DYN, ... (see <elf.h>). */
 int elf_file_type(const struct elf_file *ef);
@@ -70,6 +85,18 @@ int elf_file_find_section(const struct elf_file *ef, const char *name,
  */
 int elf_file_vaddr_to_offset(const struct elf_file *ef, uint64_t vaddr,
 			     uint64_t *offset);
+
+/*
+ * Sites of the USDT probe provider:name, from the NT_STAPSDT notes of
+ * .note.stapsdt in note order, addresses moved by .stapsdt.base as prelink
+ * moved the file.  A site whose probe is not in an executable segment, or
+ * whose semaphore is not in a writable one, is left out.  0 with *n sites
+ * written, -ENOENT if none, -ENOSPC when there were more than max (the
+ * first max are written).
+ */
+int elf_file_usdt_sites(const struct elf_file *ef, const char *provider,
+			const char *name, struct elf_usdt_site *sites,
+			size_t max, size_t *n);
 
 /*
  * The PT_LOAD with the lowest p_vaddr, as the kernel maps it: p_vaddr

@@ -2,7 +2,8 @@
 /*
  * Loading the BPF object and attaching its programs: the system-wide tracepoints once, the
  * uprobes per target process, the CPU-clock sampler per loop thread. Every attachment is a
- * bpf_link owned here, so closing (or dying) detaches everything.
+ * link owned here, so closing (or dying) detaches everything; a target's uprobes are
+ * detached in the background (ulink.h).
  */
 #ifndef AIOCOPD_PROBES_H
 #define AIOCOPD_PROBES_H
@@ -15,16 +16,16 @@
 
 #include "aiocopd.h"
 #include "target.h"
+#include "ulink.h"
 
 #define PROBES_MAX_LINKS	512
 
 struct aiocopd_bpf;
-struct detacher;
 
 /* The attachments that belong to one target process. */
 struct target_links {
-	struct bpf_link *uprobes[4];	/* callback boundaries and audit entry points, armed */
-	struct bpf_link *gc[2];		/* collection start and end */
+	struct ulink *uprobes[4];	/* callback boundaries and audit entry points, armed */
+	struct ulink *gc[2];		/* collection start and end */
 	const char *gc_source;		/* how collections are timed, NULL: they are not */
 };
 
@@ -33,7 +34,7 @@ struct probes {
 	struct ring_buffer *rb;
 	struct bpf_link *links[PROBES_MAX_LINKS];
 	size_t n_links;
-	struct detacher *detacher;	/* closes per-target links off the event loop */
+	struct ulinks ulinks;		/* per-target uprobes */
 	int tracepoints_missing;	/* syscall tracepoints this kernel lacks */
 	uint64_t sample_period_ns;
 };
@@ -62,11 +63,10 @@ void probes_retune_sampler(struct probes *p, struct bpf_link *sampler);
 
 /* `aiocopd exec`: follow pid and what it starts; stop an exec'd process at its entry. */
 int probes_follow(struct probes *p, pid_t pid);
-struct bpf_link *probes_stop_at_entry(struct probes *p, pid_t pid, const char *path,
-				      uint64_t offset);
-
-/* A per-target link is no longer needed: it is destroyed in the background. */
-void probes_release_link(struct probes *p, struct bpf_link *link);
+struct ulink *probes_stop_at_entry(struct probes *p, pid_t pid, const char *path,
+				   uint64_t offset);
+/* Takes the entry stop off (in the background: the process need not wait). NULL is fine. */
+void probes_release_stop(struct probes *p, struct ulink *stop);
 
 int probes_ring_fd(const struct probes *p);
 int probes_consume(struct probes *p);

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include "pylayout.h"
+#include "runtime_cache.h"
 
 /* Errors, returned negated, that the CLI turns into distinct messages. */
 enum target_error {
@@ -41,6 +42,8 @@ struct py_target {
 	uint64_t gc_offset;		/* gc_collect_main, 0 when unknown */
 	uint64_t context_enter_offset;	/* PyContext_Enter: uvloop's callback boundary */
 	bool gc_usdt;			/* else: the build has gc__start/gc__done USDT probes */
+	struct elf_usdt_site gc_start[RUNTIME_USDT_SITES], gc_done[RUNTIME_USDT_SITES];
+	unsigned n_gc_start, n_gc_done;	/* their sites, for uprobe_multi links */
 	const char *context_run_source;	/* which lookup found context_run */
 };
 

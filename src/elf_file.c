@@ -33,6 +33,9 @@
 /* Build id notes are tiny; a huge note area is hostile, not interesting. */
 #define NOTES_MAX_BYTES		(1U << 20)
 
+/* SystemTap's USDT probe descriptor note type (not in glibc's <elf.h>). */
+#define NT_STAPSDT		3
+
 /* Longest clone suffix (".lto_priv.0", ".constprop.0.isra.0", ...) we parse. */
 #define SYM_SUFFIX_MAX		256
 
@@ -46,6 +49,7 @@ struct elf_file {
 	int fd;
 	Elf *elf;
 	uint64_t size;		/* st_size at open; every offset is checked against it */
+	struct elf_file_id id;	/* device, inode and mtime at open */
 	int type;		/* e_type */
 	uint64_t entry;		/* e_entry */
 	size_t shnum;		/* section headers, known to lie inside the file */
@@ -246,6 +250,10 @@ int elf_file_open(const char *path, struct elf_file **out)
 		goto err_close;
 	}
 	ef->size = (uint64_t)st.st_size;
+	ef->id.dev = (uint64_t)st.st_dev;
+	ef->id.ino = (uint64_t)st.st_ino;
+	ef->id.size = ef->size;
+	ef->id.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
 
 	err = check_header(ef);
 	if (err)
@@ -283,6 +291,11 @@ void elf_file_close(struct elf_file *ef)
 int elf_file_type(const struct elf_file *ef)
 {
 	return ef->type;
+}
+
+void elf_file_identity(const struct elf_file *ef, struct elf_file_id *id)
+{
+	*id = ef->id;
 }
 
 int elf_file_entry_offset(const struct elf_file *ef, uint64_t *offset)
@@ -396,32 +409,41 @@ static enum name_match match_name(const Elf_Data *strs, uint64_t off,
 	return NAME_NONE;
 }
 
-int elf_file_find_section(const struct elf_file *ef, const char *name,
-			  uint64_t *vaddr, uint64_t *size)
+/* The header of the first section called name.  0 or -ENOENT. */
+static int section_named(const struct elf_file *ef, const char *name,
+			 GElf_Shdr *sh)
 {
 	Elf_Data *names;
-	GElf_Shdr sh;
 	size_t i, namelen;
 
-	if (!name)
-		return -EINVAL;
 	names = strtab_at(ef, ef->shstrndx);
 	if (!names)
 		return -ENOENT;
 	namelen = strlen(name);
 	for (i = 1; i < ef->shnum; i++) {
-		if (!section_at(ef, i, &sh))
+		if (!section_at(ef, i, sh))
 			continue;
-		if (match_name(names, sh.sh_name, name, namelen, false) !=
+		if (match_name(names, sh->sh_name, name, namelen, false) ==
 		    NAME_EXACT)
-			continue;
-		if (vaddr)
-			*vaddr = sh.sh_addr;
-		if (size)
-			*size = sh.sh_size;
-		return 0;
+			return 0;
 	}
 	return -ENOENT;
+}
+
+int elf_file_find_section(const struct elf_file *ef, const char *name,
+			  uint64_t *vaddr, uint64_t *size)
+{
+	GElf_Shdr sh;
+
+	if (!name)
+		return -EINVAL;
+	if (section_named(ef, name, &sh))
+		return -ENOENT;
+	if (vaddr)
+		*vaddr = sh.sh_addr;
+	if (size)
+		*size = sh.sh_size;
+	return 0;
 }
 
 /* ---- symbols ---------------------------------------------------------- */
@@ -529,7 +551,13 @@ int elf_file_find_symbol(const struct elf_file *ef, const char *name,
 	return 0;
 }
 
-/* ---- build id --------------------------------------------------------- */
+/* ---- notes ------------------------------------------------------------ */
+
+struct note {
+	uint32_t type;
+	uint32_t namesz, descsz;
+	const unsigned char *name, *desc;
+};
 
 /* Next note field position: aligned from the note area's start, capped at n. */
 static size_t note_advance(size_t pos, size_t align, size_t n)
@@ -539,35 +567,79 @@ static size_t note_advance(size_t pos, size_t align, size_t n)
 }
 
 /*
- * Walk a note area.  Each step consumes at least a header, and every
- * name/desc is checked against what is left, so any byte soup terminates.
+ * The note at *pos of a note area, advancing *pos past it.  Each step
+ * consumes at least a header, and name and desc are checked against what
+ * is left, so any byte soup ends the walk: false at the end or at the
+ * first note that does not fit.
  */
+static bool next_note(const unsigned char *p, size_t n, size_t align,
+		      size_t *pos, struct note *out)
+{
+	Elf64_Nhdr nh;
+
+	if (n - *pos < sizeof(nh))
+		return false;
+	memcpy(&nh, p + *pos, sizeof(nh));
+	*pos += sizeof(nh);
+	if (nh.n_namesz > n - *pos)
+		return false;
+	out->name = p + *pos;
+	*pos = note_advance(*pos + nh.n_namesz, align, n);
+	if (nh.n_descsz > n - *pos)
+		return false;
+	out->desc = p + *pos;
+	*pos = note_advance(*pos + nh.n_descsz, align, n);
+	out->type = nh.n_type;
+	out->namesz = nh.n_namesz;
+	out->descsz = nh.n_descsz;
+	return true;
+}
+
+static bool note_is(const struct note *nt, uint32_t type, const char *name)
+{
+	size_t len = strlen(name) + 1;
+
+	return nt->type == type && nt->namesz == len &&
+	       memcmp(nt->name, name, len) == 0;
+}
+
+/* A note area's bytes, bounded: free() them.  0, -ENOENT or -ENOMEM. */
+static int read_notes(const struct elf_file *ef, uint64_t off, uint64_t size,
+		      unsigned char **out)
+{
+	unsigned char *notes;
+	int err;
+
+	if (size < sizeof(Elf64_Nhdr) || size > NOTES_MAX_BYTES ||
+	    !range_ok(off, size, ef->size))
+		return -ENOENT;
+	notes = malloc(size);
+	if (!notes)
+		return -ENOMEM;
+	err = pread_full(ef->fd, notes, size, off);
+	if (err) {
+		free(notes);
+		return err == -EIO ? -ENOENT : err;
+	}
+	*out = notes;
+	return 0;
+}
+
+/* ---- build id --------------------------------------------------------- */
+
 static int parse_build_id(const unsigned char *p, size_t n, size_t align,
 			  unsigned char *buf, size_t bufsz, size_t *len)
 {
-	const unsigned char *name, *desc;
-	Elf64_Nhdr nh;
+	struct note nt;
 	size_t pos = 0;
 
-	while (n - pos >= sizeof(nh)) {
-		memcpy(&nh, p + pos, sizeof(nh));
-		pos += sizeof(nh);
-		if (nh.n_namesz > n - pos)
-			break;
-		name = p + pos;
-		pos = note_advance(pos + nh.n_namesz, align, n);
-		if (nh.n_descsz > n - pos)
-			break;
-		desc = p + pos;
-		pos = note_advance(pos + nh.n_descsz, align, n);
-
-		if (nh.n_type != NT_GNU_BUILD_ID || nh.n_namesz != 4 ||
-		    memcmp(name, "GNU", 4) != 0 || nh.n_descsz == 0)
+	while (next_note(p, n, align, &pos, &nt)) {
+		if (!note_is(&nt, NT_GNU_BUILD_ID, "GNU") || nt.descsz == 0)
 			continue;
-		*len = nh.n_descsz;
-		if (nh.n_descsz > bufsz)
+		*len = nt.descsz;
+		if (nt.descsz > bufsz)
 			return -ENOSPC;
-		memcpy(buf, desc, nh.n_descsz);
+		memcpy(buf, nt.desc, nt.descsz);
 		return 0;
 	}
 	return -ENOENT;
@@ -581,18 +653,11 @@ static int build_id_at(const struct elf_file *ef, uint64_t off, uint64_t size,
 	unsigned char *notes;
 	int err;
 
-	if (size < sizeof(Elf64_Nhdr) || size > NOTES_MAX_BYTES ||
-	    !range_ok(off, size, ef->size))
-		return -ENOENT;
-	notes = malloc(size);
-	if (!notes)
-		return -ENOMEM;
-	err = pread_full(ef->fd, notes, size, off);
-	if (!err)
-		err = parse_build_id(notes, size, container_align == 8 ? 8 : 4,
-				     buf, bufsz, len);
-	else if (err == -EIO)
-		err = -ENOENT;
+	err = read_notes(ef, off, size, &notes);
+	if (err)
+		return err;
+	err = parse_build_id(notes, size, container_align == 8 ? 8 : 4,
+			     buf, bufsz, len);
 	free(notes);
 	return err;
 }
@@ -698,6 +763,121 @@ int elf_file_read_vaddr(const struct elf_file *ef, uint64_t vaddr, void *buf,
 	if (len > avail)
 		return -ERANGE;
 	return pread_full(ef->fd, buf, len, ph->p_offset + (vaddr - ph->p_vaddr));
+}
+
+/* ---- USDT probes ------------------------------------------------------ */
+
+/* The desc of an NT_STAPSDT note: three addresses, then three strings. */
+#define STAPSDT_ADDRS		(3 * sizeof(uint64_t))
+
+/* The file offset of vaddr if a PT_LOAD with all of flags covers it. */
+static int offset_in_load(const struct elf_file *ef, uint64_t vaddr,
+			  uint32_t flags, uint64_t *offset)
+{
+	const GElf_Phdr *ph;
+	uint64_t avail;
+
+	ph = load_covering(ef, vaddr, &avail);
+	if (!ph || (ph->p_flags & flags) != flags)
+		return -ENOENT;
+	*offset = ph->p_offset + (vaddr - ph->p_vaddr);
+	return 0;
+}
+
+/*
+ * Does this stapsdt desc name provider:name?  Both strings must end
+ * inside the desc; the argument string after them is not needed.
+ */
+static bool usdt_named(const struct note *nt, const char *provider,
+		       const char *name)
+{
+	const char *s = (const char *)nt->desc + STAPSDT_ADDRS;
+	size_t left = nt->descsz - STAPSDT_ADDRS, plen, nlen;
+
+	plen = strnlen(s, left);
+	if (plen == left || strcmp(s, provider))
+		return false;
+	s += plen + 1;
+	left -= plen + 1;
+	nlen = strnlen(s, left);
+	return nlen < left && strcmp(s, name) == 0;
+}
+
+/*
+ * A site from one note.  delta moves link-time addresses to where the
+ * file's .stapsdt.base says they are now (non-zero only for prelinked
+ * files).  The probe must be code; a semaphore must be writable data, or
+ * the kernel could not count its users there.
+ */
+static int usdt_site(const struct elf_file *ef, const struct note *nt,
+		     uint64_t delta, struct elf_usdt_site *site)
+{
+	uint64_t addr[3];	/* pc, link-time .stapsdt.base, semaphore */
+
+	memcpy(addr, nt->desc, sizeof(addr));
+	if (offset_in_load(ef, addr[0] + delta, PF_X, &site->offset))
+		return -ENOENT;
+	site->ref_ctr_offset = 0;
+	if (addr[2] && offset_in_load(ef, addr[2] + delta, PF_W,
+				      &site->ref_ctr_offset))
+		return -ENOENT;
+	return 0;
+}
+
+static uint64_t stapsdt_delta(const struct elf_file *ef, const struct note *nt)
+{
+	GElf_Shdr base;
+	uint64_t link_base;
+
+	memcpy(&link_base, nt->desc + sizeof(uint64_t), sizeof(link_base));
+	if (!link_base || section_named(ef, ".stapsdt.base", &base))
+		return 0;
+	return base.sh_addr - link_base;
+}
+
+static int collect_usdt(const struct elf_file *ef, const unsigned char *p,
+			size_t len, size_t align, const char *provider,
+			const char *name, struct elf_usdt_site *sites,
+			size_t max, size_t *n)
+{
+	struct elf_usdt_site site;
+	struct note nt;
+	size_t pos = 0;
+
+	while (next_note(p, len, align, &pos, &nt)) {
+		if (!note_is(&nt, NT_STAPSDT, "stapsdt") ||
+		    nt.descsz < STAPSDT_ADDRS + 2 ||
+		    !usdt_named(&nt, provider, name) ||
+		    usdt_site(ef, &nt, stapsdt_delta(ef, &nt), &site))
+			continue;
+		if (*n == max)
+			return -ENOSPC;
+		sites[(*n)++] = site;
+	}
+	return *n ? 0 : -ENOENT;
+}
+
+int elf_file_usdt_sites(const struct elf_file *ef, const char *provider,
+			const char *name, struct elf_usdt_site *sites,
+			size_t max, size_t *n)
+{
+	unsigned char *notes;
+	GElf_Shdr sh;
+	int err;
+
+	if (!provider || !name || !n || (max && !sites))
+		return -EINVAL;
+	*n = 0;
+	if (section_named(ef, ".note.stapsdt", &sh) || sh.sh_type != SHT_NOTE ||
+	    (sh.sh_flags & SHF_COMPRESSED))
+		return -ENOENT;
+	err = read_notes(ef, sh.sh_offset, sh.sh_size, &notes);
+	if (err)
+		return err;
+	err = collect_usdt(ef, notes, sh.sh_size, sh.sh_addralign == 8 ? 8 : 4,
+			   provider, name, sites, max, n);
+	free(notes);
+	return err;
 }
 
 /*

@@ -164,7 +164,7 @@ static void drop_loop(struct engine *e, struct watched *w, struct loop_thread *l
 {
 	collect_loop_stats(e, w, l->tid);
 	records_forget_thread(e->records, w->pid, l->tid);
-	probes_release_link(&e->probes, l->sampler);
+	bpf_link__destroy(l->sampler);	/* a software perf event: no grace period */
 	*l = w->priv->loops[--w->priv->n_loops];
 }
 

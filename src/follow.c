@@ -23,7 +23,7 @@
 struct held {
 	pid_t pid;
 	uint64_t exec_ns;		/* when BPF stopped it at its exec */
-	struct bpf_link *entry_probe;
+	struct ulink *entry_probe;
 };
 
 struct follower {
@@ -60,7 +60,7 @@ static struct held *add_held(struct follower *f, pid_t pid, uint64_t exec_ns)
 
 static void drop_held(struct follower *f, struct held *h)
 {
-	probes_release_link(engine_probes(f->engine), h->entry_probe);
+	probes_release_stop(engine_probes(f->engine), h->entry_probe);
 	*h = f->held[--f->n_held];
 }
 
@@ -94,7 +94,7 @@ static void on_exec(void *ctx, pid_t pid, uint64_t ts_ns)
 	h = add_held(f, pid, ts_ns);
 	snprintf(exe, sizeof(exe), "/proc/%d/exe", pid);
 	if (h && elf_file_open(exe, &ef) == 0 && elf_file_entry_offset(ef, &offset) == 0) {
-		probes_release_link(engine_probes(f->engine), h->entry_probe);
+		probes_release_stop(engine_probes(f->engine), h->entry_probe);
 		h->entry_probe = probes_stop_at_entry(engine_probes(f->engine), pid, exe, offset);
 	}
 	elf_file_close(ef);

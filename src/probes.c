@@ -20,7 +20,6 @@
 
 #include "aiocopd.skel.h"
 #include "classify.h"
-#include "detach.h"
 #include "probes.h"
 
 
@@ -148,6 +147,24 @@ static void fill_audit_names(struct probes *p)
 	}
 }
 
+/*
+ * Every kprobe-type program of the object is a uprobe attached per target through ulink:
+ * uprobe_multi programs when the kernel has those links.
+ */
+static int prepare_uprobes(struct probes *p)
+{
+	struct bpf_program *prog;
+	int ret;
+
+	ret = ulinks_init(&p->ulinks);
+	if (ret)
+		return ret;
+	bpf_object__for_each_program(prog, p->skel->obj)
+		if (bpf_program__type(prog) == BPF_PROG_TYPE_KPROBE)
+			ulinks_prepare(&p->ulinks, prog);
+	return 0;
+}
+
 int probes_open(struct probes *p, probes_event_fn fn, void *ctx, char *err, size_t errsz)
 {
 	int ret;
@@ -157,12 +174,12 @@ int probes_open(struct probes *p, probes_event_fn fn, void *ctx, char *err, size
 	ret = ensure_tracefs(err, errsz);
 	if (ret)
 		return ret;
-	ret = detacher_start(&p->detacher);
-	if (ret)
-		return fail(err, errsz, ret, "cannot start the detach thread: %s", strerror(-ret));
 	p->skel = aiocopd_bpf__open();
 	if (!p->skel)
 		return fail(err, errsz, -errno, "cannot open the BPF object: %s", strerror(errno));
+	ret = prepare_uprobes(p);
+	if (ret)
+		return fail(err, errsz, ret, "cannot start: %s", strerror(-ret));
 	ret = aiocopd_bpf__load(p->skel);
 	if (ret)
 		return fail(err, errsz, ret, "cannot load the BPF programs: %s "
@@ -177,30 +194,47 @@ int probes_open(struct probes *p, probes_event_fn fn, void *ctx, char *err, size
 	return 0;
 }
 
-/* Collections are rare next to callbacks: timing them costs little, so always on. */
+/* One program on one function entry (or its returns) of the target's runtime. */
+static struct ulink *attach_at(struct probes *p, struct bpf_program *prog,
+			       const struct py_target *t, uint64_t offset, bool retprobe)
+{
+	struct elf_usdt_site site = { .offset = offset };
+
+	return ulink_attach(&p->ulinks, prog, t->pid, t->open_path, &site, 1, retprobe);
+}
+
+static void detach_gc(struct probes *p, struct target_links *l)
+{
+	ulink_release(&p->ulinks, l->gc[0]);
+	ulink_release(&p->ulinks, l->gc[1]);
+	l->gc[0] = l->gc[1] = NULL;
+	l->gc_source = NULL;
+}
+
+/*
+ * Collections are rare next to callbacks: timing them costs little, so always on. The USDT
+ * probes are plain uprobes on their sites (with their semaphores): the programs read no
+ * USDT argument.
+ */
 static void attach_gc(struct probes *p, const struct py_target *t, struct target_links *l)
 {
+	struct aiocopd_bpf *s = p->skel;
+
 	if (t->gc_offset) {
-		l->gc[0] = bpf_program__attach_uprobe(p->skel->progs.gc_collect_entry, false,
-						      t->pid, t->open_path, t->gc_offset);
-		l->gc[1] = l->gc[0] ?
-			   bpf_program__attach_uprobe(p->skel->progs.gc_collect_return, true,
-						      t->pid, t->open_path, t->gc_offset) : NULL;
+		l->gc[0] = attach_at(p, s->progs.gc_collect_entry, t, t->gc_offset, false);
+		l->gc[1] = l->gc[0] ? attach_at(p, s->progs.gc_collect_return, t, t->gc_offset,
+						true) : NULL;
 		l->gc_source = "gc_collect_main";
 	} else if (t->gc_usdt) {
-		l->gc[0] = bpf_program__attach_usdt(p->skel->progs.gc_start_usdt, t->pid,
-						    t->open_path, "python", "gc__start", NULL);
-		l->gc[1] = l->gc[0] ?
-			   bpf_program__attach_usdt(p->skel->progs.gc_done_usdt, t->pid,
-						    t->open_path, "python", "gc__done", NULL) : NULL;
+		l->gc[0] = ulink_attach(&p->ulinks, s->progs.gc_start_usdt, t->pid, t->open_path,
+					t->gc_start, t->n_gc_start, false);
+		l->gc[1] = l->gc[0] ? ulink_attach(&p->ulinks, s->progs.gc_done_usdt, t->pid,
+						   t->open_path, t->gc_done, t->n_gc_done,
+						   false) : NULL;
 		l->gc_source = "USDT gc__start/gc__done";
 	}
-	if (!l->gc[0] || !l->gc[1]) {
-		bpf_link__destroy(l->gc[0]);
-		bpf_link__destroy(l->gc[1]);
-		l->gc[0] = l->gc[1] = NULL;
-		l->gc_source = NULL;
-	}
+	if (!l->gc[0] || !l->gc[1])
+		detach_gc(p, l);
 }
 
 int probes_add_target(struct probes *p, const struct py_target *t, const struct target_cfg *cfg,
@@ -231,15 +265,10 @@ static int set_armed(struct probes *p, pid_t pid, bool armed)
 	return bpf_map_update_elem(fd, &key, &cfg, BPF_EXIST) ? -errno : 0;
 }
 
-void probes_release_link(struct probes *p, struct bpf_link *link)
-{
-	detacher_put(p->detacher, link);
-}
-
 static void detach_uprobes(struct probes *p, struct target_links *l)
 {
 	for (size_t i = 0; i < sizeof(l->uprobes) / sizeof(l->uprobes[0]); i++) {
-		probes_release_link(p, l->uprobes[i]);
+		ulink_release(&p->ulinks, l->uprobes[i]);
 		l->uprobes[i] = NULL;
 	}
 }
@@ -274,8 +303,7 @@ int probes_arm(struct probes *p, const struct py_target *t, struct target_links 
 
 		if (!probes[i].offset)
 			continue;	/* this build has no such entry point */
-		l->uprobes[i] = bpf_program__attach_uprobe(probes[i].prog, false, t->pid,
-							   t->open_path, probes[i].offset);
+		l->uprobes[i] = attach_at(p, probes[i].prog, t, probes[i].offset, false);
 		if (l->uprobes[i] || !probes[i].required)
 			continue;
 		ret = -errno;
@@ -297,9 +325,7 @@ void probes_remove_target(struct probes *p, pid_t pid, struct target_links *l)
 	__u32 key = pid;
 
 	detach_uprobes(p, l);
-	probes_release_link(p, l->gc[0]);
-	probes_release_link(p, l->gc[1]);
-	l->gc[0] = l->gc[1] = NULL;
+	detach_gc(p, l);
 	bpf_map_delete_elem(bpf_map__fd(p->skel->maps.targets), &key);
 }
 
@@ -352,11 +378,18 @@ int probes_follow(struct probes *p, pid_t pid)
 	       -errno : 0;
 }
 
-struct bpf_link *probes_stop_at_entry(struct probes *p, pid_t pid, const char *path,
-				      uint64_t offset)
+struct ulink *probes_stop_at_entry(struct probes *p, pid_t pid, const char *path,
+				   uint64_t offset)
 {
-	return bpf_program__attach_uprobe(p->skel->progs.process_entry, false, pid, path,
-					  offset);
+	struct elf_usdt_site site = { .offset = offset };
+
+	return ulink_attach(&p->ulinks, p->skel->progs.process_entry, pid, path, &site, 1,
+			    false);
+}
+
+void probes_release_stop(struct probes *p, struct ulink *stop)
+{
+	ulink_release(&p->ulinks, stop);
 }
 
 int probes_ring_fd(const struct probes *p)
@@ -435,14 +468,20 @@ static void hand_off_detach(void)
 	_exit(0);		/* the kernel detaches everything as our files close */
 }
 
+/*
+ * Live targets trap into their uprobes until these close, even with nothing left to do:
+ * give the releasers that long to take them off before the rest is handed off.
+ */
+#define UPROBE_DRAIN_MS		200
+
 void probes_close(struct probes *p)
 {
 	if (p->skel)
 		quiesce(p);
-	detacher_stop(p->detacher);	/* the per-target links it still holds go first */
-	p->detacher = NULL;
+	ulinks_drain(&p->ulinks, UPROBE_DRAIN_MS);
 	if (p->n_links)
 		hand_off_detach();
+	ulinks_close(&p->ulinks);
 	for (size_t i = 0; i < p->n_links; i++)
 		bpf_link__destroy(p->links[i]);
 	p->n_links = 0;

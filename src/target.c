@@ -4,6 +4,8 @@
  * /proc/PID/maps (libpython3.X.so, else the executable), its version read from Py_Version,
  * and context_run resolved through .symtab, then the build-id debug file, then the "run"
  * entry of PyContext_Type.tp_methods read from the target's memory (stripped builds).
+ * What the runtime file alone says is worked out once per file and cached (runtime_cache.h);
+ * each process then costs a look at its maps, and its memory where the file cannot tell.
  */
 #include <errno.h>
 #include <fnmatch.h>
@@ -18,6 +20,7 @@
 #include "elf_file.h"
 #include "procmem.h"
 #include "pydebug.h"
+#include "runtime_cache.h"
 #include "target.h"
 
 #define MAPS_MAX		(4u << 20)
@@ -168,12 +171,15 @@ static int addr_in_exec_mapping(const struct mapping *m, void *arg)
 	return 0;
 }
 
-static int has_runtime(struct elf_file *ef)
-{
-	uint64_t a, s;
+/* Facts about runtime files, kept across targets; found with this debug root. */
+static struct runtime_cache file_cache;
+static char file_cache_debug_root[PATH_MAX];
 
-	return elf_file_find_symbol(ef, "_PyRuntime", false, &a, &s) == 0 ||
-	       elf_file_find_section(ef, ".PyRuntime", &a, &s) == 0;
+static int not_python(const struct py_target *t, char *err, size_t errsz)
+{
+	return fail(err, errsz, TARGET_NOT_PYTHON,
+		    "PID %d (%s) is not a CPython process: no _PyRuntime in %s",
+		    t->pid, t->comm, t->runtime_path);
 }
 
 /* Chooses the file that holds the interpreter and opens it. */
@@ -197,30 +203,8 @@ static int open_runtime(struct py_target *t, struct elf_file **ef, char *err, si
 	snprintf(t->runtime_path, sizeof(t->runtime_path), "%s",
 		 rs.libpython[0] ? rs.libpython : rs.exe);
 	snprintf(t->open_path, sizeof(t->open_path), "/proc/%d/root%s", t->pid, t->runtime_path);
-	if (elf_file_open(t->open_path, ef) || !has_runtime(*ef)) {
-		if (*ef)
-			elf_file_close(*ef);
-		*ef = NULL;
-		return fail(err, errsz, TARGET_NOT_PYTHON,
-			    "PID %d (%s) is not a CPython process: no _PyRuntime in %s",
-			    t->pid, t->comm, t->runtime_path);
-	}
-	return 0;
-}
-
-static int compute_bias(struct py_target *t, struct elf_file *ef, char *err, size_t errsz)
-{
-	struct bias_search bs = { .path = t->runtime_path };
-	uint64_t vaddr;
-
-	if (elf_file_first_load(ef, &vaddr, &bs.file_offset))
-		return fail(err, errsz, TARGET_NOT_PYTHON, "%s has no loadable segment",
-			    t->runtime_path);
-	for_each_mapping(t->pid, find_base, &bs);
-	if (!bs.found)
-		return fail(err, errsz, TARGET_NO_ACCESS, "%s is not mapped in PID %d",
-			    t->runtime_path, t->pid);
-	t->bias = bs.start - vaddr;
+	if (elf_file_open(t->open_path, ef))
+		return not_python(t, err, errsz);
 	return 0;
 }
 
@@ -269,63 +253,233 @@ static int micro_from_rodata(struct elf_file *ef, int major, int minor)
 }
 
 /* Py_Version (3.11+) is PY_VERSION_HEX as a const; older versions only name themselves. */
-static int read_version(struct py_target *t, struct elf_file *ef, char *err, size_t errsz)
+static int read_version(const char *path, struct elf_file *ef, struct runtime_file *rf,
+			char *err, size_t errsz)
 {
-	const struct py_version_layout *layout;
 	uint64_t addr, size;
 	uint32_t hex = 0;
 	const char *base;
 
 	if (elf_file_find_symbol(ef, "Py_Version", false, &addr, &size) == 0 &&
 	    elf_file_read_vaddr(ef, addr, &hex, sizeof(hex)) == 0) {
-		t->major = (hex >> 24) & 0xff;
-		t->minor = (hex >> 16) & 0xff;
-		t->micro = (hex >> 8) & 0xff;
-		snprintf(t->version, sizeof(t->version), "%d.%d.%d", t->major, t->minor, t->micro);
+		rf->major = (hex >> 24) & 0xff;
+		rf->minor = (hex >> 16) & 0xff;
+		rf->micro = (hex >> 8) & 0xff;
+		snprintf(rf->version, sizeof(rf->version), "%d.%d.%d", rf->major, rf->minor,
+			 rf->micro);
 	} else {
-		base = strrchr(t->runtime_path, '/');
-		base = base ? base + 1 : t->runtime_path;
-		if (sscanf(base, "libpython%d.%d", &t->major, &t->minor) != 2 &&
-		    sscanf(base, "python%d.%d", &t->major, &t->minor) != 2)
+		base = strrchr(path, '/');
+		base = base ? base + 1 : path;
+		if (sscanf(base, "libpython%d.%d", &rf->major, &rf->minor) != 2 &&
+		    sscanf(base, "python%d.%d", &rf->major, &rf->minor) != 2)
 			return fail(err, errsz, TARGET_UNSUPPORTED,
-				    "cannot tell the CPython version of %s", t->runtime_path);
-		t->micro = micro_from_rodata(ef, t->major, t->minor);
-		if (t->micro >= 0)
-			snprintf(t->version, sizeof(t->version), "%d.%d.%d", t->major, t->minor,
-				 t->micro);
+				    "cannot tell the CPython version of %s", path);
+		rf->micro = micro_from_rodata(ef, rf->major, rf->minor);
+		if (rf->micro >= 0)
+			snprintf(rf->version, sizeof(rf->version), "%d.%d.%d", rf->major,
+				 rf->minor, rf->micro);
 		else
-			snprintf(t->version, sizeof(t->version), "%d.%d", t->major, t->minor);
+			snprintf(rf->version, sizeof(rf->version), "%d.%d", rf->major, rf->minor);
 	}
-	layout = pylayout_find(t->major, t->minor);
-	if (!layout)
-		return fail(err, errsz, TARGET_UNSUPPORTED,
-			    "unsupported CPython version %s in PID %d (supported: %s)",
-			    t->version, t->pid, pylayout_supported());
-	t->layout_copy = *layout;
-	t->layout = &t->layout_copy;
-	t->layout_source = "built-in table";
+	rf->layout = pylayout_find(rf->major, rf->minor);
 	return 0;
 }
 
-static int find_in_debuginfo(struct elf_file *ef, const char *debug_root, const char *symbol,
-			     uint64_t *vaddr)
+/* A runtime file and, opened only once a symbol is missing from it, its debug file. */
+struct symbol_files {
+	struct elf_file *ef;
+	const char *debug_root;
+	struct elf_file *dbg;
+	bool dbg_tried;
+};
+
+/* The separate debug file of ef, by build id, or NULL. */
+static struct elf_file *open_debuginfo(struct symbol_files *sf)
 {
 	unsigned char id[ELF_BUILD_ID_MAX];
 	char path[PATH_MAX];
-	struct elf_file *dbg = NULL;
-	uint64_t size;
 	size_t len;
+
+	if (sf->dbg_tried)
+		return sf->dbg;
+	sf->dbg_tried = true;
+	if (elf_file_build_id(sf->ef, id, sizeof(id), &len) ||
+	    elf_debuginfo_path(sf->debug_root, id, len, path, sizeof(path)) ||
+	    elf_file_open(path, &sf->dbg))
+		sf->dbg = NULL;
+	return sf->dbg;
+}
+
+/* File offset of a (static) function named in the file's symbols or its debug file. */
+static int find_static(struct symbol_files *sf, const char *name, uint64_t *offset,
+		       const char **source)
+{
+	struct elf_file *dbg;
+	uint64_t vaddr, size;
+
+	if (elf_file_find_symbol(sf->ef, name, true, &vaddr, &size) == 0) {
+		*source = "symbol table";
+	} else {
+		dbg = open_debuginfo(sf);
+		if (!dbg || elf_file_find_symbol(dbg, name, true, &vaddr, &size))
+			return -ENOENT;
+		*source = "debug file";
+	}
+	return elf_file_vaddr_to_offset(sf->ef, vaddr, offset) ? -ERANGE : 0;
+}
+
+/* File offset of an exported function, 0 when the build has none. */
+static uint64_t exported_offset(struct elf_file *ef, const char *name)
+{
+	uint64_t vaddr, size, offset;
+
+	if (elf_file_find_symbol(ef, name, false, &vaddr, &size) ||
+	    elf_file_vaddr_to_offset(ef, vaddr, &offset))
+		return 0;
+	return offset;
+}
+
+/* Garbage collections: the static collector if named anywhere, else the USDT probes. */
+static void find_gc(struct symbol_files *sf, struct runtime_file *rf)
+{
+	struct elf_file *ef = sf->ef;
+	const char *source;
+	size_t n_start = 0, n_done = 0;
 	int ret;
 
-	if (elf_file_build_id(ef, id, sizeof(id), &len))
-		return -ENOENT;
-	if (elf_debuginfo_path(debug_root, id, len, path, sizeof(path)))
-		return -ENOENT;
-	if (elf_file_open(path, &dbg))
-		return -ENOENT;
-	ret = elf_file_find_symbol(dbg, symbol, true, vaddr, &size);
-	elf_file_close(dbg);
+	if (find_static(sf, "gc_collect_main", &rf->gc_offset, &source) == 0)
+		return;
+	rf->gc_offset = 0;
+	/* more sites than we keep: time the collections those cover, as the first ones */
+	ret = elf_file_usdt_sites(ef, "python", "gc__start", rf->gc_start, RUNTIME_USDT_SITES,
+				  &n_start);
+	if (ret == 0 || ret == -ENOSPC)
+		ret = elf_file_usdt_sites(ef, "python", "gc__done", rf->gc_done,
+					  RUNTIME_USDT_SITES, &n_done);
+	if ((ret == 0 || ret == -ENOSPC) && n_start && n_done) {
+		rf->n_gc_start = n_start;
+		rf->n_gc_done = n_done;
+	}
+}
+
+static int find_probes(const char *path, struct elf_file *ef, const char *debug_root,
+		       struct runtime_file *rf, char *err, size_t errsz)
+{
+	struct symbol_files sf = { .ef = ef, .debug_root = debug_root };
+	int ret;
+
+	ret = find_static(&sf, "context_run", &rf->context_run_offset, &rf->context_run_source);
+	if (ret == -ENOENT)
+		rf->context_run_offset = 0;	/* the process's PyContext_Type will say */
+	find_gc(&sf, rf);
+	elf_file_close(sf.dbg);
+	if (ret == -ERANGE)
+		return fail(err, errsz, TARGET_NO_SYMBOL, "context_run is outside %s's loaded "
+			    "code", path);
+	rf->audit_offset = exported_offset(ef, "PySys_Audit");
+	if (!rf->audit_offset)
+		return fail(err, errsz, TARGET_NO_SYMBOL, "cannot find PySys_Audit in %s", path);
+	/* uvloop's callback boundary; CPython's own callers audit through _PySys_Audit */
+	rf->context_enter_offset = exported_offset(ef, "PyContext_Enter");
+	rf->audit_tstate_offset = exported_offset(ef, "_PySys_Audit");
+	return 0;
+}
+
+/* Everything the runtime file alone says: is it CPython, which, where are its probes. */
+static int analyse_file(const char *path, struct elf_file *ef, const char *debug_root,
+			struct runtime_file *rf, char *err, size_t errsz)
+{
+	uint64_t size;
+	int ret;
+
+	memset(rf, 0, sizeof(*rf));
+	if (elf_file_find_symbol(ef, "_PyRuntime", false, &rf->runtime_vaddr, &size) &&
+	    elf_file_find_section(ef, ".PyRuntime", &rf->runtime_vaddr, &size))
+		return 0;		/* not CPython: rf->python stays false */
+	rf->python = true;
+	ret = read_version(path, ef, rf, err, errsz);
+	if (ret || !rf->layout)
+		return ret;		/* an unsupported version needs no more */
+	if (elf_file_first_load(ef, &rf->load_vaddr, &rf->load_offset))
+		return fail(err, errsz, TARGET_NOT_PYTHON, "%s has no loadable segment", path);
+	return find_probes(path, ef, debug_root, rf, err, errsz);
+}
+
+static void cache_key(struct elf_file *ef, struct runtime_key *key)
+{
+	memset(key, 0, sizeof(*key));
+	elf_file_identity(ef, &key->file);
+	if (elf_file_build_id(ef, key->build_id, sizeof(key->build_id), &key->build_id_len))
+		key->build_id_len = 0;
+}
+
+/* The facts of t's runtime file, from the cache when this file was analysed before. */
+static int file_facts(const struct py_target *t, struct elf_file *ef, const char *debug_root,
+		      struct runtime_file *rf, char *err, size_t errsz)
+{
+	const struct runtime_file *hit;
+	struct runtime_key key;
+	bool cacheable = strlen(debug_root) < sizeof(file_cache_debug_root);
+	int ret;
+
+	if (cacheable && strcmp(debug_root, file_cache_debug_root)) {
+		runtime_cache_clear(&file_cache);
+		snprintf(file_cache_debug_root, sizeof(file_cache_debug_root), "%s", debug_root);
+	}
+	cache_key(ef, &key);
+	hit = cacheable ? runtime_cache_find(&file_cache, &key) : NULL;
+	if (hit) {
+		*rf = *hit;
+		return 0;
+	}
+	ret = analyse_file(t->runtime_path, ef, debug_root, rf, err, errsz);
+	if (ret == 0 && cacheable)
+		runtime_cache_store(&file_cache, &key, rf);
 	return ret;
+}
+
+static int apply_file(struct py_target *t, const struct runtime_file *rf, char *err,
+		      size_t errsz)
+{
+	if (!rf->python)
+		return not_python(t, err, errsz);
+	t->major = rf->major;
+	t->minor = rf->minor;
+	t->micro = rf->micro;
+	snprintf(t->version, sizeof(t->version), "%s", rf->version);
+	if (!rf->layout)
+		return fail(err, errsz, TARGET_UNSUPPORTED,
+			    "unsupported CPython version %s in PID %d (supported: %s)",
+			    t->version, t->pid, pylayout_supported());
+	t->layout_copy = *rf->layout;
+	t->layout = &t->layout_copy;
+	t->layout_source = "built-in table";
+	t->context_run_offset = rf->context_run_offset;
+	t->context_run_source = rf->context_run_source;
+	t->audit_offset = rf->audit_offset;
+	t->audit_tstate_offset = rf->audit_tstate_offset;
+	t->context_enter_offset = rf->context_enter_offset;
+	t->gc_offset = rf->gc_offset;
+	t->gc_usdt = !rf->gc_offset && rf->n_gc_start;
+	memcpy(t->gc_start, rf->gc_start, sizeof(t->gc_start));
+	memcpy(t->gc_done, rf->gc_done, sizeof(t->gc_done));
+	t->n_gc_start = rf->n_gc_start;
+	t->n_gc_done = rf->n_gc_done;
+	return 0;
+}
+
+static int compute_bias(struct py_target *t, const struct runtime_file *rf, char *err,
+			size_t errsz)
+{
+	struct bias_search bs = { .path = t->runtime_path, .file_offset = rf->load_offset };
+
+	for_each_mapping(t->pid, find_base, &bs);
+	if (!bs.found)
+		return fail(err, errsz, TARGET_NO_ACCESS, "%s is not mapped in PID %d",
+			    t->runtime_path, t->pid);
+	t->bias = bs.start - rf->load_vaddr;
+	t->runtime_addr = t->bias + rf->runtime_vaddr;
+	return 0;
 }
 
 /* Stripped builds: PyContext_Type.tp_methods in the target lists {"run", context_run}. */
@@ -357,46 +511,24 @@ static int find_in_type_methods(const struct py_target *t, struct elf_file *ef, 
 	return -ENOENT;
 }
 
-static int resolve_probes(struct py_target *t, struct elf_file *ef, const char *debug_root,
-			  char *err, size_t errsz)
+/*
+ * Without symbols context_run is read from the process's own memory: per process, never
+ * cached, so one hostile process cannot choose where another's probe goes.
+ */
+static int context_run_from_memory(struct py_target *t, struct elf_file *ef, char *err,
+				   size_t errsz)
 {
-	uint64_t vaddr, size;
+	uint64_t vaddr;
 
-	if (elf_file_find_symbol(ef, "context_run", true, &vaddr, &size) == 0)
-		t->context_run_source = "symbol table";
-	else if (find_in_debuginfo(ef, debug_root, "context_run", &vaddr) == 0)
-		t->context_run_source = "debug file";
-	else if (find_in_type_methods(t, ef, &vaddr) == 0)
-		t->context_run_source = "PyContext_Type.tp_methods";
-	else
+	if (t->context_run_offset)
+		return 0;
+	if (find_in_type_methods(t, ef, &vaddr))
 		return fail(err, errsz, TARGET_NO_SYMBOL,
 			    "cannot find Context.run (context_run) in %s", t->runtime_path);
 	if (elf_file_vaddr_to_offset(ef, vaddr, &t->context_run_offset))
 		return fail(err, errsz, TARGET_NO_SYMBOL, "context_run at 0x%" PRIx64
 			    " is outside %s's loaded code", vaddr, t->runtime_path);
-	if (elf_file_find_symbol(ef, "PySys_Audit", false, &vaddr, &size) ||
-	    elf_file_vaddr_to_offset(ef, vaddr, &t->audit_offset))
-		return fail(err, errsz, TARGET_NO_SYMBOL, "cannot find PySys_Audit in %s",
-			    t->runtime_path);
-	if (elf_file_find_symbol(ef, "PyContext_Enter", false, &vaddr, &size) ||
-	    elf_file_vaddr_to_offset(ef, vaddr, &t->context_enter_offset))
-		t->context_enter_offset = 0;
-	/* garbage collections: the static collector if named anywhere, else the USDT probes */
-	if ((elf_file_find_symbol(ef, "gc_collect_main", true, &vaddr, &size) == 0 ||
-	     find_in_debuginfo(ef, debug_root, "gc_collect_main", &vaddr) == 0) &&
-	    elf_file_vaddr_to_offset(ef, vaddr, &t->gc_offset) == 0)
-		t->gc_usdt = false;
-	else
-		t->gc_usdt = elf_file_find_section(ef, ".note.stapsdt", &vaddr, &size) == 0;
-	/* CPython's own callers raise some events through _PySys_Audit, not PySys_Audit */
-	if (elf_file_find_symbol(ef, "_PySys_Audit", false, &vaddr, &size) ||
-	    elf_file_vaddr_to_offset(ef, vaddr, &t->audit_tstate_offset))
-		t->audit_tstate_offset = 0;
-	if (elf_file_find_symbol(ef, "_PyRuntime", false, &vaddr, &size) &&
-	    elf_file_find_section(ef, ".PyRuntime", &vaddr, &size))
-		return fail(err, errsz, TARGET_NO_SYMBOL, "cannot find _PyRuntime in %s",
-			    t->runtime_path);
-	t->runtime_addr = t->bias + vaddr;
+	t->context_run_source = "PyContext_Type.tp_methods";
 	return 0;
 }
 
@@ -439,6 +571,7 @@ int target_inspect(pid_t pid, const struct target_options *opts, struct py_targe
 		   char *err, size_t errsz)
 {
 	const char *debug_root = opts && opts->debug_root ? opts->debug_root : "/usr/lib/debug";
+	struct runtime_file rf;
 	struct elf_file *ef = NULL;
 	int ret;
 
@@ -452,11 +585,13 @@ int target_inspect(pid_t pid, const struct target_options *opts, struct py_targe
 	ret = open_runtime(t, &ef, err, errsz);
 	if (ret)
 		return ret;
-	ret = read_version(t, ef, err, errsz);
+	ret = file_facts(t, ef, debug_root, &rf, err, errsz);
 	if (!ret)
-		ret = compute_bias(t, ef, err, errsz);
+		ret = apply_file(t, &rf, err, errsz);
 	if (!ret)
-		ret = resolve_probes(t, ef, debug_root, err, errsz);
+		ret = compute_bias(t, &rf, err, errsz);
+	if (!ret)
+		ret = context_run_from_memory(t, ef, err, errsz);
 	if (!ret)
 		ret = apply_debug_offsets(t, err, errsz);
 	elf_file_close(ef);

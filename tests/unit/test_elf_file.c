@@ -4,7 +4,8 @@
  * Owns the test fixtures for the ELF reader: a small program compiled at
  * test time (known build id, clone-named and absolute symbols, a constant
  * in .rodata, and a main() that prints its own addresses and code bytes as
- * an independent oracle), hostile variants of it and of /bin/true, and the
+ * an independent oracle), one with hand-written USDT notes, hostile
+ * variants of them and of /bin/true, and the
  * Debian python3.11 binary with its separate debug file plus a pyenv
  * libpython when those are installed.
  *
@@ -79,6 +80,37 @@ static const char fixture_src[] =
 	"	return 0;\n"
 	"}\n";
 
+/*
+ * USDT notes written by hand, in the layout of SystemTap's <sys/sdt.h>
+ * (not installed here): one probe with a semaphore, one probe name at two
+ * sites, one as prelink leaves it (addresses 0x1000 below where
+ * .stapsdt.base now is), and sites that must be refused: a semaphore in
+ * code, a probe in data.
+ */
+static const char usdt_src[] =
+	"__attribute__((section(\".probes\"), used)) unsigned short aiocop_sema;\n"
+	"__asm__(\n"
+	"\".macro aiocop_note pc, base, sema, name\\n\"\n"
+	"\".pushsection .note.stapsdt,\\\"\\\",\\\"note\\\"\\n\"\n"
+	"\".balign 4\\n.4byte 8, 2f-1f, 3\\n.asciz \\\"stapsdt\\\"\\n\"\n"
+	"\"1: .8byte \\\\pc, \\\\base, \\\\sema\\n\"\n"
+	"\".asciz \\\"aiocop\\\"\\n.asciz \\\"\\\\name\\\"\\n.asciz \\\"\\\"\\n\"\n"
+	"\"2: .balign 4\\n.popsection\\n.endm\\n\"\n"
+	"\".pushsection .text\\n\"\n"
+	"\".globl aiocop_probe_a, aiocop_probe_b, aiocop_probe_c\\n\"\n"
+	"\"aiocop_probe_a: nop\\naiocop_probe_b: nop\\naiocop_probe_c: nop\\nret\\n\"\n"
+	"\".popsection\\n\"\n"
+	"\".pushsection .stapsdt.base,\\\"a\\\",\\\"progbits\\\"\\n\"\n"
+	"\"aiocop_sdt_base: .space 1\\n.popsection\\n\"\n"
+	"\"aiocop_note aiocop_probe_a, aiocop_sdt_base, aiocop_sema, with_sema\\n\"\n"
+	"\"aiocop_note aiocop_probe_b, aiocop_sdt_base, 0, twice\\n\"\n"
+	"\"aiocop_note aiocop_probe_c, aiocop_sdt_base, 0, twice\\n\"\n"
+	"\"aiocop_note aiocop_probe_a-0x1000, aiocop_sdt_base-0x1000, 0, prelinked\\n\"\n"
+	"\"aiocop_note aiocop_probe_a, aiocop_sdt_base, aiocop_probe_b, code_sema\\n\"\n"
+	"\"aiocop_note aiocop_sema, aiocop_sdt_base, 0, data_pc\\n\"\n"
+	"\"aiocop_note aiocop_probe_a, 0, 0, no_base\\n\");\n"
+	"int main(void) { return aiocop_sema; }\n";
+
 /* What the ET_EXEC fixture reported about itself at run time. */
 struct fixture_oracle {
 	uint64_t fn, magic, clone, dup, abs_clone;
@@ -88,7 +120,9 @@ struct fixture_oracle {
 static char tmpdir[64];
 static char fix_exec[128];
 static char fix_pie[128];
+static char fix_usdt[128];
 static bool have_fixture;
+static bool have_usdt_fixture;
 static struct fixture_oracle oracle;
 
 /* ---- small file helpers ----------------------------------------------- */
@@ -266,6 +300,30 @@ static bool raw_build_id(struct raw *r, char *hex)
 	return false;
 }
 
+/* File offset of vaddr through the PT_LOAD headers, the plain way. */
+static uint64_t raw_file_offset(struct raw *r, uint64_t vaddr)
+{
+	size_t i;
+
+	for (i = 0; i < raw_ehdr(r)->e_phnum; i++) {
+		Elf64_Phdr *ph = raw_phdr(r, i);
+
+		if (ph->p_type == PT_LOAD && vaddr >= ph->p_vaddr &&
+		    vaddr - ph->p_vaddr < ph->p_filesz)
+			return ph->p_offset + (vaddr - ph->p_vaddr);
+	}
+	fail_msg("0x%llx is in no PT_LOAD", (unsigned long long)vaddr);
+	return 0;
+}
+
+static uint64_t raw_symbol_offset(struct raw *r, const char *name)
+{
+	Elf64_Sym *sym = raw_symbol(r, SHT_SYMTAB, name, NULL);
+
+	assert_non_null(sym);
+	return raw_file_offset(r, sym->st_value);
+}
+
 /* ---- calling everything on a handle that may describe garbage -------- */
 
 static void check_offset(const struct elf_file *ef, uint64_t vaddr,
@@ -278,6 +336,22 @@ static void check_offset(const struct elf_file *ef, uint64_t vaddr,
 		assert_true(off < fsize);
 	elf_file_read_vaddr(ef, vaddr, buf, sizeof(buf));
 	elf_file_read_vaddr(ef, vaddr, buf, 1);
+}
+
+static void exercise_usdt(const struct elf_file *ef, uint64_t fsize)
+{
+	struct elf_usdt_site sites[4];
+	size_t i, n;
+
+	if (elf_file_usdt_sites(ef, "aiocop", "twice", sites, 4, &n) == 0 ||
+	    n > 0)
+		assert_true(n <= 4);
+	for (i = 0; i < n; i++) {
+		assert_true(sites[i].offset < fsize);
+		assert_true(sites[i].ref_ctr_offset < fsize);
+	}
+	elf_file_usdt_sites(ef, "python", "gc__start", sites, 4, &n);
+	elf_file_usdt_sites(ef, "", "", NULL, 0, &n);
 }
 
 static void exercise_all(const struct elf_file *ef, uint64_t fsize)
@@ -306,6 +380,7 @@ static void exercise_all(const struct elf_file *ef, uint64_t fsize)
 	elf_file_find_section(ef, "", &a, &b);
 	if (elf_file_first_load(ef, &a, &b) == 0)
 		check_offset(ef, a, fsize);
+	exercise_usdt(ef, fsize);
 	check_offset(ef, 0, fsize);
 	check_offset(ef, 0x400000, fsize);
 	check_offset(ef, UINT64_MAX, fsize);
@@ -398,8 +473,14 @@ static int group_setup(void **state)
 	tmp_path(src, sizeof(src), "aiocop_fixture.c");
 	tmp_path(fix_exec, sizeof(fix_exec), "fixture_exec");
 	tmp_path(fix_pie, sizeof(fix_pie), "fixture_pie");
+	tmp_path(fix_usdt, sizeof(fix_usdt), "fixture_usdt");
 	if (write_file(src, fixture_src, sizeof(fixture_src) - 1))
 		return -1;
+	tmp_path(src, sizeof(src), "aiocop_usdt.c");
+	if (write_file(src, usdt_src, sizeof(usdt_src) - 1))
+		return -1;
+	have_usdt_fixture = run("cd %s && %s -O1 -no-pie -fno-pie -o %s aiocop_usdt.c",
+				tmpdir, cc, fix_usdt) == 0;
 	/* -O1 keeps the asm-named clones as real, separate functions. */
 	have_fixture =
 		run("cd %s && %s -O1 -no-pie -fno-pie -o %s aiocop_fixture.c "
@@ -1137,6 +1218,134 @@ static void test_fuzz(void **state)
 	assert_true(opened > 0);
 }
 
+/* ---- USDT probe sites ---------------------------------------------------- */
+
+#define NEED_USDT_FIXTURE() do {					\
+		if (!have_usdt_fixture) {				\
+			print_message("USDT fixture not built\n");	\
+			skip();						\
+		}							\
+	} while (0)
+
+static void test_usdt_sites(void **state)
+{
+	struct elf_usdt_site sites[4];
+	struct elf_file *ef;
+	struct raw r;
+	uint64_t a, b, c;
+	size_t n;
+
+	NEED_USDT_FIXTURE();
+	assert_true(raw_load(&r, fix_usdt));
+	a = raw_symbol_offset(&r, "aiocop_probe_a");
+	b = raw_symbol_offset(&r, "aiocop_probe_b");
+	c = raw_symbol_offset(&r, "aiocop_probe_c");
+	assert_int_equal(open_path(fix_usdt, &ef), 0);
+
+	assert_int_equal(elf_file_usdt_sites(ef, "aiocop", "with_sema", sites, 4, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(sites[0].offset, a);
+	assert_int_equal(sites[0].ref_ctr_offset, raw_symbol_offset(&r, "aiocop_sema"));
+
+	assert_int_equal(elf_file_usdt_sites(ef, "aiocop", "twice", sites, 4, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(sites[0].offset, b);
+	assert_int_equal(sites[1].offset, c);
+	assert_int_equal(sites[0].ref_ctr_offset, 0);
+	/* more sites than room: the first ones, and a word that some are missing */
+	assert_int_equal(elf_file_usdt_sites(ef, "aiocop", "twice", sites, 1, &n), -ENOSPC);
+	assert_int_equal(n, 1);
+	assert_int_equal(sites[0].offset, b);
+
+	/* as prelink leaves it: .stapsdt.base moved, the note did not */
+	assert_int_equal(elf_file_usdt_sites(ef, "aiocop", "prelinked", sites, 4, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(sites[0].offset, a);
+	assert_int_equal(elf_file_usdt_sites(ef, "aiocop", "no_base", sites, 4, &n), 0);
+	assert_int_equal(sites[0].offset, a);
+
+	/* a semaphore in code, a probe in data: nothing a uprobe could use */
+	assert_int_equal(elf_file_usdt_sites(ef, "aiocop", "code_sema", sites, 4, &n), -ENOENT);
+	assert_int_equal(elf_file_usdt_sites(ef, "aiocop", "data_pc", sites, 4, &n), -ENOENT);
+	assert_int_equal(n, 0);
+	assert_int_equal(elf_file_usdt_sites(ef, "aiocop", "nope", sites, 4, &n), -ENOENT);
+	assert_int_equal(elf_file_usdt_sites(ef, "other", "twice", sites, 4, &n), -ENOENT);
+	assert_int_equal(elf_file_usdt_sites(ef, "aiocop", "twic", sites, 4, &n), -ENOENT);
+	assert_int_equal(elf_file_usdt_sites(ef, "aiocop", "twice", NULL, 4, &n), -EINVAL);
+	elf_file_close(ef);
+
+	/* a file without notes */
+	NEED_FIXTURE();
+	assert_int_equal(open_path(fix_exec, &ef), 0);
+	assert_int_equal(elf_file_usdt_sites(ef, "aiocop", "twice", sites, 4, &n), -ENOENT);
+	elf_file_close(ef);
+	free(r.buf);
+}
+
+/* Every byte of the notes overwritten in turn, by values that break lengths and strings. */
+static void test_hostile_usdt(void **state)
+{
+	static const unsigned char vals[] = { 0x00, 0xff, 'x', 0x7f };
+	Elf64_Shdr *notes;
+	struct raw orig;
+	size_t pos, v;
+	int sec;
+
+	NEED_USDT_FIXTURE();
+	assert_true(raw_load(&orig, fix_usdt));
+	sec = raw_section(&orig, ".note.stapsdt");
+	assert_true(sec > 0);
+	notes = raw_shdr(&orig, (size_t)sec);
+	for (pos = 0; pos < notes->sh_size; pos++) {
+		for (v = 0; v < sizeof(vals); v++) {
+			unsigned char keep = orig.buf[notes->sh_offset + pos];
+
+			orig.buf[notes->sh_offset + pos] = vals[v];
+			assert_int_equal(write_and_open(orig.buf, orig.len), 0);
+			orig.buf[notes->sh_offset + pos] = keep;
+		}
+	}
+	free(orig.buf);
+}
+
+static void test_python_usdt(void **state)
+{
+	struct elf_usdt_site sites[4];
+	struct elf_file *ef;
+	size_t n;
+
+	NEED_FILE(PY_EXEC);
+	assert_int_equal(open_path(PY_EXEC, &ef), 0);
+	/* Debian's build: one site each, semaphores in .probes (readelf -n, and -S) */
+	assert_int_equal(elf_file_usdt_sites(ef, "python", "gc__start", sites, 4, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(sites[0].offset, 0x426fc1 - 0x41f000 + 0x1f000);
+	assert_int_equal(sites[0].ref_ctr_offset, 0x67dd40 + (0xa7ed4e - 0xa7ed40));
+	assert_int_equal(elf_file_usdt_sites(ef, "python", "gc__done", sites, 4, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(sites[0].offset, 0x42705b - 0x41f000 + 0x1f000);
+	assert_int_equal(sites[0].ref_ctr_offset, 0x67dd40 + (0xa7ed50 - 0xa7ed40));
+	elf_file_close(ef);
+}
+
+static void test_identity(void **state)
+{
+	struct elf_file_id id;
+	struct elf_file *ef;
+	struct stat st;
+
+	NEED_FIXTURE();
+	assert_int_equal(stat(fix_exec, &st), 0);
+	assert_int_equal(open_path(fix_exec, &ef), 0);
+	elf_file_identity(ef, &id);
+	assert_int_equal(id.dev, st.st_dev);
+	assert_int_equal(id.ino, st.st_ino);
+	assert_int_equal(id.size, st.st_size);
+	assert_int_equal(id.mtime_ns, (int64_t)st.st_mtim.tv_sec * 1000000000 +
+				      st.st_mtim.tv_nsec);
+	elf_file_close(ef);
+}
+
 /* ---- real Python binaries ---------------------------------------------- */
 
 static void test_python_exec(void **state)
@@ -1404,6 +1613,10 @@ int main(void)
 		cmocka_unit_test(test_hostile_notes),
 		cmocka_unit_test(test_hostile_segments),
 		cmocka_unit_test(test_fuzz),
+		cmocka_unit_test(test_usdt_sites),
+		cmocka_unit_test(test_hostile_usdt),
+		cmocka_unit_test(test_identity),
+		cmocka_unit_test(test_python_usdt),
 		cmocka_unit_test(test_python_exec),
 		cmocka_unit_test(test_python_debug_file),
 		cmocka_unit_test(test_pyenv_libpython),
