@@ -30,7 +30,7 @@ struct engine_options {
 	bool report_all;		/* --all: fast callbacks that blocked are reported too */
 	bool armed_from_start;		/* trace, exec: every callback probed from the start */
 	bool stats;			/* trace, exec: loop statistics and slow iterations */
-	bool verbose;			/* log LOG_INFO messages, not only notices and errors */
+	int verbose;			/* 1: log LOG_INFO messages too, 2: and LOG_DEBUG */
 };
 
 /* A process being watched: what sinks may read of it. */

@@ -22,7 +22,7 @@ typedef bool (*follow_select_fn)(void *ctx, const struct py_target *t);
 int follow_open(struct follower **out, struct engine *e, follow_select_fn select, void *ctx);
 /* Follows pid and everything it starts from now on. */
 int follow_family(struct follower *f, pid_t pid);
-/* Lets every process still held go (the command is ending). */
+/* The command is ending: nothing is stopped any more, and every process still held goes. */
 void follow_release_all(struct follower *f);
 void follow_close(struct follower *f);
 

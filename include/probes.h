@@ -51,18 +51,28 @@ void probes_remove_target(struct probes *p, pid_t pid, struct target_links *l);
 int probes_arm(struct probes *p, const struct py_target *t, struct target_links *l,
 	       char *err, size_t errsz);
 void probes_disarm(struct probes *p, const struct py_target *t, struct target_links *l);
-/* Registers a loop thread (if BPF has not yet) and starts its sampler, the caller's link. */
+/* A loop thread's CPU-clock sampler: its link, and the perf event (to change its period). */
+struct probes_sampler {
+	struct bpf_link *link;
+	int perf_fd;			/* owned by the link; -1: none */
+};
+
+/* Registers a loop thread (if BPF has not yet) and starts its sampler, the caller's. */
 int probes_add_loop_thread(struct probes *p, pid_t pid, pid_t tid, bool stats,
-			   struct bpf_link **sampler);
+			   struct probes_sampler *sampler);
+void probes_remove_sampler(struct probes_sampler *sampler);
+/* A thread leaves: its entries in every per-thread map go (statistics taken first). */
+void probes_forget_thread(struct probes *p, pid_t tid);
 /* A loop thread's statistics (TARGET_STATS), taken out of the map. */
 int probes_take_loop_stats(struct probes *p, pid_t tid, struct loop_stats *out);
 /* New options for a registered target; the samplers' period follows the threshold. */
 int probes_update_target(struct probes *p, pid_t pid, const struct target_cfg *cfg);
 void probes_set_sample_period(struct probes *p, double threshold_ms);
-void probes_retune_sampler(struct probes *p, struct bpf_link *sampler);
+int probes_retune_sampler(struct probes *p, const struct probes_sampler *sampler);
 
 /* `aiocopd exec`: follow pid and what it starts; stop an exec'd process at its entry. */
 int probes_follow(struct probes *p, pid_t pid);
+void probes_stop_following(struct probes *p);
 struct ulink *probes_stop_at_entry(struct probes *p, pid_t pid, const char *path,
 				   uint64_t offset);
 /* Takes the entry stop off (in the background: the process need not wait). NULL is fine. */

@@ -3,7 +3,6 @@
 #ifndef AIOCOPD_PROCMEM_H
 #define AIOCOPD_PROCMEM_H
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -16,7 +15,5 @@ int procmem_read_u64(pid_t pid, uint64_t addr, uint64_t *val);
 int procmem_read_cstr(pid_t pid, uint64_t addr, char *buf, size_t bufsz);
 /* Reads a whole small /proc file into buf (NUL-terminated); returns its length or -errno. */
 ssize_t proc_read_file(const char *path, char *buf, size_t bufsz);
-/* Whether pid still exists (not yet reaped). */
-bool procmem_alive(pid_t pid);
 
 #endif

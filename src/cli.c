@@ -166,10 +166,20 @@ static int take_option(int c, const char *arg, struct cli_args *args)
 		eng->report_all = true;
 		return 0;
 	case 'v':
-		eng->verbose = true;
+		eng->verbose++;		/* -vv: also what happens to every process */
 		return 0;
 	}
 	return cli_usage_error("unexpected option '%s'", arg ? arg : "?");
+}
+
+/* getopt's own message would start with argv[0]: say it ours. */
+static int unknown_option(const char *word)
+{
+	char letter[3] = { '-', (char)optopt, 0 };
+
+	/* optopt names a short option; a long one is only in the word */
+	return cli_usage_error("unknown option, or one without its value: '%s'",
+			       optopt ? letter : word);
 }
 
 int cli_parse_args(enum cli_command which, int argc, char **argv, const char *usage,
@@ -188,8 +198,7 @@ int cli_parse_args(enum cli_command which, int argc, char **argv, const char *us
 	opterr = 0;		/* our own message, not one that starts with argv[0] */
 	while ((c = getopt_long(argc, argv, shorts, longs, NULL)) != -1) {
 		if (c == '?' || c == ':')
-			return cli_usage_error("unknown option, or one without its value: '%s'",
-					       argv[optind - 1]);
+			return unknown_option(argv[optind - 1]);
 		if (c == 'h') {
 			fputs(usage, stdout);
 			exit(0);

@@ -319,7 +319,6 @@ static int run_command(struct exec_run *run, const sigset_t *oldmask)
 		goto out;
 	}
 	sd_event_loop(run->loop);
-	engine_drain(run->engine);
 	follow_release_all(run->follower);
 	ret = 0;
 	if (read(fail[0], &exec_errno, sizeof(exec_errno)) == sizeof(exec_errno)) {
@@ -390,9 +389,10 @@ int cmd_exec(int argc, char **argv)
 		ret = EXIT_VIOLATION;
 out:
 	follow_close(run.follower);
+	cli_report_losses(run.engine);
+	engine_close(run.engine);	/* before the document its sink fills */
 	if (run.have_doc)
 		tracedoc_free(&run.doc);
-	engine_close(run.engine);
 	sd_event_unref(run.loop);
 	for (size_t i = 0; i < run.n_procs; i++)
 		summary_free(&run.procs[i].summary);

@@ -100,8 +100,6 @@ static int add_sources(struct live_run *run, const struct cli_args *cli)
 	if (!ret)
 		ret = engine_add_sink(run->engine, &process);
 	if (!ret)
-		ret = cli_stop_after(run->loop, cli->duration_s);
-	if (!ret)
 		ret = sd_event_add_time_relative(run->loop, NULL, CLOCK_MONOTONIC,
 						 WAITING_NOTICE_US, 1000, on_waiting, run);
 	/* stdout may be a file or a terminal, which epoll refuses: then writes will tell */
@@ -142,7 +140,12 @@ int cmd_live(int argc, char **argv)
 		goto out;
 	}
 	cli_print_attached(run.engine, w);
+	if (cli_stop_after(run.loop, cli.duration_s)) {
+		ret = 1;
+		goto out;
+	}
 	why = sd_event_loop(run.loop);
+	engine_drain(run.engine);	/* what the ring still holds was reported before the end */
 	if (why == STOP_TARGET_EXIT && !cli.json)
 		fprintf(stderr, "aiocopd: PID %d exited\n", target.pid);
 	ret = 0;

@@ -101,8 +101,6 @@ static int add_sources(struct trace_run *run, const struct cli_args *cli)
 	ret = engine_add_sink(run->engine, &doc);
 	if (!ret)
 		ret = engine_add_sink(run->engine, &process);
-	if (!ret)
-		ret = cli_stop_after(run->loop, cli->duration_s);
 	if (!ret && isatty(STDERR_FILENO)) {
 		ret = sd_event_add_time_relative(run->loop, &progress, CLOCK_MONOTONIC,
 						 PROGRESS_INTERVAL_US, 10000, trace_progress, run);
@@ -194,6 +192,8 @@ int cmd_trace(int argc, char **argv)
 	run.start_ns = engine_now_ns();
 	start = engine_wall_time(run.engine, run.start_ns);
 	cli_print_attached(run.engine, w);
+	if (cli_stop_after(run.loop, cli.duration_s))
+		goto fail;
 	why = sd_event_loop(run.loop);
 	ret = write_trace(&run, &cli, why, start, fd, tmp);
 	fd = -1;
@@ -202,9 +202,10 @@ fail:
 		close(fd);
 		unlink(tmp);
 	}
+	cli_report_losses(run.engine);
+	engine_close(run.engine);	/* before the document its sink fills */
 	if (have_doc)
 		tracedoc_free(&run.doc);
-	engine_close(run.engine);
 	sd_event_unref(run.loop);
 	return ret;
 }

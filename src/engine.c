@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "array.h"
 #include "engine.h"
@@ -28,7 +30,7 @@
 /* A loop thread of a watched process: its CPU-clock sampler is its own. */
 struct loop_thread {
 	pid_t tid;
-	struct bpf_link *sampler;
+	struct probes_sampler sampler;
 };
 
 struct watched_private {
@@ -36,7 +38,9 @@ struct watched_private {
 	struct target_links links;
 	uint64_t last_slow_ns;		/* last report, for disarming an idle target */
 	bool uvloop;			/* it maps uvloop (once seen, for good) */
+	struct engine *engine;
 	bool announced;			/* loop threads found from now on are told to sinks */
+	sd_event_source *exit_source;	/* its pidfd: the exit is seen even if BPF's record was lost */
 	struct loop_thread *loops;
 	size_t n_loops, cap_loops;
 };
@@ -56,7 +60,6 @@ struct engine {
 	struct record_buffer *records;
 	int64_t realtime_offset_ns;	/* CLOCK_REALTIME - CLOCK_MONOTONIC */
 	uint64_t reports;
-	uint64_t lost_seen;		/* ring buffer losses when we last looked for exits */
 	bool consuming;			/* inside a ring-buffer record's handler */
 };
 
@@ -83,7 +86,8 @@ void engine_log(struct engine *e, int level, const char *fmt, ...)
 	char msg[1024];
 	va_list ap;
 
-	if (!e->log || (level >= LOG_INFO && !e->opt.verbose))
+	if (!e->log || (level == LOG_INFO && e->opt.verbose < 1) ||
+	    (level >= LOG_DEBUG && e->opt.verbose < 2))
 		return;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -164,7 +168,9 @@ static void drop_loop(struct engine *e, struct watched *w, struct loop_thread *l
 {
 	collect_loop_stats(e, w, l->tid);
 	records_forget_thread(e->records, w->pid, l->tid);
-	bpf_link__destroy(l->sampler);	/* a software perf event: no grace period */
+	probes_remove_sampler(&l->sampler);
+	/* the thread may live on (its process exec'd): its BPF state must not */
+	probes_forget_thread(&e->probes, l->tid);
 	*l = w->priv->loops[--w->priv->n_loops];
 }
 
@@ -198,6 +204,7 @@ static void free_watched(struct watched *w)
 	if (!w)
 		return;
 	if (w->priv) {
+		sd_event_source_disable_unref(w->priv->exit_source);
 		pyresolver_free(w->priv->resolver);
 		free(w->priv->loops);
 	}
@@ -292,7 +299,8 @@ int engine_reconfigure(struct engine *e, const struct engine_options *opt)
 		if (probes_update_target(&e->probes, w->pid, &cfg))
 			ret = -errno;
 		for (size_t k = 0; k < w->priv->n_loops; k++)
-			probes_retune_sampler(&e->probes, w->priv->loops[k].sampler);
+			if (probes_retune_sampler(&e->probes, &w->priv->loops[k].sampler))
+				ret = -errno;
 	}
 	return ret;
 }
@@ -396,10 +404,16 @@ static void on_thread_exit(struct engine *e, const struct event_header *h)
 	struct watched *w = engine_find(e, h->pid);
 	struct loop_thread *l = w ? find_loop(w, h->tid) : NULL;
 
-	if (l)
+	struct loop_stats s;
+
+	if (l) {
 		drop_loop(e, w, l);
-	else
-		records_forget_thread(e->records, h->pid, h->tid);
+		return;
+	}
+	records_forget_thread(e->records, h->pid, h->tid);
+	/* a loop thread we never heard of (its record was lost): its statistics go all the same */
+	if (probes_take_loop_stats(&e->probes, h->tid, &s) == 0 && w)
+		tell_loop_stats(e, w, h->tid, &s);
 }
 
 static void on_process_exit(struct engine *e, pid_t pid)
@@ -410,6 +424,8 @@ static void on_process_exit(struct engine *e, pid_t pid)
 		e->follow.exit(e->follow.ctx, pid);
 	if (w)
 		retire(e, w, PROCESS_EXITED);
+	else
+		records_forget_process(e->records, pid);
 }
 
 static void on_process(struct engine *e, const struct event_process *ev)
@@ -444,7 +460,8 @@ static void handle_record(struct engine *e, const struct event_header *h, void *
 			on_loop_thread(e, data);
 		break;
 	case EVENT_BLOCKING:
-		if (size >= sizeof(struct event_blocking))
+		/* records of a process we do not watch (any more) would only wait to be freed */
+		if (size >= sizeof(struct event_blocking) && engine_find(e, h->pid))
 			records_add(e->records, data);
 		break;
 	case EVENT_CALLBACK:
@@ -481,28 +498,11 @@ static int on_record(void *ctx, void *data, size_t size)
 	return 0;
 }
 
-/*
- * A full ring buffer may have lost an exit record: then look at each watched process
- * once, so a gone one does not stay registered forever.
- */
-static void find_lost_exits(struct engine *e)
-{
-	uint64_t lost = probes_lost(&e->probes, LOST_RING_BUFFER);
-
-	if (lost == e->lost_seen)
-		return;
-	e->lost_seen = lost;
-	for (size_t i = e->n_procs; i-- > 0;)
-		if (!procmem_alive(e->procs[i]->pid))
-			on_process_exit(e, e->procs[i]->pid);
-}
-
 void engine_drain(struct engine *e)
 {
 	uint64_t now;
 
 	probes_consume(&e->probes);
-	find_lost_exits(e);
 	now = engine_now_ns();		/* after the reports: none may be newer than now */
 	for (size_t i = 0; i < e->n_procs; i++)
 		maybe_disarm(e, e->procs[i], now);
@@ -578,7 +578,7 @@ static void read_cmdline(pid_t pid, char *buf, size_t bufsz)
 			buf[i] = ' ';
 }
 
-static struct watched *new_watched(const struct py_target *t)
+static struct watched *new_watched(struct engine *e, const struct py_target *t)
 {
 	struct watched *w = calloc(1, sizeof(*w));
 
@@ -587,6 +587,7 @@ static struct watched *new_watched(const struct py_target *t)
 	w->priv = calloc(1, sizeof(*w->priv));
 	if (!w->priv)
 		goto fail;
+	w->priv->engine = e;
 	w->pid = t->pid;
 	w->target = *t;
 	w->target.layout = &w->target.layout_copy;
@@ -598,6 +599,44 @@ static struct watched *new_watched(const struct py_target *t)
 fail:
 	free_watched(w);
 	return NULL;
+}
+
+/*
+ * A watched process ended (its pidfd is readable). BPF's exit record usually came first;
+ * this catches the exit when that record was lost, or when the process ended before BPF
+ * knew it (while we attached).
+ */
+static int on_pidfd(sd_event_source *s, int fd, uint32_t revents, void *ctx)
+{
+	struct watched *w = ctx, *now;
+	struct engine *e = w->priv->engine;
+	pid_t pid = w->pid;
+
+	probes_consume(&e->probes);	/* its last records are in the ring before its exit */
+	now = engine_find(e, pid);	/* (w may be gone: that record retired it) */
+	if (now && now->priv->exit_source == s)
+		on_process_exit(e, pid);
+	return 0;
+}
+
+static int pidfd_open(pid_t pid)
+{
+	return syscall(SYS_pidfd_open, pid, 0);
+}
+
+/* Returns 0, or -ESRCH when the process is already gone. */
+static int watch_exit(struct engine *e, struct watched *w)
+{
+	int fd = pidfd_open(w->pid), ret;
+
+	if (fd < 0)
+		return -errno;
+	ret = sd_event_add_io(e->loop, &w->priv->exit_source, fd, EPOLLIN, on_pidfd, w);
+	if (ret < 0) {
+		close(fd);
+		return ret;
+	}
+	return sd_event_source_set_io_fd_own(w->priv->exit_source, 1);
 }
 
 static int add_to_registry(struct engine *e, struct watched *w)
@@ -622,11 +661,15 @@ struct watched *engine_watch(struct engine *e, const struct py_target *t, char *
 	w = engine_find(e, t->pid);
 	if (w)
 		engine_unwatch(e, w);	/* the same pid with a new program (exec) */
-	w = new_watched(t);
+	w = new_watched(e, t);
 	if (!w || add_to_registry(e, w)) {
 		snprintf(err, errsz, "out of memory");
 		free_watched(w);
 		return NULL;
+	}
+	if (watch_exit(e, w)) {
+		snprintf(err, errsz, "PID %d exited while attaching", t->pid);
+		goto fail;
 	}
 	/* armed from the start: no iteration may be timed as a whole before the uprobes */
 	cfg = target_cfg_of(e, w, armed);

@@ -74,7 +74,7 @@ static void release(struct follower *f, struct held *h)
 	f->stats.held_ns_total += held_ns;
 	if (held_ns > f->stats.held_ns_max)
 		f->stats.held_ns_max = held_ns;
-	engine_log(f->engine, LOG_INFO, "PID %d released %.1f ms after its exec", h->pid,
+	engine_log(f->engine, LOG_DEBUG, "PID %d released %.1f ms after its exec", h->pid,
 		   held_ns / 1e6);
 	drop_held(f, h);
 }
@@ -189,7 +189,12 @@ int follow_family(struct follower *f, pid_t pid)
 
 void follow_release_all(struct follower *f)
 {
-	while (f && f->n_held)
+	if (!f)
+		return;
+	/* nothing is stopped from now on; what the ring still tells is heard; then all go */
+	probes_stop_following(engine_probes(f->engine));
+	engine_drain(f->engine);
+	while (f->n_held)
 		release(f, &f->held[0]);
 }
 

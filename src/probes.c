@@ -342,14 +342,14 @@ static int open_sampler(pid_t tid, uint64_t period_ns)
 }
 
 int probes_add_loop_thread(struct probes *p, pid_t pid, pid_t tid, bool stats,
-			   struct bpf_link **sampler)
+			   struct probes_sampler *sampler)
 {
 	struct thread_state st = { .pid = pid, .flags = THREAD_LOOP };
 	struct callback_ident id = {};
 	__u32 key = tid;
 	int fd, ret;
 
-	*sampler = NULL;
+	*sampler = (struct probes_sampler){ .perf_fd = -1 };
 	/* BPF may have added it first (it saw epoll_wait return): keep its state */
 	bpf_map_update_elem(bpf_map__fd(p->skel->maps.threads), &key, &st, BPF_NOEXIST);
 	bpf_map_update_elem(bpf_map__fd(p->skel->maps.idents), &key, &id, BPF_NOEXIST);
@@ -362,12 +362,44 @@ int probes_add_loop_thread(struct probes *p, pid_t pid, pid_t tid, bool stats,
 	fd = open_sampler(tid, p->sample_period_ns);
 	if (fd < 0)
 		return -errno;
-	*sampler = bpf_program__attach_perf_event(p->skel->progs.cpu_sample, fd);
-	if (*sampler)
-		return 0;
-	ret = -errno;
-	close(fd);
-	return ret;
+	sampler->link = bpf_program__attach_perf_event(p->skel->progs.cpu_sample, fd);
+	if (!sampler->link) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	/* the link's own fd is a BPF link, not the event: keep the event to retune it */
+	sampler->perf_fd = fd;
+	return 0;
+}
+
+void probes_remove_sampler(struct probes_sampler *sampler)
+{
+	/* a software perf event: closing it waits for no grace period */
+	bpf_link__destroy(sampler->link);
+	*sampler = (struct probes_sampler){ .perf_fd = -1 };
+}
+
+void probes_forget_thread(struct probes *p, pid_t tid)
+{
+	__u32 key = tid;
+
+	bpf_map_delete_elem(bpf_map__fd(p->skel->maps.threads), &key);
+	bpf_map_delete_elem(bpf_map__fd(p->skel->maps.idents), &key);
+	bpf_map_delete_elem(bpf_map__fd(p->skel->maps.loop_stats), &key);
+}
+
+/* No family member is stopped from now on (exec is ending): the map they are found in goes. */
+void probes_stop_following(struct probes *p)
+{
+	int fd = bpf_map__fd(p->skel->maps.family);
+	__u32 key, next;
+
+	while (bpf_map_get_next_key(fd, NULL, &next) == 0) {
+		key = next;
+		if (bpf_map_delete_elem(fd, &key))
+			break;
+	}
 }
 
 int probes_follow(struct probes *p, pid_t pid)
@@ -505,13 +537,13 @@ void probes_set_sample_period(struct probes *p, double threshold_ms)
 	p->sample_period_ns = ns;
 }
 
-void probes_retune_sampler(struct probes *p, struct bpf_link *sampler)
+int probes_retune_sampler(struct probes *p, const struct probes_sampler *sampler)
 {
 	__u64 period = p->sample_period_ns;
 
-	/* a perf-event link's fd is the perf event itself */
-	if (sampler)
-		ioctl(bpf_link__fd(sampler), PERF_EVENT_IOC_PERIOD, &period);
+	if (sampler->perf_fd < 0)
+		return 0;
+	return ioctl(sampler->perf_fd, PERF_EVENT_IOC_PERIOD, &period) ? -errno : 0;
 }
 
 int probes_update_target(struct probes *p, pid_t pid, const struct target_cfg *cfg)

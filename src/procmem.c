@@ -4,7 +4,6 @@
  * bounded read(2). The target is untrusted, so lengths are capped and partial reads fail.
  */
 #include <errno.h>
-#include <signal.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -87,9 +86,4 @@ ssize_t proc_read_file(const char *path, char *buf, size_t bufsz)
 	close(fd);
 	buf[got] = 0;
 	return got;
-}
-
-bool procmem_alive(pid_t pid)
-{
-	return !(kill(pid, 0) && errno == ESRCH);
 }

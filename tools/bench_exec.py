@@ -6,7 +6,7 @@
 
 1. start cost: a shell loop of --loop trivial asyncio programs, unmonitored and under
    `aiocopd exec`, alternating --runs times; prints the ratio of the medians, and how long each
-   process was held between its exec and its release (from `aiocopd exec -v`), median and p90.
+   process was held between its exec and its release (from `aiocopd exec -vv`), median and p90.
 2. memory and maps: `aiocopd exec` over --soak trivial programs; prints aiocopd's RSS once the
    first 50 have run and at the end, and the entry count of each of its BPF maps before the
    first program and after the last one exited.
@@ -59,7 +59,7 @@ def start_cost(args, script):
     cmd = shell_loop(args.python, script, args.loop)
     for _ in range(args.runs):
         base.append(timed(cmd)[0])
-        t, err = timed([args.aiocopd, "exec", "-v", "--", *cmd], stderr=subprocess.PIPE)
+        t, err = timed([args.aiocopd, "exec", "-vv", "--", *cmd], stderr=subprocess.PIPE)
         mon.append(t)
         held += [float(m) for m in HELD_RE.findall(err)]
     ratio = statistics.median(mon) / statistics.median(base)
