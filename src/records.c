@@ -36,6 +36,7 @@ struct proc_records {
 	pid_t pid;
 	void *threads;			/* struct thread_records by tid */
 	void *fds;			/* struct fd_name by fd, from the opens seen */
+	size_t n_fds;
 };
 
 struct record_buffer {
@@ -168,8 +169,9 @@ static void remember_fd(struct proc_records *p, int fd, const char *path, size_t
 
 	if (!copy)
 		return;
-	if (!f)
-		f = insert(&p->fds, fd, sizeof(*f));
+	/* closes are not traced: a process opening ever new fd numbers must not grow us */
+	if (!f && p->n_fds < RECORDS_MAX_FD_NAMES && (f = insert(&p->fds, fd, sizeof(*f))))
+		p->n_fds++;
 	if (!f) {
 		free(copy);
 		return;
