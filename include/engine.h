@@ -49,7 +49,11 @@ enum process_change {
 	PROCESS_UNWATCHED,		/* alive, no longer watched (it exec'd, or was let go) */
 };
 
-/* Where reports go. Every member may be NULL. */
+/*
+ * Where reports go. Every member may be NULL. A sink is called while the engine walks its
+ * registry: it may read what it is given and stop the event loop, but must not watch,
+ * unwatch or add sinks from inside a call (defer that to the loop).
+ */
 struct engine_sink {
 	void (*report)(void *ctx, const struct watched *w, const struct report *r);
 	void (*iteration)(void *ctx, const struct watched *w, const struct event_iteration *ev);
