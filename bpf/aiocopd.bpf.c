@@ -96,23 +96,53 @@ static __always_inline void count_lost(__u32 why)
 		(*n)++;
 }
 
-static __always_inline void *reserve(__u64 size)
+/*
+ * Whether a record of this type wakes user space. Most wait for its drain timer: on this
+ * kind of VM a wakeup is an IPI that costs microseconds, too much for every record.
+ */
+static __always_inline __u64 wakeup_flag(__u32 type)
 {
-	void *rec = bpf_ringbuf_reserve(&events, size, 0);
-
-	if (!rec)
-		count_lost(LOST_RING_BUFFER);
-	return rec;
+	switch (type) {
+	case EVENT_CALLBACK:
+		/*
+		 * Reports are rare, and user space needs the target alive to name their
+		 * frames: a process that exits right after its slow callback must not
+		 * outrun the drain timer.
+		 */
+		return BPF_RB_FORCE_WAKEUP;
+	case EVENT_EXEC:
+	case EVENT_ENTRY:
+	case EVENT_FORK:
+		return BPF_RB_FORCE_WAKEUP;	/* user space holds the process stopped */
+	case EVENT_LOOP_THREAD:
+		return 0;	/* once per thread: wake user space only if it is idle */
+	}
+	return BPF_RB_NO_WAKEUP;
 }
 
-static __always_inline void fill_header(struct event_header *h, __u32 type, __u32 pid,
-					__u32 tid, __u64 ts)
+/* A record of size bytes with its header filled in, or NULL (counted as lost). */
+static __always_inline void *record_reserve(__u64 size, __u32 type, __u32 pid, __u32 tid,
+					    __u64 ts)
 {
+	struct event_header *h = bpf_ringbuf_reserve(&events, size, 0);
+
+	if (!h) {
+		count_lost(LOST_RING_BUFFER);
+		return NULL;
+	}
 	h->type = type;
 	h->pid = pid;
 	h->tid = tid;
 	h->pad = 0;
 	h->ts_ns = ts;
+	return h;
+}
+
+static __always_inline void record_submit(void *rec)
+{
+	const struct event_header *h = rec;
+
+	bpf_ringbuf_submit(rec, wakeup_flag(h->type));
 }
 
 static __always_inline struct thread_state *current_thread(__u32 *tid, __u32 *pid)
@@ -139,11 +169,16 @@ static __always_inline void ensure_ident(const struct target_cfg *cfg, struct th
 	st->flags |= THREAD_IDENT_DONE;
 }
 
-/* The fields every blocking record starts with; the caller fills what its source knows. */
-static __always_inline void init_blocking(struct event_blocking *ev, const struct thread_state *st,
-					  __u32 pid, __u32 tid, __u64 ts, __u32 source)
+/* A blocking record with what every source fills; the caller adds what it knows. */
+static __always_inline struct event_blocking *blocking_reserve(const struct thread_state *st,
+							       __u32 pid, __u32 tid, __u64 ts,
+							       __u32 source)
 {
-	fill_header(&ev->h, EVENT_BLOCKING, pid, tid, ts);
+	struct event_blocking *ev;
+
+	ev = record_reserve(sizeof(*ev), EVENT_BLOCKING, pid, tid, ts);
+	if (!ev)
+		return NULL;
 	ev->cb_seq = st->cb_seq;
 	ev->duration_ns = 0;
 	ev->source = source;
@@ -156,18 +191,7 @@ static __always_inline void init_blocking(struct event_blocking *ev, const struc
 	ev->folded_ns = 0;
 	ev->folded = 0;
 	ev->pad = 0;
-}
-
-/* An operation record (not a sample) takes the repeats folded into the record before it. */
-static __always_inline void take_folded(struct thread_state *st, struct event_blocking *ev,
-					__u32 nr, __u64 fd)
-{
-	ev->folded_ns = st->folded_ns;
-	ev->folded = st->folded;
-	st->folded_ns = 0;
-	st->folded = 0;
-	st->last_nr = nr;
-	st->last_fd = fd;
+	return ev;
 }
 
 /* Unarmed: name the callback of a long iteration from the stack just walked. */
@@ -194,6 +218,26 @@ static __always_inline void fill_stack(const struct target_cfg *cfg, struct thre
 	ensure_iteration_ident(cfg, st, tid, ev->n_frames);
 }
 
+/*
+ * An operation record (a syscall or an audit event, not a sample) is complete: it gets its
+ * stack and the fast repeats folded into the record before it, becomes the record later
+ * repeats fold into, and counts against the callback's cap.
+ */
+static __always_inline void submit_operation(const struct target_cfg *cfg,
+					     struct thread_state *st, __u32 tid,
+					     struct event_blocking *ev, __u32 nr, __u64 fd)
+{
+	fill_stack(cfg, st, tid, ev);
+	ev->folded_ns = st->folded_ns;
+	ev->folded = st->folded;
+	st->folded_ns = 0;
+	st->folded = 0;
+	st->last_nr = nr;
+	st->last_fd = fd;
+	st->cb_blocking++;
+	record_submit(ev);
+}
+
 /* ---- callback boundaries --------------------------------------------------------------- */
 
 static __always_inline void close_callback(const struct target_cfg *cfg, struct thread_state *st,
@@ -213,10 +257,9 @@ static __always_inline void close_callback(const struct target_cfg *cfg, struct 
 	if (elapsed < cfg->threshold_ns &&
 	    !(scope == SCOPE_CALLBACK && (cfg->flags & TARGET_REPORT_ALL) && st->cb_blocking))
 		return;
-	ev = reserve(sizeof(*ev));
+	ev = record_reserve(sizeof(*ev), EVENT_CALLBACK, pid, tid, st->cb_start_ns);
 	if (!ev)
 		return;
-	fill_header(&ev->h, EVENT_CALLBACK, pid, tid, st->cb_start_ns);
 	ev->cb_seq = st->cb_seq;
 	ev->duration_ns = elapsed;
 	ev->oncpu_ns = st->cb_oncpu_ns;
@@ -233,11 +276,7 @@ static __always_inline void close_callback(const struct target_cfg *cfg, struct 
 		__builtin_memcpy(&ev->ident, id, sizeof(*id));
 	else
 		__builtin_memset(&ev->ident, 0, sizeof(ev->ident));
-	/*
-	 * Reports are rare, and user space needs the target alive to name their frames: a
-	 * process that exits right after its slow callback must not outrun the drain timer.
-	 */
-	bpf_ringbuf_submit(ev, BPF_RB_FORCE_WAKEUP);
+	record_submit(ev);
 }
 
 static __always_inline void open_scope(struct thread_state *st, __u64 now, __u64 args,
@@ -383,13 +422,12 @@ static __always_inline void end_iteration(const struct target_cfg *cfg, struct t
 	ls->hist[loop_hist_bucket(busy) & (LOOP_HIST_BUCKETS - 1)]++;
 	if (busy < cfg->threshold_ns)
 		return;
-	ev = reserve(sizeof(*ev));
+	ev = record_reserve(sizeof(*ev), EVENT_ITERATION, pid, tid, st->iter_start_ns);
 	if (!ev)
 		return;
-	fill_header(&ev->h, EVENT_ITERATION, pid, tid, st->iter_start_ns);
 	ev->duration_ns = busy;
 	ev->callbacks = st->iter_callbacks;
-	bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
+	record_submit(ev);
 }
 
 static __always_inline int epoll_enter(void)
@@ -460,11 +498,9 @@ static __always_inline int epoll_exit(void)
 		return 0;
 	bpf_map_update_elem(&idents, &tid, &empty, BPF_NOEXIST);
 	add_loop_stats(pid, tid);
-	ev = reserve(sizeof(*ev));
-	if (!ev)
-		return 0;
-	fill_header(&ev->h, EVENT_LOOP_THREAD, pid, tid, bpf_ktime_get_ns());
-	bpf_ringbuf_submit(ev, 0);
+	ev = record_reserve(sizeof(*ev), EVENT_LOOP_THREAD, pid, tid, bpf_ktime_get_ns());
+	if (ev)
+		record_submit(ev);
 	return 0;
 }
 
@@ -712,10 +748,9 @@ static __always_inline int sys_exit(struct trace_event_raw_sys_exit *ctx)
 	if (!cfg)
 		return 0;
 	ensure_ident(cfg, st, tid);
-	ev = reserve(sizeof(*ev));
+	ev = blocking_reserve(st, pid, tid, st->sc_start_ns, SOURCE_SYSCALL);
 	if (!ev)
 		return 0;
-	init_blocking(ev, st, pid, tid, st->sc_start_ns, SOURCE_SYSCALL);
 	ev->duration_ns = duration;
 	ev->nr = nr;
 	ev->ret = ctx->ret;
@@ -724,10 +759,7 @@ static __always_inline int sys_exit(struct trace_event_raw_sys_exit *ctx)
 	ev->fd_mode = st->sc_fd_mode;
 	ev->fd_flags = st->sc_fd_flags;
 	fill_operand(ev, nr);
-	fill_stack(cfg, st, tid, ev);
-	take_folded(st, ev, nr, fd);
-	st->cb_blocking++;
-	bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
+	submit_operation(cfg, st, tid, ev, nr, fd);
 	return 0;
 }
 
@@ -790,10 +822,9 @@ static __always_inline int audit_common(struct pt_regs *ctx, const char *name, c
 	if (!cfg)
 		return 0;
 	ensure_ident(cfg, st, tid);
-	ev = reserve(sizeof(*ev));
+	ev = blocking_reserve(st, pid, tid, bpf_ktime_get_ns(), SOURCE_AUDIT);
 	if (!ev)
 		return 0;
-	init_blocking(ev, st, pid, tid, bpf_ktime_get_ns(), SOURCE_AUDIT);
 	for (int i = 0; i < 6; i++)
 		ev->args[i] = i < 3 ? va[i] : 0;
 	__builtin_memcpy(ev->str, key, sizeof(key));
@@ -810,10 +841,7 @@ static __always_inline int audit_common(struct pt_regs *ctx, const char *name, c
 		}
 		render_audit_arg(&cfg->layout, f, va[i], ev->arg_text[i], AIOCOPD_NAME_LEN);
 	}
-	fill_stack(cfg, st, tid, ev);
-	take_folded(st, ev, 0, 0);
-	st->cb_blocking++;
-	bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
+	submit_operation(cfg, st, tid, ev, 0, 0);
 	return 0;
 }
 
@@ -914,15 +942,14 @@ int BPF_PROG(thread_exit, struct task_struct *task)
 
 static __always_inline void emit_process(__u32 type, __u32 pid, __u32 parent)
 {
-	struct event_process *ev = reserve(sizeof(*ev));
+	struct event_process *ev;
 
+	ev = record_reserve(sizeof(*ev), type, pid, pid, bpf_ktime_get_ns());
 	if (!ev)
 		return;
-	fill_header(&ev->h, type, pid, pid, bpf_ktime_get_ns());
 	ev->parent = parent;
 	ev->pad = 0;
-	/* user space holds the process stopped until it looked: wake it now */
-	bpf_ringbuf_submit(ev, BPF_RB_FORCE_WAKEUP);
+	record_submit(ev);
 }
 
 /*
@@ -989,13 +1016,12 @@ static __always_inline void emit_sample(const struct target_cfg *cfg, struct thr
 {
 	struct event_blocking *ev;
 
-	ev = reserve(sizeof(*ev));
+	ev = blocking_reserve(st, pid, tid, now, SOURCE_SAMPLE);
 	if (!ev)
 		return;
-	init_blocking(ev, st, pid, tid, now, SOURCE_SAMPLE);
 	fill_stack(cfg, st, tid, ev);
 	st->cb_samples++;
-	bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
+	record_submit(ev);
 }
 
 /*
