@@ -26,9 +26,11 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Iinclude -I$(OUT) \
 DEPS := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libcmocka-dev libjson-c-dev \
         pkg-config make gcc python3 python3-pytest python3-jsonschema python3.11 python3.11-dbg python3-uvloop
 
-BPF_SRCS   := $(wildcard bpf/*.bpf.c)
-BPF_OBJS   := $(patsubst bpf/%.bpf.c,$(OUT)/%.bpf.o,$(BPF_SRCS))
-SKELS      := $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRCS))
+# bpf/maps.bpf.c, which defines the shared maps, links first: libbpf 1.1's linker gets a
+# map's BTF offset wrong when a part declaring it extern comes before its definition.
+BPF_SRCS   := bpf/maps.bpf.c $(filter-out bpf/maps.bpf.c,$(wildcard bpf/*.bpf.c))
+BPF_PARTS  := $(patsubst bpf/%.bpf.c,$(OUT)/bpf/%.bpf.o,$(BPF_SRCS))
+SKELS      := $(OUT)/aiocopd.skel.h
 LIB_SRCS   := $(filter-out src/main.c,$(wildcard src/*.c))
 LIB_OBJS   := $(patsubst src/%.c,$(OUT)/%.o,$(LIB_SRCS))
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
@@ -46,11 +48,17 @@ $(OUT):
 $(OUT)/vmlinux.h: | $(OUT)
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
 
-$(OUT)/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h) include/aiocopd.h $(OUT)/vmlinux.h
+$(OUT)/bpf/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h) include/aiocopd.h $(OUT)/vmlinux.h
+	@mkdir -p $(@D)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
-$(OUT)/%.skel.h: $(OUT)/%.bpf.o
-	$(BPFTOOL) gen skeleton $< > $@.tmp && mv $@.tmp $@
+# The parts link into one object (libbpf's static linker resolves their shared maps), so
+# user space loads one object through one skeleton.
+$(OUT)/aiocopd.bpf.o: $(BPF_PARTS)
+	$(BPFTOOL) gen object $@ $^
+
+$(OUT)/aiocopd.skel.h: $(OUT)/aiocopd.bpf.o
+	$(BPFTOOL) gen skeleton $< name aiocopd_bpf > $@.tmp && mv $@.tmp $@
 
 $(OUT)/%.o: src/%.c $(wildcard include/*.h) $(SKELS) | $(OUT)
 	$(CC) $(CFLAGS) -c $< -o $@

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Structures shared by the BPF programs (bpf/aiocopd.bpf.c) and the user-space daemon:
+ * Structures shared by the BPF programs (bpf/) and the user-space daemon:
  * the per-target configuration, the per-thread state and the ring-buffer records.
  * Everything here is plain fixed-size C so both sides agree on the layout.
  */

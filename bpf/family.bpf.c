@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The processes `aiocopd exec` follows ("family"): what the command forks joins, what
+ * execs is stopped at the exec and again at its entry point so that user space can attach
+ * before the program runs, and every exiting thread's entries go.
+ */
+#include "common.bpf.h"
+
+#define SIGSTOP		19
+
+/* FAMILY_* flags, keyed by tgid. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, AIOCOPD_MAX_TARGETS);
+	__type(key, __u32);
+	__type(value, __u32);
+} family SEC(".maps");
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(thread_exit, struct task_struct *task)
+{
+	__u32 tid = task->pid;
+
+	if (bpf_map_delete_elem(&threads, &tid) == 0)
+		bpf_map_delete_elem(&idents, &tid);
+	if (task->pid == task->tgid)
+		bpf_map_delete_elem(&family, &tid);
+	return 0;
+}
+
+static __always_inline void emit_process(__u32 type, __u32 pid, __u32 parent)
+{
+	struct event_process *ev;
+
+	ev = record_reserve(sizeof(*ev), type, pid, pid, bpf_ktime_get_ns());
+	if (!ev)
+		return;
+	ev->parent = parent;
+	ev->pad = 0;
+	record_submit(ev);
+}
+
+/*
+ * A new process of the family joins it. A fork of a target runs the same interpreter at the
+ * same addresses, so it is a target at once, unarmed until user space attaches its uprobes.
+ */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(process_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = parent->tgid, pid = child->pid, member = FAMILY_MEMBER;
+	struct target_cfg *cfg, copy;
+
+	if (child->tgid != child->pid || !bpf_map_lookup_elem(&family, &ptgid))
+		return 0;
+	bpf_map_update_elem(&family, &pid, &member, BPF_ANY);
+	cfg = bpf_map_lookup_elem(&targets, &ptgid);
+	if (!cfg)
+		return 0;
+	__builtin_memcpy(&copy, cfg, sizeof(copy));
+	copy.flags &= ~TARGET_ARMED;
+	bpf_map_update_elem(&targets, &pid, &copy, BPF_ANY);
+	emit_process(EVENT_FORK, pid, ptgid);
+	return 0;
+}
+
+/*
+ * A family process replaced its program. Stop it before its first instruction: user space
+ * puts a probe on its entry point, where the libraries it needs (libpython) are mapped.
+ */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(process_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	__u32 *flags = bpf_map_lookup_elem(&family, &pid);
+
+	if (!flags)
+		return 0;
+	*flags |= FAMILY_AWAIT_ENTRY;
+	bpf_map_delete_elem(&targets, &pid);	/* the old image's layout means nothing now */
+	bpf_send_signal(SIGSTOP);
+	emit_process(EVENT_EXEC, pid, 0);
+	return 0;
+}
+
+/* Attached to one exec'd process at its ELF entry point: stop it there once. */
+SEC("uprobe")
+int process_entry(struct pt_regs *ctx)
+{
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	__u32 *flags = bpf_map_lookup_elem(&family, &pid);
+
+	if (!flags || !(*flags & FAMILY_AWAIT_ENTRY))
+		return 0;
+	*flags &= ~FAMILY_AWAIT_ENTRY;
+	bpf_send_signal(SIGSTOP);
+	emit_process(EVENT_ENTRY, pid, 0);
+	return 0;
+}
