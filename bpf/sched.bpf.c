@@ -6,7 +6,8 @@
  */
 #include "common.bpf.h"
 
-#define MAX_SAMPLES_PER_SCOPE	48	/* user space keeps 64 records per callback */
+/* Set by the loader before load; default in include/aiocopd.h. */
+const volatile __u32 max_samples_per_scope = AIOCOPD_MAX_SAMPLES_PER_SCOPE;
 
 SEC("tp_btf/sched_switch")
 int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
@@ -67,7 +68,7 @@ int cpu_sample(struct bpf_perf_event_data *ctx)
 	/* only a callback (or iteration) already running long is worth a stack */
 	now = bpf_ktime_get_ns();
 	if (now - st->cb_start_ns >= cfg->sample_after_ns &&
-	    st->cb_samples < MAX_SAMPLES_PER_SCOPE)
+	    st->cb_samples < max_samples_per_scope)
 		emit_sample(cfg, st, pid, tid, now);
 	return 0;
 }

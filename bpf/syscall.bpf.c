@@ -3,7 +3,7 @@
  * Blocking syscalls inside a callback. One program for every traced syscall's entry and one
  * for every exit, loaded (and verified) once and attached by user space to each
  * syscalls/sys_{enter,exit}_NAME tracepoint it lists. Unarmed, only calls that took
- * SLOW_SYSCALL_NS are recorded.
+ * slow_syscall_ns are recorded.
  */
 #include "common.bpf.h"
 #include "syscall_nr.h"
@@ -16,7 +16,11 @@
 #define MSG_DONTWAIT	0x40
 #define CLONE_THREAD	0x00010000
 #define AT_EMPTY_PATH	0x1000
-#define SLOW_WAIT_NS	1000000ULL	/* pipes and ttys count only when they waited this long */
+
+/* Set by the loader before load; defaults in include/aiocopd.h. */
+const volatile __u64 slow_syscall_ns = AIOCOPD_SLOW_SYSCALL_NS;
+const volatile __u64 slow_wait_ns = AIOCOPD_SLOW_WAIT_NS;
+const volatile __u32 max_records_per_callback = AIOCOPD_MAX_RECORDS_PER_CALLBACK;
 
 /* Index of the syscall argument that is an fd whose kind decides whether it can block. */
 static __always_inline int fd_arg(__u32 nr)
@@ -197,7 +201,7 @@ static __always_inline int sys_exit(struct trace_event_raw_sys_exit *ctx)
 	if (st->flags & THREAD_ITERATION) {
 		struct pt_regs *regs;
 
-		if (duration < SLOW_SYSCALL_NS)
+		if (duration < slow_syscall_ns)
 			return 0;
 		/* the saved user registers still hold the arguments */
 		regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
@@ -224,21 +228,21 @@ static __always_inline int sys_exit(struct trace_event_raw_sys_exit *ctx)
 	}
 	/* pipes, ttys and blocking sockets' waits: only when the call really waited */
 	if (st->sc_fd_mode && !is_disk(st->sc_fd_mode) &&
-	    (st->sc_fd_mode & S_IFMT) != S_IFSOCK && duration < SLOW_WAIT_NS)
+	    (st->sc_fd_mode & S_IFMT) != S_IFSOCK && duration < slow_wait_ns)
 		return 0;
 	if ((nr == NR_poll || nr == NR_ppoll || nr == NR_select || nr == NR_pselect6) &&
-	    duration < SLOW_WAIT_NS)
+	    duration < slow_wait_ns)
 		return 0;
 	fdi = fd_arg(nr);
 	fd = fdi >= 0 ? st->sc_args[fdi & 1] : ~0ull;
-	if (duration < SLOW_SYSCALL_NS) {
+	if (duration < slow_syscall_ns) {
 		/* a loop of small reads is one operation: fold it into its first record */
 		if (fdi >= 0 && nr == st->last_nr && fd == st->last_fd) {
 			st->folded++;
 			st->folded_ns += duration;
 			return 0;
 		}
-		if (st->cb_blocking >= MAX_RECORDS_PER_CALLBACK) {
+		if (st->cb_blocking >= max_records_per_callback) {
 			count_lost(LOST_CALLBACK_CAP);
 			return 0;
 		}

@@ -133,6 +133,15 @@ static int attach_system_programs(struct probes *p, char *err, size_t errsz)
 	return 0;
 }
 
+/* The limits BPF applies, in its read-only data: the verifier sees them as constants. */
+static void set_limits(struct aiocopd_bpf *skel)
+{
+	skel->rodata->slow_syscall_ns = AIOCOPD_SLOW_SYSCALL_NS;
+	skel->rodata->slow_wait_ns = AIOCOPD_SLOW_WAIT_NS;
+	skel->rodata->max_records_per_callback = AIOCOPD_MAX_RECORDS_PER_CALLBACK;
+	skel->rodata->max_samples_per_scope = AIOCOPD_MAX_SAMPLES_PER_SCOPE;
+}
+
 static void fill_audit_names(struct probes *p)
 {
 	int fd = bpf_map__fd(p->skel->maps.audit_names);
@@ -158,6 +167,7 @@ int probes_open(struct probes *p, probes_event_fn fn, void *ctx, char *err, size
 	p->skel = aiocopd_bpf__open();
 	if (!p->skel)
 		return fail(err, errsz, -errno, "cannot open the BPF object: %s", strerror(errno));
+	set_limits(p->skel);
 	ret = aiocopd_bpf__load(p->skel);
 	if (ret)
 		return fail(err, errsz, ret, "cannot load the BPF programs: %s "
