@@ -39,7 +39,8 @@ static __always_inline void end_iteration(const struct target_cfg *cfg, struct t
 }
 
 /* The loop waits again: the callback or the iteration that ran ends here. */
-static __always_inline int epoll_enter(void)
+SEC("tp")
+int epoll_enter(void *ctx)
 {
 	struct target_cfg *cfg;
 	struct thread_state *st;
@@ -93,7 +94,8 @@ static __always_inline void add_loop_thread(__u32 pid, __u32 tid)
 }
 
 /* The loop has work: an iteration starts. */
-static __always_inline int epoll_exit(void)
+SEC("tp")
+int epoll_exit(void *ctx)
 {
 	struct target_cfg *cfg;
 	struct thread_state *st;
@@ -117,16 +119,3 @@ static __always_inline int epoll_exit(void)
 	}
 	return 0;
 }
-
-SEC("tp/syscalls/sys_enter_epoll_wait")
-int epoll_wait_enter(void *ctx) { return epoll_enter(); }
-SEC("tp/syscalls/sys_exit_epoll_wait")
-int epoll_wait_exit(void *ctx) { return epoll_exit(); }
-SEC("tp/syscalls/sys_enter_epoll_pwait")
-int epoll_pwait_enter(void *ctx) { return epoll_enter(); }
-SEC("tp/syscalls/sys_exit_epoll_pwait")
-int epoll_pwait_exit(void *ctx) { return epoll_exit(); }
-SEC("tp/syscalls/sys_enter_epoll_pwait2")
-int epoll_pwait2_enter(void *ctx) { return epoll_enter(); }
-SEC("tp/syscalls/sys_exit_epoll_pwait2")
-int epoll_pwait2_exit(void *ctx) { return epoll_exit(); }

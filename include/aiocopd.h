@@ -84,6 +84,28 @@ _Static_assert(AIOCOPD_MAX_RECORDS_PER_CALLBACK >= AIOCOPD_MAX_PENDING,
 #define LOST_CALLBACK_CAP	1	/* over the records-per-callback limit */
 
 /*
+ * What the BPF programs need to know about each traced syscall. Map "syscall_props",
+ * indexed by syscall number, filled by the loader from the syscall table
+ * (src/syscall_table.c). Argument numbers count from 1, as in the syscall's signature,
+ * so that 0 means "none".
+ */
+#define AIOCOPD_SYSCALL_SLOTS	512	/* above every x86-64 syscall number */
+
+#define SC_FD_WAIT		(1u << 0)	/* poll, select: only a long wait counts */
+#define SC_SKIP_ZERO		(1u << 1)	/* cannot block when the skip argument is 0 */
+#define SC_SKIP_INDIRECT	(1u << 2)	/* the skip argument points at the flags */
+
+struct syscall_props {
+	__u8 flags;			/* SC_* */
+	__u8 fd_arg;			/* the fd whose file decides whether it can block */
+	__u8 path_arg;			/* a path worth copying into the record */
+	__u8 operand_arg;		/* else a sockaddr or timespec worth copying */
+	__u8 skip_arg;			/* the call cannot block when it has skip_mask bits */
+	__u8 pad[3];
+	__u64 skip_mask;
+};
+
+/*
  * Where CPython keeps what the BPF side reads, for one interpreter version. Filled by
  * user space from src/pylayout.c; every offset is bounded by the BPF code before use.
  */
