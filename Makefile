@@ -36,9 +36,11 @@ endif
 DEPS := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libcmocka-dev libjson-c-dev libsystemd-dev \
         pkg-config make gcc python3 python3-pytest python3-jsonschema python3.11 python3.11-dbg python3-uvloop
 
-BPF_SRCS   := $(wildcard bpf/*.bpf.c)
-BPF_OBJS   := $(patsubst bpf/%.bpf.c,$(OUT)/%.bpf.o,$(BPF_SRCS))
-SKELS      := $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRCS))
+# bpf/maps.bpf.c, which defines the shared maps, links first: libbpf 1.1's linker gets a
+# map's BTF offset wrong when a part declaring it extern comes before its definition.
+BPF_SRCS   := bpf/maps.bpf.c $(filter-out bpf/maps.bpf.c,$(wildcard bpf/*.bpf.c))
+BPF_PARTS  := $(patsubst bpf/%.bpf.c,$(OUT)/bpf/%.bpf.o,$(BPF_SRCS))
+SKELS      := $(OUT)/aiocopd.skel.h
 LIB_SRCS   := $(filter-out src/main.c,$(wildcard src/*.c))
 LIB_OBJS   := $(patsubst src/%.c,$(OUT)/%.o,$(LIB_SRCS))
 # The objects that include the generated skeleton: only these need clang, bpftool and kernel BTF.
@@ -59,18 +61,19 @@ $(OUT):
 $(OUT)/vmlinux.h: | $(OUT)
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
 
-$(OUT)/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h) include/aiocopd.h $(OUT)/vmlinux.h
+$(OUT)/bpf/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h) include/aiocopd.h $(OUT)/vmlinux.h
+	@mkdir -p $(@D)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
-$(OUT)/%.skel.h: $(OUT)/embed/%.bpf.o
-	$(BPFTOOL) gen skeleton $< > $@.tmp && mv $@.tmp $@
+# The parts link into one object (libbpf's static linker resolves their shared maps), so
+# user space loads one object through one skeleton. The binary embeds it without DWARF; BTF
+# and BTF.ext stay, so CO-RE and the verifier's line info work as before.
+$(OUT)/aiocopd.bpf.o: $(BPF_PARTS)
+	$(BPFTOOL) gen object $@.linked $^
+	$(LLVM_STRIP) -g -o $@ $@.linked && rm -f $@.linked
 
-# The object the skeleton embeds (and so the binary carries): the BPF object without its DWARF.
-# BTF and BTF.ext stay, so CO-RE and the verifier's line info work as before. Same file name in
-# its own directory, because bpftool names the skeleton after it.
-$(OUT)/embed/%.bpf.o: $(OUT)/%.bpf.o
-	@mkdir -p $(@D)
-	$(LLVM_STRIP) -g -o $@ $<
+$(OUT)/aiocopd.skel.h: $(OUT)/aiocopd.bpf.o
+	$(BPFTOOL) gen skeleton $< name aiocopd_bpf > $@.tmp && mv $@.tmp $@
 
 # Header dependencies come from the compiler ($(OUT)/*.d); the skeleton is named here because
 # it does not exist before the first build. VERSION is in CPPFLAGS (AIOCOPD_VERSION).

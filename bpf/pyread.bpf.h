@@ -22,12 +22,15 @@ struct scratch {
 	struct py_frame frames[AIOCOPD_MAX_FRAMES];
 };
 
-struct {
+/* Per-CPU room for a stack walk, too big for the BPF stack; defined in bpf/maps.bpf.c. */
+struct scratch_map {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct scratch);
-} scratch_map SEC(".maps");
+};
+
+extern struct scratch_map scratch_map SEC(".maps");
 
 static __always_inline __u64 read_ptr(__u64 addr)
 {

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Structures shared by the BPF programs (bpf/aiocopd.bpf.c) and the user-space daemon:
- * the per-target configuration, the per-thread state and the ring-buffer records.
- * Everything here is plain fixed-size C so both sides agree on the layout.
+ * Structures shared by the BPF programs (bpf/) and the user-space daemon: the per-target
+ * configuration, the per-thread state, the ring-buffer records, and the defaults of the
+ * limits the loader hands to BPF. Everything here is plain fixed-size C so both sides
+ * agree on the layout.
  */
 #ifndef AIOCOPD_H
 #define AIOCOPD_H
@@ -53,15 +54,58 @@
 #define UVLOOP_TIMER_CALLABLE	24	/* TimerHandle.callback */
 #define UVLOOP_TIMER_CONTEXT	64	/* TimerHandle.context */
 
+/*
+ * Defaults of the limits the loader (src/probes.c) sets in the BPF object's read-only data
+ * before loading it; the programs (bpf/syscall.bpf.c, bpf/sched.bpf.c) read them as
+ * constants.
+ */
 /* Unarmed, only syscalls that lasted this long are recorded (with their stack). */
-#define SLOW_SYSCALL_NS		1000000ULL
-
+#define AIOCOPD_SLOW_SYSCALL_NS		1000000ULL
+/* Pipes, ttys and poll/select count only when they waited this long: else they did not. */
+#define AIOCOPD_SLOW_WAIT_NS		1000000ULL
 /* Past this many records in one callback, only slow syscalls and audit events are recorded. */
-#define MAX_RECORDS_PER_CALLBACK	128
+#define AIOCOPD_MAX_RECORDS_PER_CALLBACK	128
+/* CPU-sample stacks recorded per callback or iteration. */
+#define AIOCOPD_MAX_SAMPLES_PER_SCOPE	48
+
+/*
+ * Records user space keeps per callback, samples included; the rest are counted. (What
+ * include/monitor.h calls MONITOR_MAX_PENDING, until it uses this.)
+ */
+#define AIOCOPD_MAX_PENDING		64
+
+_Static_assert(AIOCOPD_MAX_SAMPLES_PER_SCOPE < AIOCOPD_MAX_PENDING,
+	       "a callback's samples must leave user space room for its operations");
+_Static_assert(AIOCOPD_MAX_RECORDS_PER_CALLBACK >= AIOCOPD_MAX_PENDING,
+	       "BPF must not stop sending records before user space has kept all it can");
 
 /* Indexes of the per-CPU "lost" counters. */
 #define LOST_RING_BUFFER	0	/* a record could not be reserved */
-#define LOST_CALLBACK_CAP	1	/* over MAX_RECORDS_PER_CALLBACK */
+#define LOST_CALLBACK_CAP	1	/* over the records-per-callback limit */
+#define LOST_TABLE_FULL		2	/* a BPF map had no room: a process or thread unwatched */
+#define LOST_KINDS		3
+
+/*
+ * What the BPF programs need to know about each traced syscall. Map "syscall_props",
+ * indexed by syscall number, filled by the loader from the syscall table
+ * (src/syscall_table.c). Argument numbers count from 1, as in the syscall's signature,
+ * so that 0 means "none".
+ */
+#define AIOCOPD_SYSCALL_SLOTS	512	/* above every x86-64 syscall number */
+
+#define SC_FD_WAIT		(1u << 0)	/* poll, select: only a long wait counts */
+#define SC_SKIP_ZERO		(1u << 1)	/* cannot block when the skip argument is 0 */
+#define SC_SKIP_INDIRECT	(1u << 2)	/* the skip argument points at the flags */
+
+struct syscall_props {
+	__u8 flags;			/* SC_* */
+	__u8 fd_arg;			/* the fd whose file decides whether it can block */
+	__u8 path_arg;			/* a path worth copying into the record */
+	__u8 operand_arg;		/* else a sockaddr or timespec worth copying */
+	__u8 skip_arg;			/* the call cannot block when it has skip_mask bits */
+	__u8 pad[3];
+	__u64 skip_mask;
+};
 
 /*
  * Where CPython keeps what the BPF side reads, for one interpreter version. Filled by

@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 
 #include "classify.h"
-#include "syscall_nr.h"
+#include "syscall_table.h"
 
 #define TIMER_ABSTIME	1
 #define CLOCK_MONO	1
@@ -100,73 +100,9 @@ const char *severity_level_name(enum severity_level l)
 
 const char *syscall_name(unsigned nr)
 {
-	switch (nr) {
-	case NR_read: return "read";
-	case NR_write: return "write";
-	case NR_open: return "open";
-	case NR_stat: return "stat";
-	case NR_lstat: return "lstat";
-	case NR_poll: return "poll";
-	case NR_pread64: return "pread64";
-	case NR_pwrite64: return "pwrite64";
-	case NR_readv: return "readv";
-	case NR_writev: return "writev";
-	case NR_access: return "access";
-	case NR_select: return "select";
-	case NR_nanosleep: return "nanosleep";
-	case NR_sendfile: return "sendfile";
-	case NR_connect: return "connect";
-	case NR_accept: return "accept";
-	case NR_sendto: return "sendto";
-	case NR_recvfrom: return "recvfrom";
-	case NR_sendmsg: return "sendmsg";
-	case NR_recvmsg: return "recvmsg";
-	case NR_clone: return "clone";
-	case NR_fork: return "fork";
-	case NR_vfork: return "vfork";
-	case NR_execve: return "execve";
-	case NR_wait4: return "wait4";
-	case NR_kill: return "kill";
-	case NR_flock: return "flock";
-	case NR_fsync: return "fsync";
-	case NR_fdatasync: return "fdatasync";
-	case NR_truncate: return "truncate";
-	case NR_ftruncate: return "ftruncate";
-	case NR_rename: return "rename";
-	case NR_mkdir: return "mkdir";
-	case NR_rmdir: return "rmdir";
-	case NR_creat: return "creat";
-	case NR_link: return "link";
-	case NR_unlink: return "unlink";
-	case NR_symlink: return "symlink";
-	case NR_readlink: return "readlink";
-	case NR_statfs: return "statfs";
-	case NR_getdents64: return "getdents64";
-	case NR_clock_nanosleep: return "clock_nanosleep";
-	case NR_waitid: return "waitid";
-	case NR_openat: return "openat";
-	case NR_mkdirat: return "mkdirat";
-	case NR_newfstatat: return "newfstatat";
-	case NR_unlinkat: return "unlinkat";
-	case NR_renameat: return "renameat";
-	case NR_linkat: return "linkat";
-	case NR_symlinkat: return "symlinkat";
-	case NR_readlinkat: return "readlinkat";
-	case NR_faccessat: return "faccessat";
-	case NR_pselect6: return "pselect6";
-	case NR_ppoll: return "ppoll";
-	case NR_accept4: return "accept4";
-	case NR_preadv: return "preadv";
-	case NR_pwritev: return "pwritev";
-	case NR_renameat2: return "renameat2";
-	case NR_execveat: return "execveat";
-	case NR_copy_file_range: return "copy_file_range";
-	case NR_statx: return "statx";
-	case NR_clone3: return "clone3";
-	case NR_openat2: return "openat2";
-	case NR_faccessat2: return "faccessat2";
-	}
-	return "syscall";
+	const struct syscall_info *s = syscall_info(nr);
+
+	return s ? s->name : "syscall";
 }
 
 bool path_ends_with(const char *s, const char *suffix)
@@ -262,16 +198,20 @@ static void classify_audit(const struct raw_op *r, const struct audit_rule *rule
 		snprintf(out->name + used, sizeof(out->name) - used, ")");
 }
 
-/* Seconds a sleep asked for, from the timespec copied by BPF (in r->sockaddr). */
-static double requested_sleep(const struct raw_op *r, bool absolute)
+/*
+ * Seconds a sleep asked for, from the timespec (or, for select, the timeval: units of
+ * 1000 ns) copied by BPF into r->sockaddr.
+ */
+static double requested_sleep(const struct raw_op *r, bool absolute, int64_t ns_per_unit)
 {
 	int64_t ts[2];
 
 	if (!r->sockaddr || r->sockaddr_len < sizeof(ts))
 		return -1;
 	memcpy(ts, r->sockaddr, sizeof(ts));
-	if (ts[0] < 0 || ts[1] < 0 || ts[1] >= 1000000000)
+	if (ts[0] < 0 || ts[1] < 0 || ts[1] >= 1000000000 / ns_per_unit)
 		return -1;
+	ts[1] *= ns_per_unit;
 	if (absolute) {
 		double deadline = ts[0] + ts[1] / 1e9, start = r->start_ns / 1e9;
 
@@ -280,20 +220,21 @@ static double requested_sleep(const struct raw_op *r, bool absolute)
 	return ts[0] + ts[1] / 1e9;
 }
 
-static void name_sleep(const struct raw_op *r, struct op_class *out)
+static void name_sleep(const struct raw_op *r, enum syscall_kind kind, struct op_class *out)
 {
 	bool python_sleep = false;
 	double secs = -1;
 
-	if (r->nr == NR_clock_nanosleep) {
+	if (kind == SYSCALL_CLOCK_SLEEP) {
 		/* CPython's time.sleep waits for an absolute CLOCK_MONOTONIC deadline */
 		python_sleep = r->args[0] == CLOCK_MONO && (r->args[1] & TIMER_ABSTIME);
-		secs = requested_sleep(r, python_sleep);
-	} else if (r->nr == NR_nanosleep) {
-		secs = requested_sleep(r, false);
+		secs = requested_sleep(r, python_sleep, 1);
+	} else if (kind == SYSCALL_SLEEP) {
+		secs = requested_sleep(r, false, 1);
 	} else {
-		/* select() with no fds: CPython 3.10's time.sleep */
+		/* select() with no fds: CPython 3.10's time.sleep, its timeout a timeval */
 		python_sleep = true;
+		secs = kind == SYSCALL_SELECT ? requested_sleep(r, false, 1000) : -1;
 	}
 	if (secs < 0)
 		secs = r->duration_ns / 1e9;
@@ -330,8 +271,26 @@ static void classify_path(const struct raw_op *r, struct op_class *out, int weig
 	snprintf(out->name, sizeof(out->name), "%s(%s)", out->syscall, r->path ? r->path : "");
 }
 
+/* select and poll watching no fds are sleeps; else they wait for the call around them. */
+static void classify_fd_wait(const struct raw_op *r, enum syscall_kind kind,
+			     struct op_class *out)
+{
+	uint64_t nfds = kind == SYSCALL_SELECT ? r->args[0] : r->args[1];
+
+	if (nfds == 0) {
+		out->category = CAT_SLEEP;
+		out->weight = 50;
+		name_sleep(r, kind, out);
+		return;
+	}
+	out->primary = false;
+	snprintf(out->name, sizeof(out->name), "%s(wait for fd)", out->syscall);
+}
+
 static void classify_syscall(const struct raw_op *r, struct op_class *out)
 {
+	const struct syscall_info *s = syscall_info(r->nr);
+	enum syscall_kind kind = s ? s->kind : SYSCALL_OTHER;
 	char where[96];
 	int port;
 
@@ -340,58 +299,40 @@ static void classify_syscall(const struct raw_op *r, struct op_class *out)
 	out->category = CAT_OTHER;
 	out->weight = 10;
 	snprintf(out->name, sizeof(out->name), "%s()", out->syscall);
-	switch (r->nr) {
-	case NR_nanosleep: case NR_clock_nanosleep:
+	switch (kind) {
+	case SYSCALL_SLEEP: case SYSCALL_CLOCK_SLEEP:
 		out->category = CAT_SLEEP;
 		out->weight = 50;
-		name_sleep(r, out);
+		name_sleep(r, kind, out);
 		break;
-	case NR_select: case NR_pselect6: case NR_poll: case NR_ppoll:
-		if (r->args[0] == 0 && r->nr != NR_poll && r->nr != NR_ppoll) {
-			out->category = CAT_SLEEP;
-			out->weight = 50;
-			name_sleep(r, out);
-		} else if ((r->nr == NR_poll || r->nr == NR_ppoll) && r->args[1] == 0) {
-			out->category = CAT_SLEEP;
-			out->weight = 50;
-			name_sleep(r, out);
-		} else {
-			out->primary = false;	/* waiting on an fd: part of the call around it */
-			snprintf(out->name, sizeof(out->name), "%s(wait for fd)", out->syscall);
-		}
+	case SYSCALL_SELECT: case SYSCALL_POLL:
+		classify_fd_wait(r, kind, out);
 		break;
-	case NR_open: case NR_openat: case NR_openat2: case NR_creat:
+	case SYSCALL_OPEN:
 		classify_path(r, out, 10);
 		snprintf(out->name, sizeof(out->name), "open(%s)", r->path ? r->path : "");
 		break;
-	case NR_stat: case NR_lstat: case NR_newfstatat: case NR_statx: case NR_access:
-	case NR_faccessat: case NR_faccessat2: case NR_readlink: case NR_readlinkat:
-	case NR_statfs:
+	case SYSCALL_STAT:
 		classify_path(r, out, 1);
 		break;
-	case NR_mkdir: case NR_mkdirat: case NR_rmdir: case NR_unlink: case NR_unlinkat:
-	case NR_rename: case NR_renameat: case NR_renameat2: case NR_link: case NR_linkat:
-	case NR_symlink: case NR_symlinkat: case NR_truncate:
+	case SYSCALL_PATH_CHANGE:
 		classify_path(r, out, 10);
 		break;
-	case NR_getdents64:
+	case SYSCALL_LISTDIR:
 		out->category = CAT_FILE;
 		snprintf(out->name, sizeof(out->name), "listdir(%s)",
 			 r->fd_path ? r->fd_path : "?");
 		break;
-	case NR_read: case NR_write: case NR_pread64: case NR_pwrite64: case NR_readv:
-	case NR_writev: case NR_preadv: case NR_pwritev: case NR_fsync: case NR_fdatasync:
-	case NR_ftruncate: case NR_sendfile: case NR_copy_file_range: case NR_recvfrom:
-	case NR_recvmsg: case NR_sendmsg:
+	case SYSCALL_FD_IO:
 		classify_fd_io(r, out);
 		break;
-	case NR_sendto:
+	case SYSCALL_SENDTO:
 		classify_fd_io(r, out);
 		if (format_sockaddr(r->sockaddr, r->sockaddr_len, where, sizeof(where)) == 53)
 			out->category = CAT_DNS;
 		snprintf(out->detail, sizeof(out->detail), "%s", where);
 		break;
-	case NR_connect:
+	case SYSCALL_CONNECT:
 		out->category = CAT_NETWORK;
 		out->weight = 50;
 		port = format_sockaddr(r->sockaddr, r->sockaddr_len, where, sizeof(where));
@@ -400,36 +341,38 @@ static void classify_syscall(const struct raw_op *r, struct op_class *out)
 		snprintf(out->name, sizeof(out->name), "connect(%s)", where[0] ? where : "?");
 		snprintf(out->detail, sizeof(out->detail), "%s", where);
 		break;
-	case NR_accept: case NR_accept4:
+	case SYSCALL_ACCEPT:
 		out->category = CAT_NETWORK;
 		out->weight = 50;
 		snprintf(out->name, sizeof(out->name), "accept(fd %d)", (int)r->args[0]);
 		break;
-	case NR_clone: case NR_clone3: case NR_fork: case NR_vfork:
+	case SYSCALL_FORK:
 		out->category = CAT_SUBPROCESS;
 		out->weight = 50;
 		snprintf(out->name, sizeof(out->name), "fork()");
 		break;
-	case NR_execve: case NR_execveat:
+	case SYSCALL_EXEC:
 		out->category = CAT_SUBPROCESS;
 		out->weight = 50;
 		snprintf(out->name, sizeof(out->name), "exec(%s)", r->path ? r->path : "");
 		break;
-	case NR_wait4: case NR_waitid:
+	case SYSCALL_WAIT_CHILD:
 		out->category = CAT_SUBPROCESS;
 		out->primary = false;
 		snprintf(out->name, sizeof(out->name), "wait(pid %d)", (int)r->args[0]);
 		break;
-	case NR_flock:
+	case SYSCALL_LOCK:
 		out->category = CAT_LOCK;
 		out->weight = 1;
 		snprintf(out->name, sizeof(out->name), "flock(%s)",
 			 r->fd_path ? r->fd_path : "?");
 		break;
-	case NR_kill:
+	case SYSCALL_KILL:
 		out->weight = 1;
 		snprintf(out->name, sizeof(out->name), "kill(%d, %d)", (int)r->args[0],
 			 (int)r->args[1]);
+		break;
+	case SYSCALL_OTHER: case SYSCALL_LOOP_WAIT:
 		break;
 	}
 }

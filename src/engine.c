@@ -23,7 +23,7 @@
 #include "pyresolve.h"
 #include "reconstruct.h"
 #include "records.h"
-#include "syscall_nr.h"
+#include "syscall_table.h"
 
 #define MAX_SEEDED_THREADS	4096	/* threads of one process looked at when attaching */
 
@@ -537,7 +537,7 @@ static bool waiting_in_epoll(pid_t pid, const char *tid)
 	snprintf(path, sizeof(path), "/proc/%d/task/%s/syscall", pid, tid);
 	if (proc_read_file(path, buf, sizeof(buf)) <= 0 || sscanf(buf, "%ld", &nr) != 1)
 		return false;
-	return nr == NR_epoll_wait || nr == NR_epoll_pwait || nr == NR_epoll_pwait2;
+	return syscall_info(nr) && syscall_info(nr)->kind == SYSCALL_LOOP_WAIT;
 }
 
 /* Loop threads idle in epoll_wait right now: register them so their next callback counts. */

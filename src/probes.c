@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * BPF object lifetime and attachment. Tracepoints are attached one by one so a kernel that
- * lacks an optional syscall tracepoint still works; the loop and scheduler ones are required.
+ * BPF object lifetime and attachment. Syscall tracepoints are attached one by one from the
+ * syscall table, so a kernel that lacks an optional one still works; the loop's own
+ * (epoll) and the scheduler's are required.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +22,7 @@
 #include "aiocopd.skel.h"
 #include "classify.h"
 #include "probes.h"
+#include "syscall_table.h"
 
 
 static int fail(char *err, size_t errsz, int ret, const char *fmt, ...)
@@ -68,70 +70,104 @@ static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list 
 	return 0;
 }
 
-/* Tracepoint names (syscalls/sys_{enter,exit}_NAME) of the syscalls that can block a loop. */
-static const char *const traced_syscalls[] = {
-	"read", "write", "open", "newstat", "newlstat", "poll", "pread64", "pwrite64", "readv",
-	"writev", "access", "select", "nanosleep", "sendfile64", "connect", "accept", "sendto",
-	"recvfrom", "sendmsg", "recvmsg", "clone", "fork", "vfork", "execve", "wait4", "kill",
-	"flock", "fsync", "fdatasync", "truncate", "ftruncate", "rename", "mkdir", "rmdir",
-	"creat", "link", "unlink", "symlink", "readlink", "statfs", "getdents64",
-	"clock_nanosleep", "waitid", "openat", "mkdirat", "newfstatat", "unlinkat", "renameat",
-	"linkat", "symlinkat", "readlinkat", "faccessat", "pselect6", "ppoll", "accept4",
-	"preadv", "pwritev", "renameat2", "execveat", "copy_file_range", "statx", "clone3",
-	"openat2", "faccessat2",
-};
-
-static bool is_required(const char *sec)
+/* Attaches enter and exit to one syscall's tracepoints, both or neither. */
+static int attach_syscall(struct probes *p, const struct syscall_info *s,
+			  struct bpf_program *enter_prog, struct bpf_program *exit_prog)
 {
-	return strstr(sec, "epoll_wait") || strstr(sec, "sched_");
-}
-
-/* A kernel without one of these tracepoints still works, without that syscall. */
-static void attach_syscalls(struct probes *p)
-{
+	struct bpf_link *enter, *exit;
 	char name[64];
+	int ret;
 
-	for (size_t i = 0; i < sizeof(traced_syscalls) / sizeof(traced_syscalls[0]); i++) {
-		struct bpf_link *enter, *exit;
-
-		snprintf(name, sizeof(name), "sys_enter_%s", traced_syscalls[i]);
-		enter = bpf_program__attach_tracepoint(p->skel->progs.syscall_enter, "syscalls",
-						       name);
-		snprintf(name, sizeof(name), "sys_exit_%s", traced_syscalls[i]);
-		exit = enter ? bpf_program__attach_tracepoint(p->skel->progs.syscall_exit,
-							      "syscalls", name) : NULL;
-		if (!enter || !exit) {
-			bpf_link__destroy(enter);
-			p->tracepoints_missing++;
-			continue;
-		}
-		if (add_link(p, enter) || add_link(p, exit))
-			p->tracepoints_missing++;
+	snprintf(name, sizeof(name), "sys_enter_%s", syscall_event(s));
+	enter = bpf_program__attach_tracepoint(enter_prog, "syscalls", name);
+	if (!enter)
+		return -errno;
+	snprintf(name, sizeof(name), "sys_exit_%s", syscall_event(s));
+	exit = bpf_program__attach_tracepoint(exit_prog, "syscalls", name);
+	if (!exit) {
+		ret = -errno;
+		bpf_link__destroy(enter);
+		return ret;
 	}
+	ret = add_link(p, enter);
+	if (ret) {
+		bpf_link__destroy(exit);
+		return ret;
+	}
+	return add_link(p, exit);
 }
 
+/*
+ * The syscall table's tracepoints. Without the loop's own waits nothing works; a kernel
+ * without one of the others still does, without that syscall.
+ */
+static int attach_syscalls(struct probes *p, char *err, size_t errsz)
+{
+	struct aiocopd_bpf *skel = p->skel;
+
+	for (size_t i = 0; i < syscall_table_len; i++) {
+		const struct syscall_info *s = &syscall_table[i];
+		int ret;
+
+		if (s->kind == SYSCALL_LOOP_WAIT) {
+			ret = attach_syscall(p, s, skel->progs.epoll_enter, skel->progs.epoll_exit);
+			if (ret)
+				return fail(err, errsz, ret, "cannot attach the %s tracepoints: %s",
+					    s->name, strerror(-ret));
+		} else if (attach_syscall(p, s, skel->progs.syscall_enter,
+					  skel->progs.syscall_exit)) {
+			p->tracepoints_missing++;
+		}
+	}
+	return 0;
+}
+
+/* Classic tracepoint programs attach to the syscall table's tracepoints, the rest by section. */
 static int attach_system_programs(struct probes *p, char *err, size_t errsz)
 {
 	struct bpf_program *prog;
+	int ret;
 
-	attach_syscalls(p);
+	ret = attach_syscalls(p, err, errsz);
+	if (ret)
+		return ret;
 	bpf_object__for_each_program(prog, p->skel->obj) {
-		enum bpf_prog_type type = bpf_program__type(prog);
-		const char *sec = bpf_program__section_name(prog);
-		int ret;
-
-		if (type != BPF_PROG_TYPE_TRACEPOINT && type != BPF_PROG_TYPE_TRACING)
-			continue;
-		if (prog == p->skel->progs.syscall_enter || prog == p->skel->progs.syscall_exit)
+		if (bpf_program__type(prog) != BPF_PROG_TYPE_TRACING)
 			continue;
 		ret = add_link(p, bpf_program__attach(prog));
-		if (ret == 0)
-			continue;
-		if (is_required(sec))
-			return fail(err, errsz, ret, "cannot attach %s: %s", sec, strerror(-ret));
-		p->tracepoints_missing++;
+		if (ret)
+			return fail(err, errsz, ret, "cannot attach %s: %s",
+				    bpf_program__section_name(prog), strerror(-ret));
 	}
 	return 0;
+}
+
+/* What BPF needs to know about each traced syscall, from the same table. */
+static int fill_syscall_props(struct probes *p, char *err, size_t errsz)
+{
+	int fd = bpf_map__fd(p->skel->maps.syscall_props);
+
+	for (size_t i = 0; i < syscall_table_len; i++) {
+		const struct syscall_info *s = &syscall_table[i];
+		__u32 key = s->nr;
+
+		if (s->nr >= AIOCOPD_SYSCALL_SLOTS)
+			return fail(err, errsz, -ERANGE, "syscall %s (%u) is past the BPF table",
+				    s->name, s->nr);
+		if (bpf_map_update_elem(fd, &key, &s->props, BPF_ANY))
+			return fail(err, errsz, -errno, "cannot describe syscall %s to BPF: %s",
+				    s->name, strerror(errno));
+	}
+	return 0;
+}
+
+/* The limits BPF applies, in its read-only data: the verifier sees them as constants. */
+static void set_limits(struct aiocopd_bpf *skel)
+{
+	skel->rodata->slow_syscall_ns = AIOCOPD_SLOW_SYSCALL_NS;
+	skel->rodata->slow_wait_ns = AIOCOPD_SLOW_WAIT_NS;
+	skel->rodata->max_records_per_callback = AIOCOPD_MAX_RECORDS_PER_CALLBACK;
+	skel->rodata->max_samples_per_scope = AIOCOPD_MAX_SAMPLES_PER_SCOPE;
 }
 
 static void fill_audit_names(struct probes *p)
@@ -177,6 +213,7 @@ int probes_open(struct probes *p, probes_event_fn fn, void *ctx, char *err, size
 	p->skel = aiocopd_bpf__open();
 	if (!p->skel)
 		return fail(err, errsz, -errno, "cannot open the BPF object: %s", strerror(errno));
+	set_limits(p->skel);
 	ret = prepare_uprobes(p);
 	if (ret)
 		return fail(err, errsz, ret, "cannot start: %s", strerror(-ret));
@@ -185,6 +222,9 @@ int probes_open(struct probes *p, probes_event_fn fn, void *ctx, char *err, size
 		return fail(err, errsz, ret, "cannot load the BPF programs: %s "
 			    "(set AIOCOPD_DEBUG_BPF=1 for the verifier log)", strerror(-ret));
 	fill_audit_names(p);
+	ret = fill_syscall_props(p, err, errsz);
+	if (ret)
+		return ret;
 	ret = attach_system_programs(p, err, errsz);
 	if (ret)
 		return ret;

@@ -11,7 +11,7 @@
 
 #include "classify.h"
 #include "reconstruct.h"
-#include "syscall_nr.h"
+#include "syscall_table.h"
 
 #define MAX_TRACE_TEXT		8192
 
@@ -322,6 +322,14 @@ struct raw_text {
 	char args[3][AIOCOPD_NAME_LEN + 4];
 };
 
+/* BPF copied a socket address or a timespec of this syscall into the record, not a path. */
+static bool copies_operand(unsigned int nr)
+{
+	const struct syscall_info *s = syscall_info(nr);
+
+	return s && !s->props.path_arg && s->props.operand_arg;
+}
+
 static void raw_from_record(const struct record *rec, struct raw_op *r, struct raw_text *t)
 {
 	const struct event_blocking *e = rec->ev;
@@ -350,8 +358,7 @@ static void raw_from_record(const struct record *rec, struct raw_op *r, struct r
 	}
 	if (e->fd_mode && rec->fd_path && rec->fd_path[0])
 		r->fd_path = rec->fd_path;
-	if (e->n_str && (e->nr == NR_connect || e->nr == NR_sendto || e->nr == NR_nanosleep ||
-			 e->nr == NR_clock_nanosleep)) {
+	if (e->n_str && copies_operand(e->nr)) {
 		r->sockaddr = (const uint8_t *)e->str;
 		r->sockaddr_len = e->n_str < sizeof(e->str) ? e->n_str : sizeof(e->str);
 	} else if (e->n_str) {

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "records.h"
-#include "syscall_nr.h"
+#include "syscall_table.h"
 
 #define FIRST_SLOTS	4	/* most callbacks that record anything record a few things */
 #define NO_RECORD	SIZE_MAX
@@ -151,7 +151,9 @@ static struct event_blocking *copy_record(const struct event_blocking *ev)
 
 static bool is_open_syscall(unsigned nr)
 {
-	return nr == NR_open || nr == NR_openat || nr == NR_openat2 || nr == NR_creat;
+	const struct syscall_info *s = syscall_info(nr);
+
+	return s && s->kind == SYSCALL_OPEN;
 }
 
 static void free_fd_name(void *node)
@@ -204,7 +206,11 @@ static char *fd_path_then(const struct proc_records *p, const struct event_block
 {
 	if (ev->source != SOURCE_SYSCALL || !ev->fd_mode)
 		return NULL;
-	return name_fd(p, (int)ev->args[ev->nr == NR_sendfile ? 1 : 0]);
+	const struct syscall_info *s = syscall_info(ev->nr);
+
+	if (!s || !s->props.fd_arg || s->props.fd_arg > 6)
+		return NULL;
+	return name_fd(p, (int)ev->args[s->props.fd_arg - 1]);	/* (counted from 1) */
 }
 
 /* ---- the buffer -------------------------------------------------------------------------- */

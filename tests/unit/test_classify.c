@@ -9,7 +9,10 @@
  * raw_op.sockaddr.
  */
 #include <arpa/inet.h>
+#include <asm/unistd.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,7 +25,7 @@
 #include <cmocka.h>
 
 #include "classify.h"
-#include "syscall_nr.h"
+#include "syscall_table.h"
 
 #define MS		1000000ULL
 #define MONO_START	(4242ULL * 1000000000ULL + 123456789ULL)	/* a CLOCK_MONOTONIC time */
@@ -166,7 +169,7 @@ static void test_clock_nanosleep_python_sleep(void **state)
 	/* CPython's time.sleep(0.06): clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, now+60ms) */
 	uint64_t deadline = MONO_START + 60 * MS;
 	int64_t ts[2] = { (int64_t)(deadline / 1000000000ULL), (int64_t)(deadline % 1000000000ULL) };
-	struct raw_op r = sys_rec(NR_clock_nanosleep);
+	struct raw_op r = sys_rec(__NR_clock_nanosleep);
 	struct op_class out;
 
 	r.args[0] = 1;		/* CLOCK_MONOTONIC */
@@ -185,7 +188,7 @@ static void test_clock_nanosleep_python_sleep(void **state)
 static void test_clock_nanosleep_abs_without_timespec(void **state)
 {
 	/* no timespec copied: the requested time falls back to the measured duration */
-	struct raw_op r = sys_rec(NR_clock_nanosleep);
+	struct raw_op r = sys_rec(__NR_clock_nanosleep);
 	struct op_class out;
 
 	r.args[0] = 1;
@@ -200,7 +203,7 @@ static void test_clock_nanosleep_abs_without_timespec(void **state)
 static void test_clock_nanosleep_relative(void **state)
 {
 	int64_t ts[2] = { 0, 50 * 1000000 };
-	struct raw_op r = sys_rec(NR_clock_nanosleep);
+	struct raw_op r = sys_rec(__NR_clock_nanosleep);
 	struct op_class out;
 
 	r.args[0] = 0;		/* CLOCK_REALTIME */
@@ -218,7 +221,7 @@ static void test_clock_nanosleep_relative(void **state)
 static void test_nanosleep(void **state)
 {
 	int64_t ts[2] = { 1, 500 * 1000000 };
-	struct raw_op r = sys_rec(NR_nanosleep);
+	struct raw_op r = sys_rec(__NR_nanosleep);
 	struct op_class out;
 
 	r.sockaddr = (const uint8_t *)ts;
@@ -229,11 +232,27 @@ static void test_nanosleep(void **state)
 	assert_string_equal(out.name, "sleep(1.5)");
 }
 
+/* CPython 3.10's time.sleep(0.06): select(0, NULL, NULL, NULL, &timeval), late under load */
+static void test_select_sleep_names_its_timeval(void **state)
+{
+	int64_t tv[2] = { 0, 59990 };	/* 59.99 ms left when select started */
+	struct raw_op r = sys_rec(__NR_select);
+	struct op_class out;
+
+	r.args[0] = 0;
+	r.duration_ns = 62 * 1000000;	/* it woke 2 ms late */
+	r.sockaddr = (const uint8_t *)tv;
+	r.sockaddr_len = sizeof(tv);
+	assert_true(classify_raw(&r, &out));
+	assert_int_equal(out.category, CAT_SLEEP);
+	assert_string_equal(out.name, "time.sleep(0.06)");
+}
+
 /* ---- syscalls: files ------------------------------------------------------------------- */
 
 static void test_openat_file(void **state)
 {
-	struct raw_op r = sys_rec(NR_openat);
+	struct raw_op r = sys_rec(__NR_openat);
 	struct op_class out;
 
 	r.path = "/srv/data/config.json";
@@ -254,19 +273,19 @@ static void test_database_paths(void **state)
 	struct raw_op r;
 
 	for (size_t i = 0; i < sizeof(db) / sizeof(db[0]); i++) {
-		r = sys_rec(NR_openat);
+		r = sys_rec(__NR_openat);
 		r.path = db[i];
 		assert_true(classify_raw(&r, &out));
 		expect_class(db[i], out, CAT_DATABASE, 10);
 	}
 	/* a name that merely contains ".db" is an ordinary file */
-	r = sys_rec(NR_openat);
+	r = sys_rec(__NR_openat);
 	r.path = "/srv/app.db.bak";
 	assert_true(classify_raw(&r, &out));
 	assert_int_equal(out.category, CAT_FILE);
 
 	/* database file I/O through an fd */
-	r = sys_rec(NR_pwrite64);
+	r = sys_rec(__NR_pwrite64);
 	r.fd_mode = S_IFREG | 0644;
 	r.fd_path = "/srv/app.db-journal";
 	assert_true(classify_raw(&r, &out));
@@ -276,8 +295,8 @@ static void test_database_paths(void **state)
 
 static void test_stat_like_weight_1(void **state)
 {
-	static const unsigned nrs[] = { NR_newfstatat, NR_stat, NR_lstat, NR_statx, NR_access,
-					NR_faccessat, NR_readlink, NR_statfs };
+	static const unsigned nrs[] = { __NR_newfstatat, __NR_stat, __NR_lstat, __NR_statx,
+					__NR_access, __NR_faccessat, __NR_readlink, __NR_statfs };
 	struct op_class out;
 
 	for (size_t i = 0; i < sizeof(nrs) / sizeof(nrs[0]); i++) {
@@ -291,9 +310,9 @@ static void test_stat_like_weight_1(void **state)
 
 static void test_file_mutations_weight_10(void **state)
 {
-	static const unsigned nrs[] = { NR_mkdir, NR_mkdirat, NR_rmdir, NR_unlink, NR_unlinkat,
-					NR_rename, NR_renameat2, NR_link, NR_symlink,
-					NR_truncate };
+	static const unsigned nrs[] = { __NR_mkdir, __NR_mkdirat, __NR_rmdir, __NR_unlink,
+					__NR_unlinkat, __NR_rename, __NR_renameat2, __NR_link,
+					__NR_symlink, __NR_truncate };
 	struct op_class out;
 
 	for (size_t i = 0; i < sizeof(nrs) / sizeof(nrs[0]); i++) {
@@ -307,7 +326,7 @@ static void test_file_mutations_weight_10(void **state)
 
 static void test_read_regular_file(void **state)
 {
-	struct raw_op r = sys_rec(NR_read);
+	struct raw_op r = sys_rec(__NR_read);
 	struct op_class out;
 
 	r.args[0] = 7;
@@ -323,7 +342,7 @@ static void test_read_regular_file(void **state)
 
 static void test_read_socket(void **state)
 {
-	struct raw_op r = sys_rec(NR_read);
+	struct raw_op r = sys_rec(__NR_read);
 	struct op_class out;
 
 	r.args[0] = 9;
@@ -335,7 +354,7 @@ static void test_read_socket(void **state)
 	assert_false(out.primary);
 	assert_string_equal(out.name, "read(fd 9)");
 
-	r = sys_rec(NR_recvfrom);
+	r = sys_rec(__NR_recvfrom);
 	r.fd_mode = S_IFSOCK;
 	assert_true(classify_raw(&r, &out));
 	assert_int_equal(out.category, CAT_NETWORK);
@@ -347,7 +366,7 @@ static void test_read_socket(void **state)
 static void test_connect_network(void **state)
 {
 	struct sockaddr_in sa;
-	struct raw_op r = sys_rec(NR_connect);
+	struct raw_op r = sys_rec(__NR_connect);
 	struct op_class out;
 
 	sockaddr_v4(&sa, "93.184.216.34", 443);
@@ -365,7 +384,7 @@ static void test_connect_port_53_is_dns(void **state)
 {
 	struct sockaddr_in sa;
 	struct sockaddr_in6 sa6;
-	struct raw_op r = sys_rec(NR_connect);
+	struct raw_op r = sys_rec(__NR_connect);
 	struct op_class out;
 
 	sockaddr_v4(&sa, "127.0.0.53", 53);
@@ -380,7 +399,7 @@ static void test_connect_port_53_is_dns(void **state)
 	sa6.sin6_family = AF_INET6;
 	sa6.sin6_port = htons(53);
 	assert_int_equal(inet_pton(AF_INET6, "2001:4860:4860::8888", &sa6.sin6_addr), 1);
-	r = sys_rec(NR_connect);
+	r = sys_rec(__NR_connect);
 	r.sockaddr = (const uint8_t *)&sa6;
 	r.sockaddr_len = sizeof(sa6);
 	assert_true(classify_raw(&r, &out));
@@ -390,7 +409,7 @@ static void test_connect_port_53_is_dns(void **state)
 
 	/* port 5353 (mDNS) and 530 are not 53 */
 	sockaddr_v4(&sa, "10.0.0.1", 5353);
-	r = sys_rec(NR_connect);
+	r = sys_rec(__NR_connect);
 	r.sockaddr = (const uint8_t *)&sa;
 	r.sockaddr_len = sizeof(sa);
 	assert_true(classify_raw(&r, &out));
@@ -400,7 +419,7 @@ static void test_connect_port_53_is_dns(void **state)
 static void test_connect_without_address(void **state)
 {
 	struct sockaddr_in sa;
-	struct raw_op r = sys_rec(NR_connect);
+	struct raw_op r = sys_rec(__NR_connect);
 	struct op_class out;
 
 	assert_true(classify_raw(&r, &out));
@@ -420,7 +439,7 @@ static void test_connect_without_address(void **state)
 static void test_sendto_port_53_is_dns(void **state)
 {
 	struct sockaddr_in sa;
-	struct raw_op r = sys_rec(NR_sendto);
+	struct raw_op r = sys_rec(__NR_sendto);
 	struct op_class out;
 
 	sockaddr_v4(&sa, "8.8.8.8", 53);
@@ -434,7 +453,7 @@ static void test_sendto_port_53_is_dns(void **state)
 
 static void test_accept(void **state)
 {
-	struct raw_op r = sys_rec(NR_accept4);
+	struct raw_op r = sys_rec(__NR_accept4);
 	struct op_class out;
 
 	assert_true(classify_raw(&r, &out));
@@ -446,7 +465,8 @@ static void test_accept(void **state)
 
 static void test_processes(void **state)
 {
-	static const unsigned start[] = { NR_clone, NR_clone3, NR_fork, NR_vfork, NR_execve };
+	static const unsigned start[] = { __NR_clone, __NR_clone3, __NR_fork, __NR_vfork,
+					  __NR_execve };
 	struct op_class out;
 	struct raw_op r;
 
@@ -456,7 +476,7 @@ static void test_processes(void **state)
 		expect_class(syscall_name(start[i]), out, CAT_SUBPROCESS, 50);
 		assert_true(out.primary);
 	}
-	r = sys_rec(NR_wait4);
+	r = sys_rec(__NR_wait4);
 	r.args[0] = 4343;
 	assert_true(classify_raw(&r, &out));
 	assert_int_equal(out.category, CAT_SUBPROCESS);
@@ -467,7 +487,7 @@ static void test_processes(void **state)
 
 static void test_flock_and_kill(void **state)
 {
-	struct raw_op r = sys_rec(NR_flock);
+	struct raw_op r = sys_rec(__NR_flock);
 	struct op_class out;
 
 	r.fd_mode = S_IFREG;
@@ -477,7 +497,7 @@ static void test_flock_and_kill(void **state)
 	assert_int_equal(out.weight, 1);
 	assert_string_equal(out.name, "flock(/run/app.lock)");
 
-	r = sys_rec(NR_kill);
+	r = sys_rec(__NR_kill);
 	r.args[0] = 4242;
 	r.args[1] = 15;
 	assert_true(classify_raw(&r, &out));
@@ -495,7 +515,7 @@ static void test_unlisted_syscall_weight_10(void **state)
 	assert_int_equal(out.weight, 10);
 	assert_true(out.primary);
 
-	r = sys_rec(NR_fsync);
+	r = sys_rec(__NR_fsync);
 	r.fd_mode = S_IFREG;
 	r.fd_path = "/srv/data.txt";
 	assert_true(classify_raw(&r, &out));
@@ -519,9 +539,99 @@ static void test_names(void **state)
 	assert_string_equal(severity_level_name(LEVEL_LOW), "low");
 	assert_string_equal(severity_level_name(LEVEL_MEDIUM), "medium");
 	assert_string_equal(severity_level_name(LEVEL_HIGH), "high");
-	assert_string_equal(syscall_name(NR_clock_nanosleep), "clock_nanosleep");
-	assert_string_equal(syscall_name(NR_openat), "openat");
-	assert_string_equal(syscall_name(NR_newfstatat), "newfstatat");
+	assert_string_equal(syscall_name(__NR_clock_nanosleep), "clock_nanosleep");
+	assert_string_equal(syscall_name(__NR_openat), "openat");
+	assert_string_equal(syscall_name(__NR_newfstatat), "newfstatat");
+}
+
+/* ---- the syscall table ----------------------------------------------------------------- */
+
+static void test_table_is_consistent(void **state)
+{
+	for (size_t i = 0; i < syscall_table_len; i++) {
+		const struct syscall_info *s = &syscall_table[i];
+		const struct syscall_props *p = &s->props;
+
+		if (s->nr >= AIOCOPD_SYSCALL_SLOTS)
+			fail_msg("%s: number %u past the BPF map", s->name, s->nr);
+		if (syscall_info(s->nr) != s)
+			fail_msg("%s: number %u listed twice", s->name, s->nr);
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(syscall_table[j].name, s->name) == 0)
+				fail_msg("%s listed twice", s->name);
+		if (p->fd_arg > 6 || p->path_arg > 6 || p->operand_arg > 6 || p->skip_arg > 6)
+			fail_msg("%s: an argument number past 6", s->name);
+		if (!p->skip_arg != !p->skip_mask)
+			fail_msg("%s: a skip argument needs a mask and the mask one", s->name);
+		if ((p->flags & (SC_SKIP_ZERO | SC_SKIP_INDIRECT)) && !p->skip_arg)
+			fail_msg("%s: skip flags without a skip argument", s->name);
+		if (s->kind == SYSCALL_LOOP_WAIT && (p->flags || p->fd_arg || p->path_arg))
+			fail_msg("%s: the loop's wait is never a record", s->name);
+	}
+	assert_null(syscall_info(999));
+	assert_null(syscall_info(__NR_getppid));	/* cannot block */
+}
+
+/* Written from the syscalls' signatures, not read back from the table. */
+static const struct {
+	unsigned nr;
+	const char *name, *event;
+	unsigned fd_arg, path_arg, operand_arg, skip_arg;
+} table_cases[] = {
+	{ __NR_read, "read", "read", 1, 0, 0, 0 },
+	{ __NR_sendfile, "sendfile", "sendfile64", 2, 0, 0, 0 },	/* in_fd decides */
+	{ __NR_stat, "stat", "newstat", 0, 1, 0, 0 },
+	{ __NR_lstat, "lstat", "newlstat", 0, 1, 0, 0 },
+	{ __NR_openat, "openat", "openat", 0, 2, 0, 0 },
+	{ __NR_symlink, "symlink", "symlink", 0, 2, 0, 0 },	/* linkpath */
+	{ __NR_symlinkat, "symlinkat", "symlinkat", 0, 3, 0, 0 },
+	{ __NR_newfstatat, "newfstatat", "newfstatat", 0, 2, 0, 4 },	/* flags */
+	{ __NR_statx, "statx", "statx", 0, 2, 0, 3 },
+	{ __NR_connect, "connect", "connect", 1, 0, 2, 0 },	/* the sockaddr */
+	{ __NR_sendto, "sendto", "sendto", 1, 0, 5, 4 },
+	{ __NR_recvmsg, "recvmsg", "recvmsg", 1, 0, 0, 3 },
+	{ __NR_nanosleep, "nanosleep", "nanosleep", 0, 0, 1, 0 },	/* the timespec */
+	{ __NR_clock_nanosleep, "clock_nanosleep", "clock_nanosleep", 0, 0, 3, 0 },
+	{ __NR_poll, "poll", "poll", 0, 0, 0, 3 },	/* the timeout */
+	{ __NR_select, "select", "select", 0, 0, 5, 0 },	/* the timeval */
+	{ __NR_clone, "clone", "clone", 0, 0, 0, 1 },
+	{ __NR_clone3, "clone3", "clone3", 0, 0, 0, 1 },
+	{ __NR_epoll_pwait, "epoll_pwait", "epoll_pwait", 0, 0, 0, 0 },
+};
+
+static void test_table_arguments(void **state)
+{
+	for (size_t i = 0; i < sizeof(table_cases) / sizeof(table_cases[0]); i++) {
+		const struct syscall_info *s = syscall_info(table_cases[i].nr);
+
+		if (!s)
+			fail_msg("%s is not traced", table_cases[i].name);
+		assert_string_equal(s->name, table_cases[i].name);
+		assert_string_equal(syscall_name(s->nr), table_cases[i].name);
+		assert_string_equal(syscall_event(s), table_cases[i].event);
+		if (s->props.fd_arg != table_cases[i].fd_arg ||
+		    s->props.path_arg != table_cases[i].path_arg ||
+		    s->props.operand_arg != table_cases[i].operand_arg ||
+		    s->props.skip_arg != table_cases[i].skip_arg)
+			fail_msg("%s: fd %u path %u operand %u skip %u", s->name, s->props.fd_arg,
+				 s->props.path_arg, s->props.operand_arg, s->props.skip_arg);
+	}
+}
+
+static void test_table_skip_rules(void **state)
+{
+	assert_int_equal(syscall_info(__NR_recvfrom)->props.skip_mask, MSG_DONTWAIT);
+	assert_int_equal(syscall_info(__NR_statx)->props.skip_mask, AT_EMPTY_PATH);
+	assert_int_equal(syscall_info(__NR_clone)->props.skip_mask, CLONE_THREAD);
+	/* clone3's flags are behind a pointer, poll's rule is "timeout 0" */
+	assert_true(syscall_info(__NR_clone3)->props.flags & SC_SKIP_INDIRECT);
+	assert_true(syscall_info(__NR_poll)->props.flags & SC_SKIP_ZERO);
+	/* poll and select waiting on fds count only when they waited long */
+	assert_true(syscall_info(__NR_ppoll)->props.flags & SC_FD_WAIT);
+	assert_true(syscall_info(__NR_pselect6)->props.flags & SC_FD_WAIT);
+	assert_false(syscall_info(__NR_read)->props.flags & SC_FD_WAIT);
+	assert_int_equal(syscall_info(__NR_epoll_wait)->kind, SYSCALL_LOOP_WAIT);
+	assert_int_equal(syscall_info(__NR_epoll_pwait2)->kind, SYSCALL_LOOP_WAIT);
 }
 
 /* ---- severity -------------------------------------------------------------------------- */
@@ -573,7 +683,7 @@ static void test_score_through_ops_add(void **state)
 	size_t n = 0;
 
 	for (size_t i = 0; i < 60; i++) {
-		struct raw_op r = at_site(sys_rec(NR_openat), 0x1000 + i, 0x10);
+		struct raw_op r = at_site(sys_rec(__NR_openat), 0x1000 + i, 0x10);
 
 		r.path = "/srv/x";
 		n = ops_add(ops, n, 64, &r, i);
@@ -589,7 +699,7 @@ static void test_merge_audit_then_syscall(void **state)
 {
 	struct op ops[8];
 	struct raw_op a = at_site(audit_rec("open", "/srv/data.txt", "r", "524288"), 0xc0de, 0x42);
-	struct raw_op s = at_site(sys_rec(NR_openat), 0xc0de, 0x42);
+	struct raw_op s = at_site(sys_rec(__NR_openat), 0xc0de, 0x42);
 	size_t n;
 
 	s.path = "/srv/data.txt";
@@ -613,7 +723,7 @@ static void test_merge_socket_connect_takes_address(void **state)
 {
 	struct op ops[8];
 	struct raw_op a = at_site(audit_rec("socket.connect", "socket", "tuple", NULL), 0xc0de, 0x42);
-	struct raw_op s = at_site(sys_rec(NR_connect), 0xc0de, 0x42);
+	struct raw_op s = at_site(sys_rec(__NR_connect), 0xc0de, 0x42);
 	struct sockaddr_in sa;
 	size_t n;
 
@@ -637,7 +747,7 @@ static void test_merge_audit_sleep_keeps_audit_name(void **state)
 	int64_t ts[2] = { (int64_t)(deadline / 1000000000ULL), (int64_t)(deadline % 1000000000ULL) };
 	struct op ops[8];
 	struct raw_op a = at_site(audit_rec("time.sleep", "0.06", NULL, NULL), 0xc0de, 0x42);
-	struct raw_op s = at_site(sys_rec(NR_clock_nanosleep), 0xc0de, 0x42);
+	struct raw_op s = at_site(sys_rec(__NR_clock_nanosleep), 0xc0de, 0x42);
 	size_t n;
 
 	s.args[0] = 1;
@@ -676,8 +786,8 @@ static void test_primary_after_primary_same_site(void **state)
 {
 	/* a loop body calling open() twice from the same instruction: two operations */
 	struct op ops[8];
-	struct raw_op s1 = at_site(sys_rec(NR_openat), 0xc0de, 0x42);
-	struct raw_op s2 = at_site(sys_rec(NR_openat), 0xc0de, 0x42);
+	struct raw_op s1 = at_site(sys_rec(__NR_openat), 0xc0de, 0x42);
+	struct raw_op s2 = at_site(sys_rec(__NR_openat), 0xc0de, 0x42);
 	size_t n;
 
 	s1.path = "/a";
@@ -696,8 +806,8 @@ static void test_read_after_openat_same_site_merges(void **state)
 {
 	/* open(p).read() on one line: the read continues the open */
 	struct op ops[8];
-	struct raw_op o = at_site(sys_rec(NR_openat), 0xc0de, 0x42);
-	struct raw_op rd = at_site(sys_rec(NR_read), 0xc0de, 0x42);
+	struct raw_op o = at_site(sys_rec(__NR_openat), 0xc0de, 0x42);
+	struct raw_op rd = at_site(sys_rec(__NR_read), 0xc0de, 0x42);
 	size_t n;
 
 	o.path = "/srv/data.txt";
@@ -718,9 +828,9 @@ static void test_read_after_openat_same_site_merges(void **state)
 static void test_same_syscall_other_site_separate(void **state)
 {
 	struct op ops[8];
-	struct raw_op a = at_site(sys_rec(NR_read), 0xc0de, 0x42);
-	struct raw_op b = at_site(sys_rec(NR_read), 0xc0de, 0x44);	/* other instruction */
-	struct raw_op c = at_site(sys_rec(NR_read), 0xbeef, 0x42);	/* other code object */
+	struct raw_op a = at_site(sys_rec(__NR_read), 0xc0de, 0x42);
+	struct raw_op b = at_site(sys_rec(__NR_read), 0xc0de, 0x44);	/* other instruction */
+	struct raw_op c = at_site(sys_rec(__NR_read), 0xbeef, 0x42);	/* other code object */
 	size_t n;
 
 	a.fd_mode = b.fd_mode = c.fd_mode = S_IFREG;
@@ -733,7 +843,7 @@ static void test_same_syscall_other_site_separate(void **state)
 
 	/* an audit event at another site does not take a syscall either */
 	struct raw_op au = at_site(audit_rec("open", "/x", "r", NULL), 0x1111, 0x1);
-	struct raw_op so = at_site(sys_rec(NR_openat), 0x2222, 0x1);
+	struct raw_op so = at_site(sys_rec(__NR_openat), 0x2222, 0x1);
 
 	n = ops_add(ops, 0, 8, &au, 0);
 	n = ops_add(ops, n, 8, &so, 1);
@@ -746,8 +856,8 @@ static void test_site_zero_never_merges(void **state)
 {
 	struct op ops[8];
 	struct raw_op a = audit_rec("open", "/x", "r", NULL);	/* no Python frame: site 0 */
-	struct raw_op s = sys_rec(NR_openat);
-	struct raw_op rd = sys_rec(NR_read);
+	struct raw_op s = sys_rec(__NR_openat);
+	struct raw_op rd = sys_rec(__NR_read);
 	size_t n;
 
 	rd.fd_mode = S_IFREG;
@@ -778,7 +888,7 @@ static void test_capacity_respected(void **state)
 
 	memset(ops, 0x5a, sizeof(ops));
 	for (size_t i = 0; i < 10; i++) {
-		struct raw_op r = at_site(sys_rec(NR_openat), 0x100 + i, 0x2);
+		struct raw_op r = at_site(sys_rec(__NR_openat), 0x100 + i, 0x2);
 
 		r.path = "/x";
 		n = ops_add(ops, n, max, &r, i);
@@ -791,7 +901,7 @@ static void test_capacity_respected(void **state)
 	assert_int_equal(ops[2].site_code, 0x102);
 
 	/* max 0: nothing, ever */
-	struct raw_op r = at_site(sys_rec(NR_openat), 0x1, 0x2);
+	struct raw_op r = at_site(sys_rec(__NR_openat), 0x1, 0x2);
 
 	assert_int_equal(ops_add(ops, 0, 0, &r, 0), 0);
 }
@@ -827,6 +937,7 @@ int main(void)
 		cmocka_unit_test(test_audit_unknown_ignored),
 		cmocka_unit_test(test_audit_long_args_bounded),
 		cmocka_unit_test(test_clock_nanosleep_python_sleep),
+		cmocka_unit_test(test_select_sleep_names_its_timeval),
 		cmocka_unit_test(test_clock_nanosleep_abs_without_timespec),
 		cmocka_unit_test(test_clock_nanosleep_relative),
 		cmocka_unit_test(test_nanosleep),
@@ -845,6 +956,11 @@ int main(void)
 		cmocka_unit_test(test_flock_and_kill),
 		cmocka_unit_test(test_unlisted_syscall_weight_10),
 		cmocka_unit_test(test_names),
+	};
+	const struct CMUnitTest table_tests[] = {
+		cmocka_unit_test(test_table_is_consistent),
+		cmocka_unit_test(test_table_arguments),
+		cmocka_unit_test(test_table_skip_rules),
 	};
 	const struct CMUnitTest severity_tests[] = {
 		cmocka_unit_test(test_levels),
@@ -869,6 +985,7 @@ int main(void)
 	int failed = 0;
 
 	failed += cmocka_run_group_tests_name("classify", classify_tests, NULL, NULL);
+	failed += cmocka_run_group_tests_name("syscall_table", table_tests, NULL, NULL);
 	failed += cmocka_run_group_tests_name("severity", severity_tests, NULL, NULL);
 	failed += cmocka_run_group_tests_name("merge", merge_tests, NULL, NULL);
 	failed += cmocka_run_group_tests_name("stdlib_path", path_tests, NULL, NULL);

@@ -22,7 +22,7 @@
 #include "pylayout.h"
 #include "reconstruct.h"
 #include "records.h"
-#include "syscall_nr.h"
+#include <asm/unistd.h>
 
 #define MS		1000000ULL
 #define MONO_START	(4242ULL * 1000000000ULL)
@@ -250,7 +250,7 @@ static void test_audit_event_and_syscall_merge(void **state)
 	static const uint64_t stack[] = { CODE_WORK, CODE_HANDLE_RUN, CODE_RUN_ONCE };
 	struct fixture *f = *state;
 	struct event_blocking *a = add_record(f, SOURCE_AUDIT, 0, 0);
-	struct event_blocking *s = add_record(f, SOURCE_SYSCALL, NR_openat, 2 * MS);
+	struct event_blocking *s = add_record(f, SOURCE_SYSCALL, __NR_openat, 2 * MS);
 	const struct report_event *e;
 
 	named_function(f, "Server.on_timer");
@@ -284,8 +284,8 @@ static void test_folded_repeats_add_their_time(void **state)
 	static const uint64_t write_site[] = { CODE_WORK, CODE_HANDLE_RUN };
 	struct fixture *f = *state;
 	struct record_buffer *b = records_new();
-	struct event_blocking *rd = add_record(f, SOURCE_SYSCALL, NR_read, 1 * MS);
-	struct event_blocking *wr = add_record(f, SOURCE_SYSCALL, NR_write, 1 * MS);
+	struct event_blocking *rd = add_record(f, SOURCE_SYSCALL, __NR_read, 1 * MS);
+	struct event_blocking *wr = add_record(f, SOURCE_SYSCALL, __NR_write, 1 * MS);
 	struct record_set set;
 
 	assert_non_null(b);
@@ -319,7 +319,7 @@ static void test_folded_repeats_add_their_time(void **state)
 /* An unarmed report of a Task's step that slept: named through Handle._run. */
 static void reconstruct_task_step(struct fixture *f, bool handle_alive)
 {
-	struct event_blocking *e = add_record(f, SOURCE_SYSCALL, NR_nanosleep, 60 * MS);
+	struct event_blocking *e = add_record(f, SOURCE_SYSCALL, __NR_nanosleep, 60 * MS);
 
 	whole_iteration(f);
 	set_task_stack(&f->target, e, handle_alive);
@@ -354,7 +354,7 @@ static void test_plain_callback_through_handle_run(void **state)
 	static const uint64_t stack[] = { CODE_WORK, CODE_ON_TIMER, CODE_HANDLE_RUN,
 					  CODE_RUN_ONCE };
 	struct fixture *f = *state;
-	struct event_blocking *e = add_record(f, SOURCE_SYSCALL, NR_nanosleep, 60 * MS);
+	struct event_blocking *e = add_record(f, SOURCE_SYSCALL, __NR_nanosleep, 60 * MS);
 
 	whole_iteration(f);
 	set_stack(e, stack, 4);
@@ -369,7 +369,7 @@ static void test_uvloop_outermost_frame_fallback(void **state)
 {
 	static const uint64_t stack[] = { CODE_WORK, CODE_HANDLER, CODE_RUNNER, CODE_MODULE };
 	struct fixture *f = *state;
-	struct event_blocking *e = add_record(f, SOURCE_SYSCALL, NR_nanosleep, 60 * MS);
+	struct event_blocking *e = add_record(f, SOURCE_SYSCALL, __NR_nanosleep, 60 * MS);
 
 	f->target.uvloop = true;
 	f->cb.ident_valid = 0;		/* armed, but uvloop's handle held no Python callable */
@@ -388,7 +388,7 @@ static void test_uvloop_plain_callback_fallback(void **state)
 {
 	static const uint64_t stack[] = { CODE_WORK, CODE_ON_TIMER, CODE_RUNNER };
 	struct fixture *f = *state;
-	struct event_blocking *e = add_record(f, SOURCE_SYSCALL, NR_nanosleep, 60 * MS);
+	struct event_blocking *e = add_record(f, SOURCE_SYSCALL, __NR_nanosleep, 60 * MS);
 
 	f->target.uvloop = true;
 	set_stack(e, stack, 3);
@@ -402,7 +402,7 @@ static void test_outside_any_callback_dropped(void **state)
 {
 	static const uint64_t stack[] = { CODE_WORK, CODE_MODULE };
 	struct fixture *f = *state;
-	struct event_blocking *e = add_record(f, SOURCE_SYSCALL, NR_nanosleep, 60 * MS);
+	struct event_blocking *e = add_record(f, SOURCE_SYSCALL, __NR_nanosleep, 60 * MS);
 
 	whole_iteration(f);
 	set_stack(e, stack, 2);
@@ -417,7 +417,7 @@ static void test_unreadable_stack_kept(void **state)
 {
 	static const uint64_t stack[] = { CODE_GONE, CODE_GONE + 1 };
 	struct fixture *f = *state;
-	struct event_blocking *e = add_record(f, SOURCE_SYSCALL, NR_nanosleep, 60 * MS);
+	struct event_blocking *e = add_record(f, SOURCE_SYSCALL, __NR_nanosleep, 60 * MS);
 
 	whole_iteration(f);
 	set_stack(e, stack, 2);
@@ -465,7 +465,7 @@ static void test_trace_depth_skips_shim_frames(void **state)
 
 	named_function(f, "Server.on_timer");
 	f->opt.trace_depth = 5;
-	set_stack(add_record(f, SOURCE_SYSCALL, NR_nanosleep, 60 * MS), stack, 8);
+	set_stack(add_record(f, SOURCE_SYSCALL, __NR_nanosleep, 60 * MS), stack, 8);
 	assert_int_equal(reconstruct(f), 0);
 	e = &f->report.events[0];
 	assert_string_equal(e->trace, "/usr/lib/python3.11/json/decoder.py:337:decode <- "
@@ -482,9 +482,9 @@ static void test_entry_point_first_frame_outside_stdlib(void **state)
 	struct fixture *f = *state;
 
 	named_function(f, "Server.on_timer");
-	set_stack(add_record(f, SOURCE_SYSCALL, NR_nanosleep, 60 * MS), mixed, 3);
+	set_stack(add_record(f, SOURCE_SYSCALL, __NR_nanosleep, 60 * MS), mixed, 3);
 	f->recs[0].ev->frames[0].instr = 0x20;	/* another site: two operations */
-	set_stack(add_record(f, SOURCE_SYSCALL, NR_nanosleep, 60 * MS), stdlib, 2);
+	set_stack(add_record(f, SOURCE_SYSCALL, __NR_nanosleep, 60 * MS), stdlib, 2);
 	assert_int_equal(reconstruct(f), 0);
 	assert_int_equal(f->report.n_events, 2);
 	assert_string_equal(f->report.events[0].entry_point, "/srv/app.py:7:work");
@@ -524,10 +524,10 @@ static void test_fd_names_captured_at_record_time(void **state)
 
 	assert_non_null(b);
 	named_function(f, "Server.on_timer");
-	fd_record(f, NR_openat, 5, "/srv/app.db", 0x10);
-	fd_record(f, NR_read, 5, NULL, 0x20);
-	fd_record(f, NR_openat, 5, "/srv/app.log", 0x30);	/* closed and reopened */
-	fd_record(f, NR_write, 5, NULL, 0x40);
+	fd_record(f, __NR_openat, 5, "/srv/app.db", 0x10);
+	fd_record(f, __NR_read, 5, NULL, 0x20);
+	fd_record(f, __NR_openat, 5, "/srv/app.log", 0x30);	/* closed and reopened */
+	fd_record(f, __NR_write, 5, NULL, 0x40);
 	for (size_t i = 0; i < f->n; i++)
 		records_add(b, f->recs[i].ev);
 	set = records_take(b, &f->cb);

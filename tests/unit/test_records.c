@@ -19,7 +19,7 @@
 #include <cmocka.h>
 
 #include "records.h"
-#include "syscall_nr.h"
+#include <asm/unistd.h>
 
 #define PID_A		0x7fff0000	/* above any pid_max: /proc knows no such process */
 #define PID_B		0x7fff1000
@@ -33,7 +33,7 @@ static const struct event_blocking *record(pid_t pid, pid_t tid, uint64_t cb_seq
 	ev.h = (struct event_header){ .type = EVENT_BLOCKING, .pid = pid, .tid = tid };
 	ev.cb_seq = cb_seq;
 	ev.source = SOURCE_SYSCALL;
-	ev.nr = NR_nanosleep;
+	ev.nr = __NR_nanosleep;
 	ev.n_frames = n_frames;
 	for (unsigned i = 0; i < n_frames && i < AIOCOPD_MAX_FRAMES; i++)
 		ev.frames[i].code = 0x1000 + i;
@@ -43,7 +43,7 @@ static const struct event_blocking *record(pid_t pid, pid_t tid, uint64_t cb_seq
 static const struct event_blocking *opened(pid_t pid, int fd, const char *path)
 {
 	record(pid, pid, 1, 0);
-	ev.nr = NR_openat;
+	ev.nr = __NR_openat;
 	ev.ret = fd;
 	ev.n_str = snprintf(ev.str, sizeof(ev.str), "%s", path) + 1;
 	return &ev;
@@ -52,7 +52,7 @@ static const struct event_blocking *opened(pid_t pid, int fd, const char *path)
 static const struct event_blocking *read_fd(pid_t pid, int fd)
 {
 	record(pid, pid, 1, 0);
-	ev.nr = NR_read;
+	ev.nr = __NR_read;
 	ev.args[0] = fd;
 	ev.fd_mode = S_IFREG;
 	return &ev;

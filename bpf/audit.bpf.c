@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Python-level operations inside a callback, armed: CPython raises an audit event for
+ * open(), socket.connect, getaddrinfo, subprocess and the like, through PySys_Audit or its
+ * internal twin _PySys_Audit. The events worth a record are the ones user space's
+ * classification names, which it puts in "audit_names".
+ */
+#include "common.bpf.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, char[AIOCOPD_AUDIT_KEY_LEN]);
+	__type(value, __u32);
+} audit_names SEC(".maps");
+
+static __always_inline void render_audit_arg(const struct py_layout *l, char fmt, __u64 val,
+					     char *buf, __u32 len)
+{
+	__u64 v[1] = { val };
+
+	buf[0] = 0;
+	switch (fmt) {
+	case 'O': case 'N':
+		render_pyobj(l, val, buf, len);
+		break;
+	case 's': case 'y': case 'z':
+		if (val)
+			bpf_probe_read_user_str(buf, len, (const void *)val);
+		break;
+	case 'i': case 'n': case 'l': case 'L': case 'k': case 'K':
+		bpf_snprintf(buf, len, "%lld", v, sizeof(v));
+		break;
+	}
+}
+
+/* The first three arguments as text, as their Py_BuildValue format says. */
+static __always_inline void render_audit_args(const struct py_layout *l, const char *format,
+					      const __u64 *va, struct event_blocking *ev)
+{
+	char fmt[4] = {};
+
+	if (format)
+		bpf_probe_read_user(fmt, sizeof(fmt) - 1, format);
+	for (int i = 0; i < 3; i++) {
+		char f = fmt[i];
+
+		if (!f) {
+			for (int j = i; j < 3; j++)
+				ev->arg_text[j][0] = 0;
+			break;
+		}
+		render_audit_arg(l, f, va[i], ev->arg_text[i], AIOCOPD_NAME_LEN);
+	}
+}
+
+static __always_inline int audit_common(struct pt_regs *ctx, const char *name, const char *format,
+					__u64 va0, __u64 va1, __u64 va2)
+{
+	char key[AIOCOPD_AUDIT_KEY_LEN] = {};
+	struct target_cfg *cfg;
+	struct thread_state *st;
+	struct event_blocking *ev;
+	__u32 tid, pid;
+	__u64 va[3] = { va0, va1, va2 };
+
+	st = current_thread(&tid, &pid);
+	if (!st || !(st->flags & THREAD_IN_CALLBACK))
+		return 0;
+	if (bpf_probe_read_user_str(key, sizeof(key), name) <= 0 ||
+	    !bpf_map_lookup_elem(&audit_names, key))
+		return 0;
+	cfg = bpf_map_lookup_elem(&targets, &pid);
+	if (!cfg)
+		return 0;
+	ensure_ident(cfg, st, tid);
+	ev = blocking_reserve(st, pid, tid, bpf_ktime_get_ns(), SOURCE_AUDIT);
+	if (!ev)
+		return 0;
+	for (int i = 0; i < 6; i++)
+		ev->args[i] = i < 3 ? va[i] : 0;
+	__builtin_memcpy(ev->str, key, sizeof(key));
+	ev->n_str = sizeof(key);
+	render_audit_args(&cfg->layout, format, va, ev);
+	submit_operation(cfg, st, tid, ev, 0, 0);
+	return 0;
+}
+
+/* PySys_Audit(const char *event, const char *format, ...): names every Python-level operation. */
+SEC("uprobe")
+int BPF_KPROBE(audit_entry, const char *name, const char *format)
+{
+	return audit_common(ctx, name, format, PT_REGS_PARM3(ctx), PT_REGS_PARM4(ctx),
+			    PT_REGS_PARM5(ctx));
+}
+
+/* _PySys_Audit(PyThreadState *, const char *event, const char *format, ...): CPython's own
+ * callers use this one and bypass PySys_Audit. */
+SEC("uprobe")
+int BPF_KPROBE(audit_tstate_entry, void *tstate, const char *name, const char *format)
+{
+	return audit_common(ctx, name, format, PT_REGS_PARM4(ctx), PT_REGS_PARM5(ctx),
+			    BPF_CORE_READ(ctx, r9));	/* the sixth argument register */
+}

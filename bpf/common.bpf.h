@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * What every part of the BPF object needs: the calling thread's state, record emission
+ * (one reserve and one submit for every record type, with lost records counted and the
+ * wakeup chosen by type), and the pieces of a blocking record: the callback's identity,
+ * the Python stack and the repeats folded into it.
+ */
+#ifndef AIOCOPD_COMMON_BPF_H
+#define AIOCOPD_COMMON_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "aiocopd.h"
+#include "maps.bpf.h"
+#include "pyread.bpf.h"
+
+#define E2BIG		7	/* a map is full (vmlinux.h has no errno values) */
+
+static __always_inline void count_lost(__u32 why)
+{
+	__u64 *n = bpf_map_lookup_elem(&lost, &why);
+
+	if (n)
+		(*n)++;
+}
+
+/*
+ * Whether a record of this type wakes user space. Most wait for its drain timer: on this
+ * kind of VM a wakeup is an IPI that costs microseconds, too much for every record.
+ */
+static __always_inline __u64 wakeup_flag(__u32 type)
+{
+	switch (type) {
+	case EVENT_CALLBACK:
+		/*
+		 * Reports are rare, and user space needs the target alive to name their
+		 * frames: a process that exits right after its slow callback must not
+		 * outrun the drain timer.
+		 */
+		return BPF_RB_FORCE_WAKEUP;
+	case EVENT_EXEC:
+	case EVENT_ENTRY:
+	case EVENT_FORK:
+		return BPF_RB_FORCE_WAKEUP;	/* user space holds the process stopped */
+	case EVENT_EXIT:
+		return BPF_RB_FORCE_WAKEUP;	/* what the process brought can go now */
+	case EVENT_THREAD_EXIT:
+		return 0;
+	case EVENT_LOOP_THREAD:
+		return 0;	/* once per thread: wake user space only if it is idle */
+	}
+	return BPF_RB_NO_WAKEUP;
+}
+
+/* A record of size bytes with its header filled in, or NULL (counted as lost). */
+static __always_inline void *record_reserve(__u64 size, __u32 type, __u32 pid, __u32 tid,
+					    __u64 ts)
+{
+	struct event_header *h = bpf_ringbuf_reserve(&events, size, 0);
+
+	if (!h) {
+		count_lost(LOST_RING_BUFFER);
+		return NULL;
+	}
+	h->type = type;
+	h->pid = pid;
+	h->tid = tid;
+	h->pad = 0;
+	h->ts_ns = ts;
+	return h;
+}
+
+static __always_inline void record_submit(void *rec)
+{
+	const struct event_header *h = rec;
+
+	bpf_ringbuf_submit(rec, wakeup_flag(h->type));
+}
+
+static __always_inline struct thread_state *current_thread(__u32 *tid, __u32 *pid)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	*tid = (__u32)id;
+	*pid = id >> 32;
+	return bpf_map_lookup_elem(&threads, tid);
+}
+
+/* Armed: name the running callback from Context.run's arguments, once per callback. */
+static __always_inline void ensure_ident(const struct target_cfg *cfg, struct thread_state *st,
+					 __u32 tid)
+{
+	struct callback_ident *id;
+
+	if (!(st->flags & THREAD_IN_CALLBACK) ||
+	    (st->flags & (THREAD_IDENT_DONE | THREAD_ITERATION)))
+		return;
+	id = bpf_map_lookup_elem(&idents, &tid);
+	if (!id)
+		return;
+	capture_ident(cfg, st->cb_args, id);
+	st->flags |= THREAD_IDENT_DONE;
+}
+
+/* Unarmed: name the callback of a long iteration from the stack just walked. */
+static __always_inline void ensure_iteration_ident(const struct target_cfg *cfg,
+						   struct thread_state *st, __u32 tid,
+						   __u32 n_frames)
+{
+	struct callback_ident *id;
+
+	if (!(st->flags & THREAD_ITERATION) || (st->flags & THREAD_IDENT_DONE) || !n_frames)
+		return;
+	id = bpf_map_lookup_elem(&idents, &tid);
+	if (id && ident_from_stack(cfg, n_frames, id) == 0)
+		st->flags |= THREAD_IDENT_DONE;
+}
+
+/* The Python stack of a record, and (unarmed) the callback it names. */
+static __always_inline void fill_stack(const struct target_cfg *cfg, struct thread_state *st,
+				       __u32 tid, struct event_blocking *ev)
+{
+	__u64 tstate = current_thread_state(cfg, st, tid);
+
+	ev->n_frames = tstate ? walk_stack(cfg, tstate, ev->frames) : 0;
+	ensure_iteration_ident(cfg, st, tid, ev->n_frames);
+}
+
+/* A blocking record with what every source fills; the caller adds what it knows. */
+static __always_inline struct event_blocking *blocking_reserve(const struct thread_state *st,
+							       __u32 pid, __u32 tid, __u64 ts,
+							       __u32 source)
+{
+	struct event_blocking *ev;
+
+	ev = record_reserve(sizeof(*ev), EVENT_BLOCKING, pid, tid, ts);
+	if (!ev)
+		return NULL;
+	ev->cb_seq = st->cb_seq;
+	ev->duration_ns = 0;
+	ev->source = source;
+	ev->nr = 0;
+	ev->ret = 0;
+	ev->fd_mode = 0;
+	ev->fd_flags = 0;
+	ev->n_str = 0;
+	ev->str[0] = 0;
+	ev->folded_ns = 0;
+	ev->folded = 0;
+	ev->pad = 0;
+	return ev;
+}
+
+/*
+ * An operation record (a syscall or an audit event, not a sample) is complete: it gets its
+ * stack and the fast repeats folded into the record before it, becomes the record later
+ * repeats fold into, and counts against the callback's cap.
+ */
+static __always_inline void submit_operation(const struct target_cfg *cfg,
+					     struct thread_state *st, __u32 tid,
+					     struct event_blocking *ev, __u32 nr, __u64 fd)
+{
+	fill_stack(cfg, st, tid, ev);
+	ev->folded_ns = st->folded_ns;
+	ev->folded = st->folded;
+	st->folded_ns = 0;
+	st->folded = 0;
+	st->last_nr = nr;
+	st->last_fd = fd;
+	st->cb_blocking++;
+	record_submit(ev);
+}
+
+#endif /* AIOCOPD_COMMON_BPF_H */

@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Loop threads and their iterations. asyncio's selector loop calls epoll_wait once per
+ * iteration and uvloop calls epoll_pwait: a thread of a target seen returning from one is
+ * a loop thread, and the time from that return to its next call is one iteration's busy
+ * time. Unarmed, that iteration is the scope records belong to; with loop statistics
+ * (trace, exec) every iteration is counted and the slow ones recorded.
+ */
+#include "common.bpf.h"
+#include "scope.bpf.h"
+
+/* Too big for the BPF stack: new entries are copied from this zeroed one. */
+static struct loop_stats empty_loop_stats;
+
+/* An iteration ends: count it, and give the timeline its slice when it was slow. */
+static __always_inline void end_iteration(const struct target_cfg *cfg, struct thread_state *st,
+					  __u32 pid, __u32 tid, __u64 now)
+{
+	struct loop_stats *ls = bpf_map_lookup_elem(&loop_stats, &tid);
+	struct event_iteration *ev;
+	__u64 busy;
+
+	if (!ls || !st->iter_start_ns || now < st->iter_start_ns)
+		return;
+	busy = now - st->iter_start_ns;
+	ls->iterations++;
+	ls->busy_ns += busy;
+	if (busy > ls->max_busy_ns)
+		ls->max_busy_ns = busy;
+	ls->hist[loop_hist_bucket(busy) & (LOOP_HIST_BUCKETS - 1)]++;
+	if (busy < cfg->threshold_ns)
+		return;
+	ev = record_reserve(sizeof(*ev), EVENT_ITERATION, pid, tid, st->iter_start_ns);
+	if (!ev)
+		return;
+	ev->duration_ns = busy;
+	ev->callbacks = st->iter_callbacks;
+	record_submit(ev);
+}
+
+/* The loop waits again: the callback or the iteration that ran ends here. */
+SEC("tp")
+int epoll_enter(void *ctx)
+{
+	struct target_cfg *cfg;
+	struct thread_state *st;
+	__u32 tid, pid;
+	__u64 now;
+
+	st = current_thread(&tid, &pid);
+	if (!st)
+		return 0;
+	cfg = bpf_map_lookup_elem(&targets, &pid);
+	if (!cfg)
+		return 0;
+	now = bpf_ktime_get_ns();
+	close_callback(cfg, st, pid, tid, now);
+	if (cfg->flags & TARGET_STATS)
+		end_iteration(cfg, st, pid, tid, now);
+	st->iter_start_ns = 0;
+	return 0;
+}
+
+static __always_inline void add_loop_stats(__u32 pid, __u32 tid)
+{
+	struct target_cfg *cfg = bpf_map_lookup_elem(&targets, &pid);
+	struct loop_stats *ls;
+
+	if (!cfg || !(cfg->flags & TARGET_STATS))
+		return;
+	bpf_map_update_elem(&loop_stats, &tid, &empty_loop_stats, BPF_NOEXIST);
+	ls = bpf_map_lookup_elem(&loop_stats, &tid);
+	if (ls)
+		ls->pid = pid;
+}
+
+/* A thread of a target returns from epoll for the first time: it is a loop thread. */
+static __always_inline void add_loop_thread(__u32 pid, __u32 tid)
+{
+	struct thread_state fresh = {};
+	struct callback_ident empty = {};
+	struct event_loop_thread *ev;
+	long err;
+
+	fresh.pid = pid;
+	fresh.flags = THREAD_LOOP;
+	fresh.iter_start_ns = bpf_ktime_get_ns();
+	err = bpf_map_update_elem(&threads, &tid, &fresh, BPF_NOEXIST);
+	if (err) {
+		if (err == -E2BIG)	/* full, not just there already: say the thread is lost */
+			count_lost(LOST_TABLE_FULL);
+		return;
+	}
+	bpf_map_update_elem(&idents, &tid, &empty, BPF_NOEXIST);
+	add_loop_stats(pid, tid);
+	ev = record_reserve(sizeof(*ev), EVENT_LOOP_THREAD, pid, tid, bpf_ktime_get_ns());
+	if (ev)
+		record_submit(ev);
+}
+
+/* The loop has work: an iteration starts. */
+SEC("tp")
+int epoll_exit(void *ctx)
+{
+	struct target_cfg *cfg;
+	struct thread_state *st;
+	__u32 tid, pid;
+	__u64 now;
+
+	st = current_thread(&tid, &pid);
+	if (!st) {
+		if (bpf_map_lookup_elem(&targets, &pid))
+			add_loop_thread(pid, tid);
+		return 0;
+	}
+	cfg = bpf_map_lookup_elem(&targets, &pid);
+	now = bpf_ktime_get_ns();
+	st->iter_start_ns = now;
+	st->iter_callbacks = 0;
+	/* unarmed, the iteration itself is what gets timed */
+	if (cfg && !(cfg->flags & TARGET_ARMED)) {
+		open_scope(st, now, 0, THREAD_ITERATION);
+		forget_ident(tid);
+	}
+	return 0;
+}

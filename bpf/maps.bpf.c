@@ -1,0 +1,27 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The one definition of each map several parts of the BPF object share (declared in
+ * bpf/maps.bpf.h and bpf/pyread.bpf.h), and the object's license. aiocopd's BPF object is
+ * linked from these parts, each by concern:
+ *
+ *   loop.bpf.c      loop threads and iterations (epoll)
+ *   callback.bpf.c  callback boundaries (Context.run, uvloop) and their collections
+ *   syscall.bpf.c   blocking syscalls inside a callback
+ *   audit.bpf.c     Python-level operations (audit events)
+ *   sched.bpf.c     on-CPU time and CPU-clock samples
+ *   family.bpf.c    the processes `aiocopd exec` follows (fork, exec, exit)
+ *
+ * One loaded object serves every monitored process: targets are keyed by tgid and threads
+ * by tid. Records go to one ring buffer; user space drains it on a timer.
+ */
+#include "common.bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+struct targets_map targets SEC(".maps");
+struct threads_map threads SEC(".maps");
+struct idents_map idents SEC(".maps");
+struct loop_stats_map loop_stats SEC(".maps");
+struct events_map events SEC(".maps");
+struct lost_map lost SEC(".maps");
+struct scratch_map scratch_map SEC(".maps");

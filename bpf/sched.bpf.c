@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The scheduler's view of loop threads: on-CPU time of the running callback (sched_switch),
+ * its identity captured while it is switched out and still readable, and CPU-clock samples
+ * that record where a long callback or iteration spends its time.
+ */
+#include "common.bpf.h"
+
+/* Set by the loader before load; default in include/aiocopd.h. */
+const volatile __u32 max_samples_per_scope = AIOCOPD_MAX_SAMPLES_PER_SCOPE;
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	__u32 prev_tid = prev->pid, next_tid = next->pid;
+	struct thread_state *st;
+	__u64 now = 0;
+
+	st = bpf_map_lookup_elem(&threads, &prev_tid);
+	if (st && (st->flags & THREAD_IN_CALLBACK)) {
+		struct target_cfg *cfg = bpf_map_lookup_elem(&targets, &st->pid);
+
+		now = bpf_ktime_get_ns();
+		st->cb_oncpu_ns += now - st->last_on_ns;
+		/* still current here, so its memory is readable */
+		if (cfg)
+			ensure_ident(cfg, st, prev_tid);
+	}
+	st = bpf_map_lookup_elem(&threads, &next_tid);
+	if (st)
+		st->last_on_ns = now ? now : bpf_ktime_get_ns();
+	return 0;
+}
+
+static __always_inline void emit_sample(const struct target_cfg *cfg, struct thread_state *st,
+					__u32 pid, __u32 tid, __u64 now)
+{
+	struct event_blocking *ev;
+
+	ev = blocking_reserve(st, pid, tid, now, SOURCE_SAMPLE);
+	if (!ev)
+		return;
+	fill_stack(cfg, st, tid, ev);
+	st->cb_samples++;
+	record_submit(ev);
+}
+
+/*
+ * A CPU-clock sample on a loop thread: identifies the running callback, and once it has run
+ * for half the threshold records its stack, so a CPU-bound slow callback shows where its
+ * time went. Short callbacks cost one map lookup per sample.
+ */
+SEC("perf_event")
+int cpu_sample(struct bpf_perf_event_data *ctx)
+{
+	struct target_cfg *cfg;
+	struct thread_state *st;
+	__u32 tid, pid;
+	__u64 now;
+
+	st = current_thread(&tid, &pid);
+	if (!st || !(st->flags & THREAD_IN_CALLBACK))
+		return 0;
+	cfg = bpf_map_lookup_elem(&targets, &pid);
+	if (!cfg)
+		return 0;
+	ensure_ident(cfg, st, tid);
+	/* only a callback (or iteration) already running long is worth a stack */
+	now = bpf_ktime_get_ns();
+	if (now - st->cb_start_ns >= cfg->sample_after_ns &&
+	    st->cb_samples < max_samples_per_scope)
+		emit_sample(cfg, st, pid, tid, now);
+	return 0;
+}

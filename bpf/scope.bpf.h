@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The scope a loop thread's records belong to: a callback (armed, bounded by Context.run)
+ * or a whole loop iteration (unarmed, bounded by epoll). Both the callback boundaries
+ * (bpf/callback.bpf.c) and the loop's epoll calls (bpf/loop.bpf.c) open and close scopes,
+ * and closing a slow one is what emits a report.
+ */
+#ifndef AIOCOPD_SCOPE_BPF_H
+#define AIOCOPD_SCOPE_BPF_H
+
+#include "common.bpf.h"
+
+/* Whether a scope that ends is worth a report: slow, or (--all) a callback that blocked. */
+static __always_inline bool scope_reported(const struct target_cfg *cfg,
+					   const struct thread_state *st, __u32 scope,
+					   __u64 elapsed)
+{
+	if (elapsed >= cfg->threshold_ns)
+		return true;
+	return scope == SCOPE_CALLBACK && (cfg->flags & TARGET_REPORT_ALL) && st->cb_blocking;
+}
+
+static __always_inline void close_callback(const struct target_cfg *cfg, struct thread_state *st,
+					   __u32 pid, __u32 tid, __u64 now)
+{
+	__u32 scope = st->flags & THREAD_ITERATION ? SCOPE_ITERATION : SCOPE_CALLBACK;
+	struct event_callback *ev;
+	struct callback_ident *id;
+	__u64 elapsed;
+
+	if (!(st->flags & THREAD_IN_CALLBACK))
+		return;
+	st->flags &= ~(THREAD_IN_CALLBACK | THREAD_IDENT_DONE | THREAD_ITERATION);
+	st->cb_oncpu_ns += now - st->last_on_ns;
+	elapsed = now - st->cb_start_ns;
+	if (!scope_reported(cfg, st, scope, elapsed))
+		return;
+	ev = record_reserve(sizeof(*ev), EVENT_CALLBACK, pid, tid, st->cb_start_ns);
+	if (!ev)
+		return;
+	ev->cb_seq = st->cb_seq;
+	ev->duration_ns = elapsed;
+	ev->oncpu_ns = st->cb_oncpu_ns;
+	ev->n_blocking = st->cb_blocking;
+	ev->scope = scope;
+	ev->pad = 0;
+	ev->gc_ns = st->cb_gc_ns;
+	ev->folded_ns = st->folded_ns;
+	ev->folded = st->folded;
+	ev->pad2 = 0;
+	id = bpf_map_lookup_elem(&idents, &tid);
+	ev->ident_valid = id && id->callable;
+	if (id)
+		__builtin_memcpy(&ev->ident, id, sizeof(*id));
+	else
+		__builtin_memset(&ev->ident, 0, sizeof(ev->ident));
+	record_submit(ev);
+}
+
+static __always_inline void open_scope(struct thread_state *st, __u64 now, __u64 args,
+				       __u32 iteration)
+{
+	st->flags |= THREAD_IN_CALLBACK | iteration;
+	st->cb_seq++;
+	st->cb_start_ns = now;
+	st->cb_args = args;
+	st->cb_oncpu_ns = 0;
+	st->last_on_ns = now;
+	st->cb_blocking = 0;
+	st->cb_samples = 0;
+	st->cb_gc_ns = 0;
+	st->last_nr = 0;
+	st->folded = 0;
+	st->folded_ns = 0;
+}
+
+/* The new scope has not been named yet. */
+static __always_inline void forget_ident(__u32 tid)
+{
+	struct callback_ident *id = bpf_map_lookup_elem(&idents, &tid);
+
+	if (id)
+		id->callable = 0;
+}
+
+#endif /* AIOCOPD_SCOPE_BPF_H */
