@@ -68,10 +68,7 @@
 /* CPU-sample stacks recorded per callback or iteration. */
 #define AIOCOPD_MAX_SAMPLES_PER_SCOPE	48
 
-/*
- * Records user space keeps per callback, samples included; the rest are counted. (What
- * include/monitor.h calls MONITOR_MAX_PENDING, until it uses this.)
- */
+/* Records user space keeps per callback (src/records.c), samples included; the rest are counted. */
 #define AIOCOPD_MAX_PENDING		64
 
 _Static_assert(AIOCOPD_MAX_SAMPLES_PER_SCOPE < AIOCOPD_MAX_PENDING,

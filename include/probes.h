@@ -22,9 +22,18 @@
 
 struct aiocopd_bpf;
 
+/* The uprobes of an armed target, in the order they attach (context_run, last, arms it). */
+enum uprobe_slot {
+	UPROBE_AUDIT,			/* PySys_Audit */
+	UPROBE_AUDIT_TSTATE,		/* _PySys_Audit, CPython's own callers */
+	UPROBE_CONTEXT_ENTER,		/* PyContext_Enter: uvloop's callbacks */
+	UPROBE_CONTEXT_RUN,		/* context_run: every other callback */
+	UPROBE_SLOTS,
+};
+
 /* The attachments that belong to one target process. */
 struct target_links {
-	struct ulink *uprobes[4];	/* callback boundaries and audit entry points, armed */
+	struct ulink *uprobes[UPROBE_SLOTS];	/* callback boundaries and audit entry points */
 	struct ulink *gc[2];		/* collection start and end */
 	const char *gc_source;		/* how collections are timed, NULL: they are not */
 };

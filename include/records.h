@@ -14,7 +14,6 @@
 
 #include "aiocopd.h"
 
-#define RECORDS_PER_CALLBACK	64	/* kept per callback; the rest are counted as dropped */
 #define RECORDS_MAX_FD_NAMES	4096	/* names of opened fds kept per process; others from /proc */
 
 /* A blocking record kept for its callback. */

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/io_uring.h>
 #include <linux/perf_event.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -307,7 +308,7 @@ static int set_armed(struct probes *p, pid_t pid, bool armed)
 
 static void detach_uprobes(struct probes *p, struct target_links *l)
 {
-	for (size_t i = 0; i < sizeof(l->uprobes) / sizeof(l->uprobes[0]); i++) {
+	for (size_t i = 0; i < UPROBE_SLOTS; i++) {
 		ulink_release(&p->ulinks, l->uprobes[i]);
 		l->uprobes[i] = NULL;
 	}
@@ -325,20 +326,21 @@ int probes_arm(struct probes *p, const struct py_target *t, struct target_links 
 		uint64_t offset;
 		const char *name;
 		bool required;
-	} probes[] = {
-		{ p->skel->progs.audit_entry, t->audit_offset, "PySys_Audit", true },
-		{ p->skel->progs.audit_tstate_entry, t->audit_tstate_offset, "_PySys_Audit", true },
+	} probes[UPROBE_SLOTS] = {
+		[UPROBE_AUDIT] = { p->skel->progs.audit_entry, t->audit_offset, "PySys_Audit",
+				   true },
+		[UPROBE_AUDIT_TSTATE] = { p->skel->progs.audit_tstate_entry, t->audit_tstate_offset,
+					  "_PySys_Audit", true },
 		/* optional: without it uvloop's callbacks are reported by iteration */
-		{ p->skel->progs.context_enter_entry, t->context_enter_offset, "PyContext_Enter",
-		  false },
-		{ p->skel->progs.context_run_entry, t->context_run_offset, "context_run", true },
+		[UPROBE_CONTEXT_ENTER] = { p->skel->progs.context_enter_entry,
+					   t->context_enter_offset, "PyContext_Enter", false },
+		[UPROBE_CONTEXT_RUN] = { p->skel->progs.context_run_entry, t->context_run_offset,
+					 "context_run", true },
 	};
-	_Static_assert(sizeof(probes) / sizeof(probes[0]) ==
-		       sizeof(l->uprobes) / sizeof(l->uprobes[0]), "one link per uprobe");
 
-	if (l->uprobes[3])
-		return 0;
-	for (size_t i = 0; i < sizeof(probes) / sizeof(probes[0]); i++) {
+	if (l->uprobes[UPROBE_CONTEXT_RUN])
+		return 0;	/* armed already */
+	for (size_t i = 0; i < UPROBE_SLOTS; i++) {
 		int ret;
 
 		if (!probes[i].offset)
@@ -508,10 +510,34 @@ static void quiesce(struct probes *p)
 
 /*
  * Removing a syscall tracepoint's perf event waits for RCU grace periods, one event at a
- * time under a kernel mutex: some 40 ms each, seconds for all of them. Once the maps are
- * empty the programs do nothing, so a child keeps the last references to the links and
- * drops them after aiocopd has exited, and aiocopd returns at once.
+ * time under a kernel mutex: some 40 ms each, seconds for all of them (per-syscall
+ * tracepoints stay all the same: see docs/PERFORMANCE.md). Once the maps are empty the
+ * programs do nothing, so the last references to the links can go later, off our path.
+ *
+ * First choice: an io_uring ring takes references to the link files, and closing the ring
+ * tears it down in a kernel worker, which drops them there; no process of ours waits.
  */
+static int detach_in_kernel(struct probes *p)
+{
+	struct io_uring_params params = {};
+	int fds[PROBES_MAX_LINKS], ring, ret = 0;
+
+	ring = syscall(__NR_io_uring_setup, 1, &params);
+	if (ring < 0)
+		return -errno;	/* no io_uring, or io_uring_disabled */
+	for (size_t i = 0; i < p->n_links; i++)
+		fds[i] = bpf_link__fd(p->links[i]);
+	if (syscall(__NR_io_uring_register, ring, IORING_REGISTER_FILES, fds, p->n_links))
+		ret = -errno;
+	for (size_t i = 0; !ret && i < p->n_links; i++)
+		bpf_link__destroy(p->links[i]);	/* cheap now: the ring holds the files */
+	if (!ret)
+		p->n_links = 0;
+	close(ring);
+	return ret;
+}
+
+/* Else a child keeps the last references and drops them after aiocopd has exited. */
 static void hand_off_detach(void)
 {
 	int hold[2], devnull;
@@ -551,7 +577,7 @@ void probes_close(struct probes *p)
 	if (p->skel)
 		quiesce(p);
 	ulinks_drain(&p->ulinks, UPROBE_DRAIN_MS);
-	if (p->n_links)
+	if (p->n_links && detach_in_kernel(p))
 		hand_off_detach();
 	ulinks_close(&p->ulinks);
 	for (size_t i = 0; i < p->n_links; i++)

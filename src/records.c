@@ -123,8 +123,8 @@ static int make_room(struct thread_records *t)
 
 	if (t->n < t->cap)
 		return 0;
-	if (cap > RECORDS_PER_CALLBACK)
-		cap = RECORDS_PER_CALLBACK;
+	if (cap > AIOCOPD_MAX_PENDING)
+		cap = AIOCOPD_MAX_PENDING;
 	recs = realloc(t->recs, cap * sizeof(*recs));
 	if (!recs)
 		return -1;
@@ -259,7 +259,7 @@ static int keep(struct thread_records *t, const struct proc_records *p,
 {
 	struct record *r;
 
-	if (t->n >= RECORDS_PER_CALLBACK || make_room(t))
+	if (t->n >= AIOCOPD_MAX_PENDING || make_room(t))
 		return -1;
 	r = &t->recs[t->n];
 	r->ev = copy_record(ev);

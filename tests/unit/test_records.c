@@ -93,13 +93,13 @@ static void test_room_grows_to_the_cap(void **state)
 	records_add(b, record(PID_A, PID_A, 7, 3));
 	assert_int_equal(stats_of(b).records, 1);
 	assert_true(stats_of(b).slots >= 1 && stats_of(b).slots <= 8);
-	for (int i = 1; i < RECORDS_PER_CALLBACK + 10; i++)
+	for (int i = 1; i < AIOCOPD_MAX_PENDING + 10; i++)
 		records_add(b, record(PID_A, PID_A, 7, 3));
-	assert_int_equal(stats_of(b).records, RECORDS_PER_CALLBACK);
-	assert_int_equal(stats_of(b).slots, RECORDS_PER_CALLBACK);
+	assert_int_equal(stats_of(b).records, AIOCOPD_MAX_PENDING);
+	assert_int_equal(stats_of(b).slots, AIOCOPD_MAX_PENDING);
 	assert_int_equal(stats_of(b).dropped, 10);
 	set = records_take(b, &cb);
-	assert_int_equal(set.n, RECORDS_PER_CALLBACK);
+	assert_int_equal(set.n, AIOCOPD_MAX_PENDING);
 	assert_int_equal(set.recs[0].ev->n_frames, 3);
 	assert_int_equal(set.recs[0].ev->frames[2].code, 0x1002);
 	/* an idle thread holds no room */
