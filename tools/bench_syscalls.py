@@ -11,12 +11,14 @@ medians over rounds. Rounds during which a BPF program this run did not load was
 to a syscall or scheduler hook (another tracer's, e.g. another aiocopd) are counted apart.
 
   cc -O2 -o build/syscall_cost tools/syscall_cost.c
-  sudo /usr/bin/python3 tools/bench_syscalls.py --rounds 9 \\
-      --monitor before=/tmp/aiocopd-before --monitor after=build/aiocopd
+  sudo /usr/bin/python3 tools/bench_syscalls.py --rounds 7 --wait-quiet 120 \\
+      --monitor before=/tmp/aiocopd-before --monitor after=build/aiocopd \\
+      --monitor raw="build/hookcost raw"
 """
 import argparse
 import json
 import os
+import shlex
 import signal
 import statistics
 import subprocess
@@ -122,7 +124,8 @@ def med(xs, fmt):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--monitor", action="append", default=[],
-                    help="NAME=PATH of an aiocopd binary, run as PATH -p PID")
+                    help="NAME=COMMAND, run as COMMAND -p PID: an aiocopd binary, or a "
+                    "stand-in hook such as 'build/hookcost raw'")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--calls", type=int, default=300000)
     ap.add_argument("--runs", type=int, default=5)
@@ -134,8 +137,8 @@ def main():
     args = ap.parse_args()
     monitors = [("none", None)]
     for m in args.monitor or [f"current={os.path.join(ROOT, 'build', 'aiocopd')}"]:
-        name, _, path = m.partition("=")
-        monitors.append((name, [path, "-p", "{pid}"]))
+        name, _, command = m.partition("=")
+        monitors.append((name, shlex.split(command) + ["-p", "{pid}"]))
     results = {n: {"attach": [], "exit": [], "detach": [],
                    **{w: {"quiet": [], "busy": []} for w in SYSCALLS}} for n, _ in monitors}
     target = subprocess.Popen([args.python, os.path.join(ROOT, "examples", "demo_app.py"),
@@ -152,11 +155,11 @@ def main():
         target.terminate()
         target.wait()
     print("\nns per call, medians over rounds; quiet: no other tracer's hook was loaded")
-    print(f"{'monitor':10}" + "".join(f"{w + ' quiet':16}{w + ' busy':16}" for w in SYSCALLS)
+    print(f"{'monitor':14}" + "".join(f"{w + ' quiet':16}{w + ' busy':16}" for w in SYSCALLS)
           + f"{'attach s':14}{'exit s':14}detach s")
     for name, _ in monitors:
         res = results[name]
-        print(f"{name:10}" + "".join(f"{med(res[w]['quiet'], '{:.1f}'):16}"
+        print(f"{name:14}" + "".join(f"{med(res[w]['quiet'], '{:.1f}'):16}"
                                      f"{med(res[w]['busy'], '{:.1f}'):16}" for w in SYSCALLS)
               + f"{med(res['attach'], '{:.3f}'):14}{med(res['exit'], '{:.3f}'):14}"
               f"{med(res['detach'], '{:.3f}')}")
