@@ -129,6 +129,11 @@ static __always_inline int sys_enter(struct trace_event_raw_sys_enter *ctx)
 	note_fd(sp, st);
 	if (!worth_tracing(sp, st->sc_args, st->sc_fd_mode, st->sc_fd_flags))
 		return 0;
+	/* select's timeout counts down in place: what the caller asked for is there now only */
+	if ((sp->flags & SC_OPERAND_AT_ENTRY) &&
+	    bpf_probe_read_user(st->sc_operand, sizeof(st->sc_operand),
+				(const void *)syscall_arg(st->sc_args, sp->operand_arg)))
+		st->sc_operand[0] = st->sc_operand[1] = ~0ull;	/* unreadable: not a timeout */
 	st->flags |= THREAD_IN_SYSCALL;
 	st->sc_nr = nr;
 	st->sc_start_ns = bpf_ktime_get_ns();
@@ -153,6 +158,7 @@ static __always_inline const struct syscall_props *slow_call(struct thread_state
 	st->sc_args[4] = BPF_CORE_READ(regs, r8);
 	st->sc_args[5] = BPF_CORE_READ(regs, r9);
 	note_fd(sp, st);
+	st->sc_operand[0] = st->sc_operand[1] = ~0ull;	/* counted down by now: unknown */
 	return worth_tracing(sp, st->sc_args, st->sc_fd_mode, st->sc_fd_flags) ? sp : NULL;
 }
 
@@ -171,7 +177,8 @@ static __always_inline bool waited_enough(const struct syscall_props *sp,
 
 /* Copy what identifies the operation: the path, or the socket address or timespec. */
 static __always_inline void fill_operand(struct event_blocking *ev,
-					 const struct syscall_props *sp)
+					 const struct syscall_props *sp,
+					 const struct thread_state *st)
 {
 	__u64 p;
 	int n;
@@ -185,8 +192,14 @@ static __always_inline void fill_operand(struct event_blocking *ev,
 		return;
 	}
 	p = syscall_arg(ev->args, sp->operand_arg);
-	if (p && !bpf_probe_read_user(ev->str, 28, (const void *)p))
+	if (!p)
+		return;
+	if (sp->flags & SC_OPERAND_AT_ENTRY) {
+		__builtin_memcpy(ev->str, st->sc_operand, sizeof(st->sc_operand));
+		ev->n_str = sizeof(st->sc_operand);
+	} else if (!bpf_probe_read_user(ev->str, 28, (const void *)p)) {
 		ev->n_str = 28;
+	}
 }
 
 /* Fast calls are folded into the one before or, past the cap, only counted. */
@@ -250,7 +263,7 @@ static __always_inline int sys_exit(struct trace_event_raw_sys_exit *ctx)
 		ev->args[i] = st->sc_args[i];
 	ev->fd_mode = st->sc_fd_mode;
 	ev->fd_flags = st->sc_fd_flags;
-	fill_operand(ev, sp);
+	fill_operand(ev, sp, st);
 	submit_operation(cfg, st, tid, ev, nr, fd);
 	return 0;
 }

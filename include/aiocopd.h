@@ -93,6 +93,8 @@ _Static_assert(AIOCOPD_MAX_RECORDS_PER_CALLBACK >= AIOCOPD_MAX_PENDING,
 #define SC_FD_WAIT		(1u << 0)	/* poll, select: only a long wait counts */
 #define SC_SKIP_ZERO		(1u << 1)	/* cannot block when the skip argument is 0 */
 #define SC_SKIP_INDIRECT	(1u << 2)	/* the skip argument points at the flags */
+#define SC_OPERAND_AT_ENTRY	(1u << 3)	/* the kernel rewrites the operand: copy it early */
+#define SC_OPERAND_TIMEVAL	(1u << 4)	/* the operand is a timeval (select), not a timespec */
 
 struct syscall_props {
 	__u8 flags;			/* SC_* */
@@ -169,6 +171,7 @@ struct thread_state {
 	__u64 sc_args[6];
 	__u32 sc_fd_mode;		/* i_mode of the fd argument's inode, 0 if none */
 	__u32 sc_fd_flags;		/* f_flags of the fd argument's file */
+	__u64 sc_operand[2];		/* SC_OPERAND_AT_ENTRY: the timeout as the call began */
 	__u64 iter_start_ns;		/* the current loop iteration began (epoll returned) */
 	__u32 last_nr;			/* the callback's last syscall record, for folding */
 	__u32 folded;			/* repeats of it folded since, not yet reported */

@@ -232,12 +232,18 @@ static void name_sleep(const struct raw_op *r, enum syscall_kind kind, struct op
 	} else if (kind == SYSCALL_SLEEP) {
 		secs = requested_sleep(r, false, 1);
 	} else {
-		/* select() with no fds: CPython 3.10's time.sleep, its timeout a timeval */
+		/* select() with no fds: CPython 3.10's time.sleep */
+		const struct syscall_info *s = syscall_info(r->nr);
+
 		python_sleep = true;
-		secs = kind == SYSCALL_SELECT ? requested_sleep(r, false, 1000) : -1;
+		if (kind == SYSCALL_SELECT && s)
+			secs = requested_sleep(r, false,
+					       s->props.flags & SC_OPERAND_TIMEVAL ? 1000 : 1);
 	}
-	if (secs < 0)
-		secs = r->duration_ns / 1e9;
+	if (secs < 0) {
+		/* asked for unknown: a sleep only ever overshoots, so the whole milliseconds */
+		secs = (double)(int64_t)(r->duration_ns / 1000000) / 1000;
+	}
 	/* round to the millisecond so 0.0599987 shows as the 0.06 the code asked for */
 	secs = (double)(int64_t)(secs * 1000 + 0.5) / 1000;
 	snprintf(out->name, sizeof(out->name), "%s(%g)", python_sleep ? "time.sleep" : "sleep",

@@ -53,11 +53,15 @@ const struct syscall_info syscall_table[] = {
 	{ .nr = __NR_poll, .name = "poll", .kind = SYSCALL_POLL,
 	  .props = { .flags = SC_FD_WAIT | SC_SKIP_ZERO, .skip_arg = 3, .skip_mask = UINT32_MAX } },
 	{ .nr = __NR_ppoll, .name = "ppoll", .kind = SYSCALL_POLL, .props.flags = SC_FD_WAIT },
-	/* its timeout (a timeval) names a sleep: 3.10's time.sleep is select() with no fds */
+	/*
+	 * The timeout names a sleep: 3.10's time.sleep is select() with no fds (pselect6 in
+	 * glibc). The kernel counts it down in place, so BPF copies it at the call's entry.
+	 */
 	{ .nr = __NR_select, .name = "select", .kind = SYSCALL_SELECT,
-	  .props = { .flags = SC_FD_WAIT, .operand_arg = 5 } },
+	  .props = { .flags = SC_FD_WAIT | SC_OPERAND_AT_ENTRY | SC_OPERAND_TIMEVAL,
+		     .operand_arg = 5 } },
 	{ .nr = __NR_pselect6, .name = "pselect6", .kind = SYSCALL_SELECT,
-	  .props.flags = SC_FD_WAIT },
+	  .props = { .flags = SC_FD_WAIT | SC_OPERAND_AT_ENTRY, .operand_arg = 5 } },
 	{ .nr = __NR_nanosleep, .name = "nanosleep", .kind = SYSCALL_SLEEP,
 	  .props.operand_arg = 1 },
 	{ .nr = __NR_clock_nanosleep, .name = "clock_nanosleep", .kind = SYSCALL_CLOCK_SLEEP,

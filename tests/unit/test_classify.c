@@ -248,6 +248,33 @@ static void test_select_sleep_names_its_timeval(void **state)
 	assert_string_equal(out.name, "time.sleep(0.06)");
 }
 
+/* glibc makes that select a pselect6, whose timeout is a timespec */
+static void test_pselect6_sleep_names_its_timespec(void **state)
+{
+	int64_t ts[2] = { 0, 59990000 };
+	struct raw_op r = sys_rec(__NR_pselect6);
+	struct op_class out;
+
+	r.args[0] = 0;
+	r.duration_ns = 63 * 1000000;
+	r.sockaddr = (const uint8_t *)ts;
+	r.sockaddr_len = sizeof(ts);
+	assert_true(classify_raw(&r, &out));
+	assert_string_equal(out.name, "time.sleep(0.06)");
+}
+
+/* With the timeout unknown (counted down by the kernel), a sleep that overshot keeps its ms. */
+static void test_select_sleep_without_timeout_rounds_down(void **state)
+{
+	struct raw_op r = sys_rec(__NR_pselect6);
+	struct op_class out;
+
+	r.args[0] = 0;
+	r.duration_ns = 60837000;
+	assert_true(classify_raw(&r, &out));
+	assert_string_equal(out.name, "time.sleep(0.06)");
+}
+
 /* ---- syscalls: files ------------------------------------------------------------------- */
 
 static void test_openat_file(void **state)
@@ -938,6 +965,8 @@ int main(void)
 		cmocka_unit_test(test_audit_long_args_bounded),
 		cmocka_unit_test(test_clock_nanosleep_python_sleep),
 		cmocka_unit_test(test_select_sleep_names_its_timeval),
+		cmocka_unit_test(test_pselect6_sleep_names_its_timespec),
+		cmocka_unit_test(test_select_sleep_without_timeout_rounds_down),
 		cmocka_unit_test(test_clock_nanosleep_abs_without_timespec),
 		cmocka_unit_test(test_clock_nanosleep_relative),
 		cmocka_unit_test(test_nanosleep),
