@@ -347,11 +347,15 @@ struct engine *cli_engine_open(const struct cli_args *args, sd_event *loop)
 
 void cli_report_losses(const struct engine *e)
 {
-	uint64_t lost = e ? engine_lost(e, LOST_RING_BUFFER) : 0;
+	uint64_t ring = e ? engine_lost(e, LOST_RING_BUFFER) : 0;
+	uint64_t table = e ? engine_lost(e, LOST_TABLE_FULL) : 0;
 
-	if (lost)
+	if (ring)
 		fprintf(stderr, "aiocopd: %llu records lost (ring buffer full)\n",
-			(unsigned long long)lost);
+			(unsigned long long)ring);
+	if (table)
+		fprintf(stderr, "aiocopd: %llu processes or threads not watched (BPF maps full)\n",
+			(unsigned long long)table);
 }
 
 void cli_announce_loop_thread(void *ctx, const struct watched *w, pid_t tid)

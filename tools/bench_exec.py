@@ -15,7 +15,6 @@
 Only processes started here are signalled, by their PID.
 """
 import argparse
-import json
 import os
 import re
 import signal
@@ -24,6 +23,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from bpf_fdinfo import hash_map_entries
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SMALL = """import asyncio, sys
@@ -78,39 +79,13 @@ def rss_kib(pid):
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
 
 
-def map_ids_held_by(pid):
-    """IDs of the BPF maps process pid holds file descriptors to (from /proc/PID/fdinfo)."""
-    ids = set()
-    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
-        try:
-            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
-                ids |= {int(line.split()[1]) for line in f if line.startswith("map_id:")}
-        except (FileNotFoundError, ValueError):
-            pass
-    return ids
-
-
-def map_entries(pid):
-    """Entry count of each hash map held by process pid, by map name."""
-    counts = {}
-    for map_id in map_ids_held_by(pid):
-        info = json.loads(subprocess.run(["bpftool", "-j", "map", "show", "id", str(map_id)],
-                                         capture_output=True, text=True, check=True).stdout)
-        if info.get("type") != "hash":
-            continue
-        dump = subprocess.run(["bpftool", "-j", "map", "dump", "id", str(map_id)],
-                              capture_output=True, text=True)
-        counts[info.get("name", str(map_id))] = len(json.loads(dump.stdout or "[]"))
-    return counts
-
-
 def soak(args, script):
     cmd = shell_loop(args.python, script, args.soak, pause_s=2)
     mon = subprocess.Popen([args.aiocopd, "exec", "--", *cmd], stdout=subprocess.PIPE,
                            stderr=subprocess.DEVNULL, text=True)
     try:
         time.sleep(1)
-        before = map_entries(mon.pid)
+        before = hash_map_entries(mon.pid)
         early = None
         for line in mon.stdout:
             if line.strip() == "50":
@@ -118,7 +93,7 @@ def soak(args, script):
             if line.strip() == str(args.soak):
                 break
         time.sleep(1)
-        late, after = rss_kib(mon.pid), map_entries(mon.pid)
+        late, after = rss_kib(mon.pid), hash_map_entries(mon.pid)
         mon.wait(timeout=60)
     finally:
         if mon.poll() is None:

@@ -25,6 +25,8 @@ import subprocess
 import sys
 import time
 
+from bpf_fdinfo import ids_held_by
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 # BPF program types that run on syscall or scheduler tracepoints, i.e. on every process
@@ -37,21 +39,6 @@ def bpf_programs():
     out = subprocess.run(["bpftool", "-j", "prog", "list"], check=True, capture_output=True,
                          text=True, timeout=30).stdout
     return {p["id"]: p for p in json.loads(out or "[]")}
-
-
-def prog_ids_held_by(pid):
-    ids = set()
-    try:
-        fds = os.listdir(f"/proc/{pid}/fdinfo")
-    except OSError:
-        return ids
-    for fd in fds:
-        try:
-            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
-                ids |= {int(l.split()[1]) for l in f if l.startswith("prog_id:")}
-        except (OSError, ValueError):
-            pass
-    return ids
 
 
 def foreign_hooks(mine):
@@ -102,7 +89,7 @@ def one_round(name, argv_template, target_pid, args, results):
         mon, attach = start_monitor(argv)
         results[name]["attach"].append(attach)
         time.sleep(0.5)         # let the target's loop thread be seen
-        mine = prog_ids_held_by(mon.pid)
+        mine = ids_held_by(mon.pid)
     ns = {}
     for what in SYSCALLS:
         wait_quiet(mine, args.wait_quiet)
