@@ -6,7 +6,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/io_uring.h>
 #include <linux/perf_event.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -509,35 +508,14 @@ static void quiesce(struct probes *p)
 }
 
 /*
- * Removing a syscall tracepoint's perf event waits for RCU grace periods, one event at a
- * time under a kernel mutex: some 40 ms each, seconds for all of them (per-syscall
- * tracepoints stay all the same: see docs/PERFORMANCE.md). Once the maps are empty the
- * programs do nothing, so the last references to the links can go later, off our path.
- *
- * First choice: an io_uring ring takes references to the link files, and closing the ring
- * tears it down in a kernel worker, which drops them there; no process of ours waits.
+ * Removing a syscall tracepoint's link waits for RCU grace periods, one link at a time under
+ * a kernel mutex: some 40 ms each, seconds for all of them (per-syscall tracepoints stay all
+ * the same: see docs/PERFORMANCE.md). Once the maps are empty the programs do nothing, so a
+ * child keeps the last references to the links and drops them after aiocopd has exited, and
+ * aiocopd returns at once. (Handing them to the kernel instead, through an io_uring ring's
+ * teardown, left one kernel worker to remove every run's links: runs in quick succession
+ * outpaced it, until a tracepoint had 64 programs and refused more.)
  */
-static int detach_in_kernel(struct probes *p)
-{
-	struct io_uring_params params = {};
-	int fds[PROBES_MAX_LINKS], ring, ret = 0;
-
-	ring = syscall(__NR_io_uring_setup, 1, &params);
-	if (ring < 0)
-		return -errno;	/* no io_uring, or io_uring_disabled */
-	for (size_t i = 0; i < p->n_links; i++)
-		fds[i] = bpf_link__fd(p->links[i]);
-	if (syscall(__NR_io_uring_register, ring, IORING_REGISTER_FILES, fds, p->n_links))
-		ret = -errno;
-	for (size_t i = 0; !ret && i < p->n_links; i++)
-		bpf_link__destroy(p->links[i]);	/* cheap now: the ring holds the files */
-	if (!ret)
-		p->n_links = 0;
-	close(ring);
-	return ret;
-}
-
-/* Else a child keeps the last references and drops them after aiocopd has exited. */
 static void hand_off_detach(void)
 {
 	int hold[2], devnull;
@@ -577,7 +555,7 @@ void probes_close(struct probes *p)
 	if (p->skel)
 		quiesce(p);
 	ulinks_drain(&p->ulinks, UPROBE_DRAIN_MS);
-	if (p->n_links && detach_in_kernel(p))
+	if (p->n_links)
 		hand_off_detach();
 	ulinks_close(&p->ulinks);
 	for (size_t i = 0; i < p->n_links; i++)
