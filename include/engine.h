@@ -87,9 +87,16 @@ void engine_close(struct engine *e);
 
 int engine_add_sink(struct engine *e, const struct engine_sink *sink);
 
-/* Starts watching a CPython process (t is copied). */
-struct watched *engine_watch(struct engine *e, const struct py_target *t, char *err,
-			     size_t errsz);
+/*
+ * A fork: its uprobes wait until it runs an event loop of its own, since most forks of a
+ * Python process exec at once (subprocess) and a uprobe attached now would only have to come
+ * off again before the new program may go on. Meanwhile it is watched per loop iteration.
+ */
+#define ENGINE_WATCH_LAZY	(1u << 0)
+
+/* Starts watching a CPython process (t is copied); flags: ENGINE_WATCH_*. */
+struct watched *engine_watch(struct engine *e, const struct py_target *t, unsigned flags,
+			     char *err, size_t errsz);
 struct watched *engine_find(struct engine *e, pid_t pid);
 /* Stops watching a live process: its probes and state go, sinks hear PROCESS_UNWATCHED. */
 void engine_unwatch(struct engine *e, struct watched *w);

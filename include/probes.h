@@ -54,6 +54,8 @@ int probes_open(struct probes *p, probes_event_fn fn, void *ctx, char *err, size
 /* Registers a target with BPF; it starts unarmed (loop iterations only) unless cfg says. */
 int probes_add_target(struct probes *p, const struct py_target *t, const struct target_cfg *cfg,
 		      struct target_links *l, char *err, size_t errsz);
+/* Times the target's garbage collections (gc_collect_main, or its USDT probes). */
+void probes_attach_gc(struct probes *p, const struct py_target *t, struct target_links *l);
 /* Forgets a target (it exited or exec'd): its links go, its map entry too. */
 void probes_remove_target(struct probes *p, pid_t pid, struct target_links *l);
 /* Arming attaches the per-callback and audit uprobes; disarming detaches them. */

@@ -133,7 +133,7 @@ int cmd_live(int argc, char **argv)
 		ret = 1;
 		goto out;
 	}
-	w = engine_watch(run.engine, &target, err, sizeof(err));
+	w = engine_watch(run.engine, &target, 0, err, sizeof(err));
 	if (!w) {
 		fprintf(stderr, "aiocopd: %s\n", err[0] ? err : "cannot attach");
 		ret = 1;

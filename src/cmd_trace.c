@@ -184,7 +184,7 @@ int cmd_trace(int argc, char **argv)
 	have_doc = true;
 	if (add_sources(&run, &cli))
 		goto fail;
-	w = engine_watch(run.engine, &target, err, sizeof(err));
+	w = engine_watch(run.engine, &target, 0, err, sizeof(err));
 	if (!w) {
 		fprintf(stderr, "aiocopd: %s\n", err[0] ? err : "cannot attach");
 		goto fail;

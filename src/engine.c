@@ -40,6 +40,7 @@ struct watched_private {
 	bool uvloop;			/* it maps uvloop (once seen, for good) */
 	struct engine *engine;
 	bool announced;			/* loop threads found from now on are told to sinks */
+	bool lazy;			/* ENGINE_WATCH_LAZY: no uprobes until its first loop */
 	sd_event_source *exit_source;	/* its pidfd: the exit is seen even if BPF's record was lost */
 	struct loop_thread *loops;
 	size_t n_loops, cap_loops;
@@ -132,107 +133,6 @@ static void tell_loop_stats(struct engine *e, const struct watched *w, pid_t tid
 			e->sinks[i].loop_stats(e->sinks[i].ctx, w, tid, s);
 }
 
-/* ---- the registry ----------------------------------------------------------------------- */
-
-struct watched *engine_find(struct engine *e, pid_t pid)
-{
-	for (size_t i = 0; i < e->n_procs; i++)
-		if (e->procs[i]->pid == pid)
-			return e->procs[i];
-	return NULL;
-}
-
-size_t engine_watched_count(const struct engine *e)
-{
-	return e->n_procs;
-}
-
-static struct loop_thread *find_loop(struct watched *w, pid_t tid)
-{
-	for (size_t i = 0; i < w->priv->n_loops; i++)
-		if (w->priv->loops[i].tid == tid)
-			return &w->priv->loops[i];
-	return NULL;
-}
-
-/* The statistics of a loop thread, handed to the sinks and taken out of BPF's map. */
-static void collect_loop_stats(struct engine *e, struct watched *w, pid_t tid)
-{
-	struct loop_stats s;
-
-	if (e->opt.stats && probes_take_loop_stats(&e->probes, tid, &s) == 0)
-		tell_loop_stats(e, w, tid, &s);
-}
-
-static void drop_loop(struct engine *e, struct watched *w, struct loop_thread *l)
-{
-	collect_loop_stats(e, w, l->tid);
-	records_forget_thread(e->records, w->pid, l->tid);
-	probes_remove_sampler(&l->sampler);
-	/* the thread may live on (its process exec'd): its BPF state must not */
-	probes_forget_thread(&e->probes, l->tid);
-	*l = w->priv->loops[--w->priv->n_loops];
-}
-
-/* A loop thread is counted and sampled once, whether we found it or BPF did. */
-static void note_loop_thread(struct engine *e, struct watched *w, pid_t tid)
-{
-	struct watched_private *p = w->priv;
-	struct loop_thread *l;
-
-	if (find_loop(w, tid))
-		return;
-	l = array_room_for(p->loops, &p->cap_loops, p->n_loops, sizeof(*l));
-	if (!l)
-		return;
-	p->loops = l;
-	l = &p->loops[p->n_loops++];
-	*l = (struct loop_thread){ .tid = tid };
-	if (probes_add_loop_thread(&e->probes, w->pid, tid, e->opt.stats, &l->sampler))
-		engine_log(e, LOG_INFO, "no CPU samples of thread %d of PID %d: %s", tid, w->pid,
-			   strerror(errno));
-	w->loop_threads++;
-	if (!p->announced)
-		return;
-	for (size_t i = 0; i < e->n_sinks; i++)
-		if (e->sinks[i].loop_thread)
-			e->sinks[i].loop_thread(e->sinks[i].ctx, w, tid);
-}
-
-static void free_watched(struct watched *w)
-{
-	if (!w)
-		return;
-	if (w->priv) {
-		sd_event_source_disable_unref(w->priv->exit_source);
-		pyresolver_free(w->priv->resolver);
-		free(w->priv->loops);
-	}
-	free(w->priv);
-	free(w);
-}
-
-/* Takes a process out: what it brought goes, in BPF and here. */
-static void retire(struct engine *e, struct watched *w, enum process_change why)
-{
-	while (w->priv->n_loops)
-		drop_loop(e, w, &w->priv->loops[0]);
-	tell_process(e, w, why);
-	probes_remove_target(&e->probes, w->pid, &w->priv->links);
-	records_forget_process(e->records, w->pid);
-	for (size_t i = 0; i < e->n_procs; i++)
-		if (e->procs[i] == w) {
-			e->procs[i] = e->procs[--e->n_procs];
-			break;
-		}
-	free_watched(w);
-}
-
-void engine_unwatch(struct engine *e, struct watched *w)
-{
-	retire(e, w, PROCESS_UNWATCHED);
-}
-
 /* ---- arming ----------------------------------------------------------------------------- */
 
 static struct target_cfg target_cfg_of(const struct engine *e, const struct watched *w,
@@ -308,6 +208,114 @@ int engine_reconfigure(struct engine *e, const struct engine_options *opt)
 const struct engine_options *engine_options(const struct engine *e)
 {
 	return &e->opt;
+}
+
+/* ---- the registry ----------------------------------------------------------------------- */
+
+struct watched *engine_find(struct engine *e, pid_t pid)
+{
+	for (size_t i = 0; i < e->n_procs; i++)
+		if (e->procs[i]->pid == pid)
+			return e->procs[i];
+	return NULL;
+}
+
+size_t engine_watched_count(const struct engine *e)
+{
+	return e->n_procs;
+}
+
+static struct loop_thread *find_loop(struct watched *w, pid_t tid)
+{
+	for (size_t i = 0; i < w->priv->n_loops; i++)
+		if (w->priv->loops[i].tid == tid)
+			return &w->priv->loops[i];
+	return NULL;
+}
+
+/* The statistics of a loop thread, handed to the sinks and taken out of BPF's map. */
+static void collect_loop_stats(struct engine *e, struct watched *w, pid_t tid)
+{
+	struct loop_stats s;
+
+	if (e->opt.stats && probes_take_loop_stats(&e->probes, tid, &s) == 0)
+		tell_loop_stats(e, w, tid, &s);
+}
+
+static void drop_loop(struct engine *e, struct watched *w, struct loop_thread *l)
+{
+	collect_loop_stats(e, w, l->tid);
+	records_forget_thread(e->records, w->pid, l->tid);
+	probes_remove_sampler(&l->sampler);
+	/* the thread may live on (its process exec'd): its BPF state must not */
+	probes_forget_thread(&e->probes, l->tid);
+	*l = w->priv->loops[--w->priv->n_loops];
+}
+
+/* A loop thread is counted and sampled once, whether we found it or BPF did. */
+static void note_loop_thread(struct engine *e, struct watched *w, pid_t tid)
+{
+	struct watched_private *p = w->priv;
+	struct loop_thread *l;
+
+	if (find_loop(w, tid))
+		return;
+	l = array_room_for(p->loops, &p->cap_loops, p->n_loops, sizeof(*l));
+	if (!l)
+		return;
+	p->loops = l;
+	l = &p->loops[p->n_loops++];
+	*l = (struct loop_thread){ .tid = tid };
+	if (probes_add_loop_thread(&e->probes, w->pid, tid, e->opt.stats, &l->sampler))
+		engine_log(e, LOG_INFO, "no CPU samples of thread %d of PID %d: %s", tid, w->pid,
+			   strerror(errno));
+	w->loop_threads++;
+	if (p->lazy) {
+		/* a fork that runs a loop of its own after all: now its probes are worth it */
+		p->lazy = false;
+		probes_attach_gc(&e->probes, &w->target, &p->links);
+		if (armed_always(e))
+			arm(e, w);
+	}
+	if (!p->announced)
+		return;
+	for (size_t i = 0; i < e->n_sinks; i++)
+		if (e->sinks[i].loop_thread)
+			e->sinks[i].loop_thread(e->sinks[i].ctx, w, tid);
+}
+
+static void free_watched(struct watched *w)
+{
+	if (!w)
+		return;
+	if (w->priv) {
+		sd_event_source_disable_unref(w->priv->exit_source);
+		pyresolver_free(w->priv->resolver);
+		free(w->priv->loops);
+	}
+	free(w->priv);
+	free(w);
+}
+
+/* Takes a process out: what it brought goes, in BPF and here. */
+static void retire(struct engine *e, struct watched *w, enum process_change why)
+{
+	while (w->priv->n_loops)
+		drop_loop(e, w, &w->priv->loops[0]);
+	tell_process(e, w, why);
+	probes_remove_target(&e->probes, w->pid, &w->priv->links);
+	records_forget_process(e->records, w->pid);
+	for (size_t i = 0; i < e->n_procs; i++)
+		if (e->procs[i] == w) {
+			e->procs[i] = e->procs[--e->n_procs];
+			break;
+		}
+	free_watched(w);
+}
+
+void engine_unwatch(struct engine *e, struct watched *w)
+{
+	retire(e, w, PROCESS_UNWATCHED);
 }
 
 /* ---- records ---------------------------------------------------------------------------- */
@@ -651,10 +659,10 @@ static int add_to_registry(struct engine *e, struct watched *w)
 	return 0;
 }
 
-struct watched *engine_watch(struct engine *e, const struct py_target *t, char *err,
-			     size_t errsz)
+struct watched *engine_watch(struct engine *e, const struct py_target *t, unsigned flags,
+			     char *err, size_t errsz)
 {
-	bool armed = armed_always(e);
+	bool lazy = flags & ENGINE_WATCH_LAZY, armed = armed_always(e) && !lazy;
 	struct target_cfg cfg;
 	struct watched *w;
 
@@ -675,6 +683,9 @@ struct watched *engine_watch(struct engine *e, const struct py_target *t, char *
 	cfg = target_cfg_of(e, w, armed);
 	if (probes_add_target(&e->probes, &w->target, &cfg, &w->priv->links, err, errsz))
 		goto fail;
+	w->priv->lazy = lazy;
+	if (!lazy)
+		probes_attach_gc(&e->probes, &w->target, &w->priv->links);
 	if (armed) {
 		err[0] = 0;
 		if (probes_arm(&e->probes, &w->target, &w->priv->links, err, errsz)) {

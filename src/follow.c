@@ -122,7 +122,7 @@ static void on_entry(void *ctx, pid_t pid)
 
 	if (target_inspect(pid, &topts, &t, err, sizeof(err)) == 0) {
 		if (!f->select || f->select(f->ctx, &t)) {
-			w = engine_watch(f->engine, &t, err, sizeof(err));
+			w = engine_watch(f->engine, &t, 0, err, sizeof(err));
 			if (!w)
 				engine_log(f->engine, LOG_WARNING, "PID %d runs unwatched: %s", pid,
 					   err);
@@ -150,7 +150,7 @@ static void on_fork(void *ctx, pid_t pid, pid_t parent)
 	t.pid = pid;
 	snprintf(t.open_path, sizeof(t.open_path), "/proc/%d/root%s", pid, t.runtime_path);
 	t.layout = &t.layout_copy;
-	if (!engine_watch(f->engine, &t, err, sizeof(err)))
+	if (!engine_watch(f->engine, &t, ENGINE_WATCH_LAZY, err, sizeof(err)))
 		engine_log(f->engine, LOG_INFO, "PID %d (fork of %d) runs unwatched: %s", pid,
 			   parent, err);
 }

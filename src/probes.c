@@ -256,7 +256,7 @@ static void detach_gc(struct probes *p, struct target_links *l)
  * probes are plain uprobes on their sites (with their semaphores): the programs read no
  * USDT argument.
  */
-static void attach_gc(struct probes *p, const struct py_target *t, struct target_links *l)
+void probes_attach_gc(struct probes *p, const struct py_target *t, struct target_links *l)
 {
 	struct aiocopd_bpf *s = p->skel;
 
@@ -286,7 +286,6 @@ int probes_add_target(struct probes *p, const struct py_target *t, const struct 
 	if (bpf_map_update_elem(bpf_map__fd(p->skel->maps.targets), &pid, cfg, BPF_ANY))
 		return fail(err, errsz, -errno, "cannot register PID %d: %s", t->pid,
 			    strerror(errno));
-	attach_gc(p, t, l);
 	return 0;
 }
 
