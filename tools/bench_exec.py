@@ -4,7 +4,8 @@
   sudo tools/bench_exec.py [--python /usr/bin/python3.11] [--aiocopd build/aiocopd]
                            [--loop 200] [--runs 3] [--soak 1500]
 
-1. start cost: a shell loop of --loop trivial asyncio programs, unmonitored and under
+1. start cost: a shell loop of --loop trivial asyncio programs (and the same started by a
+   Python with subprocess.run), unmonitored and under
    `aiocopd exec`, alternating --runs times; prints the ratio of the medians, and how long each
    process was held between its exec and its release (from `aiocopd exec -vv`), median and p90.
 2. memory and maps: `aiocopd exec` over --soak trivial programs; prints aiocopd's RSS once the
@@ -33,6 +34,10 @@ async def main():
 asyncio.run(main())
 print(sys.argv[1], flush=True)
 """
+SPAWNER = """import subprocess, sys
+for i in range(int(sys.argv[1])):
+    subprocess.run([sys.executable, sys.argv[2], str(i)], stdout=subprocess.DEVNULL, check=True)
+"""
 HELD_RE = re.compile(r"released ([0-9.]+) ms after its exec")
 
 
@@ -55,16 +60,16 @@ def percentile(values, p):
     return values[min(len(values) - 1, int(p * len(values)))]
 
 
-def start_cost(args, script):
+def start_cost(args, script, cmd=None, what="programs from a shell loop"):
     base, mon, held = [], [], []
-    cmd = shell_loop(args.python, script, args.loop)
+    cmd = cmd or shell_loop(args.python, script, args.loop)
     for _ in range(args.runs):
         base.append(timed(cmd)[0])
         t, err = timed([args.aiocopd, "exec", "-vv", "--", *cmd], stderr=subprocess.PIPE)
         mon.append(t)
         held += [float(m) for m in HELD_RE.findall(err)]
     ratio = statistics.median(mon) / statistics.median(base)
-    print(f"start cost: {args.loop} programs, unmonitored {statistics.median(base):.2f}s, "
+    print(f"start cost: {args.loop} {what}, unmonitored {statistics.median(base):.2f}s, "
           f"under exec {statistics.median(mon):.2f}s, ratio {ratio:.2f}x (target <= 1.5x)")
     if held:
         print(f"  held between exec and release: median {statistics.median(held):.1f} ms, "
@@ -142,7 +147,7 @@ def main():
     ap.add_argument("--loop", type=int, default=200, help="programs per start-cost run")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--soak", type=int, default=1500, help="programs in the memory run")
-    ap.add_argument("--skip", default="", help="comma-separated: start,soak,exit")
+    ap.add_argument("--skip", default="", help="comma-separated: start,spawn,soak,exit")
     args = ap.parse_args()
     skip = set(args.skip.split(","))
     print(f"python {args.python}, kernel {os.uname().release}")
@@ -151,6 +156,12 @@ def main():
         f.flush()
         if "start" not in skip:
             start_cost(args, f.name)
+        if "spawn" not in skip:
+            with tempfile.NamedTemporaryFile("w", suffix=".py", prefix="aiocopd-spawner-") as sp:
+                sp.write(SPAWNER)
+                sp.flush()
+                start_cost(args, f.name, [args.python, sp.name, str(args.loop), f.name],
+                           "programs started by a Python with subprocess.run")
         if "soak" not in skip:
             soak(args, f.name)
     if "exit" not in skip:
