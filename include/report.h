@@ -70,5 +70,7 @@ struct json_object *json_rounded(double v, int decimals);
 struct json_object *report_to_json(const struct report *r);
 void report_write_json(FILE *out, const struct report *r);
 void report_write_text(FILE *out, const struct report *r);
+/* A string from the target, escaped for a terminal (control characters, non-UTF-8 bytes). */
+void report_put_text(FILE *out, const char *text);
 
 #endif

@@ -168,16 +168,22 @@ static void print_summary(const struct exec_run *run, int status)
 		const struct exec_proc *p = &run->procs[i];
 		const struct proc_summary *s = &p->summary;
 
-		fprintf(stderr, "  PID %d %s (CPython %s): %llu callback(s) seen, slow: %llu high, "
-			"%llu medium, %llu low\n", p->pid, p->cmdline, p->version,
+		fprintf(stderr, "  PID %d ", p->pid);
+		report_put_text(stderr, p->cmdline);	/* the target's own words */
+		fprintf(stderr, " (CPython %s): %llu callback(s) seen, slow: %llu high, "
+			"%llu medium, %llu low\n", p->version,
 			(unsigned long long)p->callbacks,
 			(unsigned long long)s->reports_by_level[LEVEL_HIGH],
 			(unsigned long long)s->reports_by_level[LEVEL_MEDIUM],
 			(unsigned long long)s->reports_by_level[LEVEL_LOW]);
-		for (size_t k = 0; k < SUMMARY_WORST && s->worst[k].where; k++)
-			fprintf(stderr, "    %ux, worst %.1fms %s: %s at %s\n", s->worst[k].count,
-				s->worst[k].elapsed_ms, severity_level_name(s->worst[k].level),
-				s->worst[k].what, s->worst[k].where);
+		for (size_t k = 0; k < SUMMARY_WORST && s->worst[k].where; k++) {
+			fprintf(stderr, "    %ux, worst %.1fms %s: ", s->worst[k].count,
+				s->worst[k].elapsed_ms, severity_level_name(s->worst[k].level));
+			report_put_text(stderr, s->worst[k].what);
+			fputs(" at ", stderr);
+			report_put_text(stderr, s->worst[k].where);
+			fputc('\n', stderr);
+		}
 	}
 	if (run->violations)
 		fprintf(stderr, "aiocopd: %llu slow callback(s) at or above '%s': exit status %d\n",

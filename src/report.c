@@ -190,6 +190,54 @@ void report_write_json(FILE *out, const struct report *r)
 	fflush(out);
 }
 
+/* Length of the well-formed UTF-8 sequence at s (1 to 4), or 0 when it is not one. */
+static size_t utf8_sequence(const unsigned char *s)
+{
+	size_t n = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
+
+	if (!n || s[0] > 0xf4)
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+/*
+ * Writes a string from the target for a terminal: names, paths and arguments are the
+ * target's to choose, so control characters (a newline that forges a report, ESC and OSC
+ * that recolour the terminal or set its title, BEL), C1 controls and bytes that are not
+ * UTF-8 are written as escapes, and so is the backslash that starts them.
+ */
+void report_put_text(FILE *out, const char *text)
+{
+	const unsigned char *s = (const unsigned char *)text;
+
+	while (s && *s) {
+		size_t n = *s < 0x80 ? 1 : utf8_sequence(s);
+
+		if (*s == '\\') {
+			fputs("\\\\", out);
+		} else if (*s < 0x20 || *s == 0x7f || !n) {
+			fprintf(out, "\\x%02x", *s);
+			n = 1;
+		} else if (n == 2 && s[0] == 0xc2 && s[1] < 0xa0) {
+			fprintf(out, "\\u%04x", s[1]);	/* U+0080 to U+009F */
+		} else {
+			fwrite(s, 1, n, out);
+		}
+		s += n;
+	}
+}
+
+/* The last path component of a frame, for text: "file.py:line:function". */
+static const char *short_frame(const char *frame)
+{
+	const char *slash = frame ? strrchr(frame, '/') : NULL;
+
+	return slash ? slash + 1 : (frame ? frame : "?");
+}
+
 void report_write_text(FILE *out, const struct report *r)
 {
 	const char *what = r->is_task ? "TASK" : "CALLBACK";
@@ -201,10 +249,16 @@ void report_write_text(FILE *out, const struct report *r)
 		fprintf(out, "BLOCKING %s: %.1fms  (under threshold %gms)", what, r->elapsed_ms,
 			r->threshold_ms);
 	fprintf(out, "  pid %u tid %u", r->pid, r->tid);
-	if (r->is_task)
-		fprintf(out, "  task '%s' coro %s\n", r->task_name, r->coro);
-	else
-		fprintf(out, "  callback %s\n", r->callback);
+	if (r->is_task) {
+		fputs("  task '", out);
+		report_put_text(out, r->task_name);
+		fputs("' coro ", out);
+		report_put_text(out, r->coro);
+	} else {
+		fputs("  callback ", out);
+		report_put_text(out, r->callback);
+	}
+	fputc('\n', out);
 	fprintf(out, "  Severity: %s (score %d)  reason: %s  on-cpu %.1fms  off-cpu %.1fms",
 		severity_level_name(r->level), r->score, report_reason(r), r->oncpu_ms,
 		r->offcpu_ms);
@@ -217,23 +271,31 @@ void report_write_text(FILE *out, const struct report *r)
 	fprintf(out, "  Blocking events: %zu\n", r->n_events);
 	for (size_t i = 0; i < r->n_events; i++) {
 		const struct report_event *e = &r->events[i];
-		const char *ep = e->entry_point ? strrchr(e->entry_point, '/') : NULL;
 
-		fprintf(out, "  - %s  [%s, %.1fms]  at %s\n", e->event, category_name(e->category),
-			e->duration_ms, ep ? ep + 1 : (e->entry_point ? e->entry_point : "?"));
-		if (e->trace_short && *e->trace_short)
-			fprintf(out, "      %s\n", e->trace_short);
+		fputs("  - ", out);
+		report_put_text(out, e->event);
+		fprintf(out, "  [%s, %.1fms]  at ", category_name(e->category), e->duration_ms);
+		report_put_text(out, short_frame(e->entry_point));
+		fputc('\n', out);
+		if (e->trace_short && *e->trace_short) {
+			fputs("      ", out);
+			report_put_text(out, e->trace_short);
+			fputc('\n', out);
+		}
 	}
 	if (r->n_cpu) {
 		fprintf(out, "  CPU samples: %u\n", r->cpu_samples);
 		for (size_t i = 0; i < r->n_cpu && i < 3; i++) {
 			const struct report_cpu_stack *c = &r->cpu[i];
-			const char *ep = c->entry_point ? strrchr(c->entry_point, '/') : NULL;
 
-			fprintf(out, "  - %u sample(s)  at %s\n", c->count,
-				ep ? ep + 1 : (c->entry_point ? c->entry_point : "?"));
-			if (c->trace_short && *c->trace_short)
-				fprintf(out, "      %s\n", c->trace_short);
+			fprintf(out, "  - %u sample(s)  at ", c->count);
+			report_put_text(out, short_frame(c->entry_point));
+			fputc('\n', out);
+			if (c->trace_short && *c->trace_short) {
+				fputs("      ", out);
+				report_put_text(out, c->trace_short);
+				fputc('\n', out);
+			}
 		}
 	}
 	fputc('\n', out);

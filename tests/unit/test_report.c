@@ -666,6 +666,48 @@ static void test_text_task_shape(void **state)
 	report_free(&r);
 }
 
+/*
+ * A task name chosen by the target: a newline that would forge a report line, ESC and OSC
+ * that would recolour the terminal and set its title, BEL, a C1 control and a stray byte.
+ */
+static size_t count_lines(const char *buf, size_t len)
+{
+	size_t lines = 0;
+
+	for (size_t i = 0; i < len; i++)
+		lines += buf[i] == '\n';
+	return lines;
+}
+
+static void test_text_escapes_target_strings(void **state)
+{
+	struct report r;
+	size_t len, lines;
+	char *buf;
+
+	make_sleeper(&r);
+	buf = capture(report_write_text, &r, &len);
+	lines = count_lines(buf, len);
+	free(buf);
+	snprintf(r.task_name, sizeof(r.task_name),
+		 "x\nSLOW TASK DETECTED: 999ms\x1b[31m\x1b]0;pwned\x07\xc2\x9b\xff\\");
+	snprintf(r.events[0].event, sizeof(r.events[0].event), "open(/tmp/a\rb)");
+	buf = capture(report_write_text, &r, &len);
+	assert_contains(buf, "task 'x\\x0aSLOW TASK DETECTED: 999ms\\x1b[31m\\x1b]0;pwned"
+			     "\\x07\\u009b\\xff\\\\' coro sleeper\n");
+	assert_contains(buf, "  - open(/tmp/a\\x0db)  [sleep");
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)buf[i];
+
+		assert_false(c < 0x20 && c != '\n');	/* no raw control character */
+		assert_false(c == 0x7f || c == 0xff);
+	}
+	/* as many lines as the same report with a plain name: nothing forged */
+	assert_int_equal(count_lines(buf, len), lines);
+	free(buf);
+	report_free(&r);
+}
+
 static void test_text_plain_callback(void **state)
 {
 	struct report r;
@@ -802,6 +844,7 @@ int main(void)
 	};
 	const struct CMUnitTest text_tests[] = {
 		cmocka_unit_test(test_text_task_shape),
+		cmocka_unit_test(test_text_escapes_target_strings),
 		cmocka_unit_test(test_text_plain_callback),
 		cmocka_unit_test(test_text_under_threshold_events),
 		cmocka_unit_test(test_cpu_samples),

@@ -1,0 +1,23 @@
+"""Target strings are the target's to choose: text output escapes them for the terminal."""
+from aiocopd_e2e import ATTACH_TIMEOUT, frame_of
+
+
+def test_text_output_escapes_a_hostile_task_name(harness, python):
+    target = harness.target(python, "hostile_name.py")
+    p = harness.aiocopd("-p", target.pid, "-d", "2")
+    assert p.wait_line("err", lambda l: "attached" in l, ATTACH_TIMEOUT), p.describe()
+    assert p.wait(timeout=60) == 0, p.describe()
+    raw = b"".join(p.raw_lines("out"))
+    assert raw, p.describe()
+    assert not any(c < 0x20 and c != 0x0a or c == 0x7f for c in raw), \
+        f"raw control characters reach the terminal: {raw[:300]!r}"
+    text = raw.decode()
+    headers = [l for l in text.splitlines() if l.startswith("SLOW TASK DETECTED")]
+    assert headers, text
+    # every header is a real report's (a forged one would start a line with 999.0ms)
+    assert all(not l.startswith("SLOW TASK DETECTED: 999.0ms") for l in headers), text
+    escaped = "evil\\x0aSLOW TASK DETECTED: 999.0ms\\x1b[31m\\x1b]0;pwned\\x07"
+    named = [l for l in headers if f"task '{escaped}'" in l]
+    assert named, f"the task name is not shown escaped:\n{text}"
+    site = frame_of("hostile_name.py", "block", "blocker").rsplit("/", 1)[1]
+    assert f"at {site}" in text, text
