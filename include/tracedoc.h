@@ -92,7 +92,8 @@ struct json_object *tracedoc_build(struct tracedoc *d, struct json_object *metad
 int tracedoc_write_atomic(struct json_object *doc, const char *tmp_path, int tmp_fd,
 			  const char *path);
 /* Creates the temporary file next to path now, so an unwritable path (or a directory)
- * fails early. Returns its fd or -errno. */
+ * fails early: unnamed (O_TMPFILE) where the file system allows, so that nothing is left
+ * beside path if aiocopd dies; tmp_path is then "". Returns its fd or -errno. */
 int tracedoc_open_tmp(const char *path, char *tmp_path, size_t tmp_size);
 
 #endif

@@ -555,6 +555,37 @@ struct json_object *tracedoc_build(struct tracedoc *d, struct json_object *metad
 
 /* ---- writing ------------------------------------------------------------------------------ */
 
+/*
+ * An unnamed file in path's directory (O_TMPFILE): if aiocopd is killed, the kernel drops
+ * it and nothing is left beside the output. It gets a name only when it is complete.
+ */
+static int open_unnamed(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	int fd;
+
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if ((size_t)snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path + 1), path) >=
+		 sizeof(dir))
+		return -ENAMETOOLONG;
+	fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+	return fd < 0 ? -errno : fd;
+}
+
+/* Gives the complete unnamed file a name of its own beside path, for the rename. */
+static int name_unnamed(int fd, const char *path, char *tmp_path, size_t tmp_size)
+{
+	char self[64];
+
+	if ((size_t)snprintf(tmp_path, tmp_size, "%s.tmp.%d", path, (int)getpid()) >= tmp_size)
+		return -ENAMETOOLONG;
+	unlink(tmp_path);	/* a leftover of a pid that was ours before */
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+	return linkat(AT_FDCWD, self, AT_FDCWD, tmp_path, AT_SYMLINK_FOLLOW) ? -errno : 0;
+}
+
 int tracedoc_open_tmp(const char *path, char *tmp_path, size_t tmp_size)
 {
 	struct stat st;
@@ -565,6 +596,13 @@ int tracedoc_open_tmp(const char *path, char *tmp_path, size_t tmp_size)
 		return -EISDIR;
 	if ((size_t)snprintf(tmp_path, tmp_size, "%s.tmp.XXXXXX", path) >= tmp_size)
 		return -ENAMETOOLONG;
+	fd = open_unnamed(path);
+	if (fd >= 0) {
+		tmp_path[0] = 0;	/* no name yet */
+		return fd;
+	}
+	if (fd != -EOPNOTSUPP && fd != -EISDIR)
+		return fd;	/* (a file system without O_TMPFILE: a named one then) */
 	fd = mkostemp(tmp_path, O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -578,6 +616,7 @@ int tracedoc_write_atomic(struct json_object *doc, const char *tmp_path, int tmp
 	const char *text = json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PLAIN |
 							  JSON_C_TO_STRING_NOSLASHESCAPE);
 	size_t len = strlen(text), done = 0;
+	char named[PATH_MAX + 32] = "";
 	int ret = 0;
 
 	while (done < len) {
@@ -595,6 +634,12 @@ int tracedoc_write_atomic(struct json_object *doc, const char *tmp_path, int tmp
 		ret = -errno;
 		goto fail;
 	}
+	if (!tmp_path[0]) {
+		ret = name_unnamed(tmp_fd, path, named, sizeof(named));
+		if (ret)
+			goto fail;
+		tmp_path = named;
+	}
 	if (close(tmp_fd)) {
 		tmp_fd = -1;
 		ret = -errno;
@@ -609,6 +654,7 @@ int tracedoc_write_atomic(struct json_object *doc, const char *tmp_path, int tmp
 fail:
 	if (tmp_fd >= 0)
 		close(tmp_fd);
-	unlink(tmp_path);
+	if (tmp_path[0])
+		unlink(tmp_path);
 	return ret;
 }

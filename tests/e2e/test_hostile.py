@@ -1,4 +1,8 @@
-"""Target strings are the target's to choose: text output escapes them for the terminal."""
+"""Hostile or unlucky circumstances: target strings are the target's to choose, so text
+output escapes them for the terminal; a killed trace leaves nothing beside its output."""
+import os
+import signal
+
 from aiocopd_e2e import ATTACH_TIMEOUT, frame_of
 
 
@@ -21,3 +25,15 @@ def test_text_output_escapes_a_hostile_task_name(harness, python):
     assert named, f"the task name is not shown escaped:\n{text}"
     site = frame_of("hostile_name.py", "block", "blocker").rsplit("/", 1)[1]
     assert f"at {site}" in text, text
+
+
+def test_a_killed_trace_leaves_no_temporary_file(harness, python, tmp_path):
+    """SIGKILL mid-trace: the document is not written, and nothing is left beside it (the
+    temporary file has no name until it is complete)."""
+    target = harness.target(python, "sleeper.py")
+    out = tmp_path / "trace.json"
+    p = harness.aiocopd("trace", "-p", target.pid, "-d", "30", "-o", out)
+    assert p.wait_line("err", lambda l: "attached" in l, ATTACH_TIMEOUT), p.describe()
+    os.kill(p.pid, signal.SIGKILL)
+    assert p.wait(timeout=60) == -signal.SIGKILL, p.describe()
+    assert os.listdir(tmp_path) == [], os.listdir(tmp_path)
