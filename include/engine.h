@@ -100,7 +100,6 @@ struct watched *engine_watch(struct engine *e, const struct py_target *t, unsign
 struct watched *engine_find(struct engine *e, pid_t pid);
 /* Stops watching a live process: its probes and state go, sinks hear PROCESS_UNWATCHED. */
 void engine_unwatch(struct engine *e, struct watched *w);
-size_t engine_watched_count(const struct engine *e);
 
 /* New threshold, trace depth or arming for every watched process, nothing detached. */
 int engine_reconfigure(struct engine *e, const struct engine_options *opt);

@@ -26,12 +26,4 @@ int follow_family(struct follower *f, pid_t pid);
 void follow_release_all(struct follower *f);
 void follow_close(struct follower *f);
 
-/* Processes held at exec or at their entry point so far, and how long, for -v and tests. */
-struct follow_stats {
-	uint64_t held;			/* processes released after being held */
-	uint64_t held_ns_total;
-	uint64_t held_ns_max;
-};
-void follow_get_stats(const struct follower *f, struct follow_stats *out);
-
 #endif

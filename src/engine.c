@@ -220,11 +220,6 @@ struct watched *engine_find(struct engine *e, pid_t pid)
 	return NULL;
 }
 
-size_t engine_watched_count(const struct engine *e)
-{
-	return e->n_procs;
-}
-
 static struct loop_thread *find_loop(struct watched *w, pid_t tid)
 {
 	for (size_t i = 0; i < w->priv->n_loops; i++)
@@ -284,6 +279,27 @@ static void note_loop_thread(struct engine *e, struct watched *w, pid_t tid)
 			e->sinks[i].loop_thread(e->sinks[i].ctx, w, tid);
 }
 
+static int add_to_registry(struct engine *e, struct watched *w)
+{
+	struct watched **grown = array_room_for(e->procs, &e->cap_procs, e->n_procs,
+						sizeof(*grown));
+
+	if (!grown)
+		return -ENOMEM;
+	e->procs = grown;
+	e->procs[e->n_procs++] = w;
+	return 0;
+}
+
+static void remove_from_registry(struct engine *e, struct watched *w)
+{
+	for (size_t i = 0; i < e->n_procs; i++)
+		if (e->procs[i] == w) {
+			e->procs[i] = e->procs[--e->n_procs];
+			return;
+		}
+}
+
 static void free_watched(struct watched *w)
 {
 	if (!w)
@@ -305,11 +321,7 @@ static void retire(struct engine *e, struct watched *w, enum process_change why)
 	tell_process(e, w, why);
 	probes_remove_target(&e->probes, w->pid, &w->priv->links);
 	records_forget_process(e->records, w->pid);
-	for (size_t i = 0; i < e->n_procs; i++)
-		if (e->procs[i] == w) {
-			e->procs[i] = e->procs[--e->n_procs];
-			break;
-		}
+	remove_from_registry(e, w);
 	free_watched(w);
 }
 
@@ -647,18 +659,6 @@ static int watch_exit(struct engine *e, struct watched *w)
 	return sd_event_source_set_io_fd_own(w->priv->exit_source, 1);
 }
 
-static int add_to_registry(struct engine *e, struct watched *w)
-{
-	struct watched **grown = array_room_for(e->procs, &e->cap_procs, e->n_procs,
-						sizeof(*grown));
-
-	if (!grown)
-		return -ENOMEM;
-	e->procs = grown;
-	e->procs[e->n_procs++] = w;
-	return 0;
-}
-
 struct watched *engine_watch(struct engine *e, const struct py_target *t, unsigned flags,
 			     char *err, size_t errsz)
 {
@@ -706,9 +706,7 @@ struct watched *engine_watch(struct engine *e, const struct py_target *t, unsign
 		w->priv->announced = true;
 	return w;
 fail:
-	for (size_t i = 0; i < e->n_procs; i++)
-		if (e->procs[i] == w)
-			e->procs[i] = e->procs[--e->n_procs];
+	remove_from_registry(e, w);
 	probes_remove_target(&e->probes, t->pid, &w->priv->links);
 	free_watched(w);
 	return NULL;

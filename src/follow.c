@@ -32,7 +32,6 @@ struct follower {
 	void *ctx;
 	struct held *held;		/* grows as needed; few are held at once */
 	size_t n_held, cap_held;
-	struct follow_stats stats;
 };
 
 static struct held *find_held(struct follower *f, pid_t pid)
@@ -64,16 +63,12 @@ static void drop_held(struct follower *f, struct held *h)
 	*h = f->held[--f->n_held];
 }
 
-/* The hold is over for good: continue the process, count how long it waited. */
+/* The hold is over for good: continue the process, say how long it waited (-vv). */
 static void release(struct follower *f, struct held *h)
 {
 	uint64_t held_ns = engine_now_ns() - h->exec_ns;
 
 	kill(h->pid, SIGCONT);
-	f->stats.held++;
-	f->stats.held_ns_total += held_ns;
-	if (held_ns > f->stats.held_ns_max)
-		f->stats.held_ns_max = held_ns;
 	engine_log(f->engine, LOG_DEBUG, "PID %d released %.1f ms after its exec", h->pid,
 		   held_ns / 1e6);
 	drop_held(f, h);
@@ -196,11 +191,6 @@ void follow_release_all(struct follower *f)
 	engine_drain(f->engine);
 	while (f->n_held)
 		release(f, &f->held[0]);
-}
-
-void follow_get_stats(const struct follower *f, struct follow_stats *out)
-{
-	*out = f->stats;
 }
 
 void follow_close(struct follower *f)
