@@ -43,6 +43,7 @@ static __always_inline __u64 wakeup_flag(__u32 type)
 	case EVENT_EXEC:
 	case EVENT_ENTRY:
 	case EVENT_FORK:
+	case EVENT_FINALIZE:
 		return BPF_RB_FORCE_WAKEUP;	/* user space holds the process stopped */
 	case EVENT_EXIT:
 		return BPF_RB_FORCE_WAKEUP;	/* what the process brought can go now */

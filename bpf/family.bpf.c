@@ -1,12 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The processes `aiocopd exec` follows ("family"): what the command forks joins, what
- * execs is stopped at the exec and again at its entry point so that user space can attach
- * before the program runs, and every exiting thread's entries go.
+ * execs is held at the exec and again at its entry point so that user space can attach
+ * before the program runs (hold.bpf.c), and every exiting thread's entries go.
  */
 #include "common.bpf.h"
-
-#define SIGSTOP		19
+#include "hold.bpf.h"
 
 /* FAMILY_* flags, keyed by tgid. */
 struct {
@@ -35,21 +34,6 @@ static __always_inline void emit_process(__u32 type, __u32 pid, __u32 tid, __u32
 
 	if (ev)
 		record_submit(ev);
-}
-
-/*
- * Stops the current process until user space has looked at it. Only the record tells user
- * space to continue it, so without room for the record it is not stopped at all.
- */
-static __always_inline bool stop_for_user_space(__u32 type, __u32 pid)
-{
-	struct event_process *ev = process_reserve(type, pid, pid, 0);
-
-	if (!ev)
-		return false;
-	bpf_send_signal(SIGSTOP);
-	record_submit(ev);
-	return true;
 }
 
 /*
@@ -126,7 +110,7 @@ int BPF_PROG(process_exec, struct task_struct *p, pid_t old_pid, struct linux_bi
 	bpf_map_delete_elem(&targets, &pid);
 	bpf_map_delete_elem(&threads, &tid);
 	bpf_map_delete_elem(&idents, &tid);
-	if (stop_for_user_space(EVENT_EXEC, pid))
+	if (hold_for_user_space(EVENT_EXEC, pid))
 		*flags |= FAMILY_AWAIT_ENTRY;
 	return 0;
 }
@@ -141,6 +125,6 @@ int process_entry(struct pt_regs *ctx)
 	if (!flags || !(*flags & FAMILY_AWAIT_ENTRY))
 		return 0;
 	*flags &= ~FAMILY_AWAIT_ENTRY;
-	stop_for_user_space(EVENT_ENTRY, pid);
+	hold_for_user_space(EVENT_ENTRY, pid);
 	return 0;
 }

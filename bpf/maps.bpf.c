@@ -10,6 +10,7 @@
  *   audit.bpf.c     Python-level operations (audit events)
  *   sched.bpf.c     on-CPU time and CPU-clock samples
  *   family.bpf.c    the processes `aiocopd exec` follows (fork, exec, exit)
+ *   hold.bpf.c      processes held stopped for user space, never beyond aiocopd's life
  *
  * One loaded object serves every monitored process: targets are keyed by tgid and threads
  * by tid. Records go to one ring buffer; user space drains it on a timer.

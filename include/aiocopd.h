@@ -241,6 +241,7 @@ enum event_type {
 	EVENT_FORK,			/* a target forked: the child runs the same interpreter */
 	EVENT_THREAD_EXIT,		/* a loop thread exited */
 	EVENT_EXIT,			/* the last thread of a target or followed process exited */
+	EVENT_FINALIZE,			/* a target entered Py_FinalizeEx: stopped, memory intact */
 };
 
 enum blocking_source {
@@ -320,7 +321,8 @@ struct event_iteration {
 	__u64 callbacks;		/* started in it, while armed */
 };
 
-/* EVENT_EXEC, EVENT_ENTRY, EVENT_FORK, EVENT_EXIT: h.pid is the process; parent: forks only.
+/* EVENT_EXEC, EVENT_ENTRY, EVENT_FORK, EVENT_EXIT, EVENT_FINALIZE: h.pid is the process;
+ * parent: forks only.
  * EVENT_THREAD_EXIT is a bare header. */
 struct event_process {
 	struct event_header h;

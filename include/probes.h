@@ -36,6 +36,7 @@ struct target_links {
 	struct ulink *uprobes[UPROBE_SLOTS];	/* callback boundaries and audit entry points */
 	struct ulink *gc[2];		/* collection start and end */
 	const char *gc_source;		/* how collections are timed, NULL: they are not */
+	struct ulink *finalize;		/* holds the process at Py_FinalizeEx */
 };
 
 struct probes {
@@ -54,8 +55,11 @@ int probes_open(struct probes *p, probes_event_fn fn, void *ctx, char *err, size
 /* Registers a target with BPF; it starts unarmed (loop iterations only) unless cfg says. */
 int probes_add_target(struct probes *p, const struct py_target *t, const struct target_cfg *cfg,
 		      struct target_links *l, char *err, size_t errsz);
-/* Times the target's garbage collections (gc_collect_main, or its USDT probes). */
-void probes_attach_gc(struct probes *p, const struct py_target *t, struct target_links *l);
+/*
+ * The uprobes a target has armed or not: collections are timed (gc_collect_main, or its USDT
+ * probes), and Py_FinalizeEx holds it until its last records are read.
+ */
+void probes_attach_always(struct probes *p, const struct py_target *t, struct target_links *l);
 /* Forgets a target (it exited or exec'd): its links go, its map entry too. */
 void probes_remove_target(struct probes *p, pid_t pid, struct target_links *l);
 /* Arming attaches the per-callback and audit uprobes; disarming detaches them. */
@@ -83,6 +87,8 @@ int probes_retune_sampler(struct probes *p, const struct probes_sampler *sampler
 
 /* `aiocopd exec`: follow pid and what it starts; stop an exec'd process at its entry. */
 int probes_follow(struct probes *p, pid_t pid);
+/* Continues a process BPF held stopped for us (bpf/hold.bpf.c). */
+void probes_continue(struct probes *p, pid_t pid);
 void probes_stop_following(struct probes *p);
 struct ulink *probes_stop_at_entry(struct probes *p, pid_t pid, const char *path,
 				   uint64_t offset);

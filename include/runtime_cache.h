@@ -38,6 +38,7 @@ struct runtime_file {
 	uint64_t audit_tstate_offset;	/* _PySys_Audit, 0: none */
 	uint64_t context_enter_offset;	/* PyContext_Enter, 0: none */
 	uint64_t gc_offset;		/* gc_collect_main, 0: unknown */
+	uint64_t finalize_offset;	/* Py_FinalizeEx, 0: none */
 	struct elf_usdt_site gc_start[RUNTIME_USDT_SITES], gc_done[RUNTIME_USDT_SITES];
 	unsigned n_gc_start, n_gc_done;	/* USDT gc__start / gc__done sites */
 };

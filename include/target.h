@@ -40,6 +40,7 @@ struct py_target {
 	uint64_t audit_offset;
 	uint64_t audit_tstate_offset;	/* _PySys_Audit, 0 when the build has none */
 	uint64_t gc_offset;		/* gc_collect_main, 0 when unknown */
+	uint64_t finalize_offset;	/* Py_FinalizeEx, 0 when the build has none */
 	uint64_t context_enter_offset;	/* PyContext_Enter: uvloop's callback boundary */
 	bool gc_usdt;			/* else: the build has gc__start/gc__done USDT probes */
 	struct elf_usdt_site gc_start[RUNTIME_USDT_SITES], gc_done[RUNTIME_USDT_SITES];

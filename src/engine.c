@@ -7,6 +7,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,7 @@ struct watched_private {
 	struct engine *engine;
 	bool announced;			/* loop threads found from now on are told to sinks */
 	bool lazy;			/* ENGINE_WATCH_LAZY: no uprobes until its first loop */
+	bool arm_failed;		/* once: it stays per loop iteration, said once */
 	sd_event_source *exit_source;	/* its pidfd: the exit is seen even if BPF's record was lost */
 	struct loop_thread *loops;
 	size_t n_loops, cap_loops;
@@ -160,10 +162,13 @@ static void arm(struct engine *e, struct watched *w)
 {
 	char err[256];
 
-	if (w->armed)
+	if (w->armed || w->priv->arm_failed)
 		return;
 	if (probes_arm(&e->probes, &w->target, &w->priv->links, err, sizeof(err))) {
-		engine_log(e, LOG_WARNING, "%s; reports stay per loop iteration", err);
+		w->priv->arm_failed = true;
+		/* a process that just exited has its exit record on the way: nothing to say */
+		if (kill(w->pid, 0) == 0 || errno != ESRCH)
+			engine_log(e, LOG_WARNING, "%s; reports stay per loop iteration", err);
 		return;
 	}
 	w->armed = true;
@@ -268,7 +273,7 @@ static void note_loop_thread(struct engine *e, struct watched *w, pid_t tid)
 	if (p->lazy) {
 		/* a fork that runs a loop of its own after all: now its probes are worth it */
 		p->lazy = false;
-		probes_attach_gc(&e->probes, &w->target, &p->links);
+		probes_attach_always(&e->probes, &w->target, &p->links);
 		if (armed_always(e))
 			arm(e, w);
 	}
@@ -448,6 +453,16 @@ static void on_process_exit(struct engine *e, pid_t pid)
 		records_forget_process(e->records, pid);
 }
 
+/*
+ * A watched process began to finalize, held by BPF. The ring is in order, so everything it
+ * recorded before has been handled, its reports named from its memory: it may go on.
+ */
+static void on_finalize(struct engine *e, pid_t pid)
+{
+	engine_log(e, LOG_DEBUG, "PID %d finalizes: its last reports are out", pid);
+	probes_continue(&e->probes, pid);
+}
+
 static void on_process(struct engine *e, const struct event_process *ev)
 {
 	const struct engine_follow_hooks *f = &e->follow;
@@ -467,6 +482,9 @@ static void on_process(struct engine *e, const struct event_process *ev)
 		break;
 	case EVENT_EXIT:
 		on_process_exit(e, ev->h.pid);
+		break;
+	case EVENT_FINALIZE:
+		on_finalize(e, ev->h.pid);
 		break;
 	}
 }
@@ -499,6 +517,7 @@ static void handle_record(struct engine *e, const struct event_header *h, void *
 	case EVENT_ENTRY:
 	case EVENT_FORK:
 	case EVENT_EXIT:
+	case EVENT_FINALIZE:
 		if (size >= sizeof(struct event_process))
 			on_process(e, data);
 		break;
@@ -685,7 +704,7 @@ struct watched *engine_watch(struct engine *e, const struct py_target *t, unsign
 		goto fail;
 	w->priv->lazy = lazy;
 	if (!lazy)
-		probes_attach_gc(&e->probes, &w->target, &w->priv->links);
+		probes_attach_always(&e->probes, &w->target, &w->priv->links);
 	if (armed) {
 		err[0] = 0;
 		if (probes_arm(&e->probes, &w->target, &w->priv->links, err, errsz)) {

@@ -68,7 +68,7 @@ static void release(struct follower *f, struct held *h)
 {
 	uint64_t held_ns = engine_now_ns() - h->exec_ns;
 
-	kill(h->pid, SIGCONT);
+	probes_continue(engine_probes(f->engine), h->pid);
 	engine_log(f->engine, LOG_DEBUG, "PID %d released %.1f ms after its exec", h->pid,
 		   held_ns / 1e6);
 	drop_held(f, h);
@@ -94,7 +94,8 @@ static void on_exec(void *ctx, pid_t pid, uint64_t ts_ns)
 	}
 	elf_file_close(ef);
 	if (h && h->entry_probe) {
-		kill(pid, SIGCONT);	/* to its entry point, where the probe stops it again */
+		/* to its entry point, where the probe stops it again */
+		probes_continue(engine_probes(f->engine), pid);
 		return;
 	}
 	engine_log(f->engine, LOG_INFO, "cannot probe the entry point of PID %d: it runs "
@@ -102,7 +103,7 @@ static void on_exec(void *ctx, pid_t pid, uint64_t ts_ns)
 	if (h)
 		release(f, h);
 	else
-		kill(pid, SIGCONT);
+		probes_continue(engine_probes(f->engine), pid);
 }
 
 /* At its entry point, libraries mapped: attach if it is a CPython we want, then let it go. */
@@ -128,7 +129,7 @@ static void on_entry(void *ctx, pid_t pid)
 	if (h)
 		release(f, h);
 	else
-		kill(pid, SIGCONT);
+		probes_continue(engine_probes(f->engine), pid);
 }
 
 /* A watched process forked: the child runs the same interpreter at the same addresses. */

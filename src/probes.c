@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/perf_event.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,6 +169,8 @@ static void set_limits(struct aiocopd_bpf *skel)
 	skel->rodata->slow_wait_ns = AIOCOPD_SLOW_WAIT_NS;
 	skel->rodata->max_records_per_callback = AIOCOPD_MAX_RECORDS_PER_CALLBACK;
 	skel->rodata->max_samples_per_scope = AIOCOPD_MAX_SAMPLES_PER_SCOPE;
+	/* only processes this one can continue are ever held (bpf/hold.bpf.c) */
+	skel->rodata->owner_tgid = getpid();
 }
 
 static void fill_audit_names(struct probes *p)
@@ -256,7 +259,7 @@ static void detach_gc(struct probes *p, struct target_links *l)
  * probes are plain uprobes on their sites (with their semaphores): the programs read no
  * USDT argument.
  */
-void probes_attach_gc(struct probes *p, const struct py_target *t, struct target_links *l)
+static void attach_gc(struct probes *p, const struct py_target *t, struct target_links *l)
 {
 	struct aiocopd_bpf *s = p->skel;
 
@@ -275,6 +278,19 @@ void probes_attach_gc(struct probes *p, const struct py_target *t, struct target
 	}
 	if (!l->gc[0] || !l->gc[1])
 		detach_gc(p, l);
+}
+
+/*
+ * A process that exits right after its slow callback would otherwise take the memory its
+ * report's frames are named from with it. Processes that end without finalizing (os._exit,
+ * a signal) are not held: their reports may lose their frames.
+ */
+void probes_attach_always(struct probes *p, const struct py_target *t, struct target_links *l)
+{
+	attach_gc(p, t, l);
+	if (t->finalize_offset)
+		l->finalize = attach_at(p, p->skel->progs.process_finalize, t, t->finalize_offset,
+					false);
 }
 
 int probes_add_target(struct probes *p, const struct py_target *t, const struct target_cfg *cfg,
@@ -366,6 +382,8 @@ void probes_remove_target(struct probes *p, pid_t pid, struct target_links *l)
 
 	detach_uprobes(p, l);
 	detach_gc(p, l);
+	ulink_release(&p->ulinks, l->finalize);
+	l->finalize = NULL;
 	bpf_map_delete_elem(bpf_map__fd(p->skel->maps.targets), &key);
 }
 
@@ -448,6 +466,18 @@ int probes_follow(struct probes *p, pid_t pid)
 
 	return bpf_map_update_elem(bpf_map__fd(p->skel->maps.family), &key, &flags, BPF_ANY) ?
 	       -errno : 0;
+}
+
+/*
+ * The process BPF held for us goes on. SIGCONT first: if we die between the two, BPF's sweep
+ * only continues it once more.
+ */
+void probes_continue(struct probes *p, pid_t pid)
+{
+	__u32 key = pid;
+
+	kill(pid, SIGCONT);
+	bpf_map_delete_elem(bpf_map__fd(p->skel->maps.held), &key);
 }
 
 struct ulink *probes_stop_at_entry(struct probes *p, pid_t pid, const char *path,

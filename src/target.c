@@ -382,6 +382,7 @@ static int find_probes(const char *path, struct elf_file *ef, const char *debug_
 	/* uvloop's callback boundary; CPython's own callers audit through _PySys_Audit */
 	rf->context_enter_offset = exported_offset(ef, "PyContext_Enter");
 	rf->audit_tstate_offset = exported_offset(ef, "_PySys_Audit");
+	rf->finalize_offset = exported_offset(ef, "Py_FinalizeEx");
 	return 0;
 }
 
@@ -460,6 +461,7 @@ static int apply_file(struct py_target *t, const struct runtime_file *rf, char *
 	t->audit_tstate_offset = rf->audit_tstate_offset;
 	t->context_enter_offset = rf->context_enter_offset;
 	t->gc_offset = rf->gc_offset;
+	t->finalize_offset = rf->finalize_offset;
 	t->gc_usdt = !rf->gc_offset && rf->n_gc_start;
 	memcpy(t->gc_start, rf->gc_start, sizeof(t->gc_start));
 	memcpy(t->gc_done, rf->gc_done, sizeof(t->gc_done));

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from aiocopd_e2e import (AIOCOPD, ATTACH_TIMEOUT, bpf_programs, frame_of, is_aiocopd_prog_name,
-                         prog_ids_held_by, prog_ids_held_by_anyone)
+from aiocopd_e2e import (AIOCOPD, ATTACH_TIMEOUT, PROGRAMS, bpf_programs, frame_of,
+                         is_aiocopd_prog_name, prog_ids_held_by, prog_ids_held_by_anyone)
 
 ATTACHED_RE = re.compile(
     r"aiocopd: attached to PID (\d+) \(CPython (\d+\.\d+\.\d+), (\d+) loop thread\(s\) seen so far\)")
@@ -248,3 +248,66 @@ def test_sigkill_leaves_target_and_kernel_clean(paired):
     left, leaked, now = paired(scenario, parallel=1)
     assert not left, f"programs of the killed aiocopd still loaded: {sorted(now[i] for i in left)}"
     assert not leaked, f"orphaned programs: {sorted(now[i] for i in leaked)}"
+
+
+def short_lived_reports(lines, pid=None):
+    """{pid: reports} of short_lived.py's slow tasks whose frames were named."""
+    site = frame_of("short_lived.py", "sleep", "slow")
+    found = {}
+    for line in lines:
+        try:
+            r = json.loads(line)
+        except ValueError:
+            continue
+        if r.get("type") != "slow_task" or not r.get("task", {}).get("name", "").startswith("short-"):
+            continue
+        if any(e["entry_point"] == site for e in r["blocking_events"]):
+            found.setdefault(r["pid"], []).append(r)
+    return found
+
+
+def test_last_reports_of_an_exiting_target_keep_their_frames(harness, python, tmp_path):
+    """The target makes 8 slow callbacks and exits at once, while aiocopd is stopped (as a
+    busy monitor lags): its frames are named all the same, because the target waits in
+    Py_FinalizeEx until aiocopd has read its records."""
+    start = tmp_path / "start"
+    target = harness.target(python, "short_lived.py", env={"E2E_START_FILE": str(start)})
+    p = harness.aiocopd("-p", target.pid, "--json", "-d", "60")
+    assert p.wait_line("err", lambda l: "attached" in l, ATTACH_TIMEOUT), p.describe()
+    os.kill(p.pid, signal.SIGSTOP)
+    start.touch()
+    time.sleep(1.5)             # unheld, the target would be long gone by now
+    os.kill(p.pid, signal.SIGCONT)
+    assert target.wait(timeout=20) == 0, target.describe()
+    assert p.wait(timeout=30) == 0, p.describe()
+    reports = short_lived_reports(p.stdout)
+    assert len(reports.get(target.pid, [])) == 8, \
+        f"{len(reports.get(target.pid, []))} of 8 reports named:\n{p.describe()}"
+    assert not [l for l in p.stderr if "cannot attach" in l], p.describe()
+
+
+def test_exec_keeps_the_last_reports_of_short_lived_processes(harness):
+    """16 Python processes started together, each with 8 slow callbacks and an exit right
+    after: every report is there, named, even with aiocopd stopped while they exit."""
+    start = f"/tmp/aiocopd-e2e-start.{os.getpid()}"
+    program = PROGRAMS / "short_lived.py"
+    cmd = f"for i in $(seq 16); do /usr/bin/python3.11 {program} & done; wait"
+    try:
+        p = harness.aiocopd("exec", "--json", "--", "sh", "-c", cmd,
+                            env={"E2E_START_FILE": start})
+        deadline = time.monotonic() + 30
+        while "".join(p.stdout).count("ready") < 16 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "".join(p.stdout).count("ready") == 16, p.describe()
+        time.sleep(0.5)         # their loops run: BPF has seen each one's loop thread
+        os.kill(p.pid, signal.SIGSTOP)
+        open(start, "w").close()
+        time.sleep(1.5)
+        os.kill(p.pid, signal.SIGCONT)
+        assert p.wait(timeout=60) == 0, p.describe()
+    finally:
+        if os.path.exists(start):
+            os.unlink(start)
+    reports = short_lived_reports(p.stderr)
+    counts = sorted(len(r) for r in reports.values())
+    assert counts == [8] * 16, f"named reports per process: {counts}\n{p.describe()}"
