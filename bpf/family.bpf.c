@@ -73,8 +73,12 @@ int BPF_PROG(process_fork, struct task_struct *parent, struct task_struct *child
 {
 	__u32 ptgid = parent->tgid, pid = child->pid, member = FAMILY_MEMBER;
 	struct target_cfg *cfg, copy;
+	__u32 *flags;
 
-	if (child->tgid != child->pid || !bpf_map_lookup_elem(&family, &ptgid))
+	if (child->tgid != child->pid)
+		return 0;
+	flags = bpf_map_lookup_elem(&family, &ptgid);
+	if (!flags || !(*flags & FAMILY_MEMBER))
 		return 0;
 	if (bpf_map_update_elem(&family, &pid, &member, BPF_ANY)) {
 		count_lost(LOST_TABLE_FULL);	/* it will run unwatched */

@@ -36,6 +36,7 @@
 /* Process flags (map "family", keyed by tgid): exec follows what its command starts. */
 #define FAMILY_MEMBER		(1u << 0)	/* started by the command under `aiocopd exec` */
 #define FAMILY_AWAIT_ENTRY	(1u << 1)	/* stopped at exec, next stop at its entry point */
+#define FAMILY_EXECS_ONLY	(1u << 2)	/* a -p target: its execs are followed, not its forks */
 
 /*
  * Loop iteration busy times are counted in a log-linear histogram: 1 us buckets below 16 us,

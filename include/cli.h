@@ -13,6 +13,7 @@
 #include <systemd/sd-event.h>
 
 #include "engine.h"
+#include "follow.h"
 #include "target.h"
 #include "tracedoc.h"
 
@@ -51,6 +52,7 @@ enum cli_stop {
 	STOP_SIGNAL = 0,		/* SIGINT or SIGTERM, or stdout closed */
 	STOP_DURATION,
 	STOP_TARGET_EXIT,
+	STOP_TARGET_EXEC,		/* it replaced its program with one we do not watch */
 };
 
 /* The command's event loop, ended by SIGINT and SIGTERM (STOP_SIGNAL); SIGPIPE ignored. */
@@ -61,6 +63,18 @@ int cli_stop_after(sd_event *loop, double seconds);
 void cli_log(void *ctx, int level, const char *msg);
 /* Opens the engine with the command's options; prints the error, returns NULL on failure. */
 struct engine *cli_engine_open(const struct cli_args *args, sd_event *loop);
+
+/*
+ * -p and trace follow their target's execs: a target that becomes another supported CPython
+ * is watched again (said on stderr); one that does not ends loop with STOP_TARGET_EXEC.
+ */
+struct cli_exec_follow {
+	struct follower *follower;
+	struct engine *engine;
+	sd_event *loop;
+};
+int cli_follow_execs(struct cli_exec_follow *cf, struct engine *e, sd_event *loop, pid_t pid);
+void cli_exec_follow_close(struct cli_exec_follow *cf);
 
 /* A sink's loop_thread: tells that an event loop was found after the attached line. */
 void cli_announce_loop_thread(void *ctx, const struct watched *w, pid_t tid);

@@ -86,7 +86,8 @@ void probes_set_sample_period(struct probes *p, double threshold_ms);
 int probes_retune_sampler(struct probes *p, const struct probes_sampler *sampler);
 
 /* `aiocopd exec`: follow pid and what it starts; stop an exec'd process at its entry. */
-int probes_follow(struct probes *p, pid_t pid);
+/* flags: FAMILY_MEMBER (its forks join) or FAMILY_EXECS_ONLY. */
+int probes_follow(struct probes *p, pid_t pid, __u32 flags);
 /* Continues a process BPF held stopped for us (bpf/hold.bpf.c). */
 void probes_continue(struct probes *p, pid_t pid);
 void probes_stop_following(struct probes *p);

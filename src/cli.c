@@ -288,6 +288,42 @@ void cli_print_attached(const struct engine *e, const struct watched *w)
 			gc ? gc : "nothing", engine_tracepoints_missing(e));
 }
 
+static void on_target_exec(void *ctx, pid_t pid, bool watched, const char *why)
+{
+	struct cli_exec_follow *cf = ctx;
+	struct watched *w = engine_find(cf->engine, pid);
+
+	if (watched && w) {
+		fprintf(stderr, "aiocopd: PID %d replaced its program: watching it again "
+			"(CPython %s)\n", pid, w->target.version);
+		return;
+	}
+	fprintf(stderr, "aiocopd: PID %d replaced its program and is no longer watched: %s\n",
+		pid, why && why[0] ? why : "not a CPython process");
+	sd_event_exit(cf->loop, STOP_TARGET_EXEC);
+}
+
+int cli_follow_execs(struct cli_exec_follow *cf, struct engine *e, sd_event *loop, pid_t pid)
+{
+	struct follow_hooks hooks = { .decided = on_target_exec, .ctx = cf };
+	int ret;
+
+	*cf = (struct cli_exec_follow){ .engine = e, .loop = loop };
+	ret = follow_open(&cf->follower, e, &hooks);
+	if (!ret)
+		ret = follow_execs(cf->follower, pid);
+	if (ret)
+		fprintf(stderr, "aiocopd: cannot follow the execs of PID %d: %s\n", pid,
+			strerror(-ret));
+	return ret;
+}
+
+void cli_exec_follow_close(struct cli_exec_follow *cf)
+{
+	follow_close(cf->follower);
+	cf->follower = NULL;
+}
+
 static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *ctx)
 {
 	return sd_event_exit(sd_event_source_get_event(s), STOP_SIGNAL);

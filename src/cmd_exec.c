@@ -378,7 +378,7 @@ int cmd_exec(int argc, char **argv)
 		run.have_doc = true;
 	}
 	start = engine_wall_time(run.engine, engine_now_ns());
-	if (add_sinks(&run) || follow_open(&run.follower, run.engine, NULL, NULL))
+	if (add_sinks(&run) || follow_open(&run.follower, run.engine, NULL))
 		goto out;
 	ret = run_command(&run, &oldmask);
 	if (ret)

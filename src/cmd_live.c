@@ -50,7 +50,7 @@ struct live_run {
 	struct engine *engine;
 	struct stream_sink out;
 	pid_t pid;
-	size_t watched;
+	struct cli_exec_follow execs;
 };
 
 static void stop_on_closed_stdout(void *ctx)
@@ -67,13 +67,12 @@ static int on_stdout_error(sd_event_source *s, int fd, uint32_t revents, void *c
 	return 0;
 }
 
+/* The target exited; one that exec'd is followed (cli_follow_execs says what became of it). */
 static void live_process(void *ctx, const struct watched *w, enum process_change change)
 {
 	struct live_run *run = ctx;
 
-	if (change == PROCESS_WATCHED)
-		run->watched++;
-	else if (run->watched && --run->watched == 0)
+	if (change == PROCESS_EXITED)
 		sd_event_exit(run->loop, STOP_TARGET_EXIT);
 }
 
@@ -140,7 +139,8 @@ int cmd_live(int argc, char **argv)
 		goto out;
 	}
 	cli_print_attached(run.engine, w);
-	if (cli_stop_after(run.loop, cli.duration_s)) {
+	if (cli_follow_execs(&run.execs, run.engine, run.loop, run.pid) ||
+	    cli_stop_after(run.loop, cli.duration_s)) {
 		ret = 1;
 		goto out;
 	}
@@ -150,6 +150,7 @@ int cmd_live(int argc, char **argv)
 		fprintf(stderr, "aiocopd: PID %d exited\n", target.pid);
 	ret = 0;
 out:
+	cli_exec_follow_close(&run.execs);
 	cli_report_losses(run.engine);
 	engine_close(run.engine);
 	sd_event_unref(run.loop);

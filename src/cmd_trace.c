@@ -61,13 +61,15 @@ struct trace_run {
 	pid_t pid;
 	double duration_s;
 	uint64_t start_ns;
+	struct cli_exec_follow execs;
 };
 
+/* The target exited; one that exec'd is followed (cli_follow_execs says what became of it). */
 static void trace_process(void *ctx, const struct watched *w, enum process_change change)
 {
 	struct trace_run *t = ctx;
 
-	if (change != PROCESS_WATCHED)
+	if (change == PROCESS_EXITED)
 		sd_event_exit(t->loop, STOP_TARGET_EXIT);
 }
 
@@ -87,7 +89,8 @@ static int trace_progress(sd_event_source *s, uint64_t usec, void *ctx)
 static const char *stop_reason(int why)
 {
 	return why == STOP_DURATION ? "duration" :
-	       why == STOP_TARGET_EXIT ? "target_exited" : "interrupted";
+	       why == STOP_TARGET_EXIT ? "target_exited" :
+	       why == STOP_TARGET_EXEC ? "target_replaced" : "interrupted";
 }
 
 static int add_sources(struct trace_run *run, const struct cli_args *cli)
@@ -141,6 +144,7 @@ static int write_trace(struct trace_run *run, const struct cli_args *cli, int wh
 	fprintf(stderr, "aiocopd: wrote %s: %llu report(s) in %.1f s%s\n", cli->output,
 		(unsigned long long)engine_reports(run->engine), end - start,
 		why == STOP_TARGET_EXIT ? " (the target exited before the end)" :
+		why == STOP_TARGET_EXEC ? " (the target replaced its program before the end)" :
 		why == STOP_SIGNAL ? " (interrupted)" : "");
 	return 0;
 }
@@ -192,7 +196,8 @@ int cmd_trace(int argc, char **argv)
 	run.start_ns = engine_now_ns();
 	start = engine_wall_time(run.engine, run.start_ns);
 	cli_print_attached(run.engine, w);
-	if (cli_stop_after(run.loop, cli.duration_s))
+	if (cli_follow_execs(&run.execs, run.engine, run.loop, run.pid) ||
+	    cli_stop_after(run.loop, cli.duration_s))
 		goto fail;
 	why = sd_event_loop(run.loop);
 	ret = write_trace(&run, &cli, why, start, fd, tmp);
@@ -202,6 +207,7 @@ fail:
 		close(fd);
 		unlink(tmp);
 	}
+	cli_exec_follow_close(&run.execs);
 	cli_report_losses(run.engine);
 	engine_close(run.engine);	/* before the document its sink fills */
 	if (have_doc)

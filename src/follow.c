@@ -28,8 +28,7 @@ struct held {
 
 struct follower {
 	struct engine *engine;
-	follow_select_fn select;
-	void *ctx;
+	struct follow_hooks hooks;
 	struct held *held;		/* grows as needed; few are held at once */
 	size_t n_held, cap_held;
 };
@@ -61,6 +60,12 @@ static void drop_held(struct follower *f, struct held *h)
 {
 	probes_release_stop(engine_probes(f->engine), h->entry_probe);
 	*h = f->held[--f->n_held];
+}
+
+static void decided(struct follower *f, pid_t pid, bool watched, const char *why)
+{
+	if (f->hooks.decided)
+		f->hooks.decided(f->hooks.ctx, pid, watched, why);
 }
 
 /* The hold is over for good: continue the process, say how long it waited (-vv). */
@@ -104,6 +109,7 @@ static void on_exec(void *ctx, pid_t pid, uint64_t ts_ns)
 		release(f, h);
 	else
 		probes_continue(engine_probes(f->engine), pid);
+	decided(f, pid, false, "its new program's entry point cannot be probed");
 }
 
 /* At its entry point, libraries mapped: attach if it is a CPython we want, then let it go. */
@@ -112,16 +118,18 @@ static void on_entry(void *ctx, pid_t pid)
 	struct target_options topts = { .debug_root = getenv("AIOCOPD_DEBUG_ROOT") };
 	struct follower *f = ctx;
 	struct held *h = find_held(f, pid);
+	struct watched *w = NULL;
 	struct py_target t;
-	struct watched *w;
-	char err[512];
+	char err[512] = "";
 
 	if (target_inspect(pid, &topts, &t, err, sizeof(err)) == 0) {
-		if (!f->select || f->select(f->ctx, &t)) {
+		if (!f->hooks.select || f->hooks.select(f->hooks.ctx, &t)) {
 			w = engine_watch(f->engine, &t, 0, err, sizeof(err));
 			if (!w)
 				engine_log(f->engine, LOG_WARNING, "PID %d runs unwatched: %s", pid,
 					   err);
+		} else {
+			snprintf(err, sizeof(err), "not selected");
 		}
 	} else if (t.version[0] && strstr(err, "unsupported")) {
 		engine_log(f->engine, LOG_WARNING, "PID %d runs unwatched: %s", pid, err);
@@ -130,6 +138,7 @@ static void on_entry(void *ctx, pid_t pid)
 		release(f, h);
 	else
 		probes_continue(engine_probes(f->engine), pid);
+	decided(f, pid, w != NULL, err);
 }
 
 /* A watched process forked: the child runs the same interpreter at the same addresses. */
@@ -161,7 +170,7 @@ static void on_process_exit(void *ctx, pid_t pid)
 		drop_held(f, h);
 }
 
-int follow_open(struct follower **out, struct engine *e, follow_select_fn select, void *ctx)
+int follow_open(struct follower **out, struct engine *e, const struct follow_hooks *fh)
 {
 	struct follower *f = calloc(1, sizeof(*f));
 	struct engine_follow_hooks hooks;
@@ -169,8 +178,8 @@ int follow_open(struct follower **out, struct engine *e, follow_select_fn select
 	if (!f)
 		return -ENOMEM;
 	f->engine = e;
-	f->select = select;
-	f->ctx = ctx;
+	if (fh)
+		f->hooks = *fh;
 	hooks = (struct engine_follow_hooks){ .exec = on_exec, .entry = on_entry,
 					      .fork = on_fork, .exit = on_process_exit, .ctx = f };
 	engine_set_follow_hooks(e, &hooks);
@@ -180,7 +189,12 @@ int follow_open(struct follower **out, struct engine *e, follow_select_fn select
 
 int follow_family(struct follower *f, pid_t pid)
 {
-	return probes_follow(engine_probes(f->engine), pid);
+	return probes_follow(engine_probes(f->engine), pid, FAMILY_MEMBER);
+}
+
+int follow_execs(struct follower *f, pid_t pid)
+{
+	return probes_follow(engine_probes(f->engine), pid, FAMILY_EXECS_ONLY);
 }
 
 void follow_release_all(struct follower *f)

@@ -460,9 +460,9 @@ void probes_stop_following(struct probes *p)
 	}
 }
 
-int probes_follow(struct probes *p, pid_t pid)
+int probes_follow(struct probes *p, pid_t pid, __u32 flags)
 {
-	__u32 key = pid, flags = FAMILY_MEMBER;
+	__u32 key = pid;
 
 	return bpf_map_update_elem(bpf_map__fd(p->skel->maps.family), &key, &flags, BPF_ANY) ?
 	       -errno : 0;
