@@ -75,8 +75,10 @@ static __always_inline int audit_common(struct pt_regs *ctx, const char *name, c
 		return 0;
 	ensure_ident(cfg, st, tid);
 	ev = blocking_reserve(st, pid, tid, bpf_ktime_get_ns(), SOURCE_AUDIT);
-	if (!ev)
+	if (!ev) {
+		omit_operation(st, 0);	/* the ring buffer is full; the syscall has the time */
 		return 0;
+	}
 	for (int i = 0; i < 6; i++)
 		ev->args[i] = i < 3 ? va[i] : 0;
 	__builtin_memcpy(ev->str, key, sizeof(key));

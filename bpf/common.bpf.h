@@ -89,6 +89,24 @@ static __always_inline struct thread_state *current_thread(__u32 *tid, __u32 *pi
 	return bpf_map_lookup_elem(&threads, tid);
 }
 
+/*
+ * The running thread's time on CPU since it was last switched in. last_on_ns is 0 while it
+ * is off CPU: a missed switch-in then costs the stretch since (too little on-CPU time),
+ * never a sleep counted as CPU time.
+ */
+static __always_inline void add_oncpu(struct thread_state *st, __u64 now)
+{
+	if (st->last_on_ns && st->last_on_ns <= now)
+		st->cb_oncpu_ns += now - st->last_on_ns;
+}
+
+/* An operation of the current callback that no record shows: the report counts it. */
+static __always_inline void omit_operation(struct thread_state *st, __u64 duration)
+{
+	st->cb_omitted++;
+	st->cb_omitted_ns += duration;
+}
+
 /* Armed: name the running callback from Context.run's arguments, once per callback. */
 static __always_inline void ensure_ident(const struct target_cfg *cfg, struct thread_state *st,
 					 __u32 tid)
@@ -125,7 +143,8 @@ static __always_inline void fill_stack(const struct target_cfg *cfg, struct thre
 {
 	__u64 tstate = current_thread_state(cfg, st, tid);
 
-	ev->n_frames = tstate ? walk_stack(cfg, tstate, ev->frames) : 0;
+	ev->stack_end = STACK_UNREAD;
+	ev->n_frames = tstate ? walk_stack(cfg, tstate, ev->frames, &ev->stack_end) : 0;
 	ensure_iteration_ident(cfg, st, tid, ev->n_frames);
 }
 
@@ -150,7 +169,7 @@ static __always_inline struct event_blocking *blocking_reserve(const struct thre
 	ev->str[0] = 0;
 	ev->folded_ns = 0;
 	ev->folded = 0;
-	ev->pad = 0;
+	ev->stack_end = STACK_UNREAD;
 	return ev;
 }
 

@@ -13,9 +13,6 @@
 #define FRAME_WINDOW		104	/* bytes read per frame: covers every field we use */
 #define OFF_MASK		0x7f	/* field offsets inside a window stay below 128 + 8 */
 
-#define Py_TPFLAGS_LONG_SUBCLASS	(1UL << 24)
-#define Py_TPFLAGS_BYTES_SUBCLASS	(1UL << 27)
-#define Py_TPFLAGS_UNICODE_SUBCLASS	(1UL << 28)
 
 struct scratch {
 	__u8 win[144];
@@ -127,22 +124,31 @@ static __always_inline __u64 current_frame(const struct target_cfg *cfg, __u64 t
 struct frame_walk {
 	__u64 frame;
 	__u32 n, depth;
+	__u32 broken;			/* a frame's head could not be read */
 	__u16 code, previous, instr, owner, owner_cstack, localsplus;
 };
 
-/* One frame per step: one read of the frame's head, fields picked out of the copy. */
+/*
+ * One frame per step: one read of the frame's head, fields picked out of the copy. A frame
+ * past the depth ends the walk with w->frame still set (the stack was cut); shim frames
+ * past it are followed, so a stack of exactly depth frames is still seen whole.
+ */
 static long frame_step(__u32 i, struct frame_walk *w)
 {
 	__u32 zero = 0;
 	struct scratch *s = bpf_map_lookup_elem(&scratch_map, &zero);
 
-	if (!s || !w->frame || w->n >= w->depth)
+	if (!s || !w->frame)
 		return 1;
-	if (bpf_probe_read_user(s->win, FRAME_WINDOW, (const void *)w->frame))
+	if (bpf_probe_read_user(s->win, FRAME_WINDOW, (const void *)w->frame)) {
+		w->broken = 1;
 		return 1;
+	}
 	if (s->win[w->owner & OFF_MASK] != w->owner_cstack) {
 		struct py_frame *f = &s->frames[w->n & (AIOCOPD_MAX_FRAMES - 1)];
 
+		if (w->n >= w->depth)
+			return 1;
 		f->code = *(__u64 *)(s->win + (w->code & OFF_MASK));
 		f->instr = *(__u64 *)(s->win + (w->instr & OFF_MASK));
 		f->addr = w->frame;
@@ -156,9 +162,12 @@ static long frame_step(__u32 i, struct frame_walk *w)
 	return 0;
 }
 
-/* Walk the interpreter frames of tstate into frames[]; returns how many were stored. */
+/*
+ * Walk the interpreter frames of tstate into frames[]; returns how many were stored and
+ * says in *end why the walk stopped (enum stack_end).
+ */
 static __always_inline __u32 walk_stack(const struct target_cfg *cfg, __u64 tstate,
-					struct py_frame *frames)
+					struct py_frame *frames, __u32 *end)
 {
 	const struct py_layout *l = &cfg->layout;
 	struct frame_walk w = {
@@ -177,6 +186,8 @@ static __always_inline __u32 walk_stack(const struct target_cfg *cfg, __u64 tsta
 
 	/* shim frames are skipped, so allow a few more hops than frames kept */
 	bpf_loop(AIOCOPD_MAX_FRAMES + 8, frame_step, &w, 0);
+	/* out of hops with frames left is a cut too: what is there is the innermost part */
+	*end = !w.frame ? STACK_WHOLE : w.broken ? STACK_BROKEN : STACK_CUT;
 	s = bpf_map_lookup_elem(&scratch_map, &zero);
 	if (!s || !w.n)
 		return 0;
@@ -186,7 +197,7 @@ static __always_inline __u32 walk_stack(const struct target_cfg *cfg, __u64 tsta
 
 static __always_inline __u64 type_flags(const struct py_layout *l, __u64 obj)
 {
-	__u64 type = read_ptr(obj + 8);
+	__u64 type = read_ptr(obj + PY_OBJECT_TYPE);
 
 	return type ? read_ptr(type + l->type_flags) : 0;
 }
@@ -194,7 +205,7 @@ static __always_inline __u64 type_flags(const struct py_layout *l, __u64 obj)
 static __always_inline int read_type_name(const struct py_layout *l, __u64 obj,
 					  char *buf, __u32 len)
 {
-	__u64 type = read_ptr(obj + 8);
+	__u64 type = read_ptr(obj + PY_OBJECT_TYPE);
 	__u64 name = type ? read_ptr(type + l->type_name) : 0;
 
 	if (!name)
@@ -202,8 +213,8 @@ static __always_inline int read_type_name(const struct py_layout *l, __u64 obj,
 	return bpf_probe_read_user_str(buf, len, (const void *)name) > 0 ? 0 : -1;
 }
 
-/* Copy a compact str object (ASCII or Latin-1) as a C string. */
-static __always_inline int read_pystr(const struct py_layout *l, __u64 obj, char *buf, __u32 len)
+/* Copy a compact str object (ASCII or Latin-1) as a C string; obj is known to be a str. */
+static __always_inline int copy_pystr(const struct py_layout *l, __u64 obj, char *buf, __u32 len)
 {
 	__u32 state = 0;
 	__u64 data;
@@ -219,6 +230,22 @@ static __always_inline int read_pystr(const struct py_layout *l, __u64 obj, char
 	else
 		return -1;
 	return bpf_probe_read_user_str(buf, len, (const void *)data) > 0 ? 0 : -1;
+}
+
+/*
+ * The same for an object the target chose: only a str is read as one (anything else laid
+ * over a str's fields would be garbage). On failure buf holds an empty string.
+ */
+static __always_inline int read_pystr(const struct py_layout *l, __u64 obj, char *buf, __u32 len)
+{
+	buf[0] = 0;
+	if (!obj || !(type_flags(l, obj) & Py_TPFLAGS_UNICODE_SUBCLASS))
+		return -1;
+	if (copy_pystr(l, obj, buf, len)) {
+		buf[0] = 0;
+		return -1;
+	}
+	return 0;
 }
 
 /* Render any object briefly: str and bytes as text, small ints as numbers, else the type name. */
@@ -239,7 +266,7 @@ static __always_inline void render_pyobj(const struct py_layout *l, __u64 obj, c
 		return;
 	flags = type_flags(l, obj);
 	if (flags & Py_TPFLAGS_UNICODE_SUBCLASS) {
-		read_pystr(l, obj, buf, len);
+		copy_pystr(l, obj, buf, len);
 	} else if (flags & Py_TPFLAGS_BYTES_SUBCLASS) {
 		bpf_probe_read_user_str(buf, len, (const void *)(obj + l->bytes_data));
 	} else if (flags & Py_TPFLAGS_LONG_SUBCLASS) {
@@ -269,10 +296,10 @@ static __always_inline void ident_from_task(const struct py_layout *l, __u64 tas
 		__u32 digit = 0;
 
 		bpf_probe_read_user(&digit, sizeof(digit), (const void *)(name + l->long_digit));
-		id->name_is_int = 1;
+		id->name_kind = TASK_NAME_INT;
 		id->name_int = digit;
-	} else {
-		read_pystr(l, name, id->task_name, sizeof(id->task_name));
+	} else if (read_pystr(l, name, id->task_name, sizeof(id->task_name))) {
+		id->name_kind = TASK_NAME_UNKNOWN;
 	}
 	if (coro)
 		read_pystr(l, read_ptr(coro + l->coro_qualname), id->qualname, sizeof(id->qualname));
@@ -343,7 +370,7 @@ static long handle_step(__u32 i, struct handle_search *h)
 	obj = s->frames[i & (AIOCOPD_MAX_FRAMES - 1)].first_local;
 	if (!obj)
 		obj = read_ptr(s->frames[i & (AIOCOPD_MAX_FRAMES - 1)].addr + h->localsplus);
-	type = obj ? read_ptr(obj + 8) : 0;
+	type = obj ? read_ptr(obj + PY_OBJECT_TYPE) : 0;
 	tp_name = type ? read_ptr(type + h->type_name) : 0;
 	if (!tp_name || bpf_probe_read_user_str(name, sizeof(name), (const void *)tp_name) <= 0)
 		return 0;

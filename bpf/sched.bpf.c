@@ -21,11 +21,13 @@ int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_s
 		struct target_cfg *cfg = bpf_map_lookup_elem(&targets, &st->pid);
 
 		now = bpf_ktime_get_ns();
-		st->cb_oncpu_ns += now - st->last_on_ns;
+		add_oncpu(st, now);
 		/* still current here, so its memory is readable */
 		if (cfg)
 			ensure_ident(cfg, st, prev_tid);
 	}
+	if (st)
+		st->last_on_ns = 0;	/* off CPU until it is switched in again */
 	st = bpf_map_lookup_elem(&threads, &next_tid);
 	if (st)
 		st->last_on_ns = now ? now : bpf_ktime_get_ns();

@@ -31,7 +31,7 @@ static __always_inline void close_callback(const struct target_cfg *cfg, struct 
 	if (!(st->flags & THREAD_IN_CALLBACK))
 		return;
 	st->flags &= ~(THREAD_IN_CALLBACK | THREAD_IDENT_DONE | THREAD_ITERATION);
-	st->cb_oncpu_ns += now - st->last_on_ns;
+	add_oncpu(st, now);
 	elapsed = now - st->cb_start_ns;
 	if (!scope_reported(cfg, st, scope, elapsed))
 		return;
@@ -47,7 +47,8 @@ static __always_inline void close_callback(const struct target_cfg *cfg, struct 
 	ev->gc_ns = st->cb_gc_ns;
 	ev->folded_ns = st->folded_ns;
 	ev->folded = st->folded;
-	ev->pad2 = 0;
+	ev->omitted = st->cb_omitted;
+	ev->omitted_ns = st->cb_omitted_ns;
 	id = bpf_map_lookup_elem(&idents, &tid);
 	ev->ident_valid = id && id->callable;
 	if (id)
@@ -72,6 +73,8 @@ static __always_inline void open_scope(struct thread_state *st, __u64 now, __u64
 	st->last_nr = 0;
 	st->folded = 0;
 	st->folded_ns = 0;
+	st->cb_omitted = 0;
+	st->cb_omitted_ns = 0;
 }
 
 /* The new scope has not been named yet. */

@@ -215,6 +215,7 @@ static __always_inline bool keep_fast_call(const struct syscall_props *sp,
 	}
 	if (st->cb_blocking >= max_records_per_callback) {
 		count_lost(LOST_CALLBACK_CAP);
+		omit_operation(st, duration);
 		return false;
 	}
 	return true;
@@ -254,8 +255,10 @@ static __always_inline int sys_exit(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	ensure_ident(cfg, st, tid);
 	ev = blocking_reserve(st, pid, tid, st->sc_start_ns, SOURCE_SYSCALL);
-	if (!ev)
+	if (!ev) {
+		omit_operation(st, duration);	/* the ring buffer is full */
 		return 0;
+	}
 	ev->duration_ns = duration;
 	ev->nr = nr;
 	ev->ret = ctx->ret;

@@ -107,6 +107,13 @@ struct syscall_props {
 	__u64 skip_mask;
 };
 
+/* What every CPython object says of itself, in every supported version. */
+#define PY_OBJECT_TYPE			8		/* PyObject.ob_type */
+#define Py_TPFLAGS_LONG_SUBCLASS	(1UL << 24)	/* PyTypeObject.tp_flags: an int */
+#define Py_TPFLAGS_BYTES_SUBCLASS	(1UL << 27)	/* a bytes object */
+#define Py_TPFLAGS_UNICODE_SUBCLASS	(1UL << 28)	/* a str */
+#define PY_LONG_DIGIT_MASK		0x3fffffffu	/* a PyLong digit holds 30 bits */
+
 /*
  * Where CPython keeps what the BPF side reads, for one interpreter version. Filled by
  * user space from src/pylayout.c; every offset is bounded by the BPF code before use.
@@ -180,6 +187,9 @@ struct thread_state {
 	__u64 folded_ns;		/* their time */
 	__u64 gc_start_ns;		/* a collection in progress, 0 if none */
 	__u64 cb_gc_ns;			/* collection time inside the current callback */
+	__u64 cb_omitted_ns;		/* time of the operations not recorded (cap, full ring) */
+	__u32 cb_omitted;		/* operations of the current callback not recorded */
+	__u32 pad;
 };
 
 /* Per loop thread, with TARGET_STATS. Map "loop_stats", keyed by tid. */
@@ -221,10 +231,17 @@ enum callback_kind {
 	CB_OTHER,			/* some other callable: type name only */
 };
 
+/* What a Task's name was when BPF read it. */
+enum task_name_kind {
+	TASK_NAME_STR = 0,		/* a str, copied into task_name */
+	TASK_NAME_INT,			/* 3.12+: stored as its counter, in name_int */
+	TASK_NAME_UNKNOWN,		/* not a str or an int, or unreadable: nothing to show */
+};
+
 /* Identity of a running callback, captured while it is alive. Map "idents", keyed by tid. */
 struct callback_ident {
 	__u32 kind;			/* enum callback_kind */
-	__u32 name_is_int;		/* 3.12+: Task name stored as its counter */
+	__u32 name_kind;		/* enum task_name_kind */
 	__u64 name_int;
 	__u64 callable;
 	char type_name[AIOCOPD_TYPE_LEN];
@@ -249,6 +266,14 @@ enum blocking_source {
 	SOURCE_SYSCALL = 1,
 	SOURCE_AUDIT,
 	SOURCE_SAMPLE,			/* a CPU-clock sample: where the time went, not an operation */
+};
+
+/* Why a record's stack walk ended: only a whole stack shows where it began. */
+enum stack_end {
+	STACK_UNREAD = 0,		/* no stack was walked (no thread state found) */
+	STACK_WHOLE,			/* the chain of frames ended: every frame is there */
+	STACK_CUT,			/* deeper than the trace depth: the innermost frames are there */
+	STACK_BROKEN,			/* a frame could not be read: the frames before it are there */
 };
 
 enum report_scope {
@@ -292,7 +317,7 @@ struct event_blocking {
 	__u32 n_str;
 	__u64 folded_ns;		/* fast repeats of the previous syscall record (same call, */
 	__u32 folded;			/* same fd) folded into it rather than recorded */
-	__u32 pad;
+	__u32 stack_end;		/* enum stack_end */
 	char str[AIOCOPD_STR_LEN];	/* path, sockaddr bytes, or audit event name */
 	char arg_text[3][AIOCOPD_NAME_LEN];	/* audit arguments rendered as text */
 	struct py_frame frames[AIOCOPD_MAX_FRAMES];
@@ -311,7 +336,8 @@ struct event_callback {
 	__u64 gc_ns;			/* time spent collecting garbage inside it */
 	__u64 folded_ns;		/* repeats folded into its last syscall record */
 	__u32 folded;
-	__u32 pad2;
+	__u32 omitted;			/* operations BPF did not record (per-callback cap, full */
+	__u64 omitted_ns;		/* ring buffer), and their time */
 	struct callback_ident ident;
 };
 

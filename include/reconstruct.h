@@ -37,11 +37,12 @@ struct recon_options {
 };
 
 /*
- * Builds the report of the callback cb closed from its records (in arrival order). Leaves
- * out->ts, the wall-clock time, to the caller. Returns -ENOENT when the stacks show the
- * records ran outside any loop callback (no report), or -ENOMEM; out then holds nothing to free.
+ * Builds the report of the callback cb closed from its records (in arrival order) and what
+ * they leave out. Leaves out->ts, the wall-clock time, to the caller. Returns -ENOENT when
+ * the stacks prove the records ran outside any loop callback (no report), or -ENOMEM; out
+ * then holds nothing to free.
  */
-int reconstruct_report(const struct event_callback *cb, const struct record *recs, size_t n,
+int reconstruct_report(const struct event_callback *cb, const struct record_set *set,
 		       const struct recon_resolver *res, const struct recon_options *opt,
 		       struct report *out);
 

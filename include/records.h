@@ -22,10 +22,15 @@ struct record {
 	char *fd_path;			/* what its fd named when it arrived; NULL: none known */
 };
 
-/* The records of one callback, in arrival order, taken out of the buffer. */
+/*
+ * The records of one callback, in arrival order, taken out of the buffer, and what of the
+ * callback no record shows: operations BPF did not record and records over the cap here.
+ */
 struct record_set {
 	struct record *recs;
 	size_t n;
+	uint64_t omitted;		/* operations not itemised */
+	uint64_t omitted_ns;		/* their time, as far as it was measured */
 };
 
 struct records_stats {

@@ -27,6 +27,7 @@ struct report_event {
 	char *entry_point;		/* path:line:function */
 	char *trace;			/* full frames joined by " <- " */
 	char *trace_short;		/* basenames, first TEXT_TRACE_FRAMES frames */
+	bool trace_cut;			/* the stack went on past its outermost frame shown */
 };
 
 #define REPORT_MAX_CPU_STACKS	5	/* distinct sampled stacks kept per report */
@@ -37,6 +38,7 @@ struct report_cpu_stack {
 	char *trace;
 	char *trace_short;
 	unsigned count;
+	bool trace_cut;			/* the stack went on past its outermost frame shown */
 };
 
 struct report {
@@ -59,6 +61,8 @@ struct report {
 	struct report_cpu_stack cpu[REPORT_MAX_CPU_STACKS];	/* most frequent first */
 	size_t n_cpu;
 	unsigned cpu_samples;		/* samples taken, over all stacks */
+	uint64_t omitted;		/* operations not itemised in events (per-callback limits) */
+	double omitted_ms;		/* their time */
 };
 
 void report_free(struct report *r);

@@ -381,7 +381,7 @@ static int build_report(struct engine *e, struct watched *w, const struct event_
 	};
 	const struct recon_options opt = { .threshold_ms = e->opt.threshold_ms,
 					   .trace_depth = e->opt.trace_depth };
-	int ret = reconstruct_report(ev, set->recs, set->n, &res, &opt, out);
+	int ret = reconstruct_report(ev, set, &res, &opt, out);
 
 	if (ret == 0)
 		out->ts = engine_wall_time(e, ev->h.ts_ns);

@@ -86,6 +86,18 @@ void latin1_to_utf8(const uint8_t *in, size_t n, char *out, size_t outsz)
 	out[o] = 0;
 }
 
+/* Whether obj's type says it is a str: anything else read as one would be garbage. */
+static int check_str_type(pid_t pid, const struct py_version_layout *layout, uint64_t obj)
+{
+	uint64_t type, flags;
+	int err;
+
+	if ((err = procmem_read_u64(pid, obj + PY_OBJECT_TYPE, &type)) ||
+	    (err = procmem_read_u64(pid, type + layout->bpf.type_flags, &flags)))
+		return err;
+	return flags & Py_TPFLAGS_UNICODE_SUBCLASS ? 0 : -ENOTSUP;
+}
+
 int pyresolver_read_str(pid_t pid, const struct py_version_layout *layout, uint64_t obj,
 			char *buf, size_t bufsz)
 {
@@ -98,7 +110,8 @@ int pyresolver_read_str(pid_t pid, const struct py_version_layout *layout, uint6
 	buf[0] = 0;
 	if (!obj || bufsz < 2)
 		return -EINVAL;
-	if ((err = procmem_read_u64(pid, obj + u->str_length, &length)) ||
+	if ((err = check_str_type(pid, layout, obj)) ||
+	    (err = procmem_read_u64(pid, obj + u->str_length, &length)) ||
 	    (err = procmem_read(pid, obj + layout->bpf.str_state, &state, sizeof(state))))
 		return err;
 	if (!(state & (1u << 5)))
@@ -171,8 +184,13 @@ static void load_code(struct pyresolver *r, uint64_t code, struct code_info *ci)
 	ci->function = read_str_field(r, code, r->layout->user.code_name);
 	if (r->layout->user.code_qualname)
 		ci->qualname = read_str_field(r, code, r->layout->user.code_qualname);
-	if (procmem_read(r->pid, code + r->layout->user.code_firstlineno, &first, sizeof(first)))
-		first = -1;
+	/* a code object's lines start at 1: a lower first line is corrupt, and so would be
+	 * every line counted from it */
+	if (procmem_read(r->pid, code + r->layout->user.code_firstlineno, &first, sizeof(first)) ||
+	    first <= 0) {
+		ci->firstlineno = -1;
+		return;
+	}
 	ci->firstlineno = first;
 	read_linetable(r, code, ci);
 }
@@ -232,6 +250,7 @@ void pyresolver_locate(struct pyresolver *r, uint64_t code, uint64_t instr,
 							ci->linetable_len, ci->firstlineno,
 							(int)(instr - first_instr));
 	}
-	if (loc->line < 0)
+	/* line 0 and below are not lines: the frame's line is unknown then (-1) */
+	if (loc->line <= 0)
 		loc->line = ci->firstlineno;
 }

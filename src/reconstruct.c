@@ -25,6 +25,7 @@ struct named_stack {
 	const struct event_blocking *ev;
 	struct frame_name *frames;	/* ev->n_frames of them */
 	unsigned n;
+	bool cut;			/* BPF saw more frames than it kept (deep, or unreadable) */
 };
 
 /* ---- naming the stacks ------------------------------------------------------------------ */
@@ -61,6 +62,7 @@ static int name_stack(const struct recon_resolver *res, const struct event_block
 	unsigned n = ev->n_frames < AIOCOPD_MAX_FRAMES ? ev->n_frames : AIOCOPD_MAX_FRAMES;
 
 	out->ev = ev;
+	out->cut = n && ev->stack_end != STACK_WHOLE;
 	if (!n)
 		return 0;
 	out->frames = calloc(n, sizeof(*out->frames));
@@ -109,22 +111,31 @@ static bool is_shim_frame(const struct py_location *loc)
 	       !strchr(loc->file, '/');
 }
 
+/* "path:line:function"; a line that cannot be one (<= 0: unread, or a corrupt code object) is "?". */
+static void format_frame(char *buf, size_t bufsz, const char *file, int line, const char *function)
+{
+	if (line > 0)
+		snprintf(buf, bufsz, "%s:%d:%s", file, line, function);
+	else
+		snprintf(buf, bufsz, "%s:?:%s", file, function);
+}
+
 /* Builds trace, short trace and entry point of one record's stack. */
 static void describe_stack(const struct named_stack *s, unsigned depth, struct report_event *out)
 {
 	char *trace = calloc(1, MAX_TRACE_TEXT), *shortt = calloc(1, MAX_TRACE_TEXT);
 	char frame[1024], entry[1024] = "", innermost[1024] = "";
 	size_t used = 0, sused = 0;
-	unsigned shown = 0;
+	unsigned shown = 0, i;
 
 	if (!trace || !shortt)
 		goto out;
-	for (unsigned i = 0; i < s->n && shown < depth; i++) {
+	for (i = 0; i < s->n && shown < depth; i++) {
 		const struct py_location *loc = &s->frames[i].loc;
 
 		if (is_shim_frame(loc))
 			continue;
-		snprintf(frame, sizeof(frame), "%s:%d:%s", loc->file, loc->line, loc->function);
+		format_frame(frame, sizeof(frame), loc->file, loc->line, loc->function);
 		if (shown == 0)
 			snprintf(innermost, sizeof(innermost), "%s", frame);
 		if (!entry[0] && !is_stdlib_path(loc->file))
@@ -132,14 +143,17 @@ static void describe_stack(const struct named_stack *s, unsigned depth, struct r
 		if (used < MAX_TRACE_TEXT)
 			used += snprintf(trace + used, MAX_TRACE_TEXT - used, "%s%s",
 					 shown ? " <- " : "", frame);
-		if (shown < TEXT_TRACE_FRAMES && sused < MAX_TRACE_TEXT)
-			sused += snprintf(shortt + sused, MAX_TRACE_TEXT - sused, "%s%s:%d:%s",
-					  shown ? " <- " : "", base_name(loc->file), loc->line,
-					  loc->function);
-		else if (shown == TEXT_TRACE_FRAMES && sused < MAX_TRACE_TEXT)
+		if (shown < TEXT_TRACE_FRAMES && sused < MAX_TRACE_TEXT) {
+			format_frame(frame, sizeof(frame), base_name(loc->file), loc->line,
+				     loc->function);
+			sused += snprintf(shortt + sused, MAX_TRACE_TEXT - sused, "%s%s",
+					  shown ? " <- " : "", frame);
+		} else if (shown == TEXT_TRACE_FRAMES && sused < MAX_TRACE_TEXT) {
 			sused += snprintf(shortt + sused, MAX_TRACE_TEXT - sused, " <- ...");
+		}
 		shown++;
 	}
+	out->trace_cut = shown && (s->cut || i < s->n);
 out:
 	out->trace = trace;
 	out->trace_short = shortt;
@@ -166,12 +180,14 @@ static void name_callback(const struct event_callback *cb, struct report *r)
 	case CB_TASK_STEP:
 	case CB_TASK_WAKEUP:
 		r->is_task = true;
-		if (id->name_is_int)
+		if (id->name_kind == TASK_NAME_INT)
 			snprintf(r->task_name, sizeof(r->task_name), "Task-%llu",
 				 (unsigned long long)id->name_int);
-		else
+		else if (id->name_kind == TASK_NAME_STR)
 			copy_name(r->task_name, sizeof(r->task_name), id->task_name,
 				  sizeof(id->task_name));
+		else	/* not a str: whatever its bytes say is not a name */
+			snprintf(r->task_name, sizeof(r->task_name), "?");
 		copy_name(r->coro, sizeof(r->coro), id->qualname, sizeof(id->qualname));
 		snprintf(r->callback, sizeof(r->callback), "%s",
 			 id->kind == CB_TASK_STEP ? "Task.__step" : "Task.__wakeup");
@@ -198,6 +214,26 @@ static int coro_frame_addr(const struct recon_resolver *res, uint64_t coro, uint
 }
 
 /*
+ * A Task's name object as text: a str as it is, an int (3.12+ keeps an unnamed Task's
+ * counter) as "Task-N" the way Python names it; anything else is not a name.
+ */
+static int task_name_text(const struct recon_resolver *res, uint64_t name, struct report *r)
+{
+	const struct py_layout *l = &res->layout->bpf;
+	uint64_t type, flags, digit;
+
+	if (res->read_u64(res->ctx, name + PY_OBJECT_TYPE, &type) ||
+	    res->read_u64(res->ctx, type + l->type_flags, &flags))
+		return -1;
+	if (!(flags & Py_TPFLAGS_LONG_SUBCLASS))
+		return res->read_str(res->ctx, name, r->task_name, sizeof(r->task_name));
+	if (res->read_u64(res->ctx, name + l->long_digit, &digit))
+		return -1;
+	snprintf(r->task_name, sizeof(r->task_name), "Task-%u", (unsigned)(digit & PY_LONG_DIGIT_MASK));
+	return 0;
+}
+
+/*
  * A Task's name, through the Handle that ran it ("self" of Handle._run), trusted only when
  * the Task's coroutine owns exactly the frame the stack shows: the objects may be gone by now.
  */
@@ -212,7 +248,7 @@ static void task_name_from_handle(const struct recon_resolver *res, const struct
 	    res->read_u64(res->ctx, task + l->task_coro, &coro) ||
 	    coro_frame_addr(res, coro, &frame) || frame != coro_frame->addr ||
 	    res->read_u64(res->ctx, task + l->task_name, &name) ||
-	    res->read_str(res->ctx, name, r->task_name, sizeof(r->task_name)))
+	    task_name_text(res, name, r))
 		snprintf(r->task_name, sizeof(r->task_name), "?");
 }
 
@@ -281,27 +317,57 @@ static void attribute_from_stacks(const struct recon_resolver *res,
 		name_from_callee(res, s, at, false, r);
 }
 
+/* Where a thread's Python code begins: a script or module run, or a thread's bootstrap. */
+static bool is_thread_bottom(const struct py_location *loc)
+{
+	return !strcmp(loc->function, "<module>") || path_ends_with(loc->file, "/threading.py");
+}
+
+/*
+ * A stack proves it ran outside any callback only when it is whole (the chain of frames
+ * ended, no frame past the trace depth, none unreadable), every frame is named, it starts
+ * where a thread's code starts and no frame is Handle._run. A deep or broken stack proves
+ * nothing: the callback may be further down.
+ */
+static bool proves_outside(const struct named_stack *s)
+{
+	if (s->cut || s->ev->stack_end != STACK_WHOLE)
+		return false;
+	for (unsigned k = 0; k < s->n; k++)
+		if (!strcmp(s->frames[k].loc.file, "?") || is_handle_run(&s->frames[k].loc))
+			return false;
+	return is_thread_bottom(&s->frames[s->n - 1].loc);
+}
+
+/* Code objects that could not be read at all (the target exited) say nothing either way. */
+static bool unreadable_stack(const struct named_stack *s)
+{
+	for (unsigned k = 0; k < s->n; k++)
+		if (strcmp(s->frames[k].loc.file, "?"))
+			return false;
+	return true;
+}
+
 /*
  * A loop that stops (asyncio.run returning) leaves its last callback or iteration open until
  * the thread's next epoll_wait, maybe seconds later in another asyncio.run. What happened
- * in between ran outside any callback, and its stacks say so: such a report is dropped.
+ * in between ran outside any callback, and its stacks say so: such a report is dropped, but
+ * only when every stack that says anything proves it.
  */
 static bool outside_any_callback(const struct recon_resolver *res,
 				 const struct named_stack *stacks, size_t n)
 {
-	size_t with_stack = 0;
+	size_t proofs = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		/* code objects that could not be read (the target exited) prove nothing */
-		if (!stacks[i].n || !strcmp(stacks[i].frames[0].loc.file, "?"))
+		if (!stacks[i].n || unreadable_stack(&stacks[i]))
 			continue;
-		with_stack++;
-		for (unsigned k = 0; k < stacks[i].n; k++)
-			if (is_handle_run(&stacks[i].frames[k].loc))
-				return false;
+		if (!proves_outside(&stacks[i]))
+			return false;
+		proofs++;
 	}
 	/* uvloop's callbacks never show Handle._run: ask only when it matters */
-	return with_stack > 0 && !res->uses_uvloop(res->ctx);
+	return proofs > 0 && !res->uses_uvloop(res->ctx);
 }
 
 /* ---- operations ------------------------------------------------------------------------- */
@@ -432,7 +498,7 @@ static int add_cpu_samples(const struct named_stack *stacks, size_t n, unsigned 
 		out->cpu_samples++;
 		describe_stack(&stacks[i], depth, &stack);
 		all[n_all] = (struct report_cpu_stack){ stack.entry_point, stack.trace,
-							stack.trace_short, 1 };
+							stack.trace_short, 1, stack.trace_cut };
 		for (k = 0; k < n_all; k++)
 			if (stack.trace && all[k].trace && !strcmp(all[k].trace, stack.trace))
 				break;
@@ -466,6 +532,37 @@ static int add_cpu_samples(const struct named_stack *stacks, size_t n, unsigned 
 
 /* ---- the report ------------------------------------------------------------------------- */
 
+/*
+ * Time the operations that put the thread to sleep: off CPU by what they are. Operations run
+ * one after the other on one thread, so their sum is off-CPU time the callback certainly had.
+ */
+static double slept_ms(const struct report *r)
+{
+	double ms = 0;
+
+	for (size_t i = 0; i < r->n_events; i++)
+		if (r->events[i].category == CAT_SLEEP)
+			ms += r->events[i].duration_ms;
+	return ms;
+}
+
+/*
+ * The on-CPU share BPF counted, held to what cannot be otherwise: at most the wall time, and
+ * at most what the callback's sleeps left of it (a missed context switch must not turn a
+ * sleep into CPU time).
+ */
+static void split_cpu_time(const struct event_callback *cb, struct report *out)
+{
+	double bound = out->elapsed_ms - slept_ms(out);
+
+	out->oncpu_ms = cb->oncpu_ns / 1e6;
+	if (bound < 0)
+		bound = 0;
+	if (out->oncpu_ms > bound)
+		out->oncpu_ms = bound;
+	out->offcpu_ms = out->elapsed_ms - out->oncpu_ms;
+}
+
 static void time_callback(const struct event_callback *cb, const struct recon_options *opt,
 			  struct report *out)
 {
@@ -475,20 +572,18 @@ static void time_callback(const struct event_callback *cb, const struct recon_op
 	out->elapsed_ms = cb->duration_ns / 1e6;
 	out->threshold_ms = opt->threshold_ms;
 	out->exceeded = out->elapsed_ms >= opt->threshold_ms;
-	out->oncpu_ms = cb->oncpu_ns / 1e6;
-	if (out->oncpu_ms > out->elapsed_ms)
-		out->oncpu_ms = out->elapsed_ms;
-	out->offcpu_ms = out->elapsed_ms - out->oncpu_ms;
 	out->gc_ms = cb->gc_ns / 1e6;
 	if (out->gc_ms > out->elapsed_ms)
 		out->gc_ms = out->elapsed_ms;
 	out->by_iteration = cb->scope == SCOPE_ITERATION;
 }
 
-int reconstruct_report(const struct event_callback *cb, const struct record *recs, size_t n,
+int reconstruct_report(const struct event_callback *cb, const struct record_set *set,
 		       const struct recon_resolver *res, const struct recon_options *opt,
 		       struct report *out)
 {
+	const struct record *recs = set->recs;
+	size_t n = set->n;
 	struct named_stack *stacks = name_stacks(res, recs, n);
 	int ret = -ENOMEM;
 
@@ -507,6 +602,10 @@ int reconstruct_report(const struct event_callback *cb, const struct record *rec
 	ret = add_events(recs, stacks, n, opt->trace_depth, out);
 	if (!ret)
 		ret = add_cpu_samples(stacks, n, opt->trace_depth, out);
+	if (!ret)
+		split_cpu_time(cb, out);
+	out->omitted = set->omitted;
+	out->omitted_ms = set->omitted_ns / 1e6;
 out:
 	free_stacks(stacks, n);
 	if (ret)

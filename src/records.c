@@ -23,8 +23,10 @@ struct thread_records {
 	pid_t tid;
 	uint64_t cb_seq;		/* the callback the records belong to */
 	size_t last_syscall;		/* index of the last syscall record, NO_RECORD if none */
+	bool last_omitted;		/* the last operation record was not kept */
 	struct record *recs;		/* allocated on the first record, grown to the cap */
 	size_t n, cap;
+	uint64_t omitted, omitted_ns;	/* operations over the cap, and their time */
 };
 
 struct fd_name {
@@ -107,13 +109,22 @@ static void start_callback(struct record_buffer *b, struct thread_records *t, ui
 	t->n = 0;
 	t->cb_seq = cb_seq;
 	t->last_syscall = NO_RECORD;
+	t->last_omitted = false;
+	t->omitted = t->omitted_ns = 0;
 }
 
-/* Fast repeats of the last syscall, folded in BPF: they are its time too. */
-static void fold(struct thread_records *t, uint64_t folded_ns)
+/*
+ * Fast repeats of the last syscall, folded in BPF: they are its time too, and when that
+ * record was not kept they are not itemised either.
+ */
+static void fold(struct thread_records *t, uint32_t folded, uint64_t folded_ns)
 {
-	if (t->last_syscall < t->n)
+	if (t->last_omitted) {
+		t->omitted += folded;
+		t->omitted_ns += folded_ns;
+	} else if (t->last_syscall < t->n) {
 		t->recs[t->last_syscall].ev->duration_ns += folded_ns;
+	}
 }
 
 static int make_room(struct thread_records *t)
@@ -254,20 +265,37 @@ static struct thread_records *thread_for(struct record_buffer *b, pid_t pid, pid
 	return t;
 }
 
+/* An operation record over the cap: the report counts it, and its time, as not itemised. */
+static void omit(struct thread_records *t, const struct event_blocking *ev)
+{
+	if (ev->source == SOURCE_SAMPLE)
+		return;
+	t->omitted++;
+	t->omitted_ns += ev->duration_ns;
+	t->last_syscall = NO_RECORD;
+	t->last_omitted = true;
+}
+
 static int keep(struct thread_records *t, const struct proc_records *p,
 		const struct event_blocking *ev)
 {
 	struct record *r;
 
-	if (t->n >= AIOCOPD_MAX_PENDING || make_room(t))
+	if (t->n >= AIOCOPD_MAX_PENDING || make_room(t)) {
+		omit(t, ev);
 		return -1;
+	}
 	r = &t->recs[t->n];
 	r->ev = copy_record(ev);
-	if (!r->ev)
+	if (!r->ev) {
+		omit(t, ev);
 		return -1;
+	}
 	r->fd_path = fd_path_then(p, ev);
-	if (ev->source != SOURCE_SAMPLE)
+	if (ev->source != SOURCE_SAMPLE) {
 		t->last_syscall = ev->source == SOURCE_SYSCALL ? t->n : NO_RECORD;
+		t->last_omitted = false;
+	}
 	t->n++;
 	return 0;
 }
@@ -287,7 +315,7 @@ void records_add(struct record_buffer *b, const struct event_blocking *ev)
 	if (t->cb_seq != ev->cb_seq)
 		start_callback(b, t, ev->cb_seq);
 	if (ev->folded)
-		fold(t, ev->folded_ns);
+		fold(t, ev->folded, ev->folded_ns);
 	if (keep(t, p, ev))
 		b->dropped++;
 }
@@ -295,18 +323,22 @@ void records_add(struct record_buffer *b, const struct event_blocking *ev)
 struct record_set records_take(struct record_buffer *b, const struct event_callback *cb)
 {
 	struct thread_records *t = find_thread(b, cb->h.pid, cb->h.tid);
-	struct record_set s = { NULL, 0 };
+	struct record_set s = { NULL, 0, cb->omitted, cb->omitted_ns };
 
 	if (!t || t->cb_seq != cb->cb_seq)
 		return s;
 	if (cb->folded)
-		fold(t, cb->folded_ns);
+		fold(t, cb->folded, cb->folded_ns);
 	s.recs = t->recs;
 	s.n = t->n;
+	s.omitted += t->omitted;
+	s.omitted_ns += t->omitted_ns;
 	/* an idle thread holds no room for records */
 	t->recs = NULL;
 	t->n = t->cap = 0;
 	t->last_syscall = NO_RECORD;
+	t->last_omitted = false;
+	t->omitted = t->omitted_ns = 0;
 	return s;
 }
 
@@ -316,6 +348,7 @@ void record_set_free(struct record_set *s)
 	free(s->recs);
 	s->recs = NULL;
 	s->n = 0;
+	s->omitted = s->omitted_ns = 0;
 }
 
 void records_forget_thread(struct record_buffer *b, pid_t pid, pid_t tid)

@@ -125,6 +125,7 @@ static struct json_object *event_to_json(const struct report_event *e)
 	json_object_object_add(o, "entry_point",
 			       json_text(e->entry_point ? e->entry_point : ""));
 	json_object_object_add(o, "trace", json_text(e->trace ? e->trace : ""));
+	json_object_object_add(o, "trace_truncated", json_object_new_boolean(e->trace_cut));
 	return o;
 }
 
@@ -138,6 +139,8 @@ static struct json_object *cpu_to_json(const struct report *r)
 		json_object_object_add(o, "trace", json_text(r->cpu[i].trace ? r->cpu[i].trace : ""));
 		json_object_object_add(o, "entry_point",
 				       json_text(r->cpu[i].entry_point ? r->cpu[i].entry_point : ""));
+		json_object_object_add(o, "trace_truncated",
+				       json_object_new_boolean(r->cpu[i].trace_cut));
 		json_object_object_add(o, "count", json_object_new_int(r->cpu[i].count));
 		json_object_array_add(list, o);
 	}
@@ -176,6 +179,8 @@ struct json_object *report_to_json(const struct report *r)
 	for (size_t i = 0; i < r->n_events; i++)
 		json_object_array_add(events, event_to_json(&r->events[i]));
 	json_object_object_add(o, "blocking_events", events);
+	json_object_object_add(o, "omitted_operations", json_object_new_int64((int64_t)r->omitted));
+	json_object_object_add(o, "omitted_ms", json_rounded(r->omitted_ms, 3));
 	json_object_object_add(o, "cpu_samples", cpu_to_json(r));
 	return o;
 }
@@ -238,6 +243,18 @@ static const char *short_frame(const char *frame)
 	return slash ? slash + 1 : (frame ? frame : "?");
 }
 
+/* A stack's frames for text, and whether it went on past them. */
+static void put_trace(FILE *out, const char *trace_short, bool cut)
+{
+	if (!trace_short || !*trace_short)
+		return;
+	fputs("      ", out);
+	report_put_text(out, trace_short);
+	if (cut)
+		fputs("  [stack cut: deeper than shown]", out);
+	fputc('\n', out);
+}
+
 void report_write_text(FILE *out, const struct report *r)
 {
 	const char *what = r->is_task ? "TASK" : "CALLBACK";
@@ -268,7 +285,11 @@ void report_write_text(FILE *out, const struct report *r)
 	if (r->by_iteration)
 		fprintf(out, "  Attribution: the whole loop iteration (callbacks are probed "
 			"one by one from now on)\n");
-	fprintf(out, "  Blocking events: %zu\n", r->n_events);
+	fprintf(out, "  Blocking events: %zu", r->n_events);
+	if (r->omitted)
+		fprintf(out, "  (and %llu more operation(s), %.1fms, not itemised: "
+			"over the per-callback limit)", (unsigned long long)r->omitted, r->omitted_ms);
+	fputc('\n', out);
 	for (size_t i = 0; i < r->n_events; i++) {
 		const struct report_event *e = &r->events[i];
 
@@ -277,11 +298,7 @@ void report_write_text(FILE *out, const struct report *r)
 		fprintf(out, "  [%s, %.1fms]  at ", category_name(e->category), e->duration_ms);
 		report_put_text(out, short_frame(e->entry_point));
 		fputc('\n', out);
-		if (e->trace_short && *e->trace_short) {
-			fputs("      ", out);
-			report_put_text(out, e->trace_short);
-			fputc('\n', out);
-		}
+		put_trace(out, e->trace_short, e->trace_cut);
 	}
 	if (r->n_cpu) {
 		fprintf(out, "  CPU samples: %u\n", r->cpu_samples);
@@ -291,11 +308,7 @@ void report_write_text(FILE *out, const struct report *r)
 			fprintf(out, "  - %u sample(s)  at ", c->count);
 			report_put_text(out, short_frame(c->entry_point));
 			fputc('\n', out);
-			if (c->trace_short && *c->trace_short) {
-				fputs("      ", out);
-				report_put_text(out, c->trace_short);
-				fputc('\n', out);
-			}
+			put_trace(out, c->trace_short, c->trace_cut);
 		}
 	}
 	fputc('\n', out);

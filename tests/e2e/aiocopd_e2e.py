@@ -44,11 +44,15 @@ CATEGORIES = {"sleep", "file", "network", "dns", "subprocess", "database", "lock
 LEVELS = {"low", "medium", "high"}
 REPORT_KEYS = {"type", "ts", "pid", "tid", "elapsed_ms", "threshold_ms", "exceeded_threshold",
                "severity_score", "severity_level", "reason", "on_cpu_ms", "off_cpu_ms", "task",
-               "callback", "blocking_events", "cpu_samples", "gc_ms"}
-CPU_SAMPLE_KEYS = {"trace", "entry_point", "count"}
+               "callback", "blocking_events", "cpu_samples", "gc_ms", "omitted_operations",
+               "omitted_ms"}
+CPU_SAMPLE_KEYS = {"trace", "entry_point", "trace_truncated", "count"}
 # documented beyond SPEC section 3 (README "Two tiers of probing"): how the callback was bounded
 EXTRA_REPORT_KEYS = {"attribution": {"iteration", "callback"}}
-EVENT_KEYS = {"event", "category", "severity", "duration_ms", "syscall", "entry_point", "trace"}
+EVENT_KEYS = {"event", "category", "severity", "duration_ms", "syscall", "entry_point", "trace",
+              "trace_truncated"}
+# a frame: path:line:function, the line "?" when it cannot be known (target memory gone, corrupt)
+FRAME = re.compile(r".+:(\d+|\?):.+")
 
 
 def in_ci():
@@ -238,6 +242,11 @@ def check_report(r, threshold_ms, trace_depth=20, report_all=False):
         assert len(frames) <= trace_depth and s["entry_point"] in frames, r
     assert r["threshold_ms"] == pytest.approx(threshold_ms)
     assert r["elapsed_ms"] >= 0 and r["on_cpu_ms"] >= 0 and r["off_cpu_ms"] >= 0
+    assert isinstance(r["omitted_operations"], int) and r["omitted_operations"] >= 0, r
+    assert 0 <= r["omitted_ms"] <= r["elapsed_ms"] + 0.01, r
+    # sleeping is off CPU: the on-CPU share leaves room for the sleeps
+    slept = sum(e["duration_ms"] for e in r["blocking_events"] if e["category"] == "sleep")
+    assert r["on_cpu_ms"] <= max(0.0, r["elapsed_ms"] - slept) + 0.01, r
     assert r["on_cpu_ms"] + r["off_cpu_ms"] == pytest.approx(r["elapsed_ms"], abs=0.01)
     if abs(r["elapsed_ms"] - threshold_ms) >= 0.001:     # (elapsed_ms is rounded)
         assert r["exceeded_threshold"] == (r["elapsed_ms"] >= threshold_ms), r
@@ -263,7 +272,10 @@ def check_report(r, threshold_ms, trace_depth=20, report_all=False):
         frames = e["trace"].split(" <- ") if e["trace"] else []
         assert len(frames) <= trace_depth, e
         for f in frames:
-            assert re.fullmatch(r".+:\d+:.+", f), f"frame is not path:line:function: {f!r}"
+            assert FRAME.fullmatch(f), f"frame is not path:line:function: {f!r}"
+            line = f.rsplit(":", 2)[1]
+            assert line == "?" or int(line) > 0, f"a line that cannot be one: {f!r}"
+        assert isinstance(e["trace_truncated"], bool), e
         if frames:
             outside = [f for f in frames if not is_stdlib(f.rsplit(":", 2)[0])]
             assert e["entry_point"] == (outside[0] if outside else frames[0]), e

@@ -3,7 +3,7 @@ output escapes them for the terminal; a killed trace leaves nothing beside its o
 import os
 import signal
 
-from aiocopd_e2e import ATTACH_TIMEOUT, frame_of
+from aiocopd_e2e import ATTACH_TIMEOUT, PROGRAMS, frame_of
 
 
 def test_text_output_escapes_a_hostile_task_name(harness, python):
@@ -25,6 +25,25 @@ def test_text_output_escapes_a_hostile_task_name(harness, python):
     assert named, f"the task name is not shown escaped:\n{text}"
     site = frame_of("hostile_name.py", "block", "blocker").rsplit("/", 1)[1]
     assert f"at {site}" in text, text
+
+
+def test_corrupt_frames_and_names_are_unknown(harness, python):
+    """A code object with a negative co_firstlineno and a Task whose name is a bytes object
+    dressed as a str: the report shows an unknown line and an unknown name, never the
+    target's numbers or bytes (issue 9 item 8)."""
+    target, run = harness.watch(python, "hostile_frames.py", "--all", duration=2)
+    assert run.rc == 0, run.describe()
+    raw = b"".join(run.proc.raw_lines("out"))
+    assert b"forged" not in raw and b"1519441556" not in raw, raw[:600]
+    reports = [r for r in run.reports if r["task"] and r["task"]["coro"] == "hostile_blocker"
+               and r["elapsed_ms"] >= 50]
+    assert len(reports) >= 3, run.describe()
+    site = f"{PROGRAMS / 'hostile_frames.py'}:?:corrupt_sleeper"
+    for r in reports:
+        assert r["task"]["name"] == "?", r
+        sleeps = [e for e in r["blocking_events"] if e["category"] == "sleep"]
+        assert sleeps and all(e["entry_point"] == site for e in sleeps), r
+        assert all(e["trace"].startswith(site + " <- ") for e in sleeps), r
 
 
 def test_a_killed_trace_leaves_no_temporary_file(harness, python, tmp_path):

@@ -41,6 +41,8 @@ enum {
 	CODE_RUNNER,
 	CODE_MODULE,
 	CODE_GONE,		/* unreadable: its process exited */
+	CODE_CORRUPT,		/* its co_firstlineno was overwritten: a line below 1 */
+	CODE_RECURSE,		/* the application recursing deep below its callback */
 };
 
 struct fake_code {
@@ -59,6 +61,8 @@ static const struct fake_code fake_codes[] = {
 	{ CODE_RUN_ONCE, STDLIB "base_events.py", "_run_once", "BaseEventLoop._run_once", 1922 },
 	{ CODE_RUNNER, STDLIB "runners.py", "run", "Runner.run", 118 },
 	{ CODE_MODULE, "/srv/app.py", "<module>", "<module>", 30 },
+	{ CODE_CORRUPT, "/srv/app.py", "corrupt", "corrupt", -1519441556 },
+	{ CODE_RECURSE, "/srv/deep.py", "recurse", "recurse", 5 },
 };
 
 /* Target memory: the Handle that runs a Task step, down to the Task's name. */
@@ -68,7 +72,11 @@ enum {
 	TASK = 0x30000,
 	CORO = 0x40000,
 	TASK_NAME = 0x50000,
+	STR_TYPE = 0x60000,
+	INT_TYPE = 0x70000,
+	OTHER_TYPE = 0x80000,	/* a type object that cannot be read */
 };
+
 
 struct fake_word {
 	uint64_t addr, val;
@@ -76,7 +84,7 @@ struct fake_word {
 
 struct fake_target {
 	const struct py_version_layout *layout;
-	struct fake_word words[8];
+	struct fake_word words[16];
 	size_t n_words;
 	bool uvloop;
 	unsigned uvloop_asked;
@@ -125,8 +133,14 @@ static bool fake_uses_uvloop(void *ctx)
 	return t->uvloop;
 }
 
+/* The word at addr becomes val, in place when it is already there. */
 static void set_word(struct fake_target *t, uint64_t addr, uint64_t val)
 {
+	for (size_t i = 0; i < t->n_words; i++)
+		if (t->words[i].addr == addr) {
+			t->words[i].val = val;
+			return;
+		}
 	assert_true(t->n_words < sizeof(t->words) / sizeof(t->words[0]));
 	t->words[t->n_words++] = (struct fake_word){ addr, val };
 }
@@ -140,6 +154,7 @@ struct fixture {
 	struct event_callback cb;
 	struct record recs[16];
 	size_t n;
+	uint64_t omitted, omitted_ns;	/* what the record set says was not itemised */
 	struct report report;
 };
 
@@ -208,6 +223,7 @@ static struct event_blocking *add_record(struct fixture *f, unsigned source, uns
 static void set_stack(struct event_blocking *e, const uint64_t *codes, unsigned n)
 {
 	e->n_frames = n;
+	e->stack_end = STACK_WHOLE;
 	for (unsigned i = 0; i < n; i++)
 		e->frames[i] = (struct py_frame){ .code = codes[i], .instr = 0x10,
 						  .addr = 0x900000 + i * 0x100 };
@@ -230,6 +246,8 @@ static void set_task_stack(struct fake_target *t, struct event_blocking *e, bool
 	set_word(t, STEP_WRAPPER + l->bpf.stepwrapper_task, TASK);
 	set_word(t, TASK + l->bpf.task_coro, handle_alive ? CORO : CORO + 0x1000);
 	set_word(t, TASK + l->bpf.task_name, TASK_NAME);
+	set_word(t, TASK_NAME + PY_OBJECT_TYPE, STR_TYPE);
+	set_word(t, STR_TYPE + l->bpf.type_flags, Py_TPFLAGS_UNICODE_SUBCLASS);
 }
 
 /* Durations are sums of nanoseconds shown in milliseconds. */
@@ -240,7 +258,9 @@ static void assert_ms(double got, double want)
 
 static int reconstruct(struct fixture *f)
 {
-	return reconstruct_report(&f->cb, f->recs, f->n, &f->res, &f->opt, &f->report);
+	const struct record_set set = { f->recs, f->n, f->omitted, f->omitted_ns };
+
+	return reconstruct_report(&f->cb, &set, &f->res, &f->opt, &f->report);
 }
 
 /* ---- operations ------------------------------------------------------------------------ */
@@ -303,8 +323,7 @@ static void test_folded_repeats_add_their_time(void **state)
 	records_add(b, wr);
 	set = records_take(b, &f->cb);
 	assert_int_equal(set.n, 2);
-	assert_int_equal(reconstruct_report(&f->cb, set.recs, set.n, &f->res, &f->opt,
-					    &f->report), 0);
+	assert_int_equal(reconstruct_report(&f->cb, &set, &f->res, &f->opt, &f->report), 0);
 	assert_int_equal(f->report.n_events, 2);
 	assert_string_equal(f->report.events[0].event, "read(fd 3)");
 	assert_ms(f->report.events[0].duration_ms, 3);
@@ -424,7 +443,209 @@ static void test_unreadable_stack_kept(void **state)
 	assert_int_equal(reconstruct(f), 0);
 	assert_string_equal(f->report.callback, "<loop iteration>");
 	assert_int_equal(f->report.n_events, 1);
-	assert_string_equal(f->report.events[0].entry_point, "?:-1:?");
+	/* nothing is known of the frame, its line included */
+	assert_string_equal(f->report.events[0].entry_point, "?:?:?");
+}
+
+/*
+ * A slow callback deeper than --trace-depth: BPF kept the innermost frames, so Handle._run
+ * is not among them. That proves nothing: the report stays, says its stack was cut, and
+ * points at the innermost frame (issue 9 item 2).
+ */
+static void deep_stack(struct fixture *f, unsigned depth)
+{
+	static const uint64_t deep[20] = { CODE_RECURSE, CODE_RECURSE, CODE_RECURSE,
+					   CODE_RECURSE, CODE_RECURSE, CODE_RECURSE,
+					   CODE_RECURSE, CODE_RECURSE, CODE_RECURSE,
+					   CODE_RECURSE, CODE_RECURSE, CODE_RECURSE,
+					   CODE_RECURSE, CODE_RECURSE, CODE_RECURSE,
+					   CODE_RECURSE, CODE_RECURSE, CODE_RECURSE,
+					   CODE_RECURSE, CODE_HANDLER };
+	struct event_blocking *e = add_record(f, SOURCE_SYSCALL, __NR_clock_nanosleep, 50 * MS);
+
+	f->opt.trace_depth = depth;
+	set_stack(e, deep, depth);
+	e->stack_end = STACK_CUT;
+}
+
+static void test_deep_stack_reported_cut_unarmed(void **state)
+{
+	struct fixture *f = *state;
+
+	whole_iteration(f);
+	deep_stack(f, 20);
+	assert_int_equal(reconstruct(f), 0);
+	assert_int_equal(f->report.n_events, 1);
+	assert_string_equal(f->report.events[0].entry_point, "/srv/deep.py:5:recurse");
+	assert_true(f->report.events[0].trace_cut);
+	assert_int_equal(f->report.events[0].category, CAT_SLEEP);
+}
+
+static void test_deep_stack_reported_cut_armed(void **state)
+{
+	struct fixture *f = *state;
+
+	f->cb.ident_valid = 1;
+	f->cb.ident.kind = CB_TASK_STEP;
+	snprintf(f->cb.ident.task_name, sizeof(f->cb.ident.task_name), "deep-task");
+	snprintf(f->cb.ident.qualname, sizeof(f->cb.ident.qualname), "deep");
+	deep_stack(f, 20);
+	assert_int_equal(reconstruct(f), 0);
+	assert_true(f->report.is_task);
+	assert_string_equal(f->report.task_name, "deep-task");
+	assert_true(f->report.events[0].trace_cut);
+	assert_string_equal(f->report.events[0].trace_short,
+			    "deep.py:5:recurse <- deep.py:5:recurse <- deep.py:5:recurse <- "
+			    "deep.py:5:recurse <- ...");
+}
+
+/* A whole stack of exactly --trace-depth frames is not cut. */
+static void test_whole_stack_at_depth_not_cut(void **state)
+{
+	static const uint64_t stack[] = { CODE_WORK, CODE_HANDLE_RUN, CODE_RUN_ONCE };
+	struct fixture *f = *state;
+
+	named_function(f, "Server.on_timer");
+	f->opt.trace_depth = 3;
+	set_stack(add_record(f, SOURCE_SYSCALL, __NR_nanosleep, 60 * MS), stack, 3);
+	assert_int_equal(reconstruct(f), 0);
+	assert_false(f->report.events[0].trace_cut);
+}
+
+/*
+ * A target that corrupts a frame pointer: the walk stops at a frame it cannot read, or goes
+ * on through frames that name nothing, or ends early at a NULL. None of these proves the
+ * stall ran outside a callback.
+ */
+static void test_broken_stack_kept(void **state)
+{
+	static const uint64_t stack[] = { CODE_WORK, CODE_MODULE };
+	struct fixture *f = *state;
+	struct event_blocking *e = add_record(f, SOURCE_SYSCALL, __NR_nanosleep, 60 * MS);
+
+	whole_iteration(f);
+	set_stack(e, stack, 2);
+	e->stack_end = STACK_BROKEN;
+	assert_int_equal(reconstruct(f), 0);
+	assert_true(f->report.events[0].trace_cut);
+}
+
+static void test_stack_through_garbage_kept(void **state)
+{
+	static const uint64_t stack[] = { CODE_WORK, CODE_GONE, CODE_MODULE };
+	struct fixture *f = *state;
+
+	whole_iteration(f);
+	set_stack(add_record(f, SOURCE_SYSCALL, __NR_nanosleep, 60 * MS), stack, 3);
+	assert_int_equal(reconstruct(f), 0);
+	assert_int_equal(f->report.n_events, 1);
+}
+
+static void test_stack_ending_early_kept(void **state)
+{
+	static const uint64_t stack[] = { CODE_WORK, CODE_HANDLER };
+	struct fixture *f = *state;
+
+	whole_iteration(f);
+	set_stack(add_record(f, SOURCE_SYSCALL, __NR_nanosleep, 60 * MS), stack, 2);
+	assert_int_equal(reconstruct(f), 0);
+	assert_int_equal(f->report.n_events, 1);
+}
+
+/* ---- values that cannot be right -------------------------------------------------------- */
+
+/* A corrupt co_firstlineno gives lines below 1: shown as unknown, not as a number. */
+static void test_impossible_line_shown_unknown(void **state)
+{
+	static const uint64_t stack[] = { CODE_CORRUPT, CODE_HANDLE_RUN };
+	struct fixture *f = *state;
+
+	named_function(f, "Server.on_timer");
+	set_stack(add_record(f, SOURCE_SYSCALL, __NR_nanosleep, 60 * MS), stack, 2);
+	assert_int_equal(reconstruct(f), 0);
+	assert_string_equal(f->report.events[0].entry_point, "/srv/app.py:?:corrupt");
+	assert_string_equal(f->report.events[0].trace_short,
+			    "app.py:?:corrupt <- events.py:80:_run");
+}
+
+/* BPF found no str where the Task keeps its name: the report does not make one up. */
+static void test_task_name_not_a_str_is_unknown(void **state)
+{
+	struct fixture *f = *state;
+
+	f->cb.ident_valid = 1;
+	f->cb.ident.kind = CB_TASK_STEP;
+	f->cb.ident.name_kind = TASK_NAME_UNKNOWN;
+	memcpy(f->cb.ident.task_name, "\x15\x01junk", 7);
+	snprintf(f->cb.ident.qualname, sizeof(f->cb.ident.qualname), "handler");
+	assert_int_equal(reconstruct(f), 0);
+	assert_string_equal(f->report.task_name, "?");
+}
+
+/*
+ * Through Handle._run: an int name is 3.12's counter (read as a str, its digit was a raw
+ * 0x15 byte in text); a type that cannot be read names nothing. (pyresolver_read_str
+ * refuses objects that are not str: test_pyresolve.c.)
+ */
+static void test_task_name_through_handle_checks_type(void **state)
+{
+	struct fixture *f = *state;
+	const struct py_layout *l = &f->target.layout->bpf;
+
+	reconstruct_task_step(f, true);
+	assert_string_equal(f->report.task_name, "the-sleeper");
+	report_free(&f->report);
+	/* the same Task, its name now an int object */
+	set_word(&f->target, TASK_NAME + PY_OBJECT_TYPE, INT_TYPE);
+	set_word(&f->target, INT_TYPE + l->type_flags, Py_TPFLAGS_LONG_SUBCLASS);
+	set_word(&f->target, TASK_NAME + l->long_digit, 21);
+	assert_int_equal(reconstruct(f), 0);
+	assert_string_equal(f->report.task_name, "Task-21");
+	report_free(&f->report);
+	/* a type whose flags cannot be read */
+	set_word(&f->target, TASK_NAME + PY_OBJECT_TYPE, OTHER_TYPE);
+	assert_int_equal(reconstruct(f), 0);
+	assert_string_equal(f->report.task_name, "?");
+}
+
+/* A sleep is off CPU: a callback that slept 60 of its 62 ms was on CPU at most 2 ms. */
+static void test_oncpu_bounded_by_sleep(void **state)
+{
+	static const uint64_t stack[] = { CODE_WORK, CODE_HANDLE_RUN };
+	struct fixture *f = *state;
+
+	named_function(f, "Server.on_timer");
+	f->cb.oncpu_ns = 58 * MS;	/* a missed context switch counted the sleep */
+	set_stack(add_record(f, SOURCE_SYSCALL, __NR_clock_nanosleep, 60 * MS), stack, 2);
+	assert_int_equal(reconstruct(f), 0);
+	assert_ms(f->report.oncpu_ms, 2);
+	assert_ms(f->report.offcpu_ms, 60);
+}
+
+static void test_oncpu_bounded_by_wall_time(void **state)
+{
+	struct fixture *f = *state;
+
+	named_function(f, "Server.on_timer");
+	f->cb.oncpu_ns = 90 * MS;
+	assert_int_equal(reconstruct(f), 0);
+	assert_ms(f->report.oncpu_ms, 62);
+	assert_ms(f->report.offcpu_ms, 0);
+}
+
+/* What the record set could not itemise reaches the report (issue 9 item 6). */
+static void test_omitted_operations_reported(void **state)
+{
+	static const uint64_t stack[] = { CODE_WORK, CODE_HANDLE_RUN };
+	struct fixture *f = *state;
+
+	named_function(f, "Server.on_timer");
+	set_stack(add_record(f, SOURCE_SYSCALL, __NR_newfstatat, 1000), stack, 2);
+	f->omitted = 4946;
+	f->omitted_ns = 9500 * 1000;
+	assert_int_equal(reconstruct(f), 0);
+	assert_int_equal(f->report.omitted, 4946);
+	assert_ms(f->report.omitted_ms, 9.5);
 }
 
 /* ---- stacks ---------------------------------------------------------------------------- */
@@ -532,8 +753,7 @@ static void test_fd_names_captured_at_record_time(void **state)
 		records_add(b, f->recs[i].ev);
 	set = records_take(b, &f->cb);
 	assert_int_equal(set.n, 4);
-	assert_int_equal(reconstruct_report(&f->cb, set.recs, set.n, &f->res, &f->opt,
-					    &f->report), 0);
+	assert_int_equal(reconstruct_report(&f->cb, &set, &f->res, &f->opt, &f->report), 0);
 	assert_int_equal(f->report.n_events, 4);
 	for (size_t i = 0; i < 4; i++)
 		assert_string_equal(f->report.events[i].event, want[i]);
@@ -563,6 +783,25 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_outside_any_callback_dropped, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_unreadable_stack_kept, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deep_stack_reported_cut_unarmed, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_deep_stack_reported_cut_armed, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_whole_stack_at_depth_not_cut, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_broken_stack_kept, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stack_through_garbage_kept, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stack_ending_early_kept, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_impossible_line_shown_unknown, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_task_name_not_a_str_is_unknown, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_task_name_through_handle_checks_type, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_oncpu_bounded_by_sleep, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_oncpu_bounded_by_wall_time, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_omitted_operations_reported, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_cpu_samples_grouped_most_frequent_first,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trace_depth_skips_shim_frames, setup,

@@ -240,6 +240,47 @@ static void test_long_paths_bounded(void **state)
 	record_set_free(&set);
 }
 
+/*
+ * Records over the cap, and the repeats BPF folded into them, are not itemised: the set says
+ * how many operations and how much time that was, with what BPF itself did not record.
+ */
+static void test_records_over_the_cap_are_counted(void **state)
+{
+	struct record_buffer *b = *state;
+	struct event_callback cb = callback_of(PID_A, PID_A, 3);
+	struct record_set set;
+
+	for (unsigned i = 0; i < AIOCOPD_MAX_PENDING + 10; i++) {
+		record(PID_A, PID_A, 3, 1);
+		ev.duration_ns = 1000;
+		records_add(b, &ev);
+	}
+	/* a repeat of the last record (not kept) folded into the next one, which is a sample */
+	record(PID_A, PID_A, 3, 1);
+	ev.source = SOURCE_SAMPLE;
+	ev.folded = 5;
+	ev.folded_ns = 500;
+	records_add(b, &ev);
+	cb.omitted = 100;		/* BPF's own: over its cap */
+	cb.omitted_ns = 20000;
+	set = records_take(b, &cb);
+	assert_int_equal(set.n, AIOCOPD_MAX_PENDING);
+	assert_int_equal(set.omitted, 100 + 10 + 5);	/* the sample is no operation */
+	assert_int_equal(set.omitted_ns, 20000 + 10 * 1000 + 500);
+	/* the kept records did not get the folded time of one that was not kept */
+	for (size_t i = 0; i < set.n; i++)
+		assert_int_equal(set.recs[i].ev->duration_ns, 1000);
+	record_set_free(&set);
+	/* the next callback starts from nothing */
+	cb = callback_of(PID_A, PID_A, 4);
+	records_add(b, record(PID_A, PID_A, 4, 1));
+	set = records_take(b, &cb);
+	assert_int_equal(set.n, 1);
+	assert_int_equal(set.omitted, 0);
+	assert_int_equal(set.omitted_ns, 0);
+	record_set_free(&set);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -252,6 +293,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fd_names_per_process_and_forget_process, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_long_paths_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_records_over_the_cap_are_counted, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

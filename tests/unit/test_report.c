@@ -730,10 +730,10 @@ static void add_cpu_stacks(struct report *r)
 {
 	r->cpu[0] = (struct report_cpu_stack){ xstrdup("/srv/app.py:20:crunch"),
 		xstrdup("/srv/app.py:20:crunch <- /srv/app.py:31:step"),
-		xstrdup("app.py:20:crunch <- app.py:31:step"), 7 };
+		xstrdup("app.py:20:crunch <- app.py:31:step"), 7, false };
 	r->cpu[1] = (struct report_cpu_stack){ xstrdup("/srv/app.py:21:crunch"),
 		xstrdup("/srv/app.py:21:crunch <- /srv/app.py:31:step"),
-		xstrdup("app.py:21:crunch <- app.py:31:step"), 2 };
+		xstrdup("app.py:21:crunch <- app.py:31:step"), 2, true };
 	r->n_cpu = 2;
 	r->cpu_samples = 9;
 }
@@ -758,10 +758,66 @@ static void test_cpu_samples(void **state)
 	assert_int_equal(json_object_get_int(json_object_object_get(first, "count")), 7);
 	assert_int_equal(json_object_get_int(json_object_object_get(
 				json_object_array_get_idx(list, 1), "count")), 2);
+	assert_false(json_object_get_boolean(json_object_object_get(first, "trace_truncated")));
+	assert_true(json_object_get_boolean(json_object_object_get(
+				json_object_array_get_idx(list, 1), "trace_truncated")));
 	json_object_put(o);
 	buf = capture(report_write_text, &r, &len);
 	assert_contains(buf, "\n  CPU samples: 9\n  - 7 sample(s)  at app.py:20:crunch\n"
 			     "      app.py:20:crunch <- app.py:31:step\n  - 2 sample(s)");
+	free(buf);
+	report_free(&r);
+}
+
+/*
+ * A report that could not show everything says so: a stack deeper than its frames shown, and
+ * operations over the per-callback limits, in text and in JSON (issue 9 items 2 and 6).
+ */
+static void test_cut_report_says_so(void **state)
+{
+	struct json_object *o, *e;
+	struct report r;
+	size_t len;
+	char *buf;
+
+	make_sleeper(&r);
+	r.events[0].trace_cut = true;
+	r.omitted = 4946;
+	r.omitted_ms = 9.512;
+	o = report_to_json(&r);
+	e = json_object_array_get_idx(get(o, "blocking_events"), 0);
+	assert_true(json_object_get_boolean(get_typed(e, "trace_truncated", json_type_boolean)));
+	assert_int_equal(json_object_get_int64(get_typed(o, "omitted_operations", json_type_int)),
+			 4946);
+	assert_close(get_number(o, "omitted_ms"), 9.512, 1e-9);
+	json_object_put(o);
+	buf = capture(report_write_text, &r, &len);
+	assert_contains(buf, "\n  Blocking events: 1  (and 4946 more operation(s), 9.5ms, "
+			     "not itemised: over the per-callback limit)\n");
+	assert_contains(buf, "base_events.py:1922:_run_once <- ...  [stack cut: deeper than "
+			     "shown]\n");
+	free(buf);
+	report_free(&r);
+}
+
+/* A report that shows everything says that too: nothing omitted, no stack cut. */
+static void test_whole_report_says_nothing_cut(void **state)
+{
+	struct json_object *o, *e;
+	struct report r;
+	size_t len;
+	char *buf;
+
+	make_sleeper(&r);
+	o = report_to_json(&r);
+	e = json_object_array_get_idx(get(o, "blocking_events"), 0);
+	assert_false(json_object_get_boolean(get_typed(e, "trace_truncated", json_type_boolean)));
+	assert_int_equal(json_object_get_int64(get_typed(o, "omitted_operations", json_type_int)),
+			 0);
+	json_object_put(o);
+	buf = capture(report_write_text, &r, &len);
+	assert_null(strstr(buf, "not itemised"));
+	assert_null(strstr(buf, "stack cut"));
 	free(buf);
 	report_free(&r);
 }
@@ -849,6 +905,8 @@ int main(void)
 		cmocka_unit_test(test_text_under_threshold_events),
 		cmocka_unit_test(test_cpu_samples),
 		cmocka_unit_test(test_no_cpu_samples_is_an_empty_list),
+		cmocka_unit_test(test_cut_report_says_so),
+		cmocka_unit_test(test_whole_report_says_nothing_cut),
 		cmocka_unit_test(test_gc_ms),
 	};
 	int failed = 0;
