@@ -432,19 +432,15 @@ def run_for_each_interpreter(fn, parallel=2):
 
 # ---- BPF programs --------------------------------------------------------------------------
 
-# the kernel keeps 15 characters of a program's name
-AIOCOPD_PROG_NAMES = ("context_run_ent", "audit_entry", "audit_tstate_en", "sched_switch",
-                      "cpu_sample", "gc_collect_entr", "gc_collect_retu", "gc_start_usdt",
-                      "gc_done_usdt", "context_enter_e", "process_fork", "process_exec",
-                      "process_entry",
-                      "thread_exit", "syscall_enter", "syscall_exit")
-AIOCOPD_PROG_PREFIXES = ("enter_", "exit_", "epoll_")
+def aiocopd_prog_names():
+    """The names of the BPF object's programs, from the skeleton built beside the binary."""
+    skeleton = Path(AIOCOPD).parent / "aiocopd.skel.h"
+    return set(re.findall(r"struct bpf_program \*(\w+);", skeleton.read_text()))
 
 
 def is_aiocopd_prog_name(name):
     # the kernel keeps 15 characters of a program's name when it cannot use BTF
-    return (any(name.startswith(n[:15]) for n in AIOCOPD_PROG_NAMES)
-            or name.startswith(AIOCOPD_PROG_PREFIXES))
+    return any(name[:15] == n[:15] for n in aiocopd_prog_names())
 
 
 def bpf_programs():

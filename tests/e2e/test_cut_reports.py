@@ -1,6 +1,8 @@
 """Reports that cannot show everything say so (issue 9 items 2 and 6): a stack deeper than
 --trace-depth is reported with its innermost frames and marked cut, and a callback with more
 operations than aiocopd itemises says how many it left out and how long they took."""
+import re
+
 import pytest
 
 from aiocopd_e2e import frame_of
@@ -22,7 +24,9 @@ def test_deep_stack_is_reported_cut(harness, python, tier):
     for r in reports:
         assert r["elapsed_ms"] >= 50 and r["exceeded_threshold"], r
         e = next(e for e in r["blocking_events"] if e["entry_point"] == site)
-        assert e["category"] == "sleep" and e["event"] == "time.sleep(0.05)", e
+        # (named from the syscall's length when its timeout could not be read: 0.05x)
+        assert e["category"] == "sleep", e
+        assert re.fullmatch(r"time\.sleep\(0\.05\d?\)", e["event"]), e
         frames = e["trace"].split(" <- ")
         assert frames[0] == site and len(frames) == run.trace_depth, e
         assert all(f.endswith(":descend") for f in frames[:run.trace_depth - 2]), e
