@@ -13,29 +13,13 @@ import tempfile
 
 import pytest
 
-from aiocopd_e2e import AIOCOPD, INTERPRETERS, PROGRAMS, Interpreter
+from aiocopd_e2e import (AIOCOPD, INTERPRETERS, PROGRAMS, Interpreter, as_nobody_with,
+                         as_root_with)
 
 PYTHON = Interpreter("debian", INTERPRETERS["debian"])
-NOBODY = 65534
 ENOUGH = ["bpf", "perfmon", "sys_ptrace"]          # root, uprobe_multi links (Linux 6.6+)
 MODES = ["live", "all", "trace", "exec"]
 PERF_UPROBES = {"AIOCOPD_NO_UPROBE_MULTI": "1"}    # the way kernels before 6.6 attach
-
-
-def caps_arg(caps):
-    return ",".join(["-all"] + [f"+{c}" for c in caps])
-
-
-def as_root(caps):
-    """Root keeping only caps: its bounding set is all an exec can give it."""
-    return ["setpriv", f"--bounding-set={caps_arg(caps)}", "--inh-caps=-all",
-            "--ambient-caps=-all", "--"]
-
-
-def as_nobody(caps):
-    """User nobody holding caps as ambient capabilities, kept across exec."""
-    return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-            f"--inh-caps={caps_arg(caps)}", f"--ambient-caps={caps_arg(caps)}", "--"]
 
 
 @pytest.fixture
@@ -88,13 +72,13 @@ def sleeper_reports(p, mode, out_dir):
 # words of its purpose)
 REFUSED = {
     # perf-event uprobes take CAP_SYS_ADMIN again on this kernel
-    "root-perf-uprobes": (as_root(ENOUGH), PERF_UPROBES, "CAP_SYS_ADMIN", "perf events"),
+    "root-perf-uprobes": (as_root_with(ENOUGH), PERF_UPROBES, "CAP_SYS_ADMIN", "perf events"),
     # tracefs is mounted, in a directory only root may enter (0700)
-    "nobody-tracefs": (as_nobody(ENOUGH), {}, "CAP_DAC_READ_SEARCH", "tracefs"),
-    "nobody-perf-uprobes": (as_nobody(ENOUGH + ["dac_read_search"]), PERF_UPROBES,
+    "nobody-tracefs": (as_nobody_with(ENOUGH), {}, "CAP_DAC_READ_SEARCH", "tracefs"),
+    "nobody-perf-uprobes": (as_nobody_with(ENOUGH + ["dac_read_search"]), PERF_UPROBES,
                             "CAP_SYS_ADMIN", "perf events"),
-    "root-no-ptrace": (as_root(["bpf", "perfmon"]), {}, "CAP_SYS_PTRACE", "memory"),
-    "root-no-perfmon": (as_root(["bpf", "sys_ptrace"]), {}, "CAP_PERFMON", "attach"),
+    "root-no-ptrace": (as_root_with(["bpf", "perfmon"]), {}, "CAP_SYS_PTRACE", "memory"),
+    "root-no-perfmon": (as_root_with(["bpf", "sys_ptrace"]), {}, "CAP_PERFMON", "attach"),
 }
 
 
@@ -117,7 +101,8 @@ def test_tracefs_not_mounted_names_cap_sys_admin(harness, shared_dir):
     if shutil.which("unshare") is None:
         pytest.fail("unshare (util-linux) is needed for a mount namespace without tracefs")
     target = harness.target(PYTHON, "sleeper.py", env={"E2E_LIFETIME": "20"})
-    inner = " ".join(as_root(ENOUGH) + [AIOCOPD, "-p", str(target.pid), "--json", "-d", "1"])
+    inner = " ".join(as_root_with(ENOUGH) + [AIOCOPD, "-p", str(target.pid), "--json",
+                                            "-d", "1"])
     p = harness.spawn(["unshare", "--mount", "--propagation", "private", "sh", "-c",
                        f"umount /sys/kernel/tracing 2>/dev/null; exec {inner}"])
     assert p.wait(timeout=60) == 1, p.describe()
@@ -129,9 +114,9 @@ def test_tracefs_not_mounted_names_cap_sys_admin(harness, shared_dir):
 
 # what is enough, on this kernel: (who, extra environment)
 ENOUGH_SETS = {
-    "root-bpf-perfmon-ptrace": (as_root(ENOUGH), {}),
-    "nobody-plus-dac-read-search": (as_nobody(ENOUGH + ["dac_read_search"]), {}),
-    "root-perf-uprobes-with-sys-admin": (as_root(ENOUGH + ["sys_admin"]), PERF_UPROBES),
+    "root-bpf-perfmon-ptrace": (as_root_with(ENOUGH), {}),
+    "nobody-plus-dac-read-search": (as_nobody_with(ENOUGH + ["dac_read_search"]), {}),
+    "root-perf-uprobes-with-sys-admin": (as_root_with(ENOUGH + ["sys_admin"]), PERF_UPROBES),
 }
 
 
