@@ -70,6 +70,13 @@ int target_inspect(pid_t pid, const struct target_options *opts, struct py_targe
  */
 int target_runtime_fd(const struct py_target *t);
 
+/*
+ * A file name as /proc/PID/maps shows it (a newline as "\012") and back; out is always
+ * terminated, cut short rather than overrun. Several names show the same: open none unchecked.
+ */
+void target_maps_name_escape(const char *name, char *out, size_t outsz);
+void target_maps_name_unescape(const char *shown, char *out, size_t outsz);
+
 /* Whether the process maps a file whose path contains needle (e.g. "/uvloop/loop."). */
 bool target_maps_file(pid_t pid, const char *needle);
 

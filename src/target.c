@@ -131,25 +131,32 @@ bool target_maps_file(pid_t pid, const char *needle)
  * name read there is ambiguous: the file may be named with a newline or with those four
  * characters. Neither form is trusted; both are only candidates checked by inode.
  */
-static void maps_escape(const char *name, char *out, size_t outsz)
+void target_maps_name_escape(const char *name, char *out, size_t outsz)
 {
 	size_t o = 0;
 
-	for (; *name && o + 5 <= outsz; name++) {
-		if (*name == '\n') {
+	if (!outsz)
+		return;
+	for (; *name; name++) {
+		size_t need = *name == '\n' ? 4 : 1;
+
+		if (o + need >= outsz)
+			break;
+		if (*name == '\n')
 			memcpy(out + o, "\\012", 4);
-			o += 4;
-		} else {
-			out[o++] = *name;
-		}
+		else
+			out[o] = *name;
+		o += need;
 	}
 	out[o] = 0;
 }
 
-static void maps_unescape(const char *shown, char *out, size_t outsz)
+void target_maps_name_unescape(const char *shown, char *out, size_t outsz)
 {
 	size_t o = 0;
 
+	if (!outsz)
+		return;
 	while (*shown && o + 1 < outsz) {
 		if (strncmp(shown, "\\012", 4) == 0) {
 			out[o++] = '\n';
@@ -262,7 +269,7 @@ static int open_mapped_file(pid_t pid, const struct target_mapping *m, const cha
 	fd = open_path_only(path, &st);
 	if (fd >= 0 || fd == -ENOENT)
 		return fd;	/* ENOENT: not mapped there (any more) */
-	maps_unescape(shown, name, sizeof(name));
+	target_maps_name_unescape(shown, name, sizeof(name));
 	for (int i = 0; i < 3; i++) {
 		if (i == 0)
 			snprintf(path, sizeof(path), "/proc/%d/exe", pid);
@@ -303,7 +310,7 @@ static int open_runtime(struct py_target *t, struct elf_file **ef, char *err, si
 		return fail(err, errsz, errno == ENOENT ? TARGET_NO_PROCESS : TARGET_NO_ACCESS,
 			    "cannot read %s: %s", link, strerror(errno));
 	exe[n] = 0;
-	maps_escape(exe, rs.exe, sizeof(rs.exe));
+	target_maps_name_escape(exe, rs.exe, sizeof(rs.exe));
 	ret = for_each_mapping(t->pid, note_runtime, &rs);
 	if (ret < 0)
 		return fail(err, errsz, ret == -ENOENT ? TARGET_NO_PROCESS : TARGET_NO_ACCESS,
