@@ -18,6 +18,7 @@ enum privilege {
 	PRIV_TRACEFS_READ,	/* look tracepoints up in tracefs (root's, mode 0700) */
 	PRIV_TRACEFS_MOUNT,	/* mount tracefs where it is not mounted */
 	PRIV_PERF_UPROBES,	/* uprobes made through perf_event_open */
+	PRIV_MAP_FILES,		/* open a mapped file through /proc/PID/map_files/ */
 	PRIV_COUNT
 };
 

@@ -15,12 +15,15 @@
 
 #include "privileges.h"
 
-/* Capabilities newer than some uapi headers (Linux 5.8). */
+/* Capabilities newer than some uapi headers (Linux 5.8, 5.9). */
 #ifndef CAP_PERFMON
 #define CAP_PERFMON	38
 #endif
 #ifndef CAP_BPF
 #define CAP_BPF		39
+#endif
+#ifndef CAP_CHECKPOINT_RESTORE
+#define CAP_CHECKPOINT_RESTORE	40
 #endif
 
 #define NO_CAP		(-1)
@@ -48,6 +51,9 @@ static const struct {
 				"to attach uprobes through perf events, as aiocopd does where the "
 				"kernel has no uprobe_multi links (before Linux 6.6) or "
 				"AIOCOPD_NO_UPROBE_MULTI=1 is set" },
+	[PRIV_MAP_FILES] = { CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN, "CAP_CHECKPOINT_RESTORE",
+			     "to open the file through /proc/PID/map_files/, the kernel's own "
+			     "link to what the target mapped" },
 };
 
 /* Our effective set; false when the kernel will not say (then it decides at each call). */

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "elf_file.h"
+#include "privileges.h"
 #include "procmem.h"
 #include "pydebug.h"
 #include "runtime_cache.h"
@@ -252,6 +253,12 @@ static int open_path_only(const char *path, struct stat *st)
 	return fd;
 }
 
+/* -ESRCH when pid has exited, else err. */
+static int gone_or(pid_t pid, int err)
+{
+	return kill(pid, 0) && errno == ESRCH ? -ESRCH : err;
+}
+
 /*
  * The file a mapping of pid shows, as an O_PATH descriptor. map_files/ is the kernel's own
  * link to it (following it takes CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN); without those,
@@ -267,8 +274,10 @@ static int open_mapped_file(pid_t pid, const struct target_mapping *m, const cha
 	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, m->start,
 		 m->end);
 	fd = open_path_only(path, &st);
-	if (fd >= 0 || fd == -ENOENT)
-		return fd;	/* ENOENT: not mapped there (any more) */
+	if (fd >= 0)
+		return fd;
+	if (fd == -ENOENT)
+		return gone_or(pid, -ENOENT);	/* not mapped there any more */
 	target_maps_name_unescape(shown, name, sizeof(name));
 	for (int i = 0; i < 3; i++) {
 		if (i == 0)
@@ -283,7 +292,19 @@ static int open_mapped_file(pid_t pid, const struct target_mapping *m, const cha
 			return fd;
 		close(fd);
 	}
-	return kill(pid, 0) && errno == ESRCH ? -ESRCH : -ENOENT;
+	return gone_or(pid, -ENOENT);
+}
+
+/* No name leads to the mapped file (deleted, replaced): map_files/ was the way, if we may. */
+static int cannot_open_mapped(const struct py_target *t, char *err, size_t errsz)
+{
+	char why[256] = "";
+
+	if (!privileges_have(PRIV_MAP_FILES))
+		privileges_fail(PRIV_MAP_FILES, why, sizeof(why));
+	return fail(err, errsz, TARGET_NO_ACCESS, "cannot open %s as PID %d maps it: no name "
+		    "leads to its device and inode%s%s", t->runtime_path, t->pid,
+		    why[0] ? "; " : "", why);
 }
 
 /* Opens what an O_PATH descriptor names, through the descriptor: no path is looked up again. */
@@ -324,10 +345,7 @@ static int open_runtime(struct py_target *t, struct elf_file **ef, char *err, si
 	if (fd == -ESRCH)
 		return fail(err, errsz, TARGET_NO_PROCESS, "no such process: %d", t->pid);
 	if (fd < 0)
-		return fail(err, errsz, TARGET_NO_ACCESS, "cannot open %s as PID %d maps it: "
-			    "no name leads to its device and inode (opening it through "
-			    "/proc/%d/map_files/ needs CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN)",
-			    t->runtime_path, t->pid, t->pid);
+		return cannot_open_mapped(t, err, errsz);
 	ret = elf_file_reopen(fd, ef);
 	close(fd);
 	if (ret)

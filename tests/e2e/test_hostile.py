@@ -83,12 +83,20 @@ def runtime_under_a_newline_name(tmp_path, kind):
         shutil.copy2(INTERPRETERS["debian"], real / name)
         interp, env = Interpreter("newline-debian", str(real / name)), {}
     else:
-        name = "libpython3.11.so.1.0"
-        pyenv = INTERPRETERS["pyenv"]
-        shutil.copy2(os.path.join(os.path.dirname(pyenv), "..", "lib", name), real / name)
-        interp, env = Interpreter("newline-pyenv", pyenv), {"LD_LIBRARY_PATH": str(real)}
+        interp, env, copy = pyenv_with_libpython_in(real)
+        name = copy.name
     os.mkfifo(decoys / name)
     return interp, env, decoys / name
+
+
+def pyenv_with_libpython_in(directory):
+    """pyenv's 3.11 loading a copy of its libpython from directory: (interpreter, its
+    environment, the copy)."""
+    name = "libpython3.11.so.1.0"
+    pyenv = INTERPRETERS["pyenv"]
+    copy = directory / name
+    shutil.copy2(os.path.join(os.path.dirname(pyenv), "..", "lib", name), copy)
+    return Interpreter("pyenv-copy", pyenv), {"LD_LIBRARY_PATH": str(directory)}, copy
 
 
 @pytest.mark.parametrize("privileges", ["root", "bpf-perfmon-ptrace"])
@@ -114,3 +122,28 @@ def test_runtime_is_opened_as_mapped_not_by_its_shown_name(harness, tmp_path, ki
         assert [r for r in reports if r["task"]["coro"] == "sleeper"], p.describe()
     finally:
         watch.close()
+
+
+@pytest.mark.parametrize("privileges", ["root", "bpf-perfmon-ptrace"])
+def test_deleted_runtime_is_opened_through_map_files(harness, tmp_path, privileges):
+    """The runtime file deleted once mapped: no name leads to it, /proc/PID/map_files/ does.
+    With every capability aiocopd reports the target; without CAP_CHECKPOINT_RESTORE (or
+    CAP_SYS_ADMIN) it refuses, in one line naming that capability."""
+    if not os.path.exists(INTERPRETERS["pyenv"]):
+        pytest.skip(f"{INTERPRETERS['pyenv']} is not installed")
+    interp, env, copy = pyenv_with_libpython_in(tmp_path)
+    target = harness.target(interp, "sleeper.py", env=env)
+    os.unlink(copy)
+    prefix = [] if privileges == "root" else as_root_with(["bpf", "perfmon", "sys_ptrace"])
+    p = harness.spawn(prefix + [AIOCOPD, "-p", target.pid, "--json", "-d", "2"])
+    rc = p.wait(timeout=60)
+    if privileges == "root":
+        assert rc == 0, p.describe()
+        reports = [json.loads(l) for l in p.stdout]
+        assert [r for r in reports if r["task"]["coro"] == "sleeper"], p.describe()
+    else:
+        assert rc == 1, p.describe()
+        assert len(p.stderr) == 1, p.describe()
+        line = p.stderr[0]
+        assert "(deleted) as PID" in line and "missing privileges: CAP_CHECKPOINT_RESTORE" \
+            in line and "map_files" in line, line
