@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 /* Longest build id we accept; real ones are 8 to 20 bytes. */
 #define ELF_BUILD_ID_MAX	64
@@ -42,6 +43,9 @@ int elf_file_open(const char *path, struct elf_file **out);
 void elf_file_close(struct elf_file *ef);
 
 void elf_file_identity(const struct elf_file *ef, struct elf_file_id *id);
+/* The identity of the file st describes, and whether two identities are the same file. */
+void elf_file_id_of(const struct stat *st, struct elf_file_id *id);
+bool elf_file_id_equal(const struct elf_file_id *a, const struct elf_file_id *b);
 
 /* e_type: ET_EXEC, ET_DYN, ... (see <elf.h>). */
 int elf_file_type(const struct elf_file *ef);

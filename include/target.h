@@ -24,11 +24,19 @@ enum target_error {
 	TARGET_NO_SYMBOL,		/* a probe address could not be resolved */
 };
 
+/* One mapping of a file: where, and which file (device and inode as /proc/PID/maps says). */
+struct target_mapping {
+	uint64_t start, end;
+	unsigned dev_major, dev_minor;
+	uint64_t ino;
+};
+
 struct py_target {
 	pid_t pid;
 	char comm[32];
-	char runtime_path[PATH_MAX];	/* as the target maps it */
-	char open_path[PATH_MAX + 32];	/* how we open it: through /proc/PID/root */
+	char runtime_path[PATH_MAX];	/* as /proc/PID/maps shows it: for people, never opened */
+	struct target_mapping runtime_map;	/* its first mapping */
+	struct elf_file_id runtime_id;	/* the file the offsets below were read from */
 	uint64_t bias;			/* load bias of the runtime */
 	int major, minor, micro;
 	char version[32];		/* "3.11.2" */
@@ -55,6 +63,20 @@ struct target_options {
 /* Fills t; on failure returns a negative enum target_error and writes a message to err. */
 int target_inspect(pid_t pid, const struct target_options *opts, struct py_target *t,
 		   char *err, size_t errsz);
+
+/*
+ * An O_PATH descriptor of t's runtime file as t->pid maps it now, or -errno (-ESRCH: gone,
+ * -ESTALE: another file than the one inspected). Open or attach to it as /proc/self/fd/N:
+ * the kernel then takes this very file and never looks a name up that the target controls.
+ */
+int target_runtime_fd(const struct py_target *t);
+
+/*
+ * A file name as /proc/PID/maps shows it (a newline as "\012") and back; out is always
+ * terminated, cut short rather than overrun. Several names show the same: open none unchecked.
+ */
+void target_maps_name_escape(const char *name, char *out, size_t outsz);
+void target_maps_name_unescape(const char *shown, char *out, size_t outsz);
 
 /* Whether the process maps a file whose path contains needle (e.g. "/uvloop/loop."). */
 bool target_maps_file(pid_t pid, const char *needle);

@@ -4,24 +4,16 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <linux/capability.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
-#include <sys/syscall.h>
 #include <syslog.h>
 #include <unistd.h>
 
 #include "cli.h"
-
-#ifndef CAP_PERFMON
-#define CAP_PERFMON	38
-#endif
-#ifndef CAP_BPF
-#define CAP_BPF		39
-#endif
+#include "privileges.h"
 
 /* Which help a usage error points to: "aiocopd", "aiocopd trace" or "aiocopd exec". */
 const char *cli_command = "aiocopd";
@@ -220,39 +212,13 @@ int cli_parse_args(enum cli_command which, int argc, char **argv, const char *us
 	return 0;
 }
 
-static bool has_cap(const struct __user_cap_data_struct *d, int cap)
-{
-	return d[cap / 32].effective & (1u << (cap % 32));
-}
-
-/* Names the capabilities we lack, or returns false when we have what we need. */
-static bool missing_caps(char *buf, size_t bufsz)
-{
-	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
-	struct __user_cap_data_struct data[2] = {};
-	bool admin;
-	size_t used = 0;
-
-	buf[0] = 0;
-	if (syscall(SYS_capget, &hdr, data))
-		return false;	/* cannot tell: let the kernel decide */
-	admin = has_cap(data, CAP_SYS_ADMIN);
-	if (!admin && !has_cap(data, CAP_BPF))
-		used += snprintf(buf + used, bufsz - used, "%sCAP_BPF", used ? ", " : "");
-	if (!admin && !has_cap(data, CAP_PERFMON) && used < bufsz)
-		used += snprintf(buf + used, bufsz - used, "%sCAP_PERFMON", used ? ", " : "");
-	if (!has_cap(data, CAP_SYS_PTRACE) && used < bufsz)
-		used += snprintf(buf + used, bufsz - used, "%sCAP_SYS_PTRACE", used ? ", " : "");
-	return used > 0;
-}
-
 bool cli_check_privileges(void)
 {
-	char caps[128];
+	char msg[512];
 
-	if (!missing_caps(caps, sizeof(caps)))
+	if (privileges_check_start(msg, sizeof(msg)))
 		return true;
-	fprintf(stderr, "aiocopd: missing privileges: needs %s (run as root)\n", caps);
+	fprintf(stderr, "aiocopd: %s\n", msg);
 	return false;
 }
 

@@ -30,7 +30,8 @@ static const char usage_text[] =
 "  -h, --help              show this help ('aiocopd trace --help', 'aiocopd exec --help')\n"
 "      --version           show the version\n"
 "\n"
-"Needs root, or CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE.\n"
+"Needs root, or CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE (a user other than root also\n"
+"CAP_DAC_READ_SEARCH; see PRIVILEGES in aiocopd(8) for older kernels).\n"
 "Exit status: 0 after Ctrl-C, SIGTERM, --duration or the target's exit; 1 on errors;\n"
 "2 on usage errors. See aiocopd(8).\n";
 

@@ -250,10 +250,7 @@ int elf_file_open(const char *path, struct elf_file **out)
 		goto err_close;
 	}
 	ef->size = (uint64_t)st.st_size;
-	ef->id.dev = (uint64_t)st.st_dev;
-	ef->id.ino = (uint64_t)st.st_ino;
-	ef->id.size = ef->size;
-	ef->id.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	elf_file_id_of(&st, &ef->id);
 
 	err = check_header(ef);
 	if (err)
@@ -296,6 +293,20 @@ int elf_file_type(const struct elf_file *ef)
 void elf_file_identity(const struct elf_file *ef, struct elf_file_id *id)
 {
 	*id = ef->id;
+}
+
+void elf_file_id_of(const struct stat *st, struct elf_file_id *id)
+{
+	id->dev = (uint64_t)st->st_dev;
+	id->ino = (uint64_t)st->st_ino;
+	id->size = (uint64_t)st->st_size;
+	id->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+bool elf_file_id_equal(const struct elf_file_id *a, const struct elf_file_id *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	       a->mtime_ns == b->mtime_ns;
 }
 
 int elf_file_entry_offset(const struct elf_file *ef, uint64_t *offset)

@@ -153,7 +153,6 @@ static void on_fork(void *ctx, pid_t pid, pid_t parent)
 		return;
 	t = p->target;
 	t.pid = pid;
-	snprintf(t.open_path, sizeof(t.open_path), "/proc/%d/root%s", pid, t.runtime_path);
 	t.layout = &t.layout_copy;
 	if (!engine_watch(f->engine, &t, ENGINE_WATCH_LAZY, err, sizeof(err)))
 		engine_log(f->engine, LOG_INFO, "PID %d (fork of %d) runs unwatched: %s", pid,

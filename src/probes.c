@@ -22,6 +22,7 @@
 
 #include "aiocopd.skel.h"
 #include "classify.h"
+#include "privileges.h"
 #include "probes.h"
 #include "syscall_table.h"
 
@@ -53,11 +54,15 @@ static int ensure_tracefs(char *err, size_t errsz)
 {
 	struct stat st;
 
-	if (stat("/sys/kernel/tracing/events", &st) == 0 ||
-	    stat("/sys/kernel/debug/tracing/events", &st) == 0)
+	if (stat("/sys/kernel/tracing/events", &st) == 0)
+		return 0;
+	if (errno == EACCES)	/* mounted, in a directory we may not enter */
+		return privileges_fail(PRIV_TRACEFS_READ, err, errsz);
+	if (stat("/sys/kernel/debug/tracing/events", &st) == 0)
 		return 0;
 	if (mount("nodev", "/sys/kernel/tracing", "tracefs", 0, NULL) && errno != EBUSY)
-		return fail(err, errsz, -errno, "cannot mount tracefs on /sys/kernel/tracing: %s",
+		return privileges_denied(errno) ? privileges_fail(PRIV_TRACEFS_MOUNT, err, errsz) :
+		       fail(err, errsz, -errno, "cannot mount tracefs on /sys/kernel/tracing: %s",
 			    strerror(errno));
 	return 0;
 }
@@ -220,6 +225,8 @@ int probes_open(struct probes *p, probes_event_fn fn, void *ctx, char *err, size
 	ret = prepare_uprobes(p);
 	if (ret)
 		return fail(err, errsz, ret, "cannot start: %s", strerror(-ret));
+	if (!p->ulinks.multi && !privileges_perf_uprobes_allowed())
+		return privileges_fail(PRIV_PERF_UPROBES, err, errsz);
 	ret = aiocopd_bpf__load(p->skel);
 	if (ret)
 		return fail(err, errsz, ret, "cannot load the BPF programs: %s "
@@ -237,13 +244,37 @@ int probes_open(struct probes *p, probes_event_fn fn, void *ctx, char *err, size
 	return 0;
 }
 
+/*
+ * Sites in the target's runtime, attached through a descriptor of the very file it maps:
+ * the kernel resolves the path it is given, and a name the target chose could lead elsewhere.
+ */
+static struct ulink *attach_sites(struct probes *p, struct bpf_program *prog,
+				  const struct py_target *t, const struct elf_usdt_site *sites,
+				  size_t n, bool retprobe)
+{
+	char path[32];
+	struct ulink *l;
+	int fd = target_runtime_fd(t), saved;
+
+	if (fd < 0) {
+		errno = -fd;
+		return NULL;
+	}
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	l = ulink_attach(&p->ulinks, prog, t->pid, path, sites, n, retprobe);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return l;
+}
+
 /* One program on one function entry (or its returns) of the target's runtime. */
 static struct ulink *attach_at(struct probes *p, struct bpf_program *prog,
 			       const struct py_target *t, uint64_t offset, bool retprobe)
 {
 	struct elf_usdt_site site = { .offset = offset };
 
-	return ulink_attach(&p->ulinks, prog, t->pid, t->open_path, &site, 1, retprobe);
+	return attach_sites(p, prog, t, &site, 1, retprobe);
 }
 
 static void detach_gc(struct probes *p, struct target_links *l)
@@ -269,11 +300,10 @@ static void attach_gc(struct probes *p, const struct py_target *t, struct target
 						true) : NULL;
 		l->gc_source = "gc_collect_main";
 	} else if (t->gc_usdt) {
-		l->gc[0] = ulink_attach(&p->ulinks, s->progs.gc_start_usdt, t->pid, t->open_path,
-					t->gc_start, t->n_gc_start, false);
-		l->gc[1] = l->gc[0] ? ulink_attach(&p->ulinks, s->progs.gc_done_usdt, t->pid,
-						   t->open_path, t->gc_done, t->n_gc_done,
-						   false) : NULL;
+		l->gc[0] = attach_sites(p, s->progs.gc_start_usdt, t, t->gc_start, t->n_gc_start,
+					false);
+		l->gc[1] = l->gc[0] ? attach_sites(p, s->progs.gc_done_usdt, t, t->gc_done,
+						   t->n_gc_done, false) : NULL;
 		l->gc_source = "USDT gc__start/gc__done";
 	}
 	if (!l->gc[0] || !l->gc[1])
@@ -364,6 +394,9 @@ int probes_arm(struct probes *p, const struct py_target *t, struct target_links 
 			continue;
 		ret = -errno;
 		probes_disarm(p, t, l);
+		if (privileges_denied(ret))
+			return privileges_fail(p->ulinks.multi ? PRIV_PERFMON : PRIV_PERF_UPROBES,
+					       err, errsz);
 		return fail(err, errsz, ret, "cannot attach a uprobe to %s in %s: %s",
 			    probes[i].name, t->runtime_path, strerror(-ret));
 	}

@@ -11,9 +11,7 @@
 
 static bool key_equal(const struct runtime_key *a, const struct runtime_key *b)
 {
-	return a->file.dev == b->file.dev && a->file.ino == b->file.ino &&
-	       a->file.size == b->file.size && a->file.mtime_ns == b->file.mtime_ns &&
-	       a->build_id_len == b->build_id_len &&
+	return elf_file_id_equal(&a->file, &b->file) && a->build_id_len == b->build_id_len &&
 	       memcmp(a->build_id, b->build_id, a->build_id_len) == 0;
 }
 

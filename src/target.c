@@ -4,20 +4,28 @@
  * /proc/PID/maps (libpython3.X.so, else the executable), its version read from Py_Version,
  * and context_run resolved through .symtab, then the build-id debug file, then the "run"
  * entry of PyContext_Type.tp_methods read from the target's memory (stripped builds).
+ * The runtime file is opened as the kernel mapped it, never by a name the target could
+ * redirect: /proc/PID/map_files/ where we may, else a name checked against the mapping's
+ * device and inode before anything is opened (O_PATH), then reopened through that descriptor.
  * What the runtime file alone says is worked out once per file and cached (runtime_cache.h);
  * each process then costs a look at its maps, and its memory where the file cannot tell.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "elf_file.h"
+#include "privileges.h"
 #include "procmem.h"
 #include "pydebug.h"
 #include "runtime_cache.h"
@@ -28,9 +36,10 @@
 #define METHOD_DEF_SIZE		32	/* sizeof(PyMethodDef) on 64-bit */
 
 struct mapping {
-	uint64_t start, end, offset;
+	struct target_mapping file;	/* address range and the file's device and inode */
+	uint64_t offset;
 	char perms[5];
-	char path[PATH_MAX];
+	char path[PATH_MAX];		/* as /proc/PID/maps shows it: a newline is "\012" */
 };
 
 static int fail(char *err, size_t errsz, int code, const char *fmt, ...)
@@ -48,8 +57,9 @@ static bool parse_map_line(const char *line, struct mapping *m)
 	int path_at = 0;
 
 	memset(m, 0, sizeof(*m));
-	if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %4s %" SCNx64 " %*s %*u %n",
-		   &m->start, &m->end, m->perms, &m->offset, &path_at) < 4)
+	if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %4s %" SCNx64 " %x:%x %" SCNu64 " %n",
+		   &m->file.start, &m->file.end, m->perms, &m->offset, &m->file.dev_major,
+		   &m->file.dev_minor, &m->file.ino, &path_at) < 7)
 		return false;
 	if (path_at > 0 && line[path_at] == '/')
 		snprintf(m->path, sizeof(m->path), "%.*s", (int)strcspn(line + path_at, "\n"),
@@ -117,25 +127,72 @@ bool target_maps_file(pid_t pid, const char *needle)
 	return ps.found;
 }
 
+/*
+ * /proc/PID/maps writes a newline in a path as "\012" (and nothing else escaped), so a
+ * name read there is ambiguous: the file may be named with a newline or with those four
+ * characters. Neither form is trusted; both are only candidates checked by inode.
+ */
+void target_maps_name_escape(const char *name, char *out, size_t outsz)
+{
+	size_t o = 0;
+
+	if (!outsz)
+		return;
+	for (; *name; name++) {
+		size_t need = *name == '\n' ? 4 : 1;
+
+		if (o + need >= outsz)
+			break;
+		if (*name == '\n')
+			memcpy(out + o, "\\012", 4);
+		else
+			out[o] = *name;
+		o += need;
+	}
+	out[o] = 0;
+}
+
+void target_maps_name_unescape(const char *shown, char *out, size_t outsz)
+{
+	size_t o = 0;
+
+	if (!outsz)
+		return;
+	while (*shown && o + 1 < outsz) {
+		if (strncmp(shown, "\\012", 4) == 0) {
+			out[o++] = '\n';
+			shown += 4;
+		} else {
+			out[o++] = *shown++;
+		}
+	}
+	out[o] = 0;
+}
+
 struct runtime_search {
-	char libpython[PATH_MAX];
-	char exe[PATH_MAX];
-	bool exe_mapped;
+	char exe[PATH_MAX];		/* the executable's name as maps shows it */
+	struct mapping libpython, exe_map;
 };
 
 static int note_runtime(const struct mapping *m, void *arg)
 {
 	struct runtime_search *rs = arg;
 
-	if (!rs->libpython[0] && is_libpython(m->path))
-		snprintf(rs->libpython, sizeof(rs->libpython), "%s", m->path);
-	if (strcmp(m->path, rs->exe) == 0)
-		rs->exe_mapped = true;
+	if (!rs->libpython.path[0] && is_libpython(m->path))
+		rs->libpython = *m;
+	if (!rs->exe_map.path[0] && strcmp(m->path, rs->exe) == 0)
+		rs->exe_map = *m;
 	return 0;
 }
 
+static bool same_file(const struct mapping *m, const struct target_mapping *f)
+{
+	return m->file.dev_major == f->dev_major && m->file.dev_minor == f->dev_minor &&
+	       m->file.ino == f->ino;
+}
+
 struct bias_search {
-	const char *path;
+	const struct target_mapping *file;
 	uint64_t file_offset;
 	uint64_t start;
 	bool found;
@@ -145,15 +202,15 @@ static int find_base(const struct mapping *m, void *arg)
 {
 	struct bias_search *bs = arg;
 
-	if (strcmp(m->path, bs->path) || m->offset != bs->file_offset)
+	if (!same_file(m, bs->file) || m->offset != bs->file_offset)
 		return 0;
-	bs->start = m->start;
+	bs->start = m->file.start;
 	bs->found = true;
 	return 1;
 }
 
 struct exec_search {
-	const char *path;
+	const struct target_mapping *file;
 	uint64_t addr;
 	bool inside;
 };
@@ -162,9 +219,9 @@ static int addr_in_exec_mapping(const struct mapping *m, void *arg)
 {
 	struct exec_search *es = arg;
 
-	if (strcmp(m->path, es->path) || m->perms[2] != 'x')
+	if (!same_file(m, es->file) || m->perms[2] != 'x')
 		return 0;
-	if (es->addr >= m->start && es->addr < m->end) {
+	if (es->addr >= m->file.start && es->addr < m->file.end) {
 		es->inside = true;
 		return 1;
 	}
@@ -182,30 +239,136 @@ static int not_python(const struct py_target *t, char *err, size_t errsz)
 		    t->pid, t->comm, t->runtime_path);
 }
 
+/* An O_PATH descriptor of a regular file, which opening did not open (no FIFO, no device). */
+static int open_path_only(const char *path, struct stat *st)
+{
+	int fd = open(path, O_PATH | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
+		close(fd);
+		return -ENOEXEC;
+	}
+	return fd;
+}
+
+/* -ESRCH when pid has exited, else err. */
+static int gone_or(pid_t pid, int err)
+{
+	return kill(pid, 0) && errno == ESRCH ? -ESRCH : err;
+}
+
+/*
+ * The file a mapping of pid shows, as an O_PATH descriptor. map_files/ is the kernel's own
+ * link to it (following it takes CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN); without those,
+ * /proc/PID/exe and the names maps shows (read in the target's root) are tried, and the one
+ * whose device and inode are the mapping's wins. Returns the descriptor or -errno.
+ */
+static int open_mapped_file(pid_t pid, const struct target_mapping *m, const char *shown)
+{
+	char name[PATH_MAX], path[PATH_MAX + 64];
+	struct stat st;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, m->start,
+		 m->end);
+	fd = open_path_only(path, &st);
+	if (fd >= 0)
+		return fd;
+	if (fd == -ENOENT)
+		return gone_or(pid, -ENOENT);	/* not mapped there any more */
+	target_maps_name_unescape(shown, name, sizeof(name));
+	for (int i = 0; i < 3; i++) {
+		if (i == 0)
+			snprintf(path, sizeof(path), "/proc/%d/exe", pid);
+		else
+			snprintf(path, sizeof(path), "/proc/%d/root%s", pid, i == 1 ? name : shown);
+		fd = open_path_only(path, &st);
+		if (fd < 0)
+			continue;
+		if (major(st.st_dev) == m->dev_major && minor(st.st_dev) == m->dev_minor &&
+		    st.st_ino == m->ino)
+			return fd;
+		close(fd);
+	}
+	return gone_or(pid, -ENOENT);
+}
+
+/* No name leads to the mapped file (deleted, replaced): map_files/ was the way, if we may. */
+static int cannot_open_mapped(const struct py_target *t, char *err, size_t errsz)
+{
+	char why[256] = "";
+
+	if (!privileges_have(PRIV_MAP_FILES))
+		privileges_fail(PRIV_MAP_FILES, why, sizeof(why));
+	return fail(err, errsz, TARGET_NO_ACCESS, "cannot open %s as PID %d maps it: no name "
+		    "leads to its device and inode%s%s", t->runtime_path, t->pid,
+		    why[0] ? "; " : "", why);
+}
+
+/* Opens what an O_PATH descriptor names, through the descriptor: no path is looked up again. */
+static int elf_file_reopen(int fd, struct elf_file **ef)
+{
+	char path[32];
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	return elf_file_open(path, ef);
+}
+
 /* Chooses the file that holds the interpreter and opens it. */
 static int open_runtime(struct py_target *t, struct elf_file **ef, char *err, size_t errsz)
 {
 	struct runtime_search rs = {};
-	char link[64];
+	const struct mapping *m;
+	char link[64], exe[PATH_MAX];
 	ssize_t n;
-	int ret;
+	int ret, fd;
 
 	snprintf(link, sizeof(link), "/proc/%d/exe", t->pid);
-	n = readlink(link, rs.exe, sizeof(rs.exe) - 1);
+	n = readlink(link, exe, sizeof(exe) - 1);
 	if (n < 0)
 		return fail(err, errsz, errno == ENOENT ? TARGET_NO_PROCESS : TARGET_NO_ACCESS,
 			    "cannot read %s: %s", link, strerror(errno));
-	rs.exe[n] = 0;
+	exe[n] = 0;
+	target_maps_name_escape(exe, rs.exe, sizeof(rs.exe));
 	ret = for_each_mapping(t->pid, note_runtime, &rs);
 	if (ret < 0)
 		return fail(err, errsz, ret == -ENOENT ? TARGET_NO_PROCESS : TARGET_NO_ACCESS,
 			    "cannot read /proc/%d/maps: %s", t->pid, strerror(-ret));
-	snprintf(t->runtime_path, sizeof(t->runtime_path), "%s",
-		 rs.libpython[0] ? rs.libpython : rs.exe);
-	snprintf(t->open_path, sizeof(t->open_path), "/proc/%d/root%s", t->pid, t->runtime_path);
-	if (elf_file_open(t->open_path, ef))
+	m = rs.libpython.path[0] ? &rs.libpython : &rs.exe_map;
+	snprintf(t->runtime_path, sizeof(t->runtime_path), "%s", m->path[0] ? m->path : rs.exe);
+	if (!m->path[0])
 		return not_python(t, err, errsz);
+	t->runtime_map = m->file;
+	fd = open_mapped_file(t->pid, &t->runtime_map, m->path);
+	if (fd == -ESRCH)
+		return fail(err, errsz, TARGET_NO_PROCESS, "no such process: %d", t->pid);
+	if (fd < 0)
+		return cannot_open_mapped(t, err, errsz);
+	ret = elf_file_reopen(fd, ef);
+	close(fd);
+	if (ret)
+		return not_python(t, err, errsz);
+	elf_file_identity(*ef, &t->runtime_id);
 	return 0;
+}
+
+int target_runtime_fd(const struct py_target *t)
+{
+	struct elf_file_id now = {};
+	struct stat st;
+	int fd = open_mapped_file(t->pid, &t->runtime_map, t->runtime_path);
+
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &st) == 0)
+		elf_file_id_of(&st, &now);
+	if (!elf_file_id_equal(&now, &t->runtime_id)) {
+		close(fd);
+		return -ESTALE;		/* not the file we read the offsets from */
+	}
+	return fd;
 }
 
 #define RODATA_SCAN_MAX	(16u << 20)
@@ -473,7 +636,7 @@ static int apply_file(struct py_target *t, const struct runtime_file *rf, char *
 static int compute_bias(struct py_target *t, const struct runtime_file *rf, char *err,
 			size_t errsz)
 {
-	struct bias_search bs = { .path = t->runtime_path, .file_offset = rf->load_offset };
+	struct bias_search bs = { .file = &t->runtime_map, .file_offset = rf->load_offset };
 
 	for_each_mapping(t->pid, find_base, &bs);
 	if (!bs.found)
@@ -489,7 +652,7 @@ static int find_in_type_methods(const struct py_target *t, struct elf_file *ef, 
 {
 	uint64_t type, size, methods, entry[2];
 	char name[8];
-	struct exec_search es = { .path = t->runtime_path };
+	struct exec_search es = { .file = &t->runtime_map };
 
 	if (elf_file_find_symbol(ef, "PyContext_Type", false, &type, &size))
 		return -ENOENT;

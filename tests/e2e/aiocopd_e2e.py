@@ -62,6 +62,23 @@ def in_ci():
 # ---- privileges and prerequisites ----------------------------------------------------------
 
 NOT_ROOT = "aiocopd end-to-end tests need root (BPF programs, perf events, ptrace)"
+NOBODY = 65534
+
+
+def _caps_arg(caps):
+    return ",".join(["-all"] + [f"+{c}" for c in caps])
+
+
+def as_root_with(caps):
+    """argv prefix: root keeping only caps (its bounding set is all an exec can give it)."""
+    return ["setpriv", f"--bounding-set={_caps_arg(caps)}", "--inh-caps=-all",
+            "--ambient-caps=-all", "--"]
+
+
+def as_nobody_with(caps):
+    """argv prefix: user nobody holding caps as ambient capabilities, kept across exec."""
+    return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+            f"--inh-caps={_caps_arg(caps)}", f"--ambient-caps={_caps_arg(caps)}", "--"]
 
 
 _binary_problem = []

@@ -1,9 +1,17 @@
 """Hostile or unlucky circumstances: target strings are the target's to choose, so text
-output escapes them for the terminal; a killed trace leaves nothing beside its output."""
+output escapes them for the terminal, and values read from corrupt memory show as unknown; a
+killed trace leaves nothing beside its output; the
+names a target maps its files under are its to choose, so aiocopd opens what it mapped."""
+import json
 import os
+import shutil
 import signal
+import threading
 
-from aiocopd_e2e import ATTACH_TIMEOUT, PROGRAMS, frame_of
+import pytest
+
+from aiocopd_e2e import (AIOCOPD, ATTACH_TIMEOUT, INTERPRETERS, PROGRAMS, Interpreter,
+                         as_root_with, frame_of)
 
 
 def test_text_output_escapes_a_hostile_task_name(harness, python):
@@ -56,3 +64,106 @@ def test_a_killed_trace_leaves_no_temporary_file(harness, python, tmp_path):
     os.kill(p.pid, signal.SIGKILL)
     assert p.wait(timeout=60) == -signal.SIGKILL, p.describe()
     assert os.listdir(tmp_path) == [], os.listdir(tmp_path)
+
+
+class OpenedWatch:
+    """Tells whether anyone opened a FIFO to read it: a writer's open() blocks until then."""
+
+    def __init__(self, fifo):
+        self.fifo = fifo
+        self.opened = threading.Event()
+        self.closing = False
+        self.thread = threading.Thread(target=self._wait, daemon=True)
+        self.thread.start()
+
+    def _wait(self):
+        fd = os.open(self.fifo, os.O_WRONLY)
+        if not self.closing:
+            self.opened.set()
+        os.close(fd)
+
+    def close(self):
+        self.closing = True
+        fd = os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK)    # lets the writer go
+        self.thread.join(timeout=10)
+        os.close(fd)
+
+
+def runtime_under_a_newline_name(tmp_path, kind):
+    """The interpreter's runtime file (Debian's executable, or pyenv's libpython) in a
+    directory named "evil<newline>lib". /proc/PID/maps shows that name as "evil\\012lib", and
+    the target made that name a symlink to a directory where the file is a FIFO decoy.
+    Returns the interpreter, its environment and the decoy."""
+    real, decoys = tmp_path / "evil\nlib", tmp_path / "decoys"
+    real.mkdir()
+    decoys.mkdir()
+    (tmp_path / "evil\\012lib").symlink_to(decoys)
+    if kind == "debian":
+        name = "python3.11"
+        shutil.copy2(INTERPRETERS["debian"], real / name)
+        interp, env = Interpreter("newline-debian", str(real / name)), {}
+    else:
+        interp, env, copy = pyenv_with_libpython_in(real)
+        name = copy.name
+    os.mkfifo(decoys / name)
+    return interp, env, decoys / name
+
+
+def pyenv_with_libpython_in(directory):
+    """pyenv's 3.11 loading a copy of its libpython from directory: (interpreter, its
+    environment, the copy)."""
+    name = "libpython3.11.so.1.0"
+    pyenv = INTERPRETERS["pyenv"]
+    copy = directory / name
+    shutil.copy2(os.path.join(os.path.dirname(pyenv), "..", "lib", name), copy)
+    return Interpreter("pyenv-copy", pyenv), {"LD_LIBRARY_PATH": str(directory)}, copy
+
+
+@pytest.mark.parametrize("privileges", ["root", "bpf-perfmon-ptrace"])
+@pytest.mark.parametrize("kind", ["debian", "pyenv"])
+def test_runtime_is_opened_as_mapped_not_by_its_shown_name(harness, tmp_path, kind, privileges):
+    """With every capability aiocopd reads /proc/PID/map_files/; with CAP_BPF, CAP_PERFMON
+    and CAP_SYS_PTRACE alone it checks a name against the mapping's device and inode before
+    it opens anything. Either way it never opens the decoy, and reports the target."""
+    if not os.path.exists(INTERPRETERS[kind]):
+        pytest.skip(f"{INTERPRETERS[kind]} is not installed")
+    interp, env, decoy = runtime_under_a_newline_name(tmp_path, kind)
+    watch = OpenedWatch(decoy)
+    try:
+        target = harness.target(interp, "sleeper.py", env=env)
+        with open(f"/proc/{target.pid}/maps") as f:
+            assert "evil\\012lib" in f.read(), "the trap is not set: maps shows another name"
+        prefix = [] if privileges == "root" else as_root_with(["bpf", "perfmon", "sys_ptrace"])
+        p = harness.spawn(prefix + [AIOCOPD, "-p", target.pid, "--json", "-d", "2"])
+        rc = p.wait(timeout=60)
+        assert not watch.opened.is_set(), f"aiocopd opened the decoy {decoy}:\n{p.describe()}"
+        assert rc == 0, p.describe()
+        reports = [json.loads(l) for l in p.stdout]
+        assert [r for r in reports if r["task"]["coro"] == "sleeper"], p.describe()
+    finally:
+        watch.close()
+
+
+@pytest.mark.parametrize("privileges", ["root", "bpf-perfmon-ptrace"])
+def test_deleted_runtime_is_opened_through_map_files(harness, tmp_path, privileges):
+    """The runtime file deleted once mapped: no name leads to it, /proc/PID/map_files/ does.
+    With every capability aiocopd reports the target; without CAP_CHECKPOINT_RESTORE (or
+    CAP_SYS_ADMIN) it refuses, in one line naming that capability."""
+    if not os.path.exists(INTERPRETERS["pyenv"]):
+        pytest.skip(f"{INTERPRETERS['pyenv']} is not installed")
+    interp, env, copy = pyenv_with_libpython_in(tmp_path)
+    target = harness.target(interp, "sleeper.py", env=env)
+    os.unlink(copy)
+    prefix = [] if privileges == "root" else as_root_with(["bpf", "perfmon", "sys_ptrace"])
+    p = harness.spawn(prefix + [AIOCOPD, "-p", target.pid, "--json", "-d", "2"])
+    rc = p.wait(timeout=60)
+    if privileges == "root":
+        assert rc == 0, p.describe()
+        reports = [json.loads(l) for l in p.stdout]
+        assert [r for r in reports if r["task"]["coro"] == "sleeper"], p.describe()
+    else:
+        assert rc == 1, p.describe()
+        assert len(p.stderr) == 1, p.describe()
+        line = p.stderr[0]
+        assert "(deleted) as PID" in line and "missing privileges: CAP_CHECKPOINT_RESTORE" \
+            in line and "map_files" in line, line

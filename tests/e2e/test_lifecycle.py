@@ -10,8 +10,9 @@ import time
 
 import pytest
 
-from aiocopd_e2e import (AIOCOPD, ATTACH_TIMEOUT, PROGRAMS, bpf_programs, frame_of,
-                         is_aiocopd_prog_name, prog_ids_held_by, prog_ids_held_by_anyone)
+from aiocopd_e2e import (AIOCOPD, ATTACH_TIMEOUT, PROGRAMS, as_nobody_with, as_root_with,
+                         bpf_programs, frame_of, is_aiocopd_prog_name, prog_ids_held_by,
+                         prog_ids_held_by_anyone)
 
 ATTACHED_RE = re.compile(
     r"aiocopd: attached to PID (\d+) \(CPython (\d+\.\d+\.\d+), (\d+) loop thread\(s\) seen so far\)")
@@ -70,10 +71,8 @@ def test_not_a_cpython_process(harness):
 
 
 DROP_PRIVILEGES = {
-    "root-without-capabilities": ["setpriv", "--inh-caps=-all", "--ambient-caps=-all",
-                                  "--bounding-set=-all", "--"],
-    "unprivileged-user": ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                          "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--"],
+    "root-without-capabilities": as_root_with([]),
+    "unprivileged-user": as_nobody_with([]),
 }
 
 
