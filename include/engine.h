@@ -113,6 +113,8 @@ void engine_flush_stats(struct engine *e);
 /* Losses so far: records BPF could not keep, records over the per-callback limits. */
 uint64_t engine_lost(const struct engine *e, unsigned kind);
 uint64_t engine_reports(const struct engine *e);
+/* Reports whose stacks name no frame (the process's memory was gone or unreadable). */
+uint64_t engine_reports_unnamed(const struct engine *e);
 /* Syscall tracepoints the kernel lacks; how collections of a process are timed. */
 int engine_tracepoints_missing(const struct engine *e);
 const char *engine_gc_source(const struct watched *w);

@@ -351,6 +351,7 @@ void cli_report_losses(const struct engine *e)
 {
 	uint64_t ring = e ? engine_lost(e, LOST_RING_BUFFER) : 0;
 	uint64_t table = e ? engine_lost(e, LOST_TABLE_FULL) : 0;
+	uint64_t unnamed = e ? engine_reports_unnamed(e) : 0;
 
 	if (ring)
 		fprintf(stderr, "aiocopd: %llu records lost (ring buffer full)\n",
@@ -358,6 +359,11 @@ void cli_report_losses(const struct engine *e)
 	if (table)
 		fprintf(stderr, "aiocopd: %llu processes or threads not watched (BPF maps full)\n",
 			(unsigned long long)table);
+	if (unnamed)
+		fprintf(stderr, "aiocopd: %llu report(s) name no frame: their process's memory was "
+			"gone or unreadable when they were read (as after os._exit, which skips "
+			"finalization)\n",
+			(unsigned long long)unnamed);
 }
 
 void cli_announce_loop_thread(void *ctx, const struct watched *w, pid_t tid)

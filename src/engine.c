@@ -63,6 +63,7 @@ struct engine {
 	struct record_buffer *records;
 	int64_t realtime_offset_ns;	/* CLOCK_REALTIME - CLOCK_MONOTONIC */
 	uint64_t reports;
+	uint64_t reports_unnamed;	/* no frame could be read: counted as a loss */
 	bool consuming;			/* inside a ring-buffer record's handler */
 };
 
@@ -396,6 +397,23 @@ static void on_loop_thread(struct engine *e, const struct event_loop_thread *ev)
 		note_loop_thread(e, w, ev->h.tid);
 }
 
+/*
+ * Every stack of the report is unknown: the process was gone (exited without finalizing,
+ * so it was not held) or its memory unreadable by the time its records were read.
+ */
+static bool names_no_frame(const struct report *r)
+{
+	if (!r->n_events && !r->n_cpu)
+		return false;
+	for (size_t i = 0; i < r->n_events; i++)
+		if (strncmp(r->events[i].entry_point, "?:", 2))
+			return false;
+	for (size_t i = 0; i < r->n_cpu; i++)
+		if (strncmp(r->cpu[i].entry_point, "?:", 2))
+			return false;
+	return true;
+}
+
 static void on_callback(struct engine *e, const struct event_callback *ev)
 {
 	struct watched *w = engine_find(e, ev->h.pid);
@@ -407,6 +425,8 @@ static void on_callback(struct engine *e, const struct event_callback *ev)
 	w->priv->last_slow_ns = engine_now_ns();
 	if (build_report(e, w, ev, &set, &r) != 0)
 		goto out;	/* not a loop callback after all */
+	if (names_no_frame(&r))
+		e->reports_unnamed++;
 	tell_report(e, w, &r);
 	report_free(&r);
 	if (ev->scope == SCOPE_ITERATION)
@@ -827,6 +847,11 @@ uint64_t engine_lost(const struct engine *e, unsigned kind)
 uint64_t engine_reports(const struct engine *e)
 {
 	return e->reports;
+}
+
+uint64_t engine_reports_unnamed(const struct engine *e)
+{
+	return e->reports_unnamed;
 }
 
 int engine_tracepoints_missing(const struct engine *e)

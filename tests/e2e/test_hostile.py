@@ -1,7 +1,7 @@
 """Hostile or unlucky circumstances: target strings are the target's to choose, so text
 output escapes them for the terminal, and values read from corrupt memory show as unknown; a
-killed trace leaves nothing beside its output; the
-names a target maps its files under are its to choose, so aiocopd opens what it mapped."""
+killed trace leaves nothing beside its output; the names a target maps its files under are
+its to choose, so aiocopd opens what it mapped."""
 import json
 import os
 import shutil

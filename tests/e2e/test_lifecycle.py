@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from aiocopd_e2e import (AIOCOPD, ATTACH_TIMEOUT, PROGRAMS, as_nobody_with, as_root_with,
-                         bpf_programs, frame_of, is_aiocopd_prog_name, prog_ids_held_by,
-                         prog_ids_held_by_anyone)
+from aiocopd_e2e import (AIOCOPD, ATTACH_TIMEOUT, PROGRAMS, Interpreter, as_nobody_with,
+                         as_root_with, bpf_programs, frame_of, is_aiocopd_prog_name,
+                         prog_ids_held_by, prog_ids_held_by_anyone)
 
 ATTACHED_RE = re.compile(
     r"aiocopd: attached to PID (\d+) \(CPython (\d+\.\d+\.\d+), (\d+) loop thread\(s\) seen so far\)")
@@ -283,6 +283,30 @@ def test_last_reports_of_an_exiting_target_keep_their_frames(harness, python, tm
     assert len(reports.get(target.pid, [])) == 8, \
         f"{len(reports.get(target.pid, []))} of 8 reports named:\n{p.describe()}"
     assert not [l for l in p.stderr if "cannot attach" in l], p.describe()
+
+
+def test_reports_that_lost_their_frames_are_counted(harness, tmp_path):
+    """os._exit skips Py_FinalizeEx, so nothing holds the target: with aiocopd stopped while
+    it exits, its reports name no frame, and aiocopd says how many at its end."""
+    start = tmp_path / "start"
+    target = harness.target(Interpreter("debian", "/usr/bin/python3.11"), "short_lived.py",
+                            env={"E2E_START_FILE": str(start), "E2E_HARD_EXIT": "1"})
+    p = harness.aiocopd("-p", target.pid, "--json", "-d", "60")
+    assert p.wait_line("err", lambda l: "attached" in l, ATTACH_TIMEOUT), p.describe()
+    os.kill(p.pid, signal.SIGSTOP)
+    start.touch()
+    assert target.wait(timeout=20) == 0, target.describe()
+    os.kill(p.pid, signal.SIGCONT)
+    assert p.wait(timeout=30) == 0, p.describe()
+    slow = [json.loads(l) for l in p.stdout if l.startswith("{")]
+    unnamed = sum(1 for r in slow
+                  if all(e["entry_point"].startswith("?:") for e in r["blocking_events"])
+                  and all(s["entry_point"].startswith("?:") for s in r["cpu_samples"]))
+    assert unnamed > 0, f"the target's memory outlived it?\n{p.describe()}"
+    told = [l for l in p.stderr if "report(s) name no frame" in l]
+    assert told == [f"aiocopd: {unnamed} report(s) name no frame: their process's memory was "
+                    "gone or unreadable when they were read (as after os._exit, which skips "
+                    "finalization)"], p.describe()
 
 
 def test_exec_keeps_the_last_reports_of_short_lived_processes(harness):
