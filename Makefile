@@ -34,7 +34,8 @@ endif
 
 # Debian packages needed to build and test.
 DEPS := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libcmocka-dev libjson-c-dev libsystemd-dev \
-        pkg-config make gcc python3 python3-pytest python3-jsonschema python3.11 python3.11-dbg python3-uvloop
+        pkg-config make gcc python3 python3-pytest python3-jsonschema python3.11 python3.11-dbg python3-uvloop \
+        debootstrap bubblewrap
 
 # bpf/maps.bpf.c, which defines the shared maps, links first: libbpf 1.1's linker gets a
 # map's BTF offset wrong when a part declaring it extern comes before its definition.
