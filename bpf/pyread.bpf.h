@@ -125,7 +125,7 @@ struct frame_walk {
 	__u64 frame;
 	__u32 n, depth;
 	__u32 broken;			/* a frame's head could not be read */
-	__u16 code, previous, instr, owner, owner_cstack, localsplus;
+	__u16 code, previous, instr, owner, owner_shim, localsplus;
 };
 
 /*
@@ -144,17 +144,18 @@ static long frame_step(__u32 i, struct frame_walk *w)
 		w->broken = 1;
 		return 1;
 	}
-	if (s->win[w->owner & OFF_MASK] != w->owner_cstack) {
+	if (s->win[w->owner & OFF_MASK] < w->owner_shim) {
 		struct py_frame *f = &s->frames[w->n & (AIOCOPD_MAX_FRAMES - 1)];
 
 		if (w->n >= w->depth)
 			return 1;
-		f->code = *(__u64 *)(s->win + (w->code & OFF_MASK));
+		f->code = *(__u64 *)(s->win + (w->code & OFF_MASK)) & ~PY_STACKREF_TAGS;
 		f->instr = *(__u64 *)(s->win + (w->instr & OFF_MASK));
 		f->addr = w->frame;
 		/* 3.10's frame objects keep their locals far down: handle_step reads them */
 		f->first_local = w->localsplus + 8 <= FRAME_WINDOW ?
-				 *(__u64 *)(s->win + (w->localsplus & OFF_MASK)) : 0;
+				 *(__u64 *)(s->win + (w->localsplus & OFF_MASK)) & ~PY_STACKREF_TAGS :
+				 0;
 		f->owner = s->win[w->owner & OFF_MASK];
 		w->n++;
 	}
@@ -178,7 +179,7 @@ static __always_inline __u32 walk_stack(const struct target_cfg *cfg, __u64 tsta
 		.previous = l->frame_previous,
 		.instr = l->frame_instr,
 		.owner = l->frame_owner,
-		.owner_cstack = l->frame_owner_cstack,
+		.owner_shim = l->frame_owner_shim,
 		.localsplus = l->frame_localsplus,
 	};
 	__u32 zero = 0;

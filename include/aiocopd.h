@@ -113,6 +113,12 @@ struct syscall_props {
 #define Py_TPFLAGS_BYTES_SUBCLASS	(1UL << 27)	/* a bytes object */
 #define Py_TPFLAGS_UNICODE_SUBCLASS	(1UL << 28)	/* a str */
 #define PY_LONG_DIGIT_MASK		0x3fffffffu	/* a PyLong digit holds 30 bits */
+/*
+ * 3.14+ frames hold _PyStackRef, not PyObject *: a pointer whose low bits are tags (3.14 one
+ * bit, 3.15 two). Objects are at least 8-aligned, so clearing three bits loses nothing of
+ * an untagged pointer of older versions either.
+ */
+#define PY_STACKREF_TAGS		7ULL
 
 /*
  * Where CPython keeps what the BPF side reads, for one interpreter version. Filled by
@@ -132,7 +138,7 @@ struct py_layout {
 	__u16 frame_previous;		/* _PyInterpreterFrame.previous */
 	__u16 frame_instr;		/* _PyInterpreterFrame.prev_instr / instr_ptr */
 	__u16 frame_owner;		/* _PyInterpreterFrame.owner */
-	__u16 frame_owner_cstack;	/* owner value of C-stack shim frames; 0xff: none */
+	__u16 frame_owner_shim;		/* owner values from this one up are shim frames */
 	__u16 frame_localsplus;		/* _PyInterpreterFrame.localsplus */
 	__u16 type_name;		/* PyTypeObject.tp_name */
 	__u16 type_flags;		/* PyTypeObject.tp_flags */

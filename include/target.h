@@ -42,7 +42,7 @@ struct py_target {
 	char version[32];		/* "3.11.2" */
 	const struct py_version_layout *layout;	/* points at layout_copy */
 	struct py_version_layout layout_copy;
-	const char *layout_source;	/* "built-in table" or "_Py_DebugOffsets" */
+	const char *layout_source;	/* "built-in table", "_Py_DebugOffsets", ... */
 	uint64_t runtime_addr;		/* _PyRuntime in the target */
 	uint64_t context_run_offset;	/* file offsets for uprobes */
 	uint64_t audit_offset;

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The table of CPython layouts. Offsets were read from the CPython headers of each version
- * and checked with pahole against debug builds (x86-64). Adding a version is adding a row.
+ * and checked with pahole against debug builds (x86-64); the 3.13+ rows also against the
+ * interpreters' own offsets tables (tests/unit/test_pydebug.c). Adding a version is adding
+ * a row.
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -25,7 +27,7 @@ static const struct py_version_layout layouts[] = {
 			.frame_previous = 24,
 			.frame_instr = 96,
 			.frame_owner = 0,
-			.frame_owner_cstack = 0xffff,	/* no shim frames: never matches */
+			.frame_owner_shim = 0xffff,	/* no shim frames: an owner byte never matches */
 			.frame_localsplus = 352,
 			.type_name = 24,
 			.type_flags = 168,
@@ -75,7 +77,7 @@ static const struct py_version_layout layouts[] = {
 			.frame_previous = 48,
 			.frame_instr = 56,
 			.frame_owner = 69,
-			.frame_owner_cstack = 0xff,	/* 3.11 has no shim frames */
+			.frame_owner_shim = 0xff,	/* 3.11 has no shim frames (owners 0-2) */
 			.frame_localsplus = 72,
 			.type_name = 24,
 			.type_flags = 168,
@@ -124,7 +126,7 @@ static const struct py_version_layout layouts[] = {
 			.frame_previous = 8,
 			.frame_instr = 56,
 			.frame_owner = 70,
-			.frame_owner_cstack = 3,
+			.frame_owner_shim = 3,		/* FRAME_OWNED_BY_CSTACK */
 			.frame_localsplus = 72,
 			.type_name = 24,
 			.type_flags = 168,
@@ -160,7 +162,7 @@ static const struct py_version_layout layouts[] = {
 		},
 	},
 	{
-		/* 3.13 also describes itself in _Py_DebugOffsets: pydebug.c checks this row */
+		/* 3.13 also describes itself in _Py_DebugOffsets (pydebug.c), as do 3.14+ */
 		.major = 3, .minor = 13,
 		.bpf = {
 			.runtime_interp_head = 632,
@@ -174,7 +176,7 @@ static const struct py_version_layout layouts[] = {
 			.frame_previous = 8,
 			.frame_instr = 56,
 			.frame_owner = 70,
-			.frame_owner_cstack = 3,
+			.frame_owner_shim = 3,		/* FRAME_OWNED_BY_CSTACK */
 			.frame_localsplus = 72,
 			.type_name = 24,
 			.type_flags = 168,
@@ -199,6 +201,109 @@ static const struct py_version_layout layouts[] = {
 			.code_firstlineno = 68,
 			.code_linetable = 136,
 			.code_adaptive = 200,
+			.str_length = 16,
+			.str_utf8_length = 40,
+			.str_utf8 = 48,
+			.bytes_size = 16,
+			.type_methods = 232,
+			.coro_iframe = 72,
+			.frame_owner_generator = 1,
+			.linetable = LINETABLE_311,
+		},
+	},
+	{
+		/*
+		 * 3.14: frames hold tagged _PyStackRef; entry frames are owned by the interpreter;
+		 * the _asyncio extension describes its Task in .AsyncioDebug
+		 */
+		.major = 3, .minor = 14,
+		.bpf = {
+			.runtime_interp_head = 808,
+			.interp_next = 7272,
+			.interp_threads_head = 7344,
+			.tstate_next = 8,
+			.tstate_native_tid = 160,
+			.tstate_cframe = 0,
+			.tstate_current_frame = 72,
+			.frame_code = 0,		/* a _PyStackRef: PY_STACKREF_TAGS */
+			.frame_previous = 8,
+			.frame_instr = 56,
+			.frame_owner = 74,
+			.frame_owner_shim = 3,		/* FRAME_OWNED_BY_INTERPRETER and up */
+			.frame_localsplus = 80,
+			.type_name = 24,
+			.type_flags = 168,
+			.str_state = 32,
+			.str_ascii_data = 40,
+			.str_compact_data = 56,
+			.bytes_data = 32,
+			.long_digit = 24,
+			.stepwrapper_task = 16,
+			.cfunc_self = 24,
+			.method_func = 16,
+			.func_qualname = 40,
+			.task_coro = 128,
+			.task_name = 136,
+			.coro_qualname = 32,
+			.handle_callback = 24,
+		},
+		.user = {
+			.code_filename = 112,
+			.code_name = 120,
+			.code_qualname = 128,
+			.code_firstlineno = 68,
+			.code_linetable = 136,
+			.code_adaptive = 208,
+			.str_length = 16,
+			.str_utf8_length = 40,
+			.str_utf8 = 48,
+			.bytes_size = 16,
+			.type_methods = 232,
+			.coro_iframe = 72,
+			.frame_owner_generator = 1,
+			.linetable = LINETABLE_311,
+		},
+	},
+	{
+		/* 3.15: the thread state grew (native_thread_id moved); _asyncio is built in */
+		.major = 3, .minor = 15,
+		.bpf = {
+			.runtime_interp_head = 936,
+			.interp_next = 7264,
+			.interp_threads_head = 7336,
+			.tstate_next = 8,
+			.tstate_native_tid = 184,
+			.tstate_cframe = 0,
+			.tstate_current_frame = 72,
+			.frame_code = 0,		/* a _PyStackRef: PY_STACKREF_TAGS */
+			.frame_previous = 8,
+			.frame_instr = 56,
+			.frame_owner = 74,
+			.frame_owner_shim = 3,		/* FRAME_OWNED_BY_INTERPRETER and up */
+			.frame_localsplus = 80,
+			.type_name = 24,
+			.type_flags = 168,
+			.str_state = 32,
+			.str_ascii_data = 40,
+			.str_compact_data = 56,
+			.bytes_data = 32,
+			.long_digit = 24,
+			.stepwrapper_task = 16,
+			.cfunc_self = 24,
+			.method_func = 16,
+			.func_qualname = 40,
+			.task_coro = 128,
+			.task_name = 136,
+			.coro_qualname = 32,
+			.handle_callback = 24,
+		},
+		.user = {
+			.code_filename = 112,
+			.code_name = 120,
+			.code_qualname = 128,
+			.code_firstlineno = 68,
+			.code_linetable = 136,
+			.code_adaptive = 208,
 			.str_length = 16,
 			.str_utf8_length = 40,
 			.str_utf8 = 48,

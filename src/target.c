@@ -67,12 +67,32 @@ static bool parse_map_line(const char *line, struct mapping *m)
 	return true;
 }
 
-static bool is_libpython(const char *path)
+static const char *base_name(const char *path)
 {
 	const char *base = strrchr(path, '/');
 
-	base = base ? base + 1 : path;
-	return fnmatch("libpython3.*.so*", base, 0) == 0;
+	return base ? base + 1 : path;
+}
+
+/* Any major version: a 2.x runtime is refused by its version, not missed. */
+static bool is_libpython(const char *path)
+{
+	return fnmatch("libpython[0-9]*.so*", base_name(path), 0) == 0;
+}
+
+/*
+ * A program started by naming the dynamic loader (`ld-linux-x86-64.so.2 [--library-path …]
+ * python3.14 …`, how a Python of another root runs on the host): the process's executable is
+ * the loader, and the interpreter is a file the loader mapped.
+ */
+static bool is_dynamic_loader(const char *path)
+{
+	return fnmatch("ld-*.so*", base_name(path), 0) == 0;
+}
+
+static bool is_python_program(const char *path)
+{
+	return fnmatch("python[0-9]*", base_name(path), 0) == 0;
 }
 
 /*
@@ -172,6 +192,7 @@ void target_maps_name_unescape(const char *shown, char *out, size_t outsz)
 struct runtime_search {
 	char exe[PATH_MAX];		/* the executable's name as maps shows it */
 	struct mapping libpython, exe_map;
+	struct mapping loaded;		/* the executable is the loader: the python it mapped */
 };
 
 static int note_runtime(const struct mapping *m, void *arg)
@@ -182,6 +203,8 @@ static int note_runtime(const struct mapping *m, void *arg)
 		rs->libpython = *m;
 	if (!rs->exe_map.path[0] && strcmp(m->path, rs->exe) == 0)
 		rs->exe_map = *m;
+	if (!rs->loaded.path[0] && is_dynamic_loader(rs->exe) && is_python_program(m->path))
+		rs->loaded = *m;
 	return 0;
 }
 
@@ -336,7 +359,7 @@ static int open_runtime(struct py_target *t, struct elf_file **ef, char *err, si
 	if (ret < 0)
 		return fail(err, errsz, ret == -ENOENT ? TARGET_NO_PROCESS : TARGET_NO_ACCESS,
 			    "cannot read /proc/%d/maps: %s", t->pid, strerror(-ret));
-	m = rs.libpython.path[0] ? &rs.libpython : &rs.exe_map;
+	m = rs.libpython.path[0] ? &rs.libpython : rs.loaded.path[0] ? &rs.loaded : &rs.exe_map;
 	snprintf(t->runtime_path, sizeof(t->runtime_path), "%s", m->path[0] ? m->path : rs.exe);
 	if (!m->path[0])
 		return not_python(t, err, errsz);
@@ -525,6 +548,20 @@ static void find_gc(struct symbol_files *sf, struct runtime_file *rf)
 	}
 }
 
+/*
+ * CPython's own callers audit through _PySys_Audit; 3.14 stopped exporting it, so there only
+ * the file's symbols or its debug file name it (stripped builds: PySys_Audit alone).
+ */
+static uint64_t audit_tstate_offset(struct symbol_files *sf)
+{
+	uint64_t offset = exported_offset(sf->ef, "_PySys_Audit");
+	const char *source;
+
+	if (!offset && find_static(sf, "_PySys_Audit", &offset, &source))
+		offset = 0;
+	return offset;
+}
+
 static int find_probes(const char *path, struct elf_file *ef, const char *debug_root,
 		       struct runtime_file *rf, char *err, size_t errsz)
 {
@@ -535,6 +572,7 @@ static int find_probes(const char *path, struct elf_file *ef, const char *debug_
 	if (ret == -ENOENT)
 		rf->context_run_offset = 0;	/* the process's PyContext_Type will say */
 	find_gc(&sf, rf);
+	rf->audit_tstate_offset = audit_tstate_offset(&sf);
 	elf_file_close(sf.dbg);
 	if (ret == -ERANGE)
 		return fail(err, errsz, TARGET_NO_SYMBOL, "context_run is outside %s's loaded "
@@ -542,9 +580,8 @@ static int find_probes(const char *path, struct elf_file *ef, const char *debug_
 	rf->audit_offset = exported_offset(ef, "PySys_Audit");
 	if (!rf->audit_offset)
 		return fail(err, errsz, TARGET_NO_SYMBOL, "cannot find PySys_Audit in %s", path);
-	/* uvloop's callback boundary; CPython's own callers audit through _PySys_Audit */
+	/* uvloop's callback boundary */
 	rf->context_enter_offset = exported_offset(ef, "PyContext_Enter");
-	rf->audit_tstate_offset = exported_offset(ef, "_PySys_Audit");
 	rf->finalize_offset = exported_offset(ef, "Py_FinalizeEx");
 	return 0;
 }
@@ -553,13 +590,18 @@ static int find_probes(const char *path, struct elf_file *ef, const char *debug_
 static int analyse_file(const char *path, struct elf_file *ef, const char *debug_root,
 			struct runtime_file *rf, char *err, size_t errsz)
 {
-	uint64_t size;
+	uint64_t size, get_version;
 	int ret;
 
 	memset(rf, 0, sizeof(*rf));
 	if (elf_file_find_symbol(ef, "_PyRuntime", false, &rf->runtime_vaddr, &size) &&
-	    elf_file_find_section(ef, ".PyRuntime", &rf->runtime_vaddr, &size))
-		return 0;		/* not CPython: rf->python stays false */
+	    elf_file_find_section(ef, ".PyRuntime", &rf->runtime_vaddr, &size)) {
+		/* before 3.7 (2.x too) there is no _PyRuntime, but every CPython exports this */
+		if (elf_file_find_symbol(ef, "Py_GetVersion", false, &get_version, &size))
+			return 0;	/* not CPython: rf->python stays false */
+		rf->python = true;
+		return read_version(path, ef, rf, err, errsz);	/* too old: no layout */
+	}
 	rf->python = true;
 	ret = read_version(path, ef, rf, err, errsz);
 	if (ret || !rf->layout)
@@ -602,6 +644,13 @@ static int file_facts(const struct py_target *t, struct elf_file *ef, const char
 	return ret;
 }
 
+static int unsupported(const struct py_target *t, const char *build, char *err, size_t errsz)
+{
+	return fail(err, errsz, TARGET_UNSUPPORTED,
+		    "unsupported CPython version %s%s in PID %d (supported: %s%s)", t->version,
+		    build, t->pid, pylayout_supported(), build[0] ? ", with the GIL" : "");
+}
+
 static int apply_file(struct py_target *t, const struct runtime_file *rf, char *err,
 		      size_t errsz)
 {
@@ -612,9 +661,7 @@ static int apply_file(struct py_target *t, const struct runtime_file *rf, char *
 	t->micro = rf->micro;
 	snprintf(t->version, sizeof(t->version), "%s", rf->version);
 	if (!rf->layout)
-		return fail(err, errsz, TARGET_UNSUPPORTED,
-			    "unsupported CPython version %s in PID %d (supported: %s)",
-			    t->version, t->pid, pylayout_supported());
+		return unsupported(t, "", err, errsz);
 	t->layout_copy = *rf->layout;
 	t->layout = &t->layout_copy;
 	t->layout_source = "built-in table";
@@ -715,7 +762,7 @@ static int read_comm(struct py_target *t, char *err, size_t errsz)
 /* 3.13+: prefer the interpreter's own offsets table to our row, when it reads sane. */
 static int apply_debug_offsets(struct py_target *t, char *err, size_t errsz)
 {
-	uint8_t table[PYDEBUG_TABLE_313_SIZE];
+	uint8_t table[PYDEBUG_TABLE_MAX];
 	int ret;
 
 	if (t->major == 3 && t->minor < 13)
@@ -723,12 +770,92 @@ static int apply_debug_offsets(struct py_target *t, char *err, size_t errsz)
 	if (procmem_read(t->pid, t->runtime_addr, table, sizeof(table)))
 		return fail(err, errsz, TARGET_NO_ACCESS, "cannot read _PyRuntime of PID %d",
 			    t->pid);
+	/* its objects and frames are laid out and locked otherwise than any row says */
+	if (pydebug_free_threaded(table, sizeof(table)))
+		return unsupported(t, " (a free-threaded build)", err, errsz);
 	ret = pydebug_apply(table, sizeof(table), t->major, t->minor, &t->layout_copy);
 	if (ret == 0)
 		t->layout_source = "_Py_DebugOffsets";
 	else if (ret == -EINVAL)
 		return fail(err, errsz, TARGET_UNSUPPORTED, "PID %d's _Py_DebugOffsets table does "
 			    "not describe CPython %s: refusing to guess", t->pid, t->version);
+	return 0;
+}
+
+/* The _asyncio module's table of its Task, when ef holds one: 0, -ENOENT or -EIO. */
+static int read_asyncio_table(struct elf_file *ef, uint8_t *buf, size_t *len)
+{
+	uint64_t addr, size;
+
+	if (elf_file_find_section(ef, PYDEBUG_ASYNCIO_SECTION, &addr, &size))
+		return -ENOENT;
+	if (size > PYDEBUG_ASYNCIO_SIZE)
+		size = PYDEBUG_ASYNCIO_SIZE + 1;	/* a size we do not know: refused below */
+	*len = size;
+	return elf_file_read_vaddr(ef, addr, buf, size) ? -EIO : 0;
+}
+
+struct module_search {
+	const char *pattern;
+	struct mapping found;
+};
+
+static int find_module(const struct mapping *m, void *arg)
+{
+	struct module_search *ms = arg;
+
+	if (fnmatch(ms->pattern, base_name(m->path), 0))
+		return 0;
+	ms->found = *m;
+	return 1;
+}
+
+/* 3.14 keeps _asyncio in an extension, mapped once asyncio is imported: its table, opened as
+ * the process maps it. */
+static int read_extension_asyncio_table(const struct py_target *t, uint8_t *buf, size_t *len)
+{
+	struct module_search ms = { .pattern = "_asyncio.cpython-*.so" };
+	struct elf_file *ext;
+	int fd, ret;
+
+	if (for_each_mapping(t->pid, find_module, &ms) <= 0)
+		return -ENOENT;
+	fd = open_mapped_file(t->pid, &ms.found.file, ms.found.path);
+	if (fd < 0)
+		return fd;
+	ret = elf_file_reopen(fd, &ext);
+	close(fd);
+	if (ret)
+		return -ENOENT;
+	ret = read_asyncio_table(ext, buf, len);
+	elf_file_close(ext);
+	return ret;
+}
+
+/*
+ * 3.14+: the Task's fields from _asyncio's own table (in the runtime, or in the extension);
+ * without one (asyncio not imported yet) the row stands, which tests hold equal to it.
+ */
+static int apply_asyncio_offsets(struct py_target *t, struct elf_file *ef, char *err,
+				 size_t errsz)
+{
+	uint8_t table[PYDEBUG_ASYNCIO_SIZE + 1];
+	size_t len = 0;
+	int ret;
+
+	if (t->major == 3 && t->minor < 14)
+		return 0;
+	ret = read_asyncio_table(ef, table, &len);
+	if (ret == -ENOENT)
+		ret = read_extension_asyncio_table(t, table, &len);
+	if (ret)
+		return 0;
+	ret = pydebug_apply_asyncio(table, len, &t->layout_copy);
+	if (ret == -EINVAL)
+		return fail(err, errsz, TARGET_UNSUPPORTED, "PID %d's _asyncio offsets table does "
+			    "not describe a Task: refusing to guess", t->pid);
+	if (ret == 0)
+		t->layout_source = "_Py_DebugOffsets and .AsyncioDebug tables";
 	return 0;
 }
 
@@ -756,9 +883,11 @@ int target_inspect(pid_t pid, const struct target_options *opts, struct py_targe
 	if (!ret)
 		ret = compute_bias(t, &rf, err, errsz);
 	if (!ret)
-		ret = context_run_from_memory(t, ef, err, errsz);
-	if (!ret)
 		ret = apply_debug_offsets(t, err, errsz);
+	if (!ret)
+		ret = apply_asyncio_offsets(t, ef, err, errsz);
+	if (!ret)
+		ret = context_run_from_memory(t, ef, err, errsz);
 	elf_file_close(ef);
 	return ret;
 }

@@ -1,92 +1,162 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Tests for pydebug.c: CPython 3.13's _Py_DebugOffsets table, as read from a real 3.13.0
- * process, must give exactly the built-in 3.13 row; damaged tables must be refused and
- * leave the layout untouched.
+ * Tests for pydebug.c: the offsets tables real 3.13.0, 3.14.10 and 3.15.2 processes carry
+ * (tests/unit/data/debug_offsets_*.txt, written by capture_debug_offsets.py) must give exactly
+ * the built-in row of their version, field by field; damaged, unknown and free-threaded
+ * tables must be told apart and leave the layout untouched.
  */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
 #include "pydebug.h"
 
-/* (position in the table, value) pairs dumped from pyenv 3.13.0's _PyRuntime */
-static const uint64_t real_313[][2] = {
-	{ 24, 283320 }, { 32, 608 }, { 40, 632 },
-	{ 48, 194968 }, { 56, 7272 }, { 64, 7264 }, { 72, 7344 },
-	{ 152, 304 }, { 160, 0 }, { 168, 8 }, { 176, 16 }, { 184, 72 }, { 192, 152 },
-	{ 200, 160 },
-	{ 224, 80 }, { 232, 8 }, { 240, 0 }, { 248, 56 }, { 256, 72 }, { 264, 70 },
-	{ 272, 208 }, { 280, 112 }, { 288, 120 }, { 296, 128 }, { 304, 136 }, { 312, 68 },
-	{ 320, 52 }, { 344, 200 },
-	{ 352, 16 }, { 360, 8 },
-	{ 368, 416 }, { 376, 24 }, { 384, 88 }, { 392, 168 },
-	{ 536, 64 }, { 544, 32 }, { 552, 16 }, { 560, 40 },
+#define DATA_DIR	"tests/unit/data"
+#define POISON		0x5a
+
+struct capture {
+	int major, minor;
+	uint8_t table[PYDEBUG_TABLE_MAX];
+	size_t table_len;
+	uint8_t asyncio[PYDEBUG_ASYNCIO_SIZE + 8];
+	size_t asyncio_len;		/* 0: the version has no _asyncio table */
 };
 
-static void put(uint8_t *buf, size_t pos, uint64_t v)
+static size_t unhex(const char *hex, uint8_t *out, size_t cap)
 {
-	memcpy(buf + pos, &v, sizeof(v));
+	size_t n = 0;
+	unsigned byte;
+
+	while (n < cap && sscanf(hex + 2 * n, "%2x", &byte) == 1)
+		out[n++] = byte;
+	return n;
 }
 
-static void real_table(uint8_t *buf)
+/* Reads one capture file: "version X.Y.Z", "debug_offsets HEX", maybe "asyncio_debug HEX". */
+static void load(const char *version, struct capture *c)
 {
-	memset(buf, 0, PYDEBUG_TABLE_313_SIZE);
-	memcpy(buf, PYDEBUG_COOKIE, 8);
-	put(buf, 8, 0x030d00f0);	/* 3.13.0 final */
-	for (size_t i = 0; i < sizeof(real_313) / sizeof(real_313[0]); i++)
-		put(buf, real_313[i][0], real_313[i][1]);
+	char path[128], key[32], *hex = malloc(8192);
+	FILE *f;
+
+	assert_non_null(hex);
+	memset(c, 0, sizeof(*c));
+	snprintf(path, sizeof(path), DATA_DIR "/debug_offsets_%s.txt", version);
+	f = fopen(path, "r");
+	if (!f)
+		fail_msg("cannot open %s (run from the repository root)", path);
+	while (fscanf(f, "%31s %8191s", key, hex) == 2) {
+		if (!strcmp(key, "version"))
+			assert_int_equal(sscanf(hex, "%d.%d", &c->major, &c->minor), 2);
+		else if (!strcmp(key, "debug_offsets"))
+			c->table_len = unhex(hex, c->table, sizeof(c->table));
+		else if (!strcmp(key, "asyncio_debug"))
+			c->asyncio_len = unhex(hex, c->asyncio, sizeof(c->asyncio));
+	}
+	fclose(f);
+	free(hex);
+	assert_int_equal(c->table_len, PYDEBUG_TABLE_MAX);
 }
 
-/* A layout that differs from any real one, to see what the table changed. */
 static struct py_version_layout poisoned(void)
 {
 	struct py_version_layout l;
 
-	memset(&l, 0x5a, sizeof(l));
+	memset(&l, POISON, sizeof(l));
 	return l;
 }
 
-static void test_real_table_matches_builtin_row(void **state)
+/*
+ * Every member the table set (no longer poisoned) equals the row's; returns how many were
+ * set. struct py_layout is all __u16, struct py_user_layout all unsigned-sized.
+ */
+static unsigned same_where_set(const struct py_version_layout *l,
+			       const struct py_version_layout *row)
 {
-	const struct py_version_layout *row = pylayout_find(3, 13);
-	struct py_version_layout l;
-	uint8_t buf[PYDEBUG_TABLE_313_SIZE];
+	const uint16_t *b = (const uint16_t *)&l->bpf, *rb = (const uint16_t *)&row->bpf;
+	const unsigned *u = (const unsigned *)&l->user, *ru = (const unsigned *)&row->user;
+	unsigned set = 0, poison_u;
 
-	assert_non_null(row);
-	real_table(buf);
-	l = *row;
-	assert_int_equal(pydebug_apply(buf, sizeof(buf), 3, 13, &l), 0);
-	assert_memory_equal(&l.bpf, &row->bpf, sizeof(l.bpf));
-	assert_memory_equal(&l.user, &row->user, sizeof(l.user));
+	memset(&poison_u, POISON, sizeof(poison_u));
+	for (size_t i = 0; i < sizeof(l->bpf) / sizeof(*b); i++) {
+		if (b[i] == (uint16_t)(POISON << 8 | POISON))
+			continue;
+		if (b[i] != rb[i])
+			fail_msg("3.%d: py_layout member %zu: table %u, row %u", row->minor, i,
+				 b[i], rb[i]);
+		set++;
+	}
+	for (size_t i = 0; i < sizeof(l->user) / sizeof(*u); i++) {
+		if (u[i] == poison_u)
+			continue;
+		if (u[i] != ru[i])
+			fail_msg("3.%d: py_user_layout member %zu: table %u, row %u", row->minor,
+				 i, u[i], ru[i]);
+		set++;
+	}
+	return set;
 }
 
-static void test_table_sets_each_field(void **state)
-{
-	struct py_version_layout l = poisoned();
-	uint8_t buf[PYDEBUG_TABLE_313_SIZE];
+/* version, how many members its _Py_DebugOffsets sets, and whether it has _asyncio's table */
+static const struct {
+	const char *version;
+	unsigned members;
+	int asyncio;
+} real[] = {
+	{ "3.13.0", 26, 0 },
+	{ "3.14.10", 27, 1 },
+	{ "3.15.2", 28, 1 },
+};
 
-	real_table(buf);
-	assert_int_equal(pydebug_apply(buf, sizeof(buf), 3, 13, &l), 0);
-	assert_int_equal(l.bpf.runtime_interp_head, 632);
-	assert_int_equal(l.bpf.interp_next, 7264);
-	assert_int_equal(l.bpf.interp_threads_head, 7344);
-	assert_int_equal(l.bpf.tstate_current_frame, 72);
-	assert_int_equal(l.bpf.tstate_cframe, 0);
-	assert_int_equal(l.bpf.tstate_native_tid, 160);
-	assert_int_equal(l.bpf.frame_code, 0);
-	assert_int_equal(l.bpf.frame_previous, 8);
-	assert_int_equal(l.bpf.frame_instr, 56);
-	assert_int_equal(l.bpf.frame_owner, 70);
-	assert_int_equal(l.bpf.frame_localsplus, 72);
-	assert_int_equal(l.bpf.type_flags, 168);
-	assert_int_equal(l.bpf.str_ascii_data, 40);
-	assert_int_equal(l.user.code_firstlineno, 68);
-	assert_int_equal(l.user.code_adaptive, 200);
+static void test_real_tables_match_builtin_rows(void **state)
+{
+	struct capture c;
+
+	for (size_t i = 0; i < sizeof(real) / sizeof(real[0]); i++) {
+		const struct py_version_layout *row;
+		struct py_version_layout l = poisoned();
+
+		load(real[i].version, &c);
+		row = pylayout_find(c.major, c.minor);
+		assert_non_null(row);
+		assert_false(pydebug_free_threaded(c.table, c.table_len));
+		assert_int_equal(pydebug_apply(c.table, c.table_len, c.major, c.minor, &l), 0);
+		assert_int_equal(same_where_set(&l, row), real[i].members);
+
+		l = *row;
+		assert_int_equal(pydebug_apply(c.table, c.table_len, c.major, c.minor, &l), 0);
+		assert_memory_equal(&l, row, sizeof(l));
+	}
+}
+
+static void test_real_asyncio_tables_match_builtin_rows(void **state)
+{
+	struct capture c;
+
+	for (size_t i = 0; i < sizeof(real) / sizeof(real[0]); i++) {
+		const struct py_version_layout *row;
+		struct py_version_layout l = poisoned();
+
+		load(real[i].version, &c);
+		assert_int_equal(c.asyncio_len != 0, real[i].asyncio);
+		if (!c.asyncio_len)
+			continue;
+		row = pylayout_find(c.major, c.minor);
+		assert_int_equal(pydebug_apply_asyncio(c.asyncio, c.asyncio_len, &l), 0);
+		assert_int_equal(l.bpf.task_name, row->bpf.task_name);
+		assert_int_equal(l.bpf.task_coro, row->bpf.task_coro);
+		assert_int_equal(same_where_set(&l, row), 2);
+	}
+}
+
+static void put(uint8_t *buf, size_t pos, uint64_t v)
+{
+	memcpy(buf + pos, &v, sizeof(v));
 }
 
 static void expect_refused(uint8_t *buf, size_t len, int major, int minor, int err)
@@ -99,47 +169,93 @@ static void expect_refused(uint8_t *buf, size_t len, int major, int minor, int e
 
 static void test_hostile_tables_are_refused(void **state)
 {
-	uint8_t buf[PYDEBUG_TABLE_313_SIZE];
+	struct capture c;
+	uint8_t *buf = c.table;
 
-	real_table(buf);
+	load("3.13.0", &c);
 	memcpy(buf, "ydebugpy", 8);
-	expect_refused(buf, sizeof(buf), 3, 13, -ENOENT);	/* no cookie: no table */
+	expect_refused(buf, c.table_len, 3, 13, -ENOENT);	/* no cookie: no table */
 
-	real_table(buf);
-	expect_refused(buf, 15, 3, 13, -ENOENT);		/* shorter than a header */
-	expect_refused(buf, sizeof(buf), 3, 12, -EINVAL);	/* Py_Version disagrees */
-	expect_refused(buf, sizeof(buf) - 1, 3, 13, -ENOTSUP);	/* cut short */
+	load("3.13.0", &c);
+	expect_refused(buf, 23, 3, 13, -ENOENT);		/* shorter than a header */
+	expect_refused(buf, c.table_len, 3, 12, -EINVAL);	/* Py_Version disagrees */
+	expect_refused(buf, 583, 3, 13, -ENOTSUP);		/* cut short of 3.13's size */
 
-	put(buf, 8, 0x030e00f0);
-	expect_refused(buf, sizeof(buf), 3, 14, -ENOTSUP);	/* a format we do not know */
-
-	real_table(buf);
 	put(buf, 200, 304);				/* native_thread_id at the very end */
-	expect_refused(buf, sizeof(buf), 3, 13, -EINVAL);
+	expect_refused(buf, c.table_len, 3, 13, -EINVAL);
 
-	real_table(buf);
+	load("3.13.0", &c);
 	put(buf, 152, 0);				/* a structure of size 0 */
-	expect_refused(buf, sizeof(buf), 3, 13, -EINVAL);
+	expect_refused(buf, c.table_len, 3, 13, -EINVAL);
 
-	real_table(buf);
+	load("3.13.0", &c);
 	put(buf, 72, UINT64_MAX - 4);			/* wraps around when a width is added */
-	expect_refused(buf, sizeof(buf), 3, 13, -EINVAL);
+	expect_refused(buf, c.table_len, 3, 13, -EINVAL);
 
-	real_table(buf);
+	load("3.13.0", &c);
 	put(buf, 48, 1ull << 40);			/* an absurd structure size */
-	expect_refused(buf, sizeof(buf), 3, 13, -EINVAL);
+	expect_refused(buf, c.table_len, 3, 13, -EINVAL);
 
-	real_table(buf);
-	put(buf, 256, 0);				/* no localsplus */
-	expect_refused(buf, sizeof(buf), 3, 13, -EINVAL);
+	load("3.14.10", &c);
+	put(buf, 640, 65);				/* a str header bigger than a str */
+	expect_refused(buf, c.table_len, 3, 14, -EINVAL);
+
+	load("3.15.2", &c);
+	put(buf, 248, 888);				/* 3.15's native_thread_id past the end */
+	expect_refused(buf, c.table_len, 3, 15, -EINVAL);
+	load("3.15.2", &c);
+	expect_refused(buf, 887, 3, 15, -ENOTSUP);		/* cut short of 3.15's size */
+}
+
+/* A version newer than every format (and row) is not guessed at: "unsupported", not garbage. */
+static void test_newer_version_is_not_a_format(void **state)
+{
+	struct capture c;
+
+	load("3.15.2", &c);
+	put(c.table, 8, 0x031000f0);			/* 3.16.0 final */
+	expect_refused(c.table, c.table_len, 3, 16, -ENOTSUP);
+	assert_null(pylayout_find(3, 16));
+	assert_non_null(strstr(pylayout_supported(), "3.15"));
+}
+
+static void test_free_threaded_build_is_told(void **state)
+{
+	struct capture c;
+
+	load("3.14.10", &c);
+	assert_false(pydebug_free_threaded(c.table, c.table_len));
+	put(c.table, 16, 1);
+	assert_true(pydebug_free_threaded(c.table, c.table_len));
+	assert_false(pydebug_free_threaded(c.table, 23));	/* too short to say */
+	memcpy(c.table, "ydebugpy", 8);
+	assert_false(pydebug_free_threaded(c.table, c.table_len));	/* not a table */
+}
+
+static void test_hostile_asyncio_tables_are_refused(void **state)
+{
+	struct py_version_layout l = poisoned(), before = l;
+	struct capture c;
+
+	load("3.14.10", &c);
+	assert_int_equal(pydebug_apply_asyncio(c.asyncio, c.asyncio_len - 8, &l), -ENOTSUP);
+	put(c.asyncio, 8, 168);				/* task_name at the end of the Task */
+	assert_int_equal(pydebug_apply_asyncio(c.asyncio, c.asyncio_len, &l), -EINVAL);
+	load("3.14.10", &c);
+	put(c.asyncio, 0, 0);				/* a Task of size 0 */
+	assert_int_equal(pydebug_apply_asyncio(c.asyncio, c.asyncio_len, &l), -EINVAL);
+	assert_memory_equal(&l, &before, sizeof(l));
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_real_table_matches_builtin_row),
-		cmocka_unit_test(test_table_sets_each_field),
+		cmocka_unit_test(test_real_tables_match_builtin_rows),
+		cmocka_unit_test(test_real_asyncio_tables_match_builtin_rows),
 		cmocka_unit_test(test_hostile_tables_are_refused),
+		cmocka_unit_test(test_newer_version_is_not_a_format),
+		cmocka_unit_test(test_free_threaded_build_is_told),
+		cmocka_unit_test(test_hostile_asyncio_tables_are_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
