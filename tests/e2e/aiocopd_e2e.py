@@ -25,16 +25,79 @@ REPO = Path(__file__).resolve().parents[2]
 PROGRAMS = Path(__file__).resolve().parent / "programs"
 AIOCOPD = os.environ.get("AIOCOPD", str(REPO / "build" / "aiocopd"))
 
-INTERPRETERS = {
+# The Debian sid root tools/test-root.sh builds (once per machine): CPython 3.14 and 3.15,
+# which need sid's libc
+TEST_ROOTS = Path(os.environ.get("AIOCOPD_TEST_CACHE", "/var/cache/aiocopd-test"))
+SID = TEST_ROOTS / "sid"
+
+
+class Interpreter:
+    """A Python to start targets with: its path, and what running it needs (an argv prefix,
+    environment variables). Only `path` names the interpreter aiocopd should find."""
+
+    def __init__(self, kind, path, prefix=(), env=None, root=None):
+        self.kind = kind
+        self.path = str(path)
+        self.prefix = [str(a) for a in prefix]
+        self.env = dict(env or {})
+        self.root = root            # the tools/test-root.sh root it lives in, if any
+        self._version = None
+
+    @property
+    def argv(self):
+        """The command that starts it: add the interpreter's own arguments after it."""
+        return [*self.prefix, self.path]
+
+    def environ(self, extra=None):
+        """os.environ with what this interpreter needs, then extra, on top."""
+        env = dict(os.environ)
+        env.update(self.env)
+        env.update(extra or {})
+        return env
+
+    @property
+    def version(self):
+        if self._version is None:
+            self._version = subprocess.run(
+                [*self.argv, "-c", "import platform; print(platform.python_version())"],
+                check=True, capture_output=True, text=True, timeout=30,
+                env=self.environ()).stdout.strip()
+        return self._version
+
+    def __repr__(self):
+        return f"Interpreter({self.kind}, {' '.join(self.argv)})"
+
+
+def in_sid(version):
+    """sid's python<version>, run on the host through sid's own dynamic loader and libraries
+    (the process's executable is then the loader; the interpreter is the file it maps)."""
+    libs = f"{SID}/lib/x86_64-linux-gnu:{SID}/usr/lib/x86_64-linux-gnu"
+    return Interpreter("py3" + version.split(".")[1], SID / "usr" / "bin" / f"python{version}",
+                       prefix=[SID / "lib64" / "ld-linux-x86-64.so.2", "--library-path", libs],
+                       env={"PYTHONHOME": f"{SID}/usr"}, root="sid")
+
+
+INTERPRETERS = {i.kind: i for i in [
     # Debian's build: stripped, LTO, non-PIE executable with the runtime linked in
-    "debian": "/usr/bin/python3.11",
+    Interpreter("debian", "/usr/bin/python3.11"),
     # pyenv's build: the runtime lives in libpython3.11.so
-    "pyenv": "/root/.pyenv/versions/3.11.7/bin/python3.11",
+    Interpreter("pyenv", "/root/.pyenv/versions/3.11.7/bin/python3.11"),
     # pyenv's 3.10 (frame objects, no Py_Version), 3.12 and 3.13 (libpython3.X.so); 3.13
     # also carries _Py_DebugOffsets
-    "py310": "/root/.pyenv/versions/3.10.13/bin/python3.10",
-    "py312": "/root/.pyenv/versions/3.12.1/bin/python3.12",
-    "py313": "/root/.pyenv/versions/3.13.0/bin/python3.13",
+    Interpreter("py310", "/root/.pyenv/versions/3.10.13/bin/python3.10"),
+    Interpreter("py312", "/root/.pyenv/versions/3.12.1/bin/python3.12"),
+    Interpreter("py313", "/root/.pyenv/versions/3.13.0/bin/python3.13"),
+    # Debian sid's stripped 3.14 and 3.15 (their own offsets-table formats, tagged frame
+    # references), with uvloop on both
+    in_sid("3.14"),
+    in_sid("3.15"),
+]}
+
+# Versions aiocopd refuses, by name (pyenv's builds)
+REFUSED = {
+    "py27": "/root/.pyenv/versions/2.7.18/bin/python2.7",
+    "py36": "/root/.pyenv/versions/3.6.15/bin/python3.6",
+    "py39": "/root/.pyenv/versions/3.9.18/bin/python3.9",
 }
 
 ATTACH_TIMEOUT = 20.0      # seconds from starting aiocopd to its "attached" line
@@ -103,22 +166,29 @@ def require_binary():
         pytest.fail(_binary_problem[0], pytrace=False)
 
 
-class Interpreter:
-    def __init__(self, kind, path):
-        self.kind = kind
-        self.path = path
-        self._version = None
+_roots = {}
 
-    @property
-    def version(self):
-        if self._version is None:
-            self._version = subprocess.run(
-                [self.path, "-c", "import platform; print(platform.python_version())"],
-                check=True, capture_output=True, text=True, timeout=30).stdout.strip()
-        return self._version
 
-    def __repr__(self):
-        return f"Interpreter({self.kind}, {self.path})"
+def build_test_root(name):
+    """The path of a tools/test-root.sh root, built on first use (once per machine)."""
+    if name not in _roots:
+        r = subprocess.run([str(REPO / "tools" / "test-root.sh"), name], capture_output=True,
+                           text=True, timeout=900)
+        _roots[name] = r.stdout.strip() if r.returncode == 0 else RuntimeError(
+            f"tools/test-root.sh {name} failed:\n{r.stderr}")
+    if isinstance(_roots[name], Exception):
+        raise _roots[name]
+    return _roots[name]
+
+
+def missing(interp):
+    """Why interp cannot run here, or None. Under CI=true the caller fails on it."""
+    if interp.root:
+        try:
+            build_test_root(interp.root)
+        except RuntimeError as e:
+            return str(e)
+    return None if os.path.exists(interp.path) else f"{interp.path} is not installed"
 
 
 # ---- processes -----------------------------------------------------------------------------
@@ -354,9 +424,8 @@ class Harness:
 
     def target(self, python, program, *args, env=None, ready="ready"):
         """Starts a target program and waits for its `ready` line (or another given line)."""
-        full_env = dict(os.environ)
-        full_env.update(env or {})
-        p = self.spawn([python.path, "-u", PROGRAMS / program, *args], env=full_env)
+        p = self.spawn([*python.argv, "-u", PROGRAMS / program, *args],
+                       env=python.environ(env))
         if ready and p.wait_line("out", lambda l: l == ready, READY_TIMEOUT) is None:
             p.stop()
             pytest.fail(f"target never printed {ready!r}:\n{p.describe()}", pytrace=False)
@@ -411,8 +480,7 @@ class Harness:
 
 
 def available_interpreters():
-    return [Interpreter(kind, path) for kind, path in INTERPRETERS.items()
-            if os.path.exists(path)]
+    return [i for i in INTERPRETERS.values() if missing(i) is None]
 
 
 def run_for_each_interpreter(fn, parallel=2):

@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from aiocopd_e2e import (INTERPRETERS, NOT_ROOT, Harness, Interpreter, in_ci, require_binary,
-                         run_for_each_interpreter)
+from aiocopd_e2e import (INTERPRETERS, NOT_ROOT, Harness, in_ci, missing, require_binary,
+                         run_for_each_interpreter, build_test_root)
 
 
 @pytest.fixture(autouse=True)
@@ -26,14 +26,30 @@ def pytest_runtest_call(item):
         pytest.fail(f"{NOT_ROOT}; CI=true, so this is a failure, not a skip", pytrace=False)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _test_roots():
+    """The roots targets run in (sid: CPython 3.14 and 3.15), built once per machine by
+    tools/test-root.sh; a failed build fails (CI) or skips the interpreters in it."""
+    if os.geteuid() == 0:
+        for root in sorted({i.root for i in INTERPRETERS.values() if i.root}):
+            try:
+                build_test_root(root)
+            except RuntimeError:
+                pass        # told by each test that needs it (python fixture)
+
+
 @pytest.fixture(params=list(INTERPRETERS), ids=list(INTERPRETERS))
 def python(request):
-    """Each scenario runs under Debian's python3.11 and pyenv's 3.11.7 (skipped if absent)."""
-    path = INTERPRETERS[request.param]
+    """Each scenario runs under every interpreter of INTERPRETERS; one that is missing skips
+    it, or fails it under CI=true."""
+    interp = INTERPRETERS[request.param]
     # (not root: every test already skips, or fails under CI=true, whatever is installed)
-    if os.geteuid() == 0 and not os.path.exists(path):
-        pytest.skip(f"{path} is not installed")
-    return Interpreter(request.param, path)
+    why = missing(interp) if os.geteuid() == 0 else None
+    if why:
+        if in_ci():
+            pytest.fail(f"{why}; CI=true, so this is a failure, not a skip", pytrace=False)
+        pytest.skip(why)
+    return interp
 
 
 @pytest.fixture

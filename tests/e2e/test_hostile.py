@@ -100,7 +100,7 @@ def runtime_under_a_newline_name(tmp_path, kind):
     (tmp_path / "evil\\012lib").symlink_to(decoys)
     if kind == "debian":
         name = "python3.11"
-        shutil.copy2(INTERPRETERS["debian"], real / name)
+        shutil.copy2(INTERPRETERS["debian"].path, real / name)
         interp, env = Interpreter("newline-debian", str(real / name)), {}
     else:
         interp, env, copy = pyenv_with_libpython_in(real)
@@ -113,7 +113,7 @@ def pyenv_with_libpython_in(directory):
     """pyenv's 3.11 loading a copy of its libpython from directory: (interpreter, its
     environment, the copy)."""
     name = "libpython3.11.so.1.0"
-    pyenv = INTERPRETERS["pyenv"]
+    pyenv = INTERPRETERS["pyenv"].path
     copy = directory / name
     shutil.copy2(os.path.join(os.path.dirname(pyenv), "..", "lib", name), copy)
     return Interpreter("pyenv-copy", pyenv), {"LD_LIBRARY_PATH": str(directory)}, copy
@@ -125,8 +125,8 @@ def test_runtime_is_opened_as_mapped_not_by_its_shown_name(harness, tmp_path, ki
     """With every capability aiocopd reads /proc/PID/map_files/; with CAP_BPF, CAP_PERFMON
     and CAP_SYS_PTRACE alone it checks a name against the mapping's device and inode before
     it opens anything. Either way it never opens the decoy, and reports the target."""
-    if not os.path.exists(INTERPRETERS[kind]):
-        pytest.skip(f"{INTERPRETERS[kind]} is not installed")
+    if not os.path.exists(INTERPRETERS[kind].path):
+        pytest.skip(f"{INTERPRETERS[kind].path} is not installed")
     interp, env, decoy = runtime_under_a_newline_name(tmp_path, kind)
     watch = OpenedWatch(decoy)
     try:
@@ -149,8 +149,8 @@ def test_deleted_runtime_is_opened_through_map_files(harness, tmp_path, privileg
     """The runtime file deleted once mapped: no name leads to it, /proc/PID/map_files/ does.
     With every capability aiocopd reports the target; without CAP_CHECKPOINT_RESTORE (or
     CAP_SYS_ADMIN) it refuses, in one line naming that capability."""
-    if not os.path.exists(INTERPRETERS["pyenv"]):
-        pytest.skip(f"{INTERPRETERS['pyenv']} is not installed")
+    if not os.path.exists(INTERPRETERS["pyenv"].path):
+        pytest.skip(f"{INTERPRETERS['pyenv'].path} is not installed")
     interp, env, copy = pyenv_with_libpython_in(tmp_path)
     target = harness.target(interp, "sleeper.py", env=env)
     os.unlink(copy)

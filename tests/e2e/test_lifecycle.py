@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from aiocopd_e2e import (AIOCOPD, ATTACH_TIMEOUT, PROGRAMS, Interpreter, as_nobody_with,
-                         as_root_with, bpf_programs, frame_of, is_aiocopd_prog_name,
+from aiocopd_e2e import (AIOCOPD, ATTACH_TIMEOUT, PROGRAMS, READY_TIMEOUT, REFUSED, Interpreter,
+                         as_nobody_with, as_root_with, bpf_programs, in_ci, frame_of, is_aiocopd_prog_name,
                          prog_ids_held_by, prog_ids_held_by_anyone)
 
 ATTACHED_RE = re.compile(
@@ -54,7 +54,7 @@ def one_error_line(proc):
 # ---- errors ----------------------------------------------------------------------------------
 
 def test_no_such_process(harness, python):
-    gone = subprocess.Popen([python.path, "-c", "pass"])
+    gone = subprocess.Popen([*python.argv, "-c", "pass"], env=python.environ())
     gone.wait(timeout=30)
     p = harness.aiocopd("-p", gone.pid, "--json", "-d", "1")
     assert p.wait(timeout=10) == 1, p.describe()
@@ -68,6 +68,28 @@ def test_not_a_cpython_process(harness):
     line = one_error_line(p)
     assert "is not a CPython process" in line and str(other.pid) in line, line
     assert other.running(), "aiocopd must leave a process it refuses alone"
+
+
+@pytest.mark.parametrize("kind", sorted(REFUSED))
+def test_unsupported_version_is_refused_by_name(harness, kind):
+    """2.x, 3.6 (no _PyRuntime) and 3.9 are CPython too: refused by their version, with the
+    versions that are supported, never as "not a CPython process"."""
+    path = REFUSED[kind]
+    if not os.path.exists(path):
+        if in_ci():
+            pytest.fail(f"{path} is not installed; CI=true, so this is a failure", pytrace=False)
+        pytest.skip(f"{path} is not installed")
+    old = harness.spawn([path, "-c", "import sys, time; print(sys.version.split()[0]); "
+                                     "sys.stdout.flush(); time.sleep(30)"])
+    version = old.wait_line("out", lambda l: bool(l), READY_TIMEOUT)
+    assert version, old.describe()
+    p = harness.aiocopd("-p", old.pid, "--json", "-d", "1")
+    assert p.wait(timeout=10) == 1, p.describe()
+    line = one_error_line(p)
+    assert line.startswith(f"aiocopd: unsupported CPython version {version[1]} in PID "
+                           f"{old.pid} (supported: 3.10, "), line
+    assert line.endswith(", 3.15)"), line
+    assert old.running(), "aiocopd must leave a process it refuses alone"
 
 
 DROP_PRIVILEGES = {

@@ -16,7 +16,7 @@ import pytest
 from aiocopd_e2e import (AIOCOPD, INTERPRETERS, PROGRAMS, Interpreter, as_nobody_with,
                          as_root_with)
 
-PYTHON = Interpreter("debian", INTERPRETERS["debian"])
+PYTHON = INTERPRETERS["debian"]
 ENOUGH = ["bpf", "perfmon", "sys_ptrace"]          # root, uprobe_multi links (Linux 6.6+)
 MODES = ["live", "all", "trace", "exec"]
 PERF_UPROBES = {"AIOCOPD_NO_UPROBE_MULTI": "1"}    # the way kernels before 6.6 attach

@@ -18,8 +18,9 @@ def reports_of(lines, task):
 
 
 def test_target_that_execs_another_cpython_is_watched_again(harness, python, tmp_path):
-    other = INTERPRETERS["py312"] if python.kind != "py312" else INTERPRETERS["debian"]
-    env = {"E2E_EXEC_INTO": f"{other} -u {PROGRAMS / 'sleeper.py'}", "E2E_LIFETIME": "2"}
+    other = INTERPRETERS["py312" if python.kind != "py312" else "debian"].path
+    env = {"E2E_EXEC_INTO": f"{other} -u {PROGRAMS / 'sleeper.py'}", "E2E_LIFETIME": "2",
+           "E2E_EXEC_UNSET": " ".join(python.env)}
     target = harness.target(python, "exec_other.py", env=env)
     p = harness.aiocopd("-p", target.pid, "--json", "-d", "20")
     assert p.wait_line("err", lambda l: "attached" in l, ATTACH_TIMEOUT), p.describe()

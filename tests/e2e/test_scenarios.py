@@ -365,7 +365,8 @@ def test_uvloop(paired):
     blocking task step and timer callback are found and named. Only
     interpreters that have uvloop installed (Debian's python3-uvloop) take part."""
     def scenario(h, py):
-        if subprocess.run([py.path, "-c", "import uvloop"], capture_output=True).returncode:
+        if subprocess.run([*py.argv, "-c", "import uvloop"], capture_output=True,
+                          env=py.environ()).returncode:
             return None
         return h.watch(py, "uvloop_app.py", duration=2)
 

@@ -154,6 +154,15 @@ def test_trace_unwritable_output_fails_before_tracing(harness, python, tmp_path)
     assert not [f for f in os.listdir(tmp_path) if ".tmp." in f], "a temporary file was left"
 
 
+def command(py, *args):
+    """exec's `-- COMMAND`: py running args. An interpreter started through a dynamic loader
+    is skipped: the loader maps Python only after exec's stop at its entry point."""
+    if py.prefix:
+        pytest.skip(f"{py.kind} runs through sid's dynamic loader, which exec cannot follow "
+                    "into (its chroot or bwrap start is the way there)")
+    return ["--", py.path, *args]
+
+
 def run_exec(h, *argv, timeout=60):
     p = h.aiocopd("exec", *[str(a) for a in argv])
     rc = p.wait(timeout=timeout)
@@ -169,8 +178,7 @@ def test_exec_violation_from_the_first_callback(paired):
     """exec --fail-on high: the program blocks in its very first callback; that report is
     there (exact, per callback), the summary names the process, and the status says so."""
     def scenario(h, py):
-        return run_exec(h, "--fail-on", "high", "--json", "--", py.path,
-                        PROGRAMS / "exec_blocker.py", "0")
+        return run_exec(h, "--fail-on", "high", "--json", *command(py, PROGRAMS / "exec_blocker.py", "0"))
 
     p, rc = paired(scenario)
     assert rc == 3, p.describe()
@@ -192,9 +200,8 @@ def test_exec_without_violation_keeps_the_status(paired, status):
     """A program that never blocks its loop: exec returns the program's own status, zero
     or not; a blocking one without --fail-on also returns its own status."""
     def scenario(h, py):
-        calm = run_exec(h, "--fail-on", "low", "--", py.path, PROGRAMS / "exec_calm.py",
-                        status)
-        blocking = run_exec(h, "--", py.path, PROGRAMS / "exec_blocker.py", status)
+        calm = run_exec(h, "--fail-on", "low", *command(py, PROGRAMS / "exec_calm.py", status))
+        blocking = run_exec(h, *command(py, PROGRAMS / "exec_blocker.py", status))
         return calm, blocking
 
     (calm, calm_rc), (blocking, blocking_rc) = paired(scenario)
@@ -210,8 +217,8 @@ def test_exec_follows_a_child_python(paired, tmp_path_factory):
     pid, the summary lists both processes, and -o writes a valid trace document."""
     def scenario(h, py):
         out = tmp_path_factory.mktemp(py.kind) / "exec.json"
-        p, rc = run_exec(h, "--fail-on", "medium", "--json", "-o", out, "--", py.path,
-                         PROGRAMS / "exec_parent.py")
+        p, rc = run_exec(h, "--fail-on", "medium", "--json", "-o", out,
+                         *command(py, PROGRAMS / "exec_parent.py"))
         return p, rc, out
 
     p, rc, out = paired(scenario)
@@ -237,8 +244,8 @@ def test_exec_block_right_before_exit(paired):
     """The only slow callback is the program's last: it exits within milliseconds, before
     the next drain; the report is still made, with its frames, and fails the run."""
     def scenario(h, py):
-        return run_exec(h, "--fail-on", "high", "--json", "--", py.path,
-                        PROGRAMS / "exec_last_block.py")
+        return run_exec(h, "--fail-on", "high", "--json",
+                        *command(py, PROGRAMS / "exec_last_block.py"))
 
     p, rc = paired(scenario)
     assert rc == 3, p.describe()
