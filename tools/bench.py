@@ -3,7 +3,10 @@
 session and the ratio of the medians is printed, with the attach time and aiocopd's peak RSS.
 
   sudo tools/bench.py [--python /usr/bin/python3.11] [--runs 5] [--aiocopd build/aiocopd]
-                     [--aiocopd-args '--all']
+                     [--aiocopd-args '--all'] [--root DIR]
+
+--root DIR runs --python (a path inside DIR, e.g. tools/test-root.sh's sid root and its
+python3.14) on the host through DIR's own dynamic loader and libraries.
 """
 import argparse
 import os
@@ -24,9 +27,19 @@ def aiocopd_argv(aiocopd, mode, pid, extra):
     return [aiocopd, "-p", str(pid), *extra]
 
 
+def python_command(python, root):
+    """(argv prefix ending in the interpreter, environment) that run python."""
+    if not root:
+        return [python], None
+    libs = f"{root}/lib/x86_64-linux-gnu:{root}/usr/lib/x86_64-linux-gnu"
+    env = dict(os.environ, PYTHONHOME=f"{root}/usr")
+    return [f"{root}/lib64/ld-linux-x86-64.so.2", "--library-path", libs, python], env
+
+
 def run_once(python, kind, n, aiocopd=None, extra=(), mode="live"):
-    target = subprocess.Popen([python, os.path.join(HERE, "bench_workload.py"), kind, str(n)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    argv, env = python
+    target = subprocess.Popen([*argv, os.path.join(HERE, "bench_workload.py"), kind, str(n)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
     mon, attach_s, rss_kb = None, None, None
     try:
         assert target.stdout.readline().strip() == "ready"
@@ -69,15 +82,17 @@ def main():
                     help="extra aiocopd options, e.g. '--all' to measure the armed tier")
     ap.add_argument("--mode", choices=("live", "trace"), default="live",
                     help="watch with `aiocopd -p` (live) or `aiocopd trace`")
+    ap.add_argument("--root", help="run --python through this root's dynamic loader")
     args = ap.parse_args()
+    python = python_command(args.python, args.root)
     extra = args.aiocopd_args.split()
     print(f"python {args.python}, aiocopd {args.mode} {' '.join(extra) or '(default options)'}, "
           f"{args.runs} alternating runs per mode, kernel {os.uname().release}")
     for kind, n, target_ratio in WORKLOADS:
         base, mon, attach, rss = [], [], [], []
         for _ in range(args.runs):
-            base.append(run_once(args.python, kind, n)[0])
-            e, a, r = run_once(args.python, kind, n, args.aiocopd, extra, args.mode)
+            base.append(run_once(python, kind, n)[0])
+            e, a, r = run_once(python, kind, n, args.aiocopd, extra, args.mode)
             mon.append(e)
             attach.append(a)
             rss.append(r)
