@@ -103,12 +103,13 @@ void target_place_read(pid_t pid, struct target_place *p)
 	p->ns_pid = ns_id_of(path);
 	p->own_pid_ns = other_ns(pid, "pid", &p->pid_ns);
 	p->own_mnt_ns = other_ns(pid, "mnt", &p->mnt_ns);
-	p->own_root = other_root(pid);
 	snprintf(path, sizeof(path), "/proc/%d/root", pid);
 	n = readlink(path, p->root, sizeof(p->root) - 1);
 	p->root[n > 0 ? n : 0] = 0;
 	if (n <= 0)
 		snprintf(p->root, sizeof(p->root), "?");
+	/* a directory our / is bound onto is the same directory under another name */
+	p->own_root = other_root(pid) || (n > 0 && strcmp(p->root, "/"));
 }
 
 void target_place_describe(pid_t pid, const struct target_place *p, char *buf, size_t bufsz)
