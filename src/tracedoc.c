@@ -535,9 +535,12 @@ struct json_object *tracedoc_build(struct tracedoc *d, struct json_object *metad
 	/* the traced process, or exec's first Python process, where the caller did not say */
 	if (json_object_array_length(d->processes)) {
 		struct json_object *first = json_object_array_get_idx(d->processes, 0);
+		/* its ns_pid only beside its own pid (exec's metadata names the command's) */
+		bool same_pid = !json_object_object_get_ex(metadata, "pid", NULL);
 
 		json_object_object_foreach(first, key, val)
-			if (!json_object_object_get_ex(metadata, key, NULL))
+			if (!json_object_object_get_ex(metadata, key, NULL) &&
+			    (same_pid || strcmp(key, "ns_pid")))
 				json_object_object_add(metadata, key, json_object_get(val));
 	}
 	json_object_object_add(metadata, "processes", json_object_get(d->processes));
