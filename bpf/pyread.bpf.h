@@ -68,13 +68,37 @@ static long tstate_step(__u32 i, struct tstate_walk *w)
 	return 0;
 }
 
-/* What CPython recorded as this thread's id: its tid, or (3.10) pthread_self(). */
+#define PID_NS_LEVELS		32	/* the kernel's MAX_PID_NS_LEVEL */
+
+/*
+ * The current thread's id as its own PID namespace numbers it (what gettid() returned to
+ * it, NSpid's last field): struct pid keeps one number per level, the deepest its own.
+ * host_tid when the thread lives in the initial namespace or the numbers cannot be read.
+ */
+static __always_inline __u32 tid_as_target_sees_it(__u32 host_tid)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct pid *pid = BPF_CORE_READ(task, thread_pid);
+	unsigned int level = pid ? BPF_CORE_READ(pid, level) : 0;
+	int nr = 0;
+
+	if (!level || level >= PID_NS_LEVELS)
+		return host_tid;
+	if (bpf_core_read(&nr, sizeof(nr), &pid->numbers[level].nr) || nr <= 0)
+		return host_tid;
+	return nr;
+}
+
+/*
+ * What CPython recorded as this thread's id: its tid as the target sees it (a process in a
+ * container records its namespace's ids, never the host's), or (3.10) pthread_self().
+ */
 static __always_inline __u64 python_thread_id(const struct target_cfg *cfg, __u32 tid)
 {
 	struct task_struct *task;
 
 	if (!cfg->layout.tid_is_pthread)
-		return tid;
+		return tid_as_target_sees_it(tid);
 	/* glibc's pthread_self() is the thread pointer, the FS base on x86-64 */
 	task = (struct task_struct *)bpf_get_current_task();
 	return BPF_CORE_READ(task, thread.fsbase);

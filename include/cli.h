@@ -46,6 +46,8 @@ bool cli_check_privileges(void);
 /* Checks pid exists and our privileges, then inspects it; prints the error, returns 0 or 1. */
 int cli_inspect(pid_t pid, struct py_target *t);
 void cli_print_attached(const struct engine *e, const struct watched *w);
+/* -v: "aiocopd: PID N: root ..., ... namespace ...; runtime opened through ..." on stderr. */
+void cli_print_place(const struct watched *w);
 
 /* How the commands end their event loop (the value sd_event_loop returns). */
 enum cli_stop {

@@ -57,8 +57,11 @@ enum process_change {
 struct engine_sink {
 	void (*report)(void *ctx, const struct watched *w, const struct report *r);
 	void (*iteration)(void *ctx, const struct watched *w, const struct event_iteration *ev);
-	/* a loop thread's statistics (stats option), once when its process leaves the engine */
-	void (*loop_stats)(void *ctx, const struct watched *w, pid_t tid,
+	/*
+	 * a loop thread's statistics (stats option), once when its process leaves the engine;
+	 * ns_tid: the thread's id as the target sees it, 0 when that is the host's (tid)
+	 */
+	void (*loop_stats)(void *ctx, const struct watched *w, pid_t tid, pid_t ns_tid,
 			   const struct loop_stats *s);
 	void (*process)(void *ctx, const struct watched *w, enum process_change change);
 	/* an event loop found running in thread tid after the process was watched */
@@ -98,6 +101,8 @@ int engine_add_sink(struct engine *e, const struct engine_sink *sink);
 struct watched *engine_watch(struct engine *e, const struct py_target *t, unsigned flags,
 			     char *err, size_t errsz);
 struct watched *engine_find(struct engine *e, pid_t pid);
+/* The id loop thread tid of w sees itself under, 0 when it is the host's or unknown. */
+pid_t engine_loop_ns_tid(const struct watched *w, pid_t tid);
 /* Stops watching a live process: its probes and state go, sinks hear PROCESS_UNWATCHED. */
 void engine_unwatch(struct engine *e, struct watched *w);
 

@@ -44,7 +44,8 @@ struct report_cpu_stack {
 struct report {
 	double ts;			/* wall-clock start of the callback */
 	uint64_t start_ns;		/* the same start, CLOCK_MONOTONIC, for timelines */
-	uint32_t pid, tid;
+	uint32_t pid, tid;		/* host ids, as BPF sees them */
+	uint32_t ns_pid, ns_tid;	/* as the target sees them (its PID namespace); 0: the same */
 	double elapsed_ms, threshold_ms;
 	bool exceeded;
 	bool by_iteration;		/* bounded by the loop iteration, not by Context.run */

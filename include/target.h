@@ -13,6 +13,7 @@
 
 #include "pylayout.h"
 #include "runtime_cache.h"
+#include "target_ns.h"
 
 /* Errors, returned negated, that the CLI turns into distinct messages. */
 enum target_error {
@@ -34,8 +35,10 @@ struct target_mapping {
 struct py_target {
 	pid_t pid;
 	char comm[32];
+	struct target_place place;	/* its root and namespaces */
 	char runtime_path[PATH_MAX];	/* as /proc/PID/maps shows it: for people, never opened */
 	struct target_mapping runtime_map;	/* its first mapping */
+	const char *runtime_via;	/* how the runtime file was opened, for -v */
 	struct elf_file_id runtime_id;	/* the file the offsets below were read from */
 	uint64_t bias;			/* load bias of the runtime */
 	int major, minor, micro;

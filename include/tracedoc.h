@@ -30,6 +30,7 @@ enum tracedoc_format { TRACEDOC_JSON, TRACEDOC_CHROME };
 /* Slow callbacks counted per loop thread, by severity level. */
 struct tracedoc_loop {
 	pid_t pid, tid;
+	pid_t ns_tid;			/* as the target sees it; 0: the host's id or unknown */
 	uint64_t slow[3];		/* enum severity_level */
 	struct json_object *stats;	/* from the BPF statistics, NULL if none */
 };

@@ -240,6 +240,16 @@ int cli_inspect(pid_t pid, struct py_target *t)
 	return 0;
 }
 
+void cli_print_place(const struct watched *w)
+{
+	const struct py_target *t = &w->target;
+	char place[PATH_MAX + 256];
+
+	target_place_describe(t->pid, &t->place, place, sizeof(place));
+	fprintf(stderr, "aiocopd: PID %d: %s; runtime opened through %s\n", t->pid, place,
+		t->runtime_via ? t->runtime_via : "?");
+}
+
 void cli_print_attached(const struct engine *e, const struct watched *w)
 {
 	const struct py_target *t = &w->target;
@@ -252,6 +262,8 @@ void cli_print_attached(const struct engine *e, const struct watched *w)
 			"%s, garbage collections timed by %s, %d syscall tracepoint(s) "
 			"unavailable\n", t->runtime_path, t->layout_source, t->context_run_source,
 			gc ? gc : "nothing", engine_tracepoints_missing(e));
+	if (engine_options(e)->verbose)
+		cli_print_place(w);
 }
 
 static void on_target_exec(void *ctx, pid_t pid, bool watched, const char *why)

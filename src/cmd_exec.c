@@ -133,9 +133,10 @@ static void exec_process(void *ctx, const struct watched *w, enum process_change
 	if (change != PROCESS_WATCHED)
 		return;
 	add_proc(run, w);
-	if (run->cli->engine.verbose)
-		fprintf(stderr, "aiocopd: watching PID %d (CPython %s)\n", w->pid,
-			w->target.version);
+	if (!run->cli->engine.verbose)
+		return;
+	fprintf(stderr, "aiocopd: watching PID %d (CPython %s)\n", w->pid, w->target.version);
+	cli_print_place(w);
 }
 
 static void exec_report(void *ctx, const struct watched *w, const struct report *r)
@@ -149,7 +150,7 @@ static void exec_report(void *ctx, const struct watched *w, const struct report 
 		summary_note(&p->summary, r);
 }
 
-static void exec_loop_stats(void *ctx, const struct watched *w, pid_t tid,
+static void exec_loop_stats(void *ctx, const struct watched *w, pid_t tid, pid_t ns_tid,
 			    const struct loop_stats *s)
 {
 	struct exec_proc *p = find_proc(ctx, w->pid);

@@ -31,6 +31,7 @@
 /* A loop thread of a watched process: its CPU-clock sampler is its own. */
 struct loop_thread {
 	pid_t tid;
+	pid_t ns_tid;			/* as the target sees it; 0: the host's id */
 	struct probes_sampler sampler;
 };
 
@@ -131,9 +132,11 @@ static void tell_report(struct engine *e, const struct watched *w, const struct 
 static void tell_loop_stats(struct engine *e, const struct watched *w, pid_t tid,
 			    const struct loop_stats *s)
 {
+	pid_t ns_tid = engine_loop_ns_tid(w, tid);
+
 	for (size_t i = 0; i < e->n_sinks; i++)
 		if (e->sinks[i].loop_stats)
-			e->sinks[i].loop_stats(e->sinks[i].ctx, w, tid, s);
+			e->sinks[i].loop_stats(e->sinks[i].ctx, w, tid, ns_tid, s);
 }
 
 /* ---- arming ----------------------------------------------------------------------------- */
@@ -266,7 +269,9 @@ static void note_loop_thread(struct engine *e, struct watched *w, pid_t tid)
 		return;
 	p->loops = l;
 	l = &p->loops[p->n_loops++];
-	*l = (struct loop_thread){ .tid = tid };
+	/* read while the thread is surely there: its reports come after it may be gone */
+	*l = (struct loop_thread){ .tid = tid, .ns_tid = w->target.place.own_pid_ns ?
+							 target_ns_tid(w->pid, tid) : 0 };
 	if (probes_add_loop_thread(&e->probes, w->pid, tid, e->opt.stats, &l->sampler))
 		engine_log(e, LOG_INFO, "no CPU samples of thread %d of PID %d: %s", tid, w->pid,
 			   strerror(errno));
@@ -384,9 +389,21 @@ static int build_report(struct engine *e, struct watched *w, const struct event_
 					   .trace_depth = e->opt.trace_depth };
 	int ret = reconstruct_report(ev, set, &res, &opt, out);
 
-	if (ret == 0)
-		out->ts = engine_wall_time(e, ev->h.ts_ns);
-	return ret;
+	if (ret)
+		return ret;
+	out->ts = engine_wall_time(e, ev->h.ts_ns);
+	out->ns_pid = w->target.place.ns_pid;
+	out->ns_tid = engine_loop_ns_tid(w, out->tid);
+	return 0;
+}
+
+pid_t engine_loop_ns_tid(const struct watched *w, pid_t tid)
+{
+	struct loop_thread *l = find_loop((struct watched *)w, tid);
+
+	if (l)
+		return l->ns_tid;
+	return w->target.place.own_pid_ns ? target_ns_tid(w->pid, tid) : 0;
 }
 
 static void on_loop_thread(struct engine *e, const struct event_loop_thread *ev)

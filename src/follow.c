@@ -154,6 +154,8 @@ static void on_fork(void *ctx, pid_t pid, pid_t parent)
 	t = p->target;
 	t.pid = pid;
 	t.layout = &t.layout_copy;
+	/* a parent that unshared its PID namespace has children in the new one */
+	target_place_read(pid, &t.place);
 	if (!engine_watch(f->engine, &t, ENGINE_WATCH_LAZY, err, sizeof(err)))
 		engine_log(f->engine, LOG_INFO, "PID %d (fork of %d) runs unwatched: %s", pid,
 			   parent, err);

@@ -157,6 +157,10 @@ struct json_object *report_to_json(const struct report *r)
 	json_object_object_add(o, "ts", json_rounded(r->ts, 6));
 	json_object_object_add(o, "pid", json_object_new_int(r->pid));
 	json_object_object_add(o, "tid", json_object_new_int(r->tid));
+	if (r->ns_pid)
+		json_object_object_add(o, "ns_pid", json_object_new_int(r->ns_pid));
+	if (r->ns_tid)
+		json_object_object_add(o, "ns_tid", json_object_new_int(r->ns_tid));
 	json_object_object_add(o, "elapsed_ms", json_rounded(r->elapsed_ms, 3));
 	json_object_object_add(o, "threshold_ms", json_rounded(r->threshold_ms, 3));
 	json_object_object_add(o, "exceeded_threshold", json_object_new_boolean(r->exceeded));
@@ -255,6 +259,19 @@ static void put_trace(FILE *out, const char *trace_short, bool cut)
 	fputc('\n', out);
 }
 
+/* The ids a target in a container sees, after the host's: "(pid 2 tid 2 in its namespace)". */
+static void write_ns_ids(FILE *out, const struct report *r)
+{
+	if (!r->ns_pid && !r->ns_tid)
+		return;
+	fputs(" (", out);
+	if (r->ns_pid)
+		fprintf(out, "pid %u%s", r->ns_pid, r->ns_tid ? " " : "");
+	if (r->ns_tid)
+		fprintf(out, "tid %u", r->ns_tid);
+	fputs(" in its namespace)", out);
+}
+
 void report_write_text(FILE *out, const struct report *r)
 {
 	const char *what = r->is_task ? "TASK" : "CALLBACK";
@@ -266,6 +283,7 @@ void report_write_text(FILE *out, const struct report *r)
 		fprintf(out, "BLOCKING %s: %.1fms  (under threshold %gms)", what, r->elapsed_ms,
 			r->threshold_ms);
 	fprintf(out, "  pid %u tid %u", r->pid, r->tid);
+	write_ns_ids(out, r);
 	if (r->is_task) {
 		fputs("  task '", out);
 		report_put_text(out, r->task_name);

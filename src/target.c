@@ -282,39 +282,79 @@ static int gone_or(pid_t pid, int err)
 	return kill(pid, 0) && errno == ESRCH ? -ESRCH : err;
 }
 
+/* A candidate name of a mapped file, kept when its device and inode are the mapping's. */
+static int open_if_mapped(const char *path, const struct target_mapping *m)
+{
+	struct stat st;
+	int fd = open_path_only(path, &st);
+
+	if (fd < 0)
+		return fd;
+	if (major(st.st_dev) == m->dev_major && minor(st.st_dev) == m->dev_minor &&
+	    st.st_ino == m->ino)
+		return fd;
+	close(fd);
+	return -ENOENT;
+}
+
 /*
- * The file a mapping of pid shows, as an O_PATH descriptor. map_files/ is the kernel's own
- * link to it (following it takes CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN); without those,
- * /proc/PID/exe and the names maps shows (read in the target's root) are tried, and the one
- * whose device and inode are the mapping's wins. Returns the descriptor or -errno.
+ * The name maps shows, opened in one root: ours ("" prefix) or the target's
+ * (/proc/PID/root). Both the name unescaped and as shown are tried (see
+ * target_maps_name_escape).
  */
-static int open_mapped_file(pid_t pid, const struct target_mapping *m, const char *shown)
+static int open_name_in(const char *prefix, const char *shown, const struct target_mapping *m)
 {
 	char name[PATH_MAX], path[PATH_MAX + 64];
-	struct stat st;
+	int fd;
+
+	target_maps_name_unescape(shown, name, sizeof(name));
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s%s", prefix, i == 0 ? name : shown);
+		fd = open_if_mapped(path, m);
+		if (fd >= 0)
+			return fd;
+	}
+	return -ENOENT;
+}
+
+/*
+ * The file a mapping of pid shows, as an O_PATH descriptor, and in *via how it was found.
+ * map_files/ is the kernel's own link to it (following it takes CAP_CHECKPOINT_RESTORE or
+ * CAP_SYS_ADMIN); without those, /proc/PID/exe and the name maps shows are tried, and the
+ * one whose device and inode are the mapping's wins. That name is relative to our root
+ * when the target shares our mount namespace (a chroot's maps name the host's path), else
+ * to the target's own root: that root is tried first then, ours first otherwise.
+ * Returns the descriptor or -errno.
+ */
+static int open_mapped_file(pid_t pid, const struct target_mapping *m, const char *shown,
+			    bool own_mnt_ns, const char **via)
+{
+	char path[64], target_root[64];
 	int fd;
 
 	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, m->start,
 		 m->end);
-	fd = open_path_only(path, &st);
+	fd = open_path_only(path, &(struct stat){});
+	*via = "/proc/PID/map_files";
 	if (fd >= 0)
 		return fd;
 	if (fd == -ENOENT)
 		return gone_or(pid, -ENOENT);	/* not mapped there any more */
-	target_maps_name_unescape(shown, name, sizeof(name));
-	for (int i = 0; i < 3; i++) {
-		if (i == 0)
-			snprintf(path, sizeof(path), "/proc/%d/exe", pid);
-		else
-			snprintf(path, sizeof(path), "/proc/%d/root%s", pid, i == 1 ? name : shown);
-		fd = open_path_only(path, &st);
-		if (fd < 0)
-			continue;
-		if (major(st.st_dev) == m->dev_major && minor(st.st_dev) == m->dev_minor &&
-		    st.st_ino == m->ino)
+	snprintf(path, sizeof(path), "/proc/%d/exe", pid);
+	*via = "/proc/PID/exe";
+	fd = open_if_mapped(path, m);
+	if (fd >= 0)
+		return fd;
+	snprintf(target_root, sizeof(target_root), "/proc/%d/root", pid);
+	for (int i = 0; i < 2; i++) {
+		bool in_target_root = (i == 0) == own_mnt_ns;
+
+		*via = in_target_root ? "its name in the target's root" : "its name in our root";
+		fd = open_name_in(in_target_root ? target_root : "", shown, m);
+		if (fd >= 0)
 			return fd;
-		close(fd);
 	}
+	*via = NULL;
 	return gone_or(pid, -ENOENT);
 }
 
@@ -364,7 +404,8 @@ static int open_runtime(struct py_target *t, struct elf_file **ef, char *err, si
 	if (!m->path[0])
 		return not_python(t, err, errsz);
 	t->runtime_map = m->file;
-	fd = open_mapped_file(t->pid, &t->runtime_map, m->path);
+	fd = open_mapped_file(t->pid, &t->runtime_map, m->path, t->place.own_mnt_ns,
+			      &t->runtime_via);
 	if (fd == -ESRCH)
 		return fail(err, errsz, TARGET_NO_PROCESS, "no such process: %d", t->pid);
 	if (fd < 0)
@@ -381,7 +422,9 @@ int target_runtime_fd(const struct py_target *t)
 {
 	struct elf_file_id now = {};
 	struct stat st;
-	int fd = open_mapped_file(t->pid, &t->runtime_map, t->runtime_path);
+	const char *via;
+	int fd = open_mapped_file(t->pid, &t->runtime_map, t->runtime_path, t->place.own_mnt_ns,
+				  &via);
 
 	if (fd < 0)
 		return fd;
@@ -874,6 +917,7 @@ int target_inspect(pid_t pid, const struct target_options *opts, struct py_targe
 	ret = read_comm(t, err, errsz);
 	if (ret)
 		return ret;
+	target_place_read(pid, &t->place);
 	ret = open_runtime(t, &ef, err, errsz);
 	if (ret)
 		return ret;

@@ -71,6 +71,8 @@ void tracedoc_add_process(struct tracedoc *d, const struct py_target *t)
 	bool shared = strstr(t->runtime_path, "libpython") != NULL;
 
 	json_object_object_add(o, "pid", json_object_new_int(t->pid));
+	if (t->place.ns_pid)
+		json_object_object_add(o, "ns_pid", json_object_new_int(t->place.ns_pid));
 	json_object_object_add(o, "command_line", command_line(t->pid));
 	json_object_object_add(py, "version", json_object_new_string(t->version));
 	json_object_object_add(py, "runtime", json_text(t->runtime_path));
@@ -225,6 +227,8 @@ void tracedoc_add_report(struct tracedoc *d, const struct report *r)
 	struct tracedoc_loop *loop = find_loop(d, r->pid, r->tid);
 	struct json_object *o;
 
+	if (loop && r->ns_tid)
+		loop->ns_tid = r->ns_tid;
 	if (loop && r->exceeded)
 		loop->slow[r->level]++;
 	add_top(d, r);
@@ -324,10 +328,16 @@ static void sink_iteration(void *ctx, const struct watched *w, const struct even
 	tracedoc_add_iteration(ctx, ev);
 }
 
-static void sink_loop_stats(void *ctx, const struct watched *w, pid_t tid,
+static void sink_loop_stats(void *ctx, const struct watched *w, pid_t tid, pid_t ns_tid,
 			    const struct loop_stats *s)
 {
-	tracedoc_add_loop_stats(ctx, tid, s);
+	struct tracedoc *d = ctx;
+	struct tracedoc_loop *loop;
+
+	tracedoc_add_loop_stats(d, tid, s);
+	loop = find_loop(d, w->pid, tid);
+	if (loop && ns_tid)
+		loop->ns_tid = ns_tid;
 }
 
 static void sink_process(void *ctx, const struct watched *w, enum process_change change)
@@ -400,6 +410,8 @@ static struct json_object *loops_json(const struct tracedoc *d, double seconds)
 
 		json_object_object_add(o, "pid", json_object_new_int(l->pid));
 		json_object_object_add(o, "tid", json_object_new_int(l->tid));
+		if (l->ns_tid)
+			json_object_object_add(o, "ns_tid", json_object_new_int(l->ns_tid));
 		if (l->stats) {
 			json_object_object_foreach(l->stats, key, val)
 				json_object_object_add(o, key, json_object_get(val));
@@ -523,9 +535,12 @@ struct json_object *tracedoc_build(struct tracedoc *d, struct json_object *metad
 	/* the traced process, or exec's first Python process, where the caller did not say */
 	if (json_object_array_length(d->processes)) {
 		struct json_object *first = json_object_array_get_idx(d->processes, 0);
+		/* its ns_pid only beside its own pid (exec's metadata names the command's) */
+		bool same_pid = !json_object_object_get_ex(metadata, "pid", NULL);
 
 		json_object_object_foreach(first, key, val)
-			if (!json_object_object_get_ex(metadata, key, NULL))
+			if (!json_object_object_get_ex(metadata, key, NULL) &&
+			    (same_pid || strcmp(key, "ns_pid")))
 				json_object_object_add(metadata, key, json_object_get(val));
 	}
 	json_object_object_add(metadata, "processes", json_object_get(d->processes));

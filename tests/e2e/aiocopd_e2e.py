@@ -112,6 +112,8 @@ REPORT_KEYS = {"type", "ts", "pid", "tid", "elapsed_ms", "threshold_ms", "exceed
 CPU_SAMPLE_KEYS = {"trace", "entry_point", "trace_truncated", "count"}
 # documented beyond SPEC section 3 (README "Two tiers of probing"): how the callback was bounded
 EXTRA_REPORT_KEYS = {"attribution": {"iteration", "callback"}}
+# SPEC section 3: the ids a target in its own PID namespace sees, only when they differ
+NS_REPORT_KEYS = {"ns_pid", "ns_tid"}
 EVENT_KEYS = {"event", "category", "severity", "duration_ms", "syscall", "entry_point", "trace",
               "trace_truncated"}
 # a frame: path:line:function, the line "?" when it cannot be known (target memory gone, corrupt)
@@ -275,7 +277,13 @@ class Proc:
             os.kill(self.pid, sig)
 
     def stop(self, timeout=60):
-        """SIGKILL (by PID) if still running, then reap."""
+        """SIGKILL (by PID) if still running, then reap. A target started by a launcher
+        (Harness.target) goes first, then the launcher."""
+        if self.pid != self.popen.pid and self.popen.poll() is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         if self.popen.poll() is None:
             try:
                 self.popen.kill()
@@ -317,11 +325,13 @@ def is_stdlib(path):
 def check_report(r, threshold_ms, trace_depth=20, report_all=False):
     """What SPEC sections 3 and 4 promise about every report, whatever the scenario."""
     missing = REPORT_KEYS - set(r)
-    unknown = set(r) - REPORT_KEYS - set(EXTRA_REPORT_KEYS)
+    unknown = set(r) - REPORT_KEYS - set(EXTRA_REPORT_KEYS) - NS_REPORT_KEYS
     assert not missing and not unknown, f"report keys: missing {missing}, unknown {unknown}: {r}"
     for key, allowed in EXTRA_REPORT_KEYS.items():
         assert r.get(key, next(iter(allowed))) in allowed, r
     assert r["type"] == "slow_task"
+    for key in NS_REPORT_KEYS & set(r):
+        assert isinstance(r[key], int) and r[key] >= 1, r
     assert 0 <= r["gc_ms"] <= r["elapsed_ms"], r
     for s in r["cpu_samples"]:
         assert set(s) == CPU_SAMPLE_KEYS and s["count"] >= 1, r
@@ -422,30 +432,39 @@ class Harness:
         self.procs.append(p)
         return p
 
-    def target(self, python, program, *args, env=None, ready="ready"):
-        """Starts a target program and waits for its `ready` line (or another given line)."""
-        p = self.spawn([*python.argv, "-u", PROGRAMS / program, *args],
+    def target(self, python, program, *args, env=None, ready="ready", launcher=(),
+               program_dir=PROGRAMS):
+        """Starts a target program and waits for its `ready` line (or another given line).
+
+        launcher: an argv prefix that starts the interpreter in a container or chroot (bwrap,
+        chroot); the Proc's pid is then the interpreter's own, found below the launcher.
+        program_dir: where the target finds the programs (the path inside its root)."""
+        p = self.spawn([*launcher, *python.argv, "-u", Path(program_dir) / program, *args],
                        env=python.environ(env))
         if ready and p.wait_line("out", lambda l: l == ready, READY_TIMEOUT) is None:
             p.stop()
             pytest.fail(f"target never printed {ready!r}:\n{p.describe()}", pytrace=False)
+        if launcher:
+            p.pid = interpreter_below(p.popen.pid, python.path)
+            assert p.pid, f"no {python.path} process below the launcher:\n{p.describe()}"
         return p
 
-    def aiocopd(self, *args, env=None):
+    def aiocopd(self, *args, env=None, prefix=()):
+        """Starts aiocopd with args; prefix: an argv prefix (nsenter, setpriv)."""
         full_env = dict(os.environ)
         full_env.update(env or {})
-        return self.spawn([AIOCOPD, *args], env=full_env)
+        return self.spawn([*prefix, AIOCOPD, *args], env=full_env)
 
     def monitor(self, target, *options, duration=1.5, env=None, stop_when=None,
-                stop_signal=signal.SIGTERM, exit_timeout=EXIT_TIMEOUT):
-        """Runs `aiocopd -p PID --json options... -d duration` to its end.
+                stop_signal=signal.SIGTERM, exit_timeout=EXIT_TIMEOUT, prefix=()):
+        """Runs `aiocopd -p PID --json options... -d duration` to its end (after prefix).
 
         stop_when(proc, attached_at) -> bool: checked every 0.1 s; once it holds, aiocopd gets
         stop_signal instead of waiting for the duration to end.
         """
         options = ("--json",) + tuple(str(o) for o in options)
         argv = ["-p", str(target.pid), *options, "-d", str(duration)]
-        p = self.aiocopd(*argv, env=env)
+        p = self.aiocopd(*argv, env=env, prefix=prefix)
         attached = p.wait_line("err", lambda l: "attached" in l, ATTACH_TIMEOUT)
         if attached is None:
             rc = p.wait(timeout=1)
@@ -477,6 +496,38 @@ class Harness:
     def cleanup(self):
         for p in reversed(self.procs):
             p.stop()
+
+
+def _parent_of(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def interpreter_below(ancestor, path):
+    """PID of the process below `ancestor` (or itself) running the file `path`, or 0. The file
+    is matched by device and inode: in a chroot or container its name differs."""
+    want = os.stat(path)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        try:
+            st = os.stat(f"/proc/{pid}/exe")
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) != (want.st_dev, want.st_ino):
+            continue
+        up = pid
+        for _ in range(64):
+            if up == ancestor:
+                return pid
+            up = _parent_of(up)
+            if up <= 1:
+                break
+    return 0
 
 
 def available_interpreters():

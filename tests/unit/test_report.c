@@ -643,6 +643,37 @@ static void assert_contains(const char *hay, const char *needle)
 		fail_msg("text output lacks \"%s\":\n%s", needle, hay);
 }
 
+/* A target in its own PID namespace: the ids it sees follow the host's, only then. */
+static void test_ns_ids_only_when_they_differ(void **state)
+{
+	struct report r;
+	struct json_object *o;
+	size_t len;
+	char *buf;
+
+	make_sleeper(&r);
+	o = report_to_json(&r);
+	assert_false(json_object_object_get_ex(o, "ns_pid", NULL));
+	assert_false(json_object_object_get_ex(o, "ns_tid", NULL));
+	json_object_put(o);
+	buf = capture(report_write_text, &r, &len);
+	assert_contains(buf, "pid 4242 tid 4243  task 'the-sleeper'");
+	free(buf);
+
+	r.ns_pid = 2;
+	r.ns_tid = 7;
+	o = report_to_json(&r);
+	assert_int_equal(json_object_get_int(get(o, "pid")), 4242);
+	assert_int_equal(json_object_get_int(get(o, "tid")), 4243);
+	assert_int_equal(json_object_get_int(get(o, "ns_pid")), 2);
+	assert_int_equal(json_object_get_int(get(o, "ns_tid")), 7);
+	json_object_put(o);
+	buf = capture(report_write_text, &r, &len);
+	assert_contains(buf, "pid 4242 tid 4243 (pid 2 tid 7 in its namespace)  task 'the-sleeper'");
+	free(buf);
+	report_free(&r);
+}
+
 static void test_text_task_shape(void **state)
 {
 	struct report r;
@@ -900,6 +931,7 @@ int main(void)
 	};
 	const struct CMUnitTest text_tests[] = {
 		cmocka_unit_test(test_text_task_shape),
+		cmocka_unit_test(test_ns_ids_only_when_they_differ),
 		cmocka_unit_test(test_text_escapes_target_strings),
 		cmocka_unit_test(test_text_plain_callback),
 		cmocka_unit_test(test_text_under_threshold_events),

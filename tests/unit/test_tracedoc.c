@@ -200,6 +200,61 @@ static void test_trace_json_reports_in_time_order_and_top(void **state)
 	tracedoc_free(&d);
 }
 
+/*
+ * A target in its own PID namespace: its process entry and the trace's metadata name its
+ * ns_pid, its loop the ns_tid its reports carry; exec's metadata, which names the command's
+ * own pid, does not take the first Python's ns_pid.
+ */
+static struct json_object *ns_document(struct json_object *metadata_pid)
+{
+	struct engine_options opt = { .threshold_ms = 30, .trace_depth = 20 };
+	struct py_target t = { .pid = getpid(), .version = "3.11.2",
+			       .runtime_path = "/usr/bin/python3.11",
+			       .layout_source = "built-in table", .place = { .ns_pid = 2 } };
+	struct json_object *meta;
+	struct tracedoc d;
+	struct report r;
+
+	assert_int_equal(tracedoc_init(&d, 0), 0);
+	tracedoc_add_process(&d, &t);
+	make_report(&r, 100 * MS, 60, "/app/a.py:7:work", LEVEL_HIGH);
+	r.ns_pid = 2;
+	r.ns_tid = 5;
+	tracedoc_add_report(&d, &r);
+	meta = tracedoc_metadata(&opt, 2, TRACEDOC_JSON, 1764000000.0, 1764000002.0, "duration");
+	if (metadata_pid)
+		json_object_object_add(meta, "pid", metadata_pid);
+	meta = tracedoc_build(&d, meta, TRACEDOC_JSON);
+	report_free(&r);
+	tracedoc_free(&d);
+	return meta;
+}
+
+static void test_ns_ids_in_document(void **state)
+{
+	struct json_object *doc = ns_document(NULL), *meta, *proc, *loop, *rep;
+
+	(void)state;
+	meta = get(doc, "metadata");
+	proc = json_object_array_get_idx(get(meta, "processes"), 0);
+	assert_int_equal(json_object_get_int(get(proc, "pid")), getpid());
+	assert_int_equal(json_object_get_int(get(proc, "ns_pid")), 2);
+	assert_int_equal(json_object_get_int(get(meta, "ns_pid")), 2);
+	loop = json_object_array_get_idx(get(doc, "loops"), 0);
+	assert_int_equal(json_object_get_int(get(loop, "tid")), 101);
+	assert_int_equal(json_object_get_int(get(loop, "ns_tid")), 5);
+	rep = json_object_array_get_idx(get(doc, "reports"), 0);
+	assert_int_equal(json_object_get_int(get(rep, "ns_pid")), 2);
+	assert_int_equal(json_object_get_int(get(rep, "ns_tid")), 5);
+	json_object_put(doc);
+
+	doc = ns_document(json_object_new_int(77));
+	meta = get(doc, "metadata");
+	assert_int_equal(json_object_get_int(get(meta, "pid")), 77);
+	assert_false(json_object_object_get_ex(meta, "ns_pid", NULL));
+	json_object_put(doc);
+}
+
 static bool inside(struct json_object *in, struct json_object *out)
 {
 	double ts = json_object_get_double(get(in, "ts")), dur = json_object_get_double(get(in, "dur"));
@@ -327,6 +382,7 @@ int main(void)
 		cmocka_unit_test(test_percentiles),
 		cmocka_unit_test(test_percentile_of_nothing_is_zero),
 		cmocka_unit_test(test_trace_json_reports_in_time_order_and_top),
+		cmocka_unit_test(test_ns_ids_in_document),
 		cmocka_unit_test(test_chrome_slices_nest),
 		cmocka_unit_test(test_same_report_in_every_rendering),
 		cmocka_unit_test(test_document_limit_is_counted),
