@@ -859,11 +859,12 @@ static int read_extension_asyncio_table(const struct py_target *t, uint8_t *buf,
 {
 	struct module_search ms = { .pattern = "_asyncio.cpython-*.so" };
 	struct elf_file *ext;
+	const char *via;
 	int fd, ret;
 
 	if (for_each_mapping(t->pid, find_module, &ms) <= 0)
 		return -ENOENT;
-	fd = open_mapped_file(t->pid, &ms.found.file, ms.found.path);
+	fd = open_mapped_file(t->pid, &ms.found.file, ms.found.path, t->place.own_mnt_ns, &via);
 	if (fd < 0)
 		return fd;
 	ret = elf_file_reopen(fd, &ext);
