@@ -44,6 +44,11 @@ class Interpreter:
         self._version = None
 
     @property
+    def executable(self):
+        """The file its processes' /proc/PID/exe is (the loader, when a prefix names one)."""
+        return self.prefix[0] if self.prefix else self.path
+
+    @property
     def argv(self):
         """The command that starts it: add the interpreter's own arguments after it."""
         return [*self.prefix, self.path]
@@ -279,7 +284,8 @@ class Proc:
     def stop(self, timeout=60):
         """SIGKILL (by PID) if still running, then reap. A target started by a launcher
         (Harness.target) goes first, then the launcher."""
-        if self.pid != self.popen.pid and self.popen.poll() is None:
+        # (never pid 0: that would be our own process group)
+        if 0 < self.pid != self.popen.pid and self.popen.poll() is None:
             try:
                 os.kill(self.pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -445,8 +451,9 @@ class Harness:
             p.stop()
             pytest.fail(f"target never printed {ready!r}:\n{p.describe()}", pytrace=False)
         if launcher:
-            p.pid = interpreter_below(p.popen.pid, python.path)
-            assert p.pid, f"no {python.path} process below the launcher:\n{p.describe()}"
+            found = interpreter_below(p.popen.pid, python.executable)
+            assert found, f"no {python.executable} process below the launcher:\n{p.describe()}"
+            p.pid = found
         return p
 
     def aiocopd(self, *args, env=None, prefix=()):
