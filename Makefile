@@ -147,7 +147,8 @@ FUZZ_TIME      ?= 300
 FUZZ_TEST_TIME ?= 20
 FUZZ_OUT        = $(OUT)/fuzz
 FUZZ_SAN       := -fsanitize=address,undefined -fno-sanitize-recover=all
-FUZZ_CFLAGS    := -g -O1 -std=gnu11 -Wall -Wextra -Wno-unused-parameter $(FUZZ_SAN)
+FUZZ_CFLAGS    := -g -O1 -std=gnu11 -Wall -Wextra -Wno-unused-parameter $(FUZZ_SAN) \
+                  $(if $(filter true,$(CI)),-Werror)
 # the modules the harnesses reach, instrumented for coverage
 FUZZ_LIB_OBJS   = $(patsubst %,$(FUZZ_OUT)/src/%.o,elf_file linetable procmem pydebug pylayout pyresolve)
 FUZZ_BINS       = $(patsubst %,$(FUZZ_OUT)/fuzz_%,$(FUZZERS))
