@@ -92,7 +92,9 @@ $(OUT)/aiocopd: $(OUT)/main.o $(LIB_OBJS)
 $(OUT)/libaiocopd.a: $(CORE_OBJS)
 	rm -f $@ && $(AR) rcs $@ $^
 
+# (its own mkdir: $(OUT) may exist already, made by another tree's rule such as the fuzzers')
 $(OUT)/tests/%.o: tests/unit/%.c | $(OUT)
+	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
 
 $(UNIT_BINS): $(OUT)/tests/%: $(OUT)/tests/%.o $(OUT)/libaiocopd.a
