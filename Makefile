@@ -120,7 +120,7 @@ test: deps
 # binary; tests that only time things or kill aiocopd are left out, a sanitizer has nothing
 # to say there. Any report fails: the runtimes stop at the first one with an exit status of
 # their own (SAN_EXIT), and the e2e harness fails a test whose aiocopd printed a report or
-# exited so (tests/e2e/aiocopd_e2e.py, SANITIZER_REPORT and SANITIZER_EXIT).
+# exited so (tests/e2e/aiocopd_e2e.py, SANITIZER_REPORT and SANITIZER_EXITS).
 SAN_OUT    ?= build-san
 SAN_FLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 SAN_EXIT   := 86
