@@ -1,5 +1,7 @@
 # aiocopd build. `make` builds; `make deps` installs Debian build dependencies (root);
-# `make test` runs unit and end-to-end tests; `make demo` shows aiocopd on a bundled program.
+# `make test` runs unit and end-to-end tests, then both again under ASan and UBSan (`make
+# sanitize`) and each fuzz harness briefly (`make fuzz` runs them longer); `make demo` shows
+# aiocopd on a bundled program.
 
 PREFIX     ?= /usr/local
 DESTDIR    ?=
@@ -35,7 +37,7 @@ endif
 # Debian packages needed to build and test.
 DEPS := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libcmocka-dev libjson-c-dev libsystemd-dev \
         pkg-config make gcc python3 python3-pytest python3-jsonschema python3.11 python3.11-dbg python3-uvloop \
-        debootstrap bubblewrap
+        debootstrap bubblewrap libclang-rt-14-dev
 
 # bpf/maps.bpf.c, which defines the shared maps, links first: libbpf 1.1's linker gets a
 # map's BTF offset wrong when a part declaring it extern comes before its definition.
@@ -50,7 +52,7 @@ CORE_OBJS  := $(filter-out $(SKEL_OBJS),$(LIB_OBJS))
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRCS))
 
-.PHONY: all deps demo test unit-test e2e-test install uninstall clean
+.PHONY: all deps demo test unit-test e2e-test sanitize fuzz fuzz-test install uninstall clean
 all: $(OUT)/aiocopd
 
 deps:
@@ -90,7 +92,9 @@ $(OUT)/aiocopd: $(OUT)/main.o $(LIB_OBJS)
 $(OUT)/libaiocopd.a: $(CORE_OBJS)
 	rm -f $@ && $(AR) rcs $@ $^
 
+# (its own mkdir: $(OUT) may exist already, made by another tree's rule such as the fuzzers')
 $(OUT)/tests/%.o: tests/unit/%.c | $(OUT)
+	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
 
 $(UNIT_BINS): $(OUT)/tests/%: $(OUT)/tests/%.o $(OUT)/libaiocopd.a
@@ -106,6 +110,84 @@ test: deps
 	$(MAKE) all
 	$(MAKE) unit-test
 	$(MAKE) e2e-test
+	$(MAKE) sanitize
+	$(MAKE) fuzz-test
+
+# ---- sanitizers --------------------------------------------------------------------------
+# aiocopd and the unit tests built again with ASan and UBSan into their own tree, run, and a
+# representative part of the end-to-end suite (live -p, a target exiting, trace, exec,
+# hostile targets, missing privileges, under every installed CPython) run against that
+# binary; tests that only time things or kill aiocopd are left out, a sanitizer has nothing
+# to say there. Any report fails: the runtimes stop at the first one with an exit status of
+# their own (SAN_EXIT), and the e2e harness fails a test whose aiocopd printed a report or
+# exited so (tests/e2e/aiocopd_e2e.py, SANITIZER_REPORT and SANITIZER_EXITS).
+SAN_OUT    ?= build-san
+SAN_FLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+SAN_EXIT   := 86
+SAN_ENV    := ASAN_OPTIONS=halt_on_error=1:abort_on_error=0:exitcode=$(SAN_EXIT):detect_leaks=1 \
+              UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:exitcode=$(SAN_EXIT)
+SAN_E2E    ?= test_attached_line_and_quiet_loop or test_time_sleep_in_named_task or \
+              test_target_exits_mid_run or test_long_path_is_named_whole_or_marked_cut or \
+              test_missing_privileges or test_trace_document or test_trace_target_exits_early or \
+              test_exec_violation_from_the_first_callback or test_exec_follows_a_child_python or \
+              test_text_output_escapes_a_hostile_task_name or test_not_a_cpython_process
+
+sanitize:
+	$(MAKE) OUT=$(SAN_OUT) CC=$(CLANG) CFLAGS='-O1 -g $(SAN_FLAGS)' LDFLAGS='$(SAN_FLAGS)' \
+		$(SAN_OUT)/aiocopd $(patsubst $(OUT)/%,$(SAN_OUT)/%,$(UNIT_BINS))
+	$(SAN_ENV) tools/run-unit-tests.sh $(patsubst $(OUT)/%,$(SAN_OUT)/%,$(UNIT_BINS))
+	$(SAN_ENV) AIOCOPD=$(SAN_OUT)/aiocopd $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e \
+		-k '$(SAN_E2E)'
+
+# ---- fuzzing -----------------------------------------------------------------------------
+# One libFuzzer harness per parser of hostile bytes (tests/fuzz/fuzz_NAME.c), seeded from
+# tests/fuzz/corpus/NAME (tests/fuzz/make_corpus.py writes it). What a run finds goes to
+# $(OUT)/fuzz/: new inputs to corpus-NAME, a crashing one to NAME-crash-*. `make fuzz-test`
+# (part of `make test`) runs each for FUZZ_TEST_TIME seconds, `make fuzz` for FUZZ_TIME.
+FUZZERS        := elf linetable pydebug pyresolve
+FUZZ_TIME      ?= 300
+FUZZ_TEST_TIME ?= 20
+FUZZ_OUT        = $(OUT)/fuzz
+FUZZ_SAN       := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS    := -g -O1 -std=gnu11 -Wall -Wextra -Wno-unused-parameter $(FUZZ_SAN) \
+                  $(if $(filter true,$(CI)),-Werror)
+# the modules the harnesses reach, instrumented for coverage
+FUZZ_LIB_OBJS   = $(patsubst %,$(FUZZ_OUT)/src/%.o,elf_file linetable procmem pydebug pylayout pyresolve)
+FUZZ_BINS       = $(patsubst %,$(FUZZ_OUT)/fuzz_%,$(FUZZERS))
+
+$(FUZZ_OUT)/src/%.o: src/%.c $(wildcard VERSION)
+	@mkdir -p $(@D)
+	$(CLANG) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(DEPFLAGS) -c $< -o $@
+
+$(FUZZ_OUT)/%.o: tests/fuzz/%.c
+	@mkdir -p $(@D)
+	$(CLANG) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(DEPFLAGS) -c $< -o $@
+
+$(FUZZ_OUT)/libfuzzed.a: $(FUZZ_LIB_OBJS)
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(FUZZ_BINS): $(FUZZ_OUT)/fuzz_%: $(FUZZ_OUT)/fuzz_%.o $(FUZZ_OUT)/libfuzzed.a
+	$(CLANG) $(FUZZ_SAN) -fsanitize=fuzzer $^ -o $@ -lelf -lz
+
+# run-fuzzers SECONDS: each harness in turn; a crash, leak or sanitizer report stops make
+define run-fuzzers
+	@for f in $(FUZZERS); do \
+		mkdir -p $(FUZZ_OUT)/corpus-$$f && \
+		echo "fuzz: $$f for $(1) s" && \
+		$(FUZZ_OUT)/fuzz_$$f -max_total_time=$(1) -timeout=10 -rss_limit_mb=1024 \
+			-print_final_stats=1 -artifact_prefix=$(FUZZ_OUT)/$$f- \
+			$(FUZZ_OUT)/corpus-$$f tests/fuzz/corpus/$$f 2>$(FUZZ_OUT)/$$f.log || \
+			{ tail -n 40 $(FUZZ_OUT)/$$f.log; echo "fuzz: $$f failed (log: $(FUZZ_OUT)/$$f.log)"; \
+			  exit 1; }; \
+		grep -E '^stat::number_of_executed_units' $(FUZZ_OUT)/$$f.log; \
+	done
+endef
+
+fuzz-test: $(FUZZ_BINS)
+	$(call run-fuzzers,$(FUZZ_TEST_TIME))
+
+fuzz: $(FUZZ_BINS)
+	$(call run-fuzzers,$(FUZZ_TIME))
 
 demo: deps
 	$(MAKE) all
@@ -121,6 +203,6 @@ uninstall:
 	rm -rf $(DESTDIR)$(DOCDIR)
 
 clean:
-	rm -rf $(OUT)
+	rm -rf $(OUT) $(SAN_OUT)
 
--include $(wildcard $(OUT)/*.d $(OUT)/tests/*.d)
+-include $(wildcard $(OUT)/*.d $(OUT)/tests/*.d $(OUT)/fuzz/*.d $(OUT)/fuzz/src/*.d)

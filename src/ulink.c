@@ -40,12 +40,21 @@ struct uprobe_multi_attr {
 	__u32 cnt;
 	__u32 multi_flags;
 	__u32 pid;
+	/*
+	 * Named so the initializer zeroes it: the kernel refuses (EINVAL) an attr whose bytes
+	 * past the last field it knows are not zero, and padding is not zeroed by C, which
+	 * left a clang ASan build attaching nothing here.
+	 */
+	__u32 zero_tail;
 };
 
 _Static_assert(offsetof(struct uprobe_multi_attr, path) == 16,
 	       "link_create's per-type union starts at byte 16");
 _Static_assert(offsetof(struct uprobe_multi_attr, pid) == 56,
 	       "uprobe_multi.pid follows cnt and flags");
+_Static_assert(sizeof(struct uprobe_multi_attr) == 64 &&
+	       offsetof(struct uprobe_multi_attr, zero_tail) == 60,
+	       "no padding: every byte passed to bpf(2) is initialized");
 
 struct ulink {
 	struct ulink *next;		/* on the pending list once released */

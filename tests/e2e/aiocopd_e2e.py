@@ -6,7 +6,9 @@ interpreters, waits until it prints ``ready`` (its asyncio loop runs), starts ai
 waits for it to exit, then checks its exit status and every JSON line it printed.
 
 Run from the repository root as root:   /usr/bin/python3 -m pytest -q tests/e2e
-Environment: AIOCOPD=path overrides build/aiocopd; CI=true turns "not root" skips into failures.
+Environment: AIOCOPD=path overrides build/aiocopd (`make sanitize` points it at build-san/aiocopd);
+CI=true turns "not root" skips into failures. A test fails when an aiocopd it ran printed a
+sanitizer report or exited with the sanitizers' status (see SANITIZER_REPORT, SANITIZER_EXITS).
 
 Only processes started here are ever signalled, and only by their PID.
 """
@@ -154,15 +156,27 @@ def as_nobody_with(caps):
 _binary_problem = []
 
 
+def _build_dir_of(binary):
+    """The make OUT directory (relative to REPO) that builds binary, or None when the binary
+    is not one this tree builds (an installed aiocopd, say)."""
+    path = Path(binary).resolve()
+    if path.name != "aiocopd" or path.parent.parent != REPO:
+        return None
+    return path.parent.name
+
+
 def require_binary():
-    """build/aiocopd must exist and be up to date with the sources (unless AIOCOPD is set)."""
+    """The aiocopd under test must exist and, when this tree builds it (build/aiocopd, or
+    another OUT such as build-san/aiocopd), be up to date with the sources."""
     if not _binary_problem:
         problem = ""
+        out = _build_dir_of(AIOCOPD)
         if not os.access(AIOCOPD, os.X_OK):
             problem = f"{AIOCOPD} is missing or not executable: run `make` first"
-        elif "AIOCOPD" not in os.environ:
+        elif out is not None:
             try:
-                stale = subprocess.run(["make", "-q", "-C", str(REPO), "all"], timeout=60,
+                stale = subprocess.run(["make", "-q", "-C", str(REPO), f"OUT={out}",
+                                        f"{out}/aiocopd"], timeout=60,
                                        capture_output=True).returncode == 1
             except (OSError, subprocess.TimeoutExpired):
                 stale = False
@@ -171,6 +185,29 @@ def require_binary():
         _binary_problem.append(problem)
     if _binary_problem[0]:
         pytest.fail(_binary_problem[0], pytrace=False)
+
+
+# ---- sanitizer reports -----------------------------------------------------------------------
+
+# What ASan, LSan and UBSan print when they find something: it fails the test of the aiocopd
+# that printed it.
+SANITIZER_REPORT = re.compile(r"ERROR: (Address|Leak|Undefined(Behavior)?)Sanitizer|"
+                              r"SUMMARY: (Address|Leak|UndefinedBehavior)Sanitizer|"
+                              r"Sanitizer has encountered a fatal error|"
+                              r"\bruntime error: ")
+# The exit statuses the sanitizers were told to use (`make sanitize` sets exitcode= in their
+# options): only then is such a status theirs rather than, say, an exec'd command's.
+SANITIZER_EXITS = {int(m) for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS")
+                   for m in re.findall(r"(?:^|:)exitcode=(\d+)", os.environ.get(var, ""))}
+
+
+def sanitizer_problem(proc):
+    """Why proc (an aiocopd) shows a sanitizer report, or None."""
+    if any(SANITIZER_REPORT.search(line) for line in proc.stderr):
+        return f"sanitizer report from {proc.describe()}\n  " + "\n  ".join(proc.stderr)
+    if proc.popen.poll() in SANITIZER_EXITS:
+        return f"aiocopd exited {proc.popen.poll()}, the sanitizers' status:\n{proc.describe()}"
+    return None
 
 
 _roots = {}
@@ -438,6 +475,10 @@ class Harness:
         self.procs.append(p)
         return p
 
+    def aiocopd_runs(self):
+        """The processes that ran the aiocopd under test (directly or through a wrapper)."""
+        return [p for p in self.procs if AIOCOPD in p.argv]
+
     def target(self, python, program, *args, env=None, ready="ready", launcher=(),
                program_dir=PROGRAMS):
         """Starts a target program and waits for its `ready` line (or another given line).
@@ -501,8 +542,12 @@ class Harness:
         return target, self.monitor(target, *options, **monitor_kw)
 
     def cleanup(self):
+        """Stops everything, then fails if an aiocopd printed a sanitizer report."""
         for p in reversed(self.procs):
             p.stop()
+        problems = [m for m in map(sanitizer_problem, self.aiocopd_runs()) if m]
+        if problems:
+            pytest.fail("\n".join(problems), pytrace=False)
 
 
 def _parent_of(pid):
@@ -557,8 +602,10 @@ def run_for_each_interpreter(fn, parallel=2):
             outcomes[interp.kind] = fn(h, interp)
         except BaseException as e:      # pytest.fail/skip raise BaseException subclasses
             outcomes[interp.kind] = e
-        finally:
+        try:
             h.cleanup()
+        except BaseException as e:      # a sanitizer report outweighs the run's own outcome
+            outcomes[interp.kind] = e
 
     # at most `parallel` at a time: this machine has two CPUs, and CPU-bound targets or the
     # kernel's serial probe removal must not be measured against each other

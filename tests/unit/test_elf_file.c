@@ -1549,7 +1549,7 @@ static void test_debuginfo_tempdir(void **state)
 	len = unhex(FIXTURE_ID, id);
 	tmp_path(root, sizeof(root), "debugroot");
 	snprintf(dir, sizeof(dir), "%s/.build-id/01", root);
-	snprintf(file, sizeof(file), "%s/%s.debug", dir, FIXTURE_ID + 2);
+	snprintf(file, sizeof(file), "%s/%s.debug", dir, &FIXTURE_ID[2]);
 
 	/* Nothing there yet. */
 	assert_int_equal(elf_debuginfo_path(root, id, len, path, sizeof(path)),
