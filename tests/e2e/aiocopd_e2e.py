@@ -37,9 +37,10 @@ class Interpreter:
     """A Python to start targets with: its path, and what running it needs (an argv prefix,
     environment variables). Only `path` names the interpreter aiocopd should find."""
 
-    def __init__(self, kind, path, prefix=(), env=None, root=None):
+    def __init__(self, kind, path, prefix=(), env=None, root=None, host_file=None):
         self.kind = kind
         self.path = str(path)
+        self.host_file = host_file  # the file path names, when path is inside a root
         self.prefix = [str(a) for a in prefix]
         self.env = dict(env or {})
         self.root = root            # the tools/test-root.sh root it lives in, if any
@@ -48,7 +49,7 @@ class Interpreter:
     @property
     def executable(self):
         """The file its processes' /proc/PID/exe is (the loader, when a prefix names one)."""
-        return self.prefix[0] if self.prefix else self.path
+        return self.host_file or (self.prefix[0] if self.prefix else self.path)
 
     @property
     def argv(self):
@@ -61,6 +62,13 @@ class Interpreter:
         env.update(self.env)
         env.update(extra or {})
         return env
+
+    def inside_root(self):
+        """The same interpreter started inside its root (bwrap --bind ROOT /, chroot ROOT), as
+        a container starts it: by its path there, with nothing of the host's."""
+        root = build_test_root(self.root)
+        return Interpreter(self.kind, "/" + os.path.relpath(self.path, root),
+                           host_file=self.path)
 
     @property
     def version(self):

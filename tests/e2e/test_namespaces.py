@@ -17,8 +17,8 @@ import tempfile
 import jsonschema
 import pytest
 
-from aiocopd_e2e import (INTERPRETERS, PROGRAMS, REPO, as_root_with, check_report,
-                         in_ci, marker_line)
+from aiocopd_e2e import (INTERPRETERS, PROGRAMS, REPO, as_root_with, build_test_root,
+                         check_report, in_ci, marker_line, missing)
 
 SCHEMA = json.loads((REPO / "docs" / "trace.schema.json").read_text())
 SLEEP_LINE = marker_line("sleeper.py", "sleep")
@@ -245,3 +245,110 @@ def test_exec_through_bwrap(harness, case):
         if l.startswith("{"):
             reports.append(json.loads(l))
     assert_sleeper(reports, pids[0], program_dir, int(m.group(1)), p.describe, minimum=5)
+
+
+# ---- sid's CPython 3.14 and 3.15 in their own root --------------------------------------
+
+def sid_bwrap_launcher(root):
+    """A container: sid's root as /, its own mount and PID namespace, the programs in /app."""
+    need("bwrap")
+    return ["bwrap", "--die-with-parent", "--bind", root, "/", "--ro-bind", str(PROGRAMS), APP,
+            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--unshare-pid",
+            "--chdir", APP]
+
+
+def sid_chroot_launcher(root):
+    """A plain `chroot ROOT python`, in our mount namespace: maps names the host's path,
+    ROOT/usr/bin/python3.X."""
+    need("chroot")
+    return ["chroot", root]
+
+
+@pytest.fixture
+def programs_in_root():
+    """{root: the programs' directory as the target sees it}: a copy of the programs inside
+    sid's root (a plain chroot sees nothing else), gone after the test."""
+    made = {}
+
+    def place(root):
+        d = tempfile.mkdtemp(prefix="aiocopd-e2e-", dir=f"{root}/tmp")
+        shutil.copytree(PROGRAMS, d, dirs_exist_ok=True)
+        made[root] = d
+        return d[len(root):]
+
+    yield place
+    for d in made.values():
+        shutil.rmtree(d, ignore_errors=True)
+
+
+SID_LAUNCHERS = {"bwrap": sid_bwrap_launcher, "chroot": sid_chroot_launcher}
+
+
+def sid_interpreter(kind):
+    py = INTERPRETERS[kind]
+    why = missing(py)
+    if why:
+        if in_ci():
+            pytest.fail(f"{why}; CI=true, so this is a failure, not a skip", pytrace=False)
+        pytest.skip(why)
+    return py.inside_root(), build_test_root(py.root)
+
+
+@pytest.mark.parametrize("how", list(SID_LAUNCHERS))
+@pytest.mark.parametrize("kind", ["py314", "py315"])
+def test_sid_interpreter_in_its_root(harness, programs_in_root, kind, how):
+    """sid's stripped 3.14 and 3.15 as users run them: in a container of their own root, or
+    chrooted into it; frames are named as the target names its files."""
+    py, root = sid_interpreter(kind)
+    where = APP if how == "bwrap" else programs_in_root(root)
+    target = harness.target(py, "sleeper.py", launcher=SID_LAUNCHERS[how](root),
+                            program_dir=where)
+    inner = ns_ids(target.pid)[1] if how == "bwrap" else None
+    run = harness.monitor(target, "-v", duration=1.5)
+    assert run.rc == 0, run.describe()
+    assert_sleeper(run.reports, target.pid, where, inner, run.describe)
+    line = place_line(run.stderr, target.pid)
+    assert ("of its own mount namespace" if how == "bwrap" else f"root {root} (chroot)") in line
+
+
+def test_uvloop_on_314_in_a_container(harness):
+    """uvloop (sid's python3-uvloop, built for 3.14) in a container: its task step and timer
+    callback are found and named, bounded by PyContext_Enter once armed."""
+    py, root = sid_interpreter("py314")
+    target = harness.target(py, "uvloop_app.py", launcher=sid_bwrap_launcher(root),
+                            program_dir=APP)
+    run = harness.monitor(target, duration=2)
+    assert run.rc == 0, run.describe()
+    inner = ns_ids(target.pid)[1]
+    steps = run.for_task("?", "sleeper") + run.for_task("uv-sleeper", "sleeper")
+    timers = run.for_callback("on_timer")
+    assert len(steps) >= 3 and len(timers) >= 3, run.describe()
+    for r, tag, function in [(r, "sleep", "sleeper") for r in steps] + \
+                            [(r, "timer", "on_timer") for r in timers]:
+        site = f"{APP}/uvloop_app.py:{marker_line('uvloop_app.py', tag)}:{function}"
+        assert [e["entry_point"] for e in r["blocking_events"]] == [site], r
+        assert r["blocking_events"][0]["category"] == "sleep", r
+        assert r["ns_pid"] == inner, r
+    exact = [r for r in steps if r["attribution"] == "callback"]
+    assert exact, run.describe()
+    assert all(r["task"] == {"name": "uv-sleeper", "coro": "sleeper"} for r in exact), exact
+
+
+@pytest.mark.parametrize("kind", ["py314", "py315"])
+def test_exec_of_a_container_with_sid_python(harness, kind):
+    """`aiocopd exec -- bwrap --bind SID / ... python3.X app.py`: watched from its first
+    callback, in its own namespaces."""
+    py, root = sid_interpreter(kind)
+    argv = [*sid_bwrap_launcher(root), py.path, "-u", f"{APP}/sleeper.py"]
+    p = harness.aiocopd("exec", "-v", "--json", "--", *argv, env={"E2E_LIFETIME": "2"})
+    assert p.wait(timeout=60) == 0, p.describe()
+    assert "done" in p.stdout, p.describe()
+    pids = [int(m.group(1)) for m in
+            (re.fullmatch(r"aiocopd: watching PID (\d+) \(CPython 3\.1[45]\.\d+\)", l)
+             for l in p.stderr) if m]
+    assert len(pids) == 1, p.describe()
+    line = place_line(p.stderr, pids[0])
+    m = re.search(r"its own PID namespace pid:\[\d+\], where it is PID (\d+);", line)
+    assert m, line
+    reports = [json.loads(l) for l in p.stderr if l.startswith("{")]
+    assert_sleeper(reports, pids[0], APP, int(m.group(1)), p.describe, minimum=5)
