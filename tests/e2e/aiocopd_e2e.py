@@ -233,6 +233,13 @@ def build_test_root(name):
     return _roots[name]
 
 
+def unavailable(why):
+    """Skips the test for why (a missing interpreter or tool); under CI=true fails it."""
+    if in_ci():
+        pytest.fail(f"{why}; CI=true, so this is a failure, not a skip", pytrace=False)
+    pytest.skip(why)
+
+
 def missing(interp):
     """Why interp cannot run here, or None. Under CI=true the caller fails on it."""
     if interp.root:

@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from aiocopd_e2e import (AIOCOPD, ATTACH_TIMEOUT, INTERPRETERS, PROGRAMS, Interpreter,
-                         as_root_with, frame_of)
+                         as_root_with, frame_of, unavailable)
 
 
 def test_text_output_escapes_a_hostile_task_name(harness, python):
@@ -126,7 +126,7 @@ def test_runtime_is_opened_as_mapped_not_by_its_shown_name(harness, tmp_path, ki
     and CAP_SYS_PTRACE alone it checks a name against the mapping's device and inode before
     it opens anything. Either way it never opens the decoy, and reports the target."""
     if not os.path.exists(INTERPRETERS[kind].path):
-        pytest.skip(f"{INTERPRETERS[kind].path} is not installed")
+        unavailable(f"{INTERPRETERS[kind].path} is not installed")
     interp, env, decoy = runtime_under_a_newline_name(tmp_path, kind)
     watch = OpenedWatch(decoy)
     try:
@@ -150,7 +150,7 @@ def test_deleted_runtime_is_opened_through_map_files(harness, tmp_path, privileg
     With every capability aiocopd reports the target; without CAP_CHECKPOINT_RESTORE (or
     CAP_SYS_ADMIN) it refuses, in one line naming that capability."""
     if not os.path.exists(INTERPRETERS["pyenv"].path):
-        pytest.skip(f"{INTERPRETERS['pyenv'].path} is not installed")
+        unavailable(f"{INTERPRETERS['pyenv'].path} is not installed")
     interp, env, copy = pyenv_with_libpython_in(tmp_path)
     target = harness.target(interp, "sleeper.py", env=env)
     os.unlink(copy)

@@ -14,7 +14,7 @@ import tempfile
 import pytest
 
 from aiocopd_e2e import (AIOCOPD, INTERPRETERS, PROGRAMS, Interpreter, as_nobody_with,
-                         as_root_with)
+                         as_root_with, unavailable)
 
 PYTHON = INTERPRETERS["debian"]
 ENOUGH = ["bpf", "perfmon", "sys_ptrace"]          # root, uprobe_multi links (Linux 6.6+)
@@ -36,7 +36,7 @@ def run_mode(harness, mode, prefix, env, out_dir):
     if shutil.which("setpriv") is None:
         pytest.fail("setpriv (util-linux) is needed to run aiocopd with reduced capabilities")
     if not os.path.exists(PYTHON.path):
-        pytest.skip(f"{PYTHON.path} is not installed")
+        unavailable(f"{PYTHON.path} is not installed")
     full_env = dict(os.environ, E2E_LIFETIME="3", **env)
     sleeper = str(PROGRAMS / "sleeper.py")
     if mode == "exec":
