@@ -174,6 +174,20 @@ static const struct table_format *format_of(int major, int minor)
 	return NULL;
 }
 
+/*
+ * The lowest offset a field can have: PyObject_HEAD (refcount, type) opens every object,
+ * and a frame's localsplus is the tail after its fixed fields.
+ */
+#define OBJECT_HEAD_SIZE	16
+
+static uint64_t lowest_offset(const struct mapping *m)
+{
+	if (m->size == F_CODE_SIZE || m->size == F_TYPE_SIZE || m->size == F_STR_SIZE ||
+	    m->size == F_LONG_SIZE || m->size == F_BYTES_SIZE || m->size == F_GEN_SIZE)
+		return OBJECT_HEAD_SIZE;
+	return m->value == F_FRAME_LOCALSPLUS ? 8 : 0;
+}
+
 /* One mapping's value out of the table, checked; -ENOENT when this format lacks the field. */
 static int mapped_value(const uint8_t *buf, const struct table_format *fmt,
 			const struct mapping *m, uint16_t *v)
@@ -183,8 +197,11 @@ static int mapped_value(const uint8_t *buf, const struct table_format *fmt,
 
 	if (!pos)
 		return -ENOENT;
-	if (m->width)
+	if (m->width) {
+		if (field(buf, pos) < lowest_offset(m))
+			return -EINVAL;
 		return offset_in(buf, size_pos, pos, m->width, v);
+	}
 	value = field(buf, pos);
 	if (size_at(buf, size_pos, &size) || value == 0 || value > size)
 		return -EINVAL;

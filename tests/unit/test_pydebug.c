@@ -196,6 +196,14 @@ static void test_hostile_tables_are_refused(void **state)
 	put(buf, 48, 1ull << 40);			/* an absurd structure size */
 	expect_refused(buf, c.table_len, 3, 13, -EINVAL);
 
+	load("3.13.0", &c);
+	put(buf, 344, 0);				/* co_code_adaptive inside the object's head */
+	expect_refused(buf, c.table_len, 3, 13, -EINVAL);
+
+	load("3.13.0", &c);
+	put(buf, 256, 0);				/* localsplus before the frame's fields */
+	expect_refused(buf, c.table_len, 3, 13, -EINVAL);
+
 	load("3.14.10", &c);
 	put(buf, 640, 65);				/* a str header bigger than a str */
 	expect_refused(buf, c.table_len, 3, 14, -EINVAL);
