@@ -104,7 +104,7 @@ unit-test: $(UNIT_BINS)
 	@tools/run-unit-tests.sh $(UNIT_BINS)
 
 e2e-test: $(OUT)/aiocopd
-	$(PYTHON) -m pytest -q tests/e2e
+	$(PYTHON) -m pytest -q --durations=10 tests/e2e
 
 test: deps
 	$(MAKE) all
@@ -146,7 +146,7 @@ sanitize:
 # (part of `make test`) runs each for FUZZ_TEST_TIME seconds, `make fuzz` for FUZZ_TIME.
 FUZZERS        := elf linetable pydebug pyresolve
 FUZZ_TIME      ?= 300
-FUZZ_TEST_TIME ?= 20
+FUZZ_TEST_TIME ?= 10
 FUZZ_OUT        = $(OUT)/fuzz
 FUZZ_SAN       := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS    := -g -O1 -std=gnu11 -Wall -Wextra -Wno-unused-parameter $(FUZZ_SAN) \

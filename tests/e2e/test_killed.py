@@ -10,7 +10,7 @@ import time
 from aiocopd_e2e import ATTACH_TIMEOUT, PROGRAMS, Interpreter
 
 PYTHON = "/usr/bin/python3.11"
-KILLS = 5
+KILLS = 3
 # the spawner runs 3 s; aiocopd's programs may linger some 5 s after its SIGKILL
 FINISH_TIMEOUT = 45
 
