@@ -104,7 +104,7 @@ unit-test: $(UNIT_BINS)
 	@tools/run-unit-tests.sh $(UNIT_BINS)
 
 e2e-test: $(OUT)/aiocopd
-	$(PYTHON) -m pytest -q --durations=10 tests/e2e
+	$(PYTHON) -m pytest -q -rs --durations=10 tests/e2e
 
 test: deps
 	$(MAKE) all
