@@ -380,6 +380,12 @@ def is_stdlib(path):
         or path.startswith("<frozen ")
 
 
+def machine_is_busy():
+    """Whether other work wants more CPUs than there are: a CPU-bound callback is then
+    preempted for any share of its time, and an on-CPU share says nothing about aiocopd."""
+    return os.getloadavg()[0] > (os.cpu_count() or 1) + 1
+
+
 def check_report(r, threshold_ms, trace_depth=20, report_all=False):
     """What SPEC sections 3 and 4 promise about every report, whatever the scenario."""
     missing = REPORT_KEYS - set(r)
