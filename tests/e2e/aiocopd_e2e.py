@@ -380,6 +380,13 @@ def is_stdlib(path):
         or path.startswith("<frozen ")
 
 
+def is_sleep_of(name, seconds_text):
+    """Whether an event names time.sleep(seconds_text): as the call wrote it, or (when aiocopd
+    attached in the middle of the sleep and never saw its timeout) as long as it lasted, one
+    more digit of milliseconds."""
+    return re.fullmatch(rf"time\.sleep\({re.escape(seconds_text)}\d?\)", name) is not None
+
+
 def machine_is_busy():
     """Whether other work wants more CPUs than there are: a CPU-bound callback is then
     preempted for any share of its time, and an on-CPU share says nothing about aiocopd."""
