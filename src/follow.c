@@ -79,6 +79,16 @@ static void release(struct follower *f, struct held *h)
 	drop_held(f, h);
 }
 
+/* Looked at for good: it goes on (h NULL: we lost track of its hold), and who asked hears. */
+static void let_go(struct follower *f, struct held *h, pid_t pid, bool watched, const char *why)
+{
+	if (h)
+		release(f, h);
+	else
+		probes_continue(engine_probes(f->engine), pid);
+	decided(f, pid, watched, why);
+}
+
 /* Just exec'd, stopped by BPF: probe its entry point, then let the loader run. */
 static void on_exec(void *ctx, pid_t pid, uint64_t ts_ns)
 {
@@ -105,11 +115,7 @@ static void on_exec(void *ctx, pid_t pid, uint64_t ts_ns)
 	}
 	engine_log(f->engine, LOG_INFO, "cannot probe the entry point of PID %d: it runs "
 		   "unwatched", pid);
-	if (h)
-		release(f, h);
-	else
-		probes_continue(engine_probes(f->engine), pid);
-	decided(f, pid, false, "its new program's entry point cannot be probed");
+	let_go(f, h, pid, false, "its new program's entry point cannot be probed");
 }
 
 /* At its entry point, libraries mapped: attach if it is a CPython we want, then let it go. */
@@ -134,11 +140,7 @@ static void on_entry(void *ctx, pid_t pid)
 	} else if (t.version[0] && strstr(err, "unsupported")) {
 		engine_log(f->engine, LOG_WARNING, "PID %d runs unwatched: %s", pid, err);
 	}
-	if (h)
-		release(f, h);
-	else
-		probes_continue(engine_probes(f->engine), pid);
-	decided(f, pid, w != NULL, err);
+	let_go(f, h, pid, w != NULL, err);
 }
 
 /* A watched process forked: the child runs the same interpreter at the same addresses. */
