@@ -432,11 +432,15 @@ static void raw_from_record(const struct record *rec, struct raw_op *r, struct r
 	}
 }
 
-/* Records merge into operations; each shows the stack of the record that started it. */
+/*
+ * Records merge into operations; each shows the stack of the record that started it. What
+ * could not block is dropped; the score and level follow SPEC 4 (out is timed already).
+ */
 static int add_events(const struct record *recs, const struct named_stack *stacks, size_t n,
 		      unsigned depth, struct report *out)
 {
 	struct op *ops = calloc(n ? n : 1, sizeof(*ops));
+	uint64_t threshold_ns = out->threshold_ms * 1e6;
 	size_t n_ops = 0;
 
 	if (!ops)
@@ -448,6 +452,7 @@ static int add_events(const struct record *recs, const struct named_stack *stack
 		raw_from_record(&recs[i], &r, &text);
 		n_ops = ops_add(ops, n_ops, n, &r, i);
 	}
+	n_ops = ops_drop_unblocked(ops, n_ops);
 	out->events = calloc(n_ops ? n_ops : 1, sizeof(*out->events));
 	if (!out->events) {
 		free(ops);
@@ -458,15 +463,15 @@ static int add_events(const struct record *recs, const struct named_stack *stack
 
 		memcpy(e->event, ops[i].name, sizeof(e->event));
 		e->category = ops[i].category;
-		e->severity = ops[i].weight;
+		e->severity = op_weight(&ops[i], threshold_ns);
 		e->duration_ms = ops[i].duration_ns / 1e6;
 		e->syscall = ops[i].syscall;
 		e->start_ns = ops[i].start_ns;
 		describe_stack(&stacks[ops[i].first_raw], depth, e);
 	}
 	out->n_events = n_ops;
-	out->score = severity_score(ops, n_ops);
-	out->level = severity_level(out->score);
+	out->score = severity_score(ops, n_ops, threshold_ns);
+	out->level = callback_level(out->score, out->elapsed_ms, out->threshold_ms);
 	free(ops);
 	return 0;
 }

@@ -47,6 +47,11 @@ const struct syscall_info syscall_table[] = {
 	{ .nr = __NR_accept4, .name = "accept4", .kind = SYSCALL_ACCEPT, .props.fd_arg = 1 },
 	{ .nr = __NR_getdents64, .name = "getdents64", .kind = SYSCALL_LISTDIR, .props.fd_arg = 1 },
 	{ .nr = __NR_flock, .name = "flock", .kind = SYSCALL_LOCK, .props.fd_arg = 1 },
+	/*
+	 * Thread locks: CPython's locks sleep in futex (wakes never wait). Every thread of
+	 * every process calls it, so it counts only when it waited long (SC_FD_WAIT).
+	 */
+	{ .nr = __NR_futex, .name = "futex", .kind = SYSCALL_FUTEX, .props.flags = SC_FD_WAIT },
 
 	/* waits and sleeps; the requested timespec is copied */
 	/* poll with an int timeout of 0 only checks */

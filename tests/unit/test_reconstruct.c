@@ -763,6 +763,68 @@ static void test_fd_names_captured_at_record_time(void **state)
 	records_free(b);
 }
 
+/* ---- SPEC 4: severity ------------------------------------------------------------------ */
+
+/* A CPU-bound callback: no event, its level from the stall rule alone (threshold 30 ms). */
+static void test_cpu_bound_stall_levels(void **state)
+{
+	struct fixture *f = *state;
+
+	named_function(f, "Server.on_timer");
+	f->cb.duration_ns = 100 * MS;
+	assert_int_equal(reconstruct(f), 0);
+	assert_int_equal(f->report.n_events, 0);
+	assert_int_equal(f->report.score, 0);
+	assert_int_equal(f->report.level, LEVEL_MEDIUM);
+	report_free(&f->report);
+	f->cb.duration_ns = 150 * MS;
+	assert_int_equal(reconstruct(f), 0);
+	assert_int_equal(f->report.score, 0);
+	assert_int_equal(f->report.level, LEVEL_HIGH);
+	report_free(&f->report);
+	f->cb.duration_ns = 45 * MS;
+	assert_int_equal(reconstruct(f), 0);
+	assert_int_equal(f->report.level, LEVEL_LOW);
+}
+
+/* asyncio's own connect, seen under --all: the audit event alone is no blocking event. */
+static void test_nonblocking_connect_is_no_event(void **state)
+{
+	static const uint64_t stack[] = { CODE_WORK, CODE_HANDLE_RUN, CODE_RUN_ONCE };
+	struct fixture *f = *state;
+	struct event_blocking *a = add_record(f, SOURCE_AUDIT, 0, 0);
+
+	named_function(f, "Server.on_timer");
+	f->cb.duration_ns = MS / 2;
+	snprintf(a->str, sizeof(a->str), "socket.connect");
+	snprintf(a->arg_text[0], sizeof(a->arg_text[0]), "socket");
+	snprintf(a->arg_text[1], sizeof(a->arg_text[1]), "tuple");
+	set_stack(a, stack, 3);
+	assert_int_equal(reconstruct(f), 0);
+	assert_int_equal(f->report.n_events, 0);
+	assert_int_equal(f->report.score, 0);
+	assert_int_equal(f->report.level, LEVEL_LOW);
+}
+
+/* A pipe write that alone took the threshold weighs 50, in the event and in the score. */
+static void test_long_event_weighs_50(void **state)
+{
+	static const uint64_t stack[] = { CODE_WORK, CODE_HANDLE_RUN, CODE_RUN_ONCE };
+	struct fixture *f = *state;
+	struct event_blocking *w = add_record(f, SOURCE_SYSCALL, __NR_write, 40 * MS);
+
+	named_function(f, "Server.on_timer");
+	f->cb.duration_ns = 45 * MS;
+	w->fd_mode = S_IFIFO;
+	w->args[0] = 2;
+	set_stack(w, stack, 3);
+	assert_int_equal(reconstruct(f), 0);
+	assert_int_equal(f->report.n_events, 1);
+	assert_int_equal(f->report.events[0].severity, 50);
+	assert_int_equal(f->report.score, 50);
+	assert_int_equal(f->report.level, LEVEL_HIGH);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -810,6 +872,10 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fd_names_captured_at_record_time, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_cpu_bound_stall_levels, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_nonblocking_connect_is_no_event, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_long_event_weighs_50, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
