@@ -96,6 +96,7 @@ _Static_assert(AIOCOPD_MAX_RECORDS_PER_CALLBACK >= AIOCOPD_MAX_PENDING,
 #define SC_SKIP_INDIRECT	(1u << 2)	/* the skip argument points at the flags */
 #define SC_OPERAND_AT_ENTRY	(1u << 3)	/* the kernel rewrites the operand: copy it early */
 #define SC_OPERAND_TIMEVAL	(1u << 4)	/* the operand is a timeval (select), not a timespec */
+#define SC_POLL_ONE_FD		(1u << 5)	/* poll: arg 1 points at pollfds, arg 2 counts them */
 
 struct syscall_props {
 	__u8 flags;			/* SC_* */
@@ -324,6 +325,10 @@ struct event_blocking {
 	__u64 folded_ns;		/* fast repeats of the previous syscall record (same call, */
 	__u32 folded;			/* same fd) folded into it rather than recorded */
 	__u32 stack_end;		/* enum stack_end */
+	__s32 fd;			/* the fd acted on, or that a poll of one fd waited for; */
+	__u16 peer_family;		/* -1: none. A socket's peer: AF_INET/AF_INET6, 0: none */
+	__be16 peer_port;		/* network order, as the kernel keeps it */
+	__u8 peer_addr[16];		/* IPv4 in the first 4 bytes */
 	char str[AIOCOPD_STR_LEN];	/* path, sockaddr bytes, or audit event name */
 	char arg_text[3][AIOCOPD_NAME_LEN];	/* audit arguments rendered as text */
 	struct py_frame frames[AIOCOPD_MAX_FRAMES];

@@ -41,6 +41,11 @@ struct raw_op {
 	const uint8_t *sockaddr;	/* connect/sendto destination, may be NULL */
 	size_t sockaddr_len;
 	const char *fd_path;		/* what the fd argument names, may be NULL */
+	int fd;				/* the fd acted on or (poll of one fd) waited for, or -1 */
+	const uint8_t *peer;		/* that socket's peer as a sockaddr, may be NULL */
+	size_t peer_len;
+	bool database_stack;		/* the Python stack runs a database driver */
+	bool subprocess_stack;		/* the Python stack runs the subprocess module */
 	uint64_t start_ns;		/* CLOCK_MONOTONIC */
 	uint64_t duration_ns;
 	uint64_t site_code, site_instr;	/* innermost Python frame: the call site */
@@ -124,6 +129,9 @@ enum severity_level severity_level(int score);
 enum severity_level callback_level(int score, double elapsed_ms, double threshold_ms);
 
 bool path_ends_with(const char *path, const char *suffix);
+
+/* True for a frame file of a database driver (psycopg2, redis, sqlite3, ...). */
+bool is_database_driver_path(const char *path);
 
 /* True for a frame file in CPython's standard library (not site-/dist-packages). */
 bool is_stdlib_path(const char *path);

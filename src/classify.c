@@ -130,6 +130,46 @@ static bool is_database_path(const char *path)
 	return false;
 }
 
+/*
+ * Database drivers, by the package directory their Python frames run in. Drivers written
+ * in C (psycopg2's cursor.execute) show no frame of their own: their servers' ports say it.
+ */
+static const char *const database_packages[] = {
+	"-packages/psycopg2/", "-packages/psycopg/", "-packages/redis/", "-packages/pymysql/",
+	"-packages/MySQLdb/", "-packages/mysql/connector/", "-packages/pymongo/",
+	"-packages/cassandra/", "-packages/pymssql/", "-packages/oracledb/",
+	"-packages/clickhouse_driver/", "/sqlite3/",
+};
+
+static const uint16_t database_ports[] = {
+	5432,	/* PostgreSQL */
+	3306,	/* MySQL, MariaDB */
+	6379,	/* Redis */
+	27017,	/* MongoDB */
+	1433,	/* SQL Server */
+	1521,	/* Oracle */
+	9042,	/* Cassandra */
+	9000,	/* ClickHouse native */
+};
+
+bool is_database_driver_path(const char *path)
+{
+	if (!path)
+		return false;
+	for (size_t i = 0; i < sizeof(database_packages) / sizeof(database_packages[0]); i++)
+		if (strstr(path, database_packages[i]))
+			return true;
+	return false;
+}
+
+static bool is_database_port(int port)
+{
+	for (size_t i = 0; i < sizeof(database_ports) / sizeof(database_ports[0]); i++)
+		if (port == database_ports[i])
+			return true;
+	return false;
+}
+
 static const struct audit_rule *find_audit_rule(const char *name)
 {
 	for (const struct audit_rule *r = audit_rules; r->name; r++)
@@ -272,19 +312,46 @@ static void name_sleep(const struct raw_op *r, enum syscall_kind kind, struct op
 		 secs);
 }
 
+/*
+ * A socket's category: DNS to port 53, database for a driver's stack or a database
+ * server's port, else network. Formats the peer ("10.0.0.5:5432") into peer, or "".
+ */
+static enum category socket_category(const struct raw_op *r, char *peer, size_t peersz)
+{
+	int port = format_sockaddr(r->peer, r->peer_len, peer, peersz);
+
+	if (port == 53)
+		return CAT_DNS;
+	if (r->database_stack || is_database_port(port))
+		return CAT_DATABASE;
+	return CAT_NETWORK;
+}
+
+/* What a call on a file other than a socket or a disk file is: a pipe to a child, or other. */
+static enum category stream_category(const struct raw_op *r)
+{
+	return (r->fd_mode & S_IFMT) == S_IFIFO && r->subprocess_stack ? CAT_SUBPROCESS
+									 : CAT_OTHER;
+}
+
 static void classify_fd_io(const struct raw_op *r, struct op_class *out)
 {
 	const char *verb = out->syscall;
 	uint32_t kind = r->fd_mode & S_IFMT;
+	char peer[96];
 
 	out->primary = false;
 	out->weight = 10;
 	if (kind == S_IFSOCK) {
-		out->category = CAT_NETWORK;
+		out->category = socket_category(r, peer, sizeof(peer));
+		if (peer[0]) {
+			snprintf(out->name, sizeof(out->name), "%s(%s)", verb, peer);
+			return;
+		}
 	} else if (kind == S_IFREG || kind == S_IFBLK) {
 		out->category = is_database_path(r->fd_path) ? CAT_DATABASE : CAT_FILE;
 	} else {
-		out->category = CAT_OTHER;
+		out->category = stream_category(r);
 	}
 	if (r->fd_path && kind != S_IFSOCK)
 		snprintf(out->name, sizeof(out->name), "%s(%s)", verb, r->fd_path);
@@ -297,6 +364,34 @@ static void classify_path(const struct raw_op *r, struct op_class *out, int weig
 	out->category = is_database_path(r->path) ? CAT_DATABASE : CAT_FILE;
 	out->weight = weight;
 	snprintf(out->name, sizeof(out->name), "%s(%s)", out->syscall, r->path ? r->path : "");
+}
+
+/*
+ * A poll of one fd (CPython's socket timeouts, subprocess pipes) is a wait on that fd's
+ * kind: "poll(socket 10.0.0.5:5432)", "poll(pipe)"; of several, a wait for fd.
+ */
+static void name_wait(const struct raw_op *r, struct op_class *out)
+{
+	uint32_t kind = r->fd_mode & S_IFMT;
+	char peer[96];
+
+	out->category = CAT_OTHER;
+	if (r->fd < 0 || !kind) {
+		snprintf(out->name, sizeof(out->name), "%s(wait for fd)", out->syscall);
+	} else if (kind == S_IFSOCK) {
+		out->category = socket_category(r, peer, sizeof(peer));
+		snprintf(out->name, sizeof(out->name), "%s(socket%s%s)", out->syscall,
+			 peer[0] ? " " : "", peer);
+	} else if (kind == S_IFIFO) {
+		out->category = stream_category(r);
+		snprintf(out->name, sizeof(out->name), "%s(pipe)", out->syscall);
+	} else if (kind == S_IFREG || kind == S_IFBLK) {
+		out->category = CAT_FILE;
+		snprintf(out->name, sizeof(out->name), "%s(%s)", out->syscall,
+			 r->fd_path ? r->fd_path : "file");
+	} else {
+		snprintf(out->name, sizeof(out->name), "%s(fd %d)", out->syscall, r->fd);
+	}
 }
 
 /* select and poll watching no fds are sleeps; else they wait for the call around them. */
@@ -312,7 +407,7 @@ static void classify_fd_wait(const struct raw_op *r, enum syscall_kind kind,
 		return;
 	}
 	out->primary = false;
-	snprintf(out->name, sizeof(out->name), "%s(wait for fd)", out->syscall);
+	name_wait(r, out);
 }
 
 /*
@@ -378,8 +473,12 @@ static bool classify_syscall(const struct raw_op *r, struct op_class *out)
 		break;
 	case SYSCALL_SENDTO:
 		classify_fd_io(r, out);
-		if (format_sockaddr(r->sockaddr, r->sockaddr_len, where, sizeof(where)) == 53)
+		/* an unconnected socket's destination is the call's own */
+		port = format_sockaddr(r->sockaddr, r->sockaddr_len, where, sizeof(where));
+		if (port == 53)
 			out->category = CAT_DNS;
+		if (port >= 0)
+			snprintf(out->name, sizeof(out->name), "sendto(%s)", where);
 		snprintf(out->detail, sizeof(out->detail), "%s", where);
 		break;
 	case SYSCALL_CONNECT:

@@ -1152,6 +1152,111 @@ static void test_stall_raises_the_level(void **state)
 	assert_int_equal(callback_level(0, 1000, 0), LEVEL_LOW);
 }
 
+/* ---- SPEC 3/4: waits and socket calls named by what they waited for -------------------- */
+
+static struct raw_op socket_rec(unsigned nr, struct sockaddr_in *peer, const char *ip,
+				uint16_t port)
+{
+	struct raw_op r = sys_rec(nr);
+
+	sockaddr_v4(peer, ip, port);
+	r.fd = 9;
+	r.args[0] = 9;
+	r.fd_mode = S_IFSOCK;
+	r.peer = (const uint8_t *)peer;
+	r.peer_len = sizeof(*peer);
+	return r;
+}
+
+static void test_socket_io_names_its_peer(void **state)
+{
+	struct sockaddr_in peer;
+	struct raw_op r = socket_rec(__NR_recvfrom, &peer, "127.0.0.1", 9101);
+	struct op_class out;
+
+	assert_true(classify_raw(&r, &out));
+	expect_class("recvfrom", out, CAT_NETWORK, 10);
+	assert_string_equal(out.name, "recvfrom(127.0.0.1:9101)");
+	/* no peer known: the fd */
+	r.peer = NULL;
+	assert_true(classify_raw(&r, &out));
+	assert_string_equal(out.name, "recvfrom(fd 9)");
+}
+
+static void test_database_socket_by_port_or_stack(void **state)
+{
+	struct sockaddr_in peer;
+	struct raw_op pg = socket_rec(__NR_recvfrom, &peer, "10.0.0.5", 5432);
+	struct op_class out;
+
+	assert_true(classify_raw(&pg, &out));
+	expect_class("recvfrom from PostgreSQL", out, CAT_DATABASE, 10);
+	assert_string_equal(out.name, "recvfrom(10.0.0.5:5432)");
+	pg = socket_rec(__NR_recvfrom, &peer, "10.0.0.5", 6380);	/* a redis elsewhere */
+	assert_true(classify_raw(&pg, &out));
+	expect_class("recvfrom, unknown port", out, CAT_NETWORK, 10);
+	pg.database_stack = true;
+	assert_true(classify_raw(&pg, &out));
+	expect_class("recvfrom under redis-py", out, CAT_DATABASE, 10);
+
+	assert_true(is_database_driver_path(
+		"/usr/lib/python3/dist-packages/redis/connection.py"));
+	assert_true(is_database_driver_path(
+		"/venv/lib/python3.11/site-packages/psycopg2/extras.py"));
+	assert_true(is_database_driver_path("/usr/lib/python3.11/sqlite3/dbapi2.py"));
+	assert_false(is_database_driver_path("/srv/app/worker.py"));
+	assert_false(is_database_driver_path("/usr/lib/python3.11/socket.py"));
+	assert_false(is_database_driver_path(NULL));
+}
+
+static void test_poll_of_one_fd_is_named_by_it(void **state)
+{
+	struct sockaddr_in peer;
+	struct raw_op p = socket_rec(__NR_poll, &peer, "10.0.0.5", 443);
+	struct op_class out;
+
+	p.args[1] = 1;
+	assert_true(classify_raw(&p, &out));
+	expect_class("poll on a socket", out, CAT_NETWORK, 10);
+	assert_string_equal(out.name, "poll(socket 10.0.0.5:443)");
+	assert_false(out.primary);
+	p = socket_rec(__NR_poll, &peer, "10.0.0.5", 5432);
+	p.args[1] = 1;
+	assert_true(classify_raw(&p, &out));
+	expect_class("poll on PostgreSQL", out, CAT_DATABASE, 10);
+	assert_string_equal(out.name, "poll(socket 10.0.0.5:5432)");
+	/* a child's pipe, by the subprocess module's frame */
+	p.fd_mode = S_IFIFO;
+	p.peer = NULL;
+	assert_true(classify_raw(&p, &out));
+	expect_class("poll on a pipe", out, CAT_OTHER, 10);
+	assert_string_equal(out.name, "poll(pipe)");
+	p.subprocess_stack = true;
+	assert_true(classify_raw(&p, &out));
+	expect_class("poll on a child's pipe", out, CAT_SUBPROCESS, 10);
+	/* several fds, or one BPF could not read: a wait for fd */
+	p.fd = -1;
+	assert_true(classify_raw(&p, &out));
+	assert_string_equal(out.name, "poll(wait for fd)");
+}
+
+static void test_sendto_names_its_destination(void **state)
+{
+	struct sockaddr_in dst;
+	struct raw_op r = sys_rec(__NR_sendto);
+	struct op_class out;
+
+	sockaddr_v4(&dst, "10.0.0.7", 514);
+	r.fd = 4;
+	r.args[0] = 4;
+	r.fd_mode = S_IFSOCK;
+	r.sockaddr = (const uint8_t *)&dst;
+	r.sockaddr_len = sizeof(dst);
+	assert_true(classify_raw(&r, &out));
+	expect_class("sendto", out, CAT_NETWORK, 10);
+	assert_string_equal(out.name, "sendto(10.0.0.7:514)");
+}
+
 int main(void)
 {
 	const struct CMUnitTest classify_tests[] = {
@@ -1212,6 +1317,10 @@ int main(void)
 		cmocka_unit_test(test_futex_wait_is_a_lock_wait),
 		cmocka_unit_test(test_long_operation_weighs_50),
 		cmocka_unit_test(test_stall_raises_the_level),
+		cmocka_unit_test(test_socket_io_names_its_peer),
+		cmocka_unit_test(test_database_socket_by_port_or_stack),
+		cmocka_unit_test(test_poll_of_one_fd_is_named_by_it),
+		cmocka_unit_test(test_sendto_names_its_destination),
 	};
 	int failed = 0;
 
