@@ -111,8 +111,13 @@ struct syscall_props {
 /* What every CPython object says of itself, in every supported version. */
 #define PY_OBJECT_TYPE			8		/* PyObject.ob_type */
 #define Py_TPFLAGS_LONG_SUBCLASS	(1UL << 24)	/* PyTypeObject.tp_flags: an int */
+#define Py_TPFLAGS_LIST_SUBCLASS	(1UL << 25)	/* a list */
+#define Py_TPFLAGS_TUPLE_SUBCLASS	(1UL << 26)	/* a tuple */
 #define Py_TPFLAGS_BYTES_SUBCLASS	(1UL << 27)	/* a bytes object */
 #define Py_TPFLAGS_UNICODE_SUBCLASS	(1UL << 28)	/* a str */
+#define PY_TUPLE_FIRST_ITEM		24		/* PyTupleObject.ob_item[0] */
+#define PY_LIST_ITEMS			24		/* PyListObject.ob_item: the array */
+#define PY_VAR_SIZE			16		/* PyVarObject.ob_size */
 #define PY_LONG_DIGIT_MASK		0x3fffffffu	/* a PyLong digit holds 30 bits */
 /*
  * 3.14+ frames hold _PyStackRef, not PyObject *: a pointer whose low bits are tags (3.14 one

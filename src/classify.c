@@ -47,7 +47,8 @@ const struct audit_rule audit_rules[] = {
 	{ "nntplib.putline",		CAT_NETWORK,	50, 1, COUNTS_ALWAYS },
 	{ "telnetlib.Telnet.open",	CAT_NETWORK,	50, 2, COUNTS_ALWAYS },
 	{ "telnetlib.Telnet.write",	CAT_NETWORK,	50, 1, COUNTS_ALWAYS },
-	{ "subprocess.Popen",		CAT_SUBPROCESS,	50, 1, COUNTS_ALWAYS },
+	/* executable (None unless given), then the command: BPF shows argv by its first item */
+	{ "subprocess.Popen",		CAT_SUBPROCESS,	50, 2, COUNTS_ALWAYS },
 	{ "os.system",			CAT_SUBPROCESS,	50, 1, COUNTS_ALWAYS },
 	{ "os.exec",			CAT_SUBPROCESS,	50, 1, COUNTS_ALWAYS },
 	{ "os.spawn",			CAT_SUBPROCESS,	50, 2, COUNTS_ALWAYS },
@@ -249,11 +250,14 @@ static bool classify_audit(const struct raw_op *r, const struct audit_rule *rule
 	out->syscall = NULL;
 	out->wants_detail = rule->shown_args < 0;
 	used = snprintf(out->name, sizeof(out->name), "%s(", rule->name);
-	for (int i = 0; i < rule->shown_args && i < 3 && used < sizeof(out->name); i++) {
+	for (int i = 0, shown = 0; i < rule->shown_args && i < 3 && used < sizeof(out->name);
+	     i++) {
 		const char *a = audit_arg(r->arg_text[i], num, sizeof(num));
 
+		if (!strcmp(a, "NoneType"))
+			continue;	/* an argument left out says nothing */
 		used += snprintf(out->name + used, sizeof(out->name) - used, "%s%s",
-				 i ? ", " : "", a);
+				 shown++ ? ", " : "", a);
 	}
 	if (used < sizeof(out->name))
 		snprintf(out->name + used, sizeof(out->name) - used, ")");

@@ -99,8 +99,12 @@ static const struct audit_case audit_cases[] = {
 	{ "socket.gethostbyname", { "example.com" }, CAT_DNS, 50, NULL },
 	/* the address comes from the connect syscall it merges with */
 	{ "socket.connect", { "socket", "tuple" }, CAT_NETWORK, 50, "socket.connect()" },
-	{ "subprocess.Popen", { "/bin/true", "['true']" }, CAT_SUBPROCESS, 50,
-	  "subprocess.Popen(/bin/true)" },
+	/* BPF renders a list, like a tuple, as its first item; None as its type name */
+	{ "subprocess.Popen", { "/bin/true", "true" }, CAT_SUBPROCESS, 50,
+	  "subprocess.Popen(/bin/true, true)" },
+	{ "subprocess.Popen", { "NoneType", "ls" }, CAT_SUBPROCESS, 50, "subprocess.Popen(ls)" },
+	{ "socket.gethostbyname", { "api.example.com" }, CAT_DNS, 50,
+	  "socket.gethostbyname(api.example.com)" },
 	{ "os.system", { "ls" }, CAT_SUBPROCESS, 50, NULL },
 	{ "import", { "json" }, CAT_OTHER, 50, "import(json)" },
 	{ "builtins.input", { "> " }, CAT_OTHER, 50, NULL },
