@@ -650,6 +650,9 @@ int reconstruct_report(const struct event_callback *cb, const struct record_set 
 	else
 		name_callback(cb, out);
 	ret = add_events(recs, stacks, n, opt->trace_depth, out);
+	/* --all reports a fast callback for what it blocked on: nothing left, no report */
+	if (!ret && !out->exceeded && !out->n_events)
+		ret = -ENOENT;
 	if (!ret)
 		ret = add_cpu_samples(stacks, n, opt->trace_depth, out);
 	if (!ret)
