@@ -529,6 +529,8 @@ static bool classify_syscall(const struct raw_op *r, struct op_class *out)
 		/* CPython's locks (threading.Lock, queues, Future.result) wait here */
 		if (!is_futex_wait(r->args[1]))
 			return false;
+		/* a timed acquire waits in slices: the slices of one call are one wait */
+		out->primary = false;
 		out->category = CAT_LOCK;
 		snprintf(out->name, sizeof(out->name), "futex(threading lock)");
 		break;

@@ -1105,6 +1105,20 @@ static void test_futex_wait_is_a_lock_wait(void **state)
 		if (classify_raw(&r, &out))
 			fail_msg("futex op %#llx counted", (unsigned long long)others[i]);
 	}
+	/* the slices of one timed acquire, at one call site, are one wait */
+	{
+		struct op ops[4];
+		struct raw_op w = at_site(sys_rec(__NR_futex), 0xc0de, 0x42);
+		size_t n = 0;
+
+		w.args[1] = FUTEX_WAIT_BITSET_PRIVATE;
+		w.duration_ns = 5 * MS;
+		for (size_t i = 0; i < 3; i++)
+			n = ops_add(ops, n, 4, &w, i);
+		assert_int_equal(n, 1);
+		assert_int_equal(ops[0].duration_ns, 15 * MS);
+		assert_int_equal(ops[0].category, CAT_LOCK);
+	}
 	/* every thread calls futex: BPF keeps only the waits that lasted */
 	assert_true(syscall_info(__NR_futex)->props.flags & SC_FD_WAIT);
 }
