@@ -165,6 +165,8 @@ static __always_inline struct event_blocking *blocking_reserve(const struct thre
 	ev->ret = 0;
 	ev->fd_mode = 0;
 	ev->fd_flags = 0;
+	ev->fd = -1;
+	ev->peer_family = 0;
 	ev->n_str = 0;
 	ev->str[0] = 0;
 	ev->folded_ns = 0;

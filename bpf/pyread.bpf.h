@@ -290,6 +290,19 @@ static __always_inline void render_pyobj(const struct py_layout *l, __u64 obj, c
 	if (!obj)
 		return;
 	flags = type_flags(l, obj);
+	/*
+	 * A tuple or list stands for its first item: gethostbyname and its kin audit their
+	 * whole argument tuple, whose first item is the host; subprocess.Popen its argv list,
+	 * whose first item is the command.
+	 */
+	if ((flags & (Py_TPFLAGS_TUPLE_SUBCLASS | Py_TPFLAGS_LIST_SUBCLASS)) &&
+	    (__s64)read_ptr(obj + PY_VAR_SIZE) >= 1) {
+		obj = flags & Py_TPFLAGS_TUPLE_SUBCLASS ? read_ptr(obj + PY_TUPLE_FIRST_ITEM)
+							: read_ptr(read_ptr(obj + PY_LIST_ITEMS));
+		if (!obj)
+			return;
+		flags = type_flags(l, obj);
+	}
 	if (flags & Py_TPFLAGS_UNICODE_SUBCLASS) {
 		copy_pystr(l, obj, buf, len);
 	} else if (flags & Py_TPFLAGS_BYTES_SUBCLASS) {

@@ -32,21 +32,74 @@ static __always_inline __u64 syscall_arg(const __u64 *args, __u32 n)
 	return n >= 1 && n <= 6 ? args[n - 1] : 0;
 }
 
-static __always_inline void fd_info(int fd, __u32 *mode, __u32 *flags)
+#define AF_INET		2
+#define AF_INET6	10
+
+/* The open file behind fd in the current task, NULL if none. */
+static __always_inline struct file *fd_file(int fd)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
 	struct file **fds, *file = NULL;
 
+	if (!fdt || fd < 0 || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]))
+		return NULL;
+	return file;
+}
+
+static __always_inline void fd_info(int fd, __u32 *mode, __u32 *flags)
+{
+	struct file *file = fd_file(fd);
+
 	*mode = 0;
 	*flags = 0;
-	if (!fdt || fd < 0 || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
-		return;
-	fds = BPF_CORE_READ(fdt, fd);
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+	if (!file)
 		return;
 	*mode = BPF_CORE_READ(file, f_inode, i_mode);
 	*flags = BPF_CORE_READ(file, f_flags);
+}
+
+/* The fd whose file the call acts on: its fd argument, or the one fd a poll watches. */
+static __always_inline int call_fd(const struct syscall_props *sp, const __u64 *args)
+{
+	struct pollfd { int fd; short events, revents; } pfd;
+
+	if (sp->fd_arg)
+		return (int)syscall_arg(args, sp->fd_arg);
+	if (!(sp->flags & SC_POLL_ONE_FD) || args[1] != 1 ||
+	    bpf_probe_read_user(&pfd, sizeof(pfd), (const void *)args[0]))
+		return -1;
+	return pfd.fd;
+}
+
+/* An internet socket's peer, so a report can say whom the call waited for. */
+static __always_inline void note_peer(struct event_blocking *ev)
+{
+	struct file *file;
+	struct socket *sock;
+	struct sock *sk;
+
+	ev->peer_family = 0;
+	if ((ev->fd_mode & S_IFMT) != S_IFSOCK || !(file = fd_file(ev->fd)))
+		return;
+	sock = BPF_CORE_READ(file, private_data);
+	sk = sock ? BPF_CORE_READ(sock, sk) : NULL;
+	if (!sk)
+		return;
+	ev->peer_family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	ev->peer_port = BPF_CORE_READ(sk, __sk_common.skc_dport);
+	if (ev->peer_family == AF_INET) {
+		__u32 a = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+
+		__builtin_memcpy(ev->peer_addr, &a, sizeof(a));
+	} else if (ev->peer_family == AF_INET6) {
+		BPF_CORE_READ_INTO(&ev->peer_addr, sk, __sk_common.skc_v6_daddr);
+	} else {
+		ev->peer_family = 0;	/* a unix socket: its path is the fd's name */
+	}
 }
 
 static __always_inline int is_disk(__u32 mode)
@@ -94,6 +147,21 @@ static __always_inline void note_fd(const struct syscall_props *sp, struct threa
 	if (sp->fd_arg)
 		fd_info((int)syscall_arg(st->sc_args, sp->fd_arg), &st->sc_fd_mode,
 			&st->sc_fd_flags);
+}
+
+/* What the call acted on or waited for, read once the call is worth a record. */
+static __always_inline void fill_target(struct event_blocking *ev,
+					const struct syscall_props *sp,
+					const struct thread_state *st)
+{
+	__u32 flags;
+
+	ev->fd = call_fd(sp, st->sc_args);
+	ev->fd_mode = st->sc_fd_mode;
+	ev->fd_flags = st->sc_fd_flags;
+	if (!sp->fd_arg && ev->fd >= 0)
+		fd_info(ev->fd, &ev->fd_mode, &flags);	/* a poll's fd: kind only */
+	note_peer(ev);
 }
 
 static __always_inline int sys_enter(struct trace_event_raw_sys_enter *ctx)
@@ -264,8 +332,7 @@ static __always_inline int sys_exit(struct trace_event_raw_sys_exit *ctx)
 	ev->ret = ctx->ret;
 	for (int i = 0; i < 6; i++)
 		ev->args[i] = st->sc_args[i];
-	ev->fd_mode = st->sc_fd_mode;
-	ev->fd_flags = st->sc_fd_flags;
+	fill_target(ev, sp, st);
 	fill_operand(ev, sp, st);
 	submit_operation(cfg, st, tid, ev, nr, fd);
 	return 0;

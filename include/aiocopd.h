@@ -96,6 +96,7 @@ _Static_assert(AIOCOPD_MAX_RECORDS_PER_CALLBACK >= AIOCOPD_MAX_PENDING,
 #define SC_SKIP_INDIRECT	(1u << 2)	/* the skip argument points at the flags */
 #define SC_OPERAND_AT_ENTRY	(1u << 3)	/* the kernel rewrites the operand: copy it early */
 #define SC_OPERAND_TIMEVAL	(1u << 4)	/* the operand is a timeval (select), not a timespec */
+#define SC_POLL_ONE_FD		(1u << 5)	/* poll: arg 1 points at pollfds, arg 2 counts them */
 
 struct syscall_props {
 	__u8 flags;			/* SC_* */
@@ -110,8 +111,13 @@ struct syscall_props {
 /* What every CPython object says of itself, in every supported version. */
 #define PY_OBJECT_TYPE			8		/* PyObject.ob_type */
 #define Py_TPFLAGS_LONG_SUBCLASS	(1UL << 24)	/* PyTypeObject.tp_flags: an int */
+#define Py_TPFLAGS_LIST_SUBCLASS	(1UL << 25)	/* a list */
+#define Py_TPFLAGS_TUPLE_SUBCLASS	(1UL << 26)	/* a tuple */
 #define Py_TPFLAGS_BYTES_SUBCLASS	(1UL << 27)	/* a bytes object */
 #define Py_TPFLAGS_UNICODE_SUBCLASS	(1UL << 28)	/* a str */
+#define PY_TUPLE_FIRST_ITEM		24		/* PyTupleObject.ob_item[0] */
+#define PY_LIST_ITEMS			24		/* PyListObject.ob_item: the array */
+#define PY_VAR_SIZE			16		/* PyVarObject.ob_size */
 #define PY_LONG_DIGIT_MASK		0x3fffffffu	/* a PyLong digit holds 30 bits */
 /*
  * 3.14+ frames hold _PyStackRef, not PyObject *: a pointer whose low bits are tags (3.14 one
@@ -324,6 +330,10 @@ struct event_blocking {
 	__u64 folded_ns;		/* fast repeats of the previous syscall record (same call, */
 	__u32 folded;			/* same fd) folded into it rather than recorded */
 	__u32 stack_end;		/* enum stack_end */
+	__s32 fd;			/* the fd acted on, or that a poll of one fd waited for; */
+	__u16 peer_family;		/* -1: none. A socket's peer: AF_INET/AF_INET6, 0: none */
+	__be16 peer_port;		/* network order, as the kernel keeps it */
+	__u8 peer_addr[16];		/* IPv4 in the first 4 bytes */
 	char str[AIOCOPD_STR_LEN];	/* path, sockaddr bytes, or audit event name */
 	char arg_text[3][AIOCOPD_NAME_LEN];	/* audit arguments rendered as text */
 	struct py_frame frames[AIOCOPD_MAX_FRAMES];

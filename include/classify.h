@@ -41,6 +41,11 @@ struct raw_op {
 	const uint8_t *sockaddr;	/* connect/sendto destination, may be NULL */
 	size_t sockaddr_len;
 	const char *fd_path;		/* what the fd argument names, may be NULL */
+	int fd;				/* the fd acted on or (poll of one fd) waited for, or -1 */
+	const uint8_t *peer;		/* that socket's peer as a sockaddr, may be NULL */
+	size_t peer_len;
+	bool database_stack;		/* the Python stack runs a database driver */
+	bool subprocess_stack;		/* the Python stack runs the subprocess module */
 	uint64_t start_ns;		/* CLOCK_MONOTONIC */
 	uint64_t duration_ns;
 	uint64_t site_code, site_instr;	/* innermost Python frame: the call site */
@@ -53,6 +58,7 @@ struct op_class {
 	char name[OP_NAME_LEN];
 	char detail[96];		/* the syscall's destination address, when it has one */
 	bool wants_detail;		/* an audit event whose name takes that address */
+	bool needs_syscall;		/* an audit event that blocks only in a syscall */
 	const char *syscall;		/* syscall name, NULL for audit events */
 };
 
@@ -67,6 +73,7 @@ struct op {
 	uint64_t site_code, site_instr;
 	bool from_audit;
 	bool wants_detail;		/* its name waits for the address a syscall will give */
+	bool needs_syscall;		/* a blocking event only once a syscall merged into it */
 	size_t first_raw;		/* index of the record whose stack the op shows */
 };
 
@@ -74,12 +81,20 @@ const char *category_name(enum category c);
 const char *severity_level_name(enum severity_level l);
 const char *syscall_name(unsigned nr);
 
+/* When an audit event is a blocking operation (SPEC 4: only what could block counts). */
+enum audit_condition {
+	COUNTS_ALWAYS = 0,
+	COUNTS_UNLESS_NUMERIC_HOST,	/* a lookup of an address literal queries nothing */
+	COUNTS_WITH_SYSCALL,		/* blocks only in a syscall BPF recorded at its site */
+};
+
 /* Audit event names that count, with their category and weight; NULL-terminated by name. */
 struct audit_rule {
 	const char *name;
 	enum category category;
 	int weight;
 	int shown_args;			/* arguments shown in the name; -1: the syscall's address */
+	enum audit_condition condition;
 };
 extern const struct audit_rule audit_rules[];
 
@@ -93,10 +108,30 @@ bool classify_raw(const struct raw_op *r, struct op_class *out);
  */
 size_t ops_add(struct op *ops, size_t n, size_t max, const struct raw_op *r, size_t raw_index);
 
-int severity_score(const struct op *ops, size_t n);
+/*
+ * Drops the operations that could not have blocked: audit events that block only in a
+ * syscall when no syscall record joined them (asyncio's non-blocking connect). Keeps the
+ * order; returns the new count.
+ */
+size_t ops_drop_unblocked(struct op *ops, size_t n);
+
+/* An operation's weight: aiocop's, or 50 when it alone took at least the threshold. */
+int op_weight(const struct op *op, uint64_t threshold_ns);
+
+/* The sum of the first SEVERITY_MAX_EVENTS operations' op_weight. */
+int severity_score(const struct op *ops, size_t n, uint64_t threshold_ns);
 enum severity_level severity_level(int score);
 
+/*
+ * A callback's level: its score's, raised by the stall rule (held the loop at least 2x the
+ * threshold: at least medium; 4x: at least high), whatever its reason.
+ */
+enum severity_level callback_level(int score, double elapsed_ms, double threshold_ms);
+
 bool path_ends_with(const char *path, const char *suffix);
+
+/* True for a frame file of a database driver (psycopg2, redis, sqlite3, ...). */
+bool is_database_driver_path(const char *path);
 
 /* True for a frame file in CPython's standard library (not site-/dist-packages). */
 bool is_stdlib_path(const char *path);

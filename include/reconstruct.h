@@ -39,8 +39,9 @@ struct recon_options {
 /*
  * Builds the report of the callback cb closed from its records (in arrival order) and what
  * they leave out. Leaves out->ts, the wall-clock time, to the caller. Returns -ENOENT when
- * the stacks prove the records ran outside any loop callback (no report), or -ENOMEM; out
- * then holds nothing to free.
+ * there is nothing to report (the stacks prove the records ran outside any loop callback,
+ * or a callback under the threshold is left with no operation that could block), or
+ * -ENOMEM; out then holds nothing to free.
  */
 int reconstruct_report(const struct event_callback *cb, const struct record_set *set,
 		       const struct recon_resolver *res, const struct recon_options *opt,

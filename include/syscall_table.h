@@ -32,6 +32,7 @@ enum syscall_kind {
 	SYSCALL_WAIT_CHILD,
 	SYSCALL_LOCK,
 	SYSCALL_KILL,
+	SYSCALL_FUTEX,			/* a thread-lock wait when its op waits */
 };
 
 struct syscall_info {

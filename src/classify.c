@@ -3,9 +3,13 @@
  * The severity model of aiocop, applied to what aiocopd sees: audit events by name, syscalls
  * by number and by the kind of file they touch. Weights: 50 for sleeps, DNS, connect/accept,
  * tree walks, network libraries, process start, input() and imports; 10 for opens, file and
- * socket I/O and anything unlisted; 1 for stat-like calls, locks, kill; 0 for bind.
+ * socket I/O, thread-lock waits and anything unlisted; 1 for stat-like calls, file locks,
+ * kill; 0 for bind. What could not block is no operation at all (SPEC 4), and what took
+ * the threshold alone, or held the loop for a multiple of it, is serious whatever its kind.
  */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <linux/futex.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,67 +23,68 @@
 #define CLOCK_MONO	1
 
 const struct audit_rule audit_rules[] = {
-	{ "time.sleep",			CAT_SLEEP,	50, 1 },
-	{ "socket.getaddrinfo",		CAT_DNS,	50, 2 },
-	{ "socket.gethostbyname",	CAT_DNS,	50, 1 },
-	{ "socket.gethostbyaddr",	CAT_DNS,	50, 1 },
-	{ "socket.getnameinfo",		CAT_DNS,	50, 1 },
-	{ "socket.connect",		CAT_NETWORK,	50, -1 },
-	{ "socket.bind",		CAT_NETWORK,	0,  2 },
-	{ "socket.sendto",		CAT_NETWORK,	10, -1 },
-	{ "socket.sendmsg",		CAT_NETWORK,	10, 1 },
-	{ "http.client.connect",	CAT_NETWORK,	50, 2 },
-	{ "http.client.send",		CAT_NETWORK,	50, 1 },
-	{ "urllib.Request",		CAT_NETWORK,	50, 2 },
-	{ "smtplib.connect",		CAT_NETWORK,	50, 2 },
-	{ "smtplib.send",		CAT_NETWORK,	50, 1 },
-	{ "ftplib.connect",		CAT_NETWORK,	50, 2 },
-	{ "ftplib.sendcmd",		CAT_NETWORK,	50, 1 },
-	{ "poplib.connect",		CAT_NETWORK,	50, 2 },
-	{ "poplib.putline",		CAT_NETWORK,	50, 1 },
-	{ "imaplib.open",		CAT_NETWORK,	50, 2 },
-	{ "imaplib.send",		CAT_NETWORK,	50, 1 },
-	{ "nntplib.connect",		CAT_NETWORK,	50, 2 },
-	{ "nntplib.putline",		CAT_NETWORK,	50, 1 },
-	{ "telnetlib.Telnet.open",	CAT_NETWORK,	50, 2 },
-	{ "telnetlib.Telnet.write",	CAT_NETWORK,	50, 1 },
-	{ "subprocess.Popen",		CAT_SUBPROCESS,	50, 1 },
-	{ "os.system",			CAT_SUBPROCESS,	50, 1 },
-	{ "os.exec",			CAT_SUBPROCESS,	50, 1 },
-	{ "os.spawn",			CAT_SUBPROCESS,	50, 2 },
-	{ "os.posix_spawn",		CAT_SUBPROCESS,	50, 1 },
-	{ "os.fork",			CAT_SUBPROCESS,	50, 0 },
-	{ "os.forkpty",			CAT_SUBPROCESS,	50, 0 },
-	{ "pty.spawn",			CAT_SUBPROCESS,	50, 1 },
-	{ "shutil.rmtree",		CAT_FILE,	50, 1 },
-	{ "shutil.copytree",		CAT_FILE,	50, 2 },
-	{ "glob.glob",			CAT_FILE,	50, 1 },
-	{ "glob.glob/2",		CAT_FILE,	50, 1 },
-	{ "builtins.input",		CAT_OTHER,	50, 1 },
-	{ "import",			CAT_OTHER,	50, 1 },
-	{ "open",			CAT_FILE,	10, 2 },
-	{ "tempfile.mkstemp",		CAT_FILE,	10, 1 },
-	{ "tempfile.mkdtemp",		CAT_FILE,	10, 1 },
-	{ "os.listdir",			CAT_FILE,	10, 1 },
-	{ "os.scandir",			CAT_FILE,	10, 1 },
-	{ "os.mkdir",			CAT_FILE,	10, 1 },
-	{ "os.rmdir",			CAT_FILE,	10, 1 },
-	{ "os.remove",			CAT_FILE,	10, 1 },
-	{ "os.rename",			CAT_FILE,	10, 2 },
-	{ "os.link",			CAT_FILE,	10, 2 },
-	{ "os.symlink",			CAT_FILE,	10, 2 },
-	{ "os.truncate",		CAT_FILE,	10, 1 },
-	{ "shutil.copyfile",		CAT_FILE,	10, 2 },
-	{ "shutil.copymode",		CAT_FILE,	10, 2 },
-	{ "shutil.copystat",		CAT_FILE,	10, 2 },
-	{ "shutil.move",		CAT_FILE,	10, 2 },
-	{ "sqlite3.connect",		CAT_DATABASE,	10, 1 },
-	{ "os.kill",			CAT_OTHER,	1,  2 },
-	{ "os.killpg",			CAT_OTHER,	1,  2 },
-	{ "syslog.syslog",		CAT_OTHER,	1,  2 },
-	{ "fcntl.flock",		CAT_LOCK,	1,  1 },
-	{ "fcntl.lockf",		CAT_LOCK,	1,  1 },
-	{ NULL, 0, 0, 0 },
+	{ "time.sleep",			CAT_SLEEP,	50, 1, COUNTS_ALWAYS },
+	{ "socket.getaddrinfo",		CAT_DNS,	50, 2, COUNTS_UNLESS_NUMERIC_HOST },
+	{ "socket.gethostbyname",	CAT_DNS,	50, 1, COUNTS_UNLESS_NUMERIC_HOST },
+	{ "socket.gethostbyaddr",	CAT_DNS,	50, 1, COUNTS_ALWAYS },
+	{ "socket.getnameinfo",		CAT_DNS,	50, 1, COUNTS_ALWAYS },
+	{ "socket.connect",		CAT_NETWORK,	50, -1, COUNTS_WITH_SYSCALL },
+	{ "socket.bind",		CAT_NETWORK,	0,  2, COUNTS_ALWAYS },
+	{ "socket.sendto",		CAT_NETWORK,	10, -1, COUNTS_WITH_SYSCALL },
+	{ "socket.sendmsg",		CAT_NETWORK,	10, 1, COUNTS_WITH_SYSCALL },
+	{ "http.client.connect",	CAT_NETWORK,	50, 2, COUNTS_ALWAYS },
+	{ "http.client.send",		CAT_NETWORK,	50, 1, COUNTS_ALWAYS },
+	{ "urllib.Request",		CAT_NETWORK,	50, 2, COUNTS_ALWAYS },
+	{ "smtplib.connect",		CAT_NETWORK,	50, 2, COUNTS_ALWAYS },
+	{ "smtplib.send",		CAT_NETWORK,	50, 1, COUNTS_ALWAYS },
+	{ "ftplib.connect",		CAT_NETWORK,	50, 2, COUNTS_ALWAYS },
+	{ "ftplib.sendcmd",		CAT_NETWORK,	50, 1, COUNTS_ALWAYS },
+	{ "poplib.connect",		CAT_NETWORK,	50, 2, COUNTS_ALWAYS },
+	{ "poplib.putline",		CAT_NETWORK,	50, 1, COUNTS_ALWAYS },
+	{ "imaplib.open",		CAT_NETWORK,	50, 2, COUNTS_ALWAYS },
+	{ "imaplib.send",		CAT_NETWORK,	50, 1, COUNTS_ALWAYS },
+	{ "nntplib.connect",		CAT_NETWORK,	50, 2, COUNTS_ALWAYS },
+	{ "nntplib.putline",		CAT_NETWORK,	50, 1, COUNTS_ALWAYS },
+	{ "telnetlib.Telnet.open",	CAT_NETWORK,	50, 2, COUNTS_ALWAYS },
+	{ "telnetlib.Telnet.write",	CAT_NETWORK,	50, 1, COUNTS_ALWAYS },
+	/* executable (None unless given), then the command: BPF shows argv by its first item */
+	{ "subprocess.Popen",		CAT_SUBPROCESS,	50, 2, COUNTS_ALWAYS },
+	{ "os.system",			CAT_SUBPROCESS,	50, 1, COUNTS_ALWAYS },
+	{ "os.exec",			CAT_SUBPROCESS,	50, 1, COUNTS_ALWAYS },
+	{ "os.spawn",			CAT_SUBPROCESS,	50, 2, COUNTS_ALWAYS },
+	{ "os.posix_spawn",		CAT_SUBPROCESS,	50, 1, COUNTS_ALWAYS },
+	{ "os.fork",			CAT_SUBPROCESS,	50, 0, COUNTS_ALWAYS },
+	{ "os.forkpty",			CAT_SUBPROCESS,	50, 0, COUNTS_ALWAYS },
+	{ "pty.spawn",			CAT_SUBPROCESS,	50, 1, COUNTS_ALWAYS },
+	{ "shutil.rmtree",		CAT_FILE,	50, 1, COUNTS_ALWAYS },
+	{ "shutil.copytree",		CAT_FILE,	50, 2, COUNTS_ALWAYS },
+	{ "glob.glob",			CAT_FILE,	50, 1, COUNTS_ALWAYS },
+	{ "glob.glob/2",		CAT_FILE,	50, 1, COUNTS_ALWAYS },
+	{ "builtins.input",		CAT_OTHER,	50, 1, COUNTS_ALWAYS },
+	{ "import",			CAT_OTHER,	50, 1, COUNTS_ALWAYS },
+	{ "open",			CAT_FILE,	10, 2, COUNTS_ALWAYS },
+	{ "tempfile.mkstemp",		CAT_FILE,	10, 1, COUNTS_ALWAYS },
+	{ "tempfile.mkdtemp",		CAT_FILE,	10, 1, COUNTS_ALWAYS },
+	{ "os.listdir",			CAT_FILE,	10, 1, COUNTS_ALWAYS },
+	{ "os.scandir",			CAT_FILE,	10, 1, COUNTS_ALWAYS },
+	{ "os.mkdir",			CAT_FILE,	10, 1, COUNTS_ALWAYS },
+	{ "os.rmdir",			CAT_FILE,	10, 1, COUNTS_ALWAYS },
+	{ "os.remove",			CAT_FILE,	10, 1, COUNTS_ALWAYS },
+	{ "os.rename",			CAT_FILE,	10, 2, COUNTS_ALWAYS },
+	{ "os.link",			CAT_FILE,	10, 2, COUNTS_ALWAYS },
+	{ "os.symlink",			CAT_FILE,	10, 2, COUNTS_ALWAYS },
+	{ "os.truncate",		CAT_FILE,	10, 1, COUNTS_ALWAYS },
+	{ "shutil.copyfile",		CAT_FILE,	10, 2, COUNTS_ALWAYS },
+	{ "shutil.copymode",		CAT_FILE,	10, 2, COUNTS_ALWAYS },
+	{ "shutil.copystat",		CAT_FILE,	10, 2, COUNTS_ALWAYS },
+	{ "shutil.move",		CAT_FILE,	10, 2, COUNTS_ALWAYS },
+	{ "sqlite3.connect",		CAT_DATABASE,	10, 1, COUNTS_ALWAYS },
+	{ "os.kill",			CAT_OTHER,	1,  2, COUNTS_ALWAYS },
+	{ "os.killpg",			CAT_OTHER,	1,  2, COUNTS_ALWAYS },
+	{ "syslog.syslog",		CAT_OTHER,	1,  2, COUNTS_ALWAYS },
+	{ "fcntl.flock",		CAT_LOCK,	1,  1, COUNTS_ALWAYS },
+	{ "fcntl.lockf",		CAT_LOCK,	1,  1, COUNTS_ALWAYS },
+	{ NULL, 0, 0, 0, COUNTS_ALWAYS },
 };
 
 static const char *const category_names[] = {
@@ -122,6 +127,46 @@ static bool is_database_path(const char *path)
 		return false;
 	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++)
 		if (path_ends_with(path, suffixes[i]))
+			return true;
+	return false;
+}
+
+/*
+ * Database drivers, by the package directory their Python frames run in. Drivers written
+ * in C (psycopg2's cursor.execute) show no frame of their own: their servers' ports say it.
+ */
+static const char *const database_packages[] = {
+	"-packages/psycopg2/", "-packages/psycopg/", "-packages/redis/", "-packages/pymysql/",
+	"-packages/MySQLdb/", "-packages/mysql/connector/", "-packages/pymongo/",
+	"-packages/cassandra/", "-packages/pymssql/", "-packages/oracledb/",
+	"-packages/clickhouse_driver/", "/sqlite3/",
+};
+
+static const uint16_t database_ports[] = {
+	5432,	/* PostgreSQL */
+	3306,	/* MySQL, MariaDB */
+	6379,	/* Redis */
+	27017,	/* MongoDB */
+	1433,	/* SQL Server */
+	1521,	/* Oracle */
+	9042,	/* Cassandra */
+	9000,	/* ClickHouse native */
+};
+
+bool is_database_driver_path(const char *path)
+{
+	if (!path)
+		return false;
+	for (size_t i = 0; i < sizeof(database_packages) / sizeof(database_packages[0]); i++)
+		if (strstr(path, database_packages[i]))
+			return true;
+	return false;
+}
+
+static bool is_database_port(int port)
+{
+	for (size_t i = 0; i < sizeof(database_ports) / sizeof(database_ports[0]); i++)
+		if (port == database_ports[i])
 			return true;
 	return false;
 }
@@ -176,26 +221,47 @@ static const char *audit_arg(const char *text, char *buf, size_t bufsz)
 	return buf;
 }
 
-static void classify_audit(const struct raw_op *r, const struct audit_rule *rule,
+/*
+ * A host that getaddrinfo/gethostbyname resolve without a query: an address literal, or
+ * none at all (None renders as its type name, BPF names what is not a str by its type).
+ */
+static bool is_numeric_host(const char *host)
+{
+	struct in6_addr addr;
+
+	if (!host || !host[0] || !strcmp(host, "NoneType"))
+		return true;
+	return inet_pton(AF_INET, host, &addr) == 1 || inet_pton(AF_INET6, host, &addr) == 1;
+}
+
+/* false when this audit event, by its arguments, performs nothing that could block. */
+static bool classify_audit(const struct raw_op *r, const struct audit_rule *rule,
 			   struct op_class *out)
 {
 	char num[32];
 	size_t used;
 
+	if (rule->condition == COUNTS_UNLESS_NUMERIC_HOST && is_numeric_host(r->arg_text[0]))
+		return false;
+	out->needs_syscall = rule->condition == COUNTS_WITH_SYSCALL;
 	out->category = rule->category;
 	out->weight = rule->weight;
 	out->primary = true;
 	out->syscall = NULL;
 	out->wants_detail = rule->shown_args < 0;
 	used = snprintf(out->name, sizeof(out->name), "%s(", rule->name);
-	for (int i = 0; i < rule->shown_args && i < 3 && used < sizeof(out->name); i++) {
+	for (int i = 0, shown = 0; i < rule->shown_args && i < 3 && used < sizeof(out->name);
+	     i++) {
 		const char *a = audit_arg(r->arg_text[i], num, sizeof(num));
 
+		if (!strcmp(a, "NoneType"))
+			continue;	/* an argument left out says nothing */
 		used += snprintf(out->name + used, sizeof(out->name) - used, "%s%s",
-				 i ? ", " : "", a);
+				 shown++ ? ", " : "", a);
 	}
 	if (used < sizeof(out->name))
 		snprintf(out->name + used, sizeof(out->name) - used, ")");
+	return true;
 }
 
 /*
@@ -250,19 +316,46 @@ static void name_sleep(const struct raw_op *r, enum syscall_kind kind, struct op
 		 secs);
 }
 
+/*
+ * A socket's category: DNS to port 53, database for a driver's stack or a database
+ * server's port, else network. Formats the peer ("10.0.0.5:5432") into peer, or "".
+ */
+static enum category socket_category(const struct raw_op *r, char *peer, size_t peersz)
+{
+	int port = format_sockaddr(r->peer, r->peer_len, peer, peersz);
+
+	if (port == 53)
+		return CAT_DNS;
+	if (r->database_stack || is_database_port(port))
+		return CAT_DATABASE;
+	return CAT_NETWORK;
+}
+
+/* What a call on a file other than a socket or a disk file is: a pipe to a child, or other. */
+static enum category stream_category(const struct raw_op *r)
+{
+	return (r->fd_mode & S_IFMT) == S_IFIFO && r->subprocess_stack ? CAT_SUBPROCESS
+									 : CAT_OTHER;
+}
+
 static void classify_fd_io(const struct raw_op *r, struct op_class *out)
 {
 	const char *verb = out->syscall;
 	uint32_t kind = r->fd_mode & S_IFMT;
+	char peer[96];
 
 	out->primary = false;
 	out->weight = 10;
 	if (kind == S_IFSOCK) {
-		out->category = CAT_NETWORK;
+		out->category = socket_category(r, peer, sizeof(peer));
+		if (peer[0]) {
+			snprintf(out->name, sizeof(out->name), "%s(%s)", verb, peer);
+			return;
+		}
 	} else if (kind == S_IFREG || kind == S_IFBLK) {
 		out->category = is_database_path(r->fd_path) ? CAT_DATABASE : CAT_FILE;
 	} else {
-		out->category = CAT_OTHER;
+		out->category = stream_category(r);
 	}
 	if (r->fd_path && kind != S_IFSOCK)
 		snprintf(out->name, sizeof(out->name), "%s(%s)", verb, r->fd_path);
@@ -275,6 +368,34 @@ static void classify_path(const struct raw_op *r, struct op_class *out, int weig
 	out->category = is_database_path(r->path) ? CAT_DATABASE : CAT_FILE;
 	out->weight = weight;
 	snprintf(out->name, sizeof(out->name), "%s(%s)", out->syscall, r->path ? r->path : "");
+}
+
+/*
+ * A poll of one fd (CPython's socket timeouts, subprocess pipes) is a wait on that fd's
+ * kind: "poll(socket 10.0.0.5:5432)", "poll(pipe)"; of several, a wait for fd.
+ */
+static void name_wait(const struct raw_op *r, struct op_class *out)
+{
+	uint32_t kind = r->fd_mode & S_IFMT;
+	char peer[96];
+
+	out->category = CAT_OTHER;
+	if (r->fd < 0 || !kind) {
+		snprintf(out->name, sizeof(out->name), "%s(wait for fd)", out->syscall);
+	} else if (kind == S_IFSOCK) {
+		out->category = socket_category(r, peer, sizeof(peer));
+		snprintf(out->name, sizeof(out->name), "%s(socket%s%s)", out->syscall,
+			 peer[0] ? " " : "", peer);
+	} else if (kind == S_IFIFO) {
+		out->category = stream_category(r);
+		snprintf(out->name, sizeof(out->name), "%s(pipe)", out->syscall);
+	} else if (kind == S_IFREG || kind == S_IFBLK) {
+		out->category = CAT_FILE;
+		snprintf(out->name, sizeof(out->name), "%s(%s)", out->syscall,
+			 r->fd_path ? r->fd_path : "file");
+	} else {
+		snprintf(out->name, sizeof(out->name), "%s(fd %d)", out->syscall, r->fd);
+	}
 }
 
 /* select and poll watching no fds are sleeps; else they wait for the call around them. */
@@ -290,10 +411,32 @@ static void classify_fd_wait(const struct raw_op *r, enum syscall_kind kind,
 		return;
 	}
 	out->primary = false;
-	snprintf(out->name, sizeof(out->name), "%s(wait for fd)", out->syscall);
+	name_wait(r, out);
 }
 
-static void classify_syscall(const struct raw_op *r, struct op_class *out)
+/*
+ * A call on a non-blocking descriptor that came straight back (EAGAIN, EINPROGRESS) did
+ * not block; one that returned them after a wait (a socket timeout) did.
+ */
+static bool returned_without_waiting(const struct raw_op *r)
+{
+	return (r->ret == -EAGAIN || r->ret == -EINPROGRESS) &&
+	       r->duration_ns < AIOCOPD_SLOW_WAIT_NS;
+}
+
+/* Only the futex operations that wait are lock waits; wakes and requeues never block. */
+static bool is_futex_wait(uint64_t op)
+{
+	switch (op & FUTEX_CMD_MASK) {
+	case FUTEX_WAIT: case FUTEX_WAIT_BITSET: case FUTEX_LOCK_PI: case FUTEX_LOCK_PI2:
+	case FUTEX_WAIT_REQUEUE_PI:
+		return true;
+	}
+	return false;
+}
+
+/* false when the record is no blocking operation (a futex wake). */
+static bool classify_syscall(const struct raw_op *r, struct op_class *out)
 {
 	const struct syscall_info *s = syscall_info(r->nr);
 	enum syscall_kind kind = s ? s->kind : SYSCALL_OTHER;
@@ -334,8 +477,12 @@ static void classify_syscall(const struct raw_op *r, struct op_class *out)
 		break;
 	case SYSCALL_SENDTO:
 		classify_fd_io(r, out);
-		if (format_sockaddr(r->sockaddr, r->sockaddr_len, where, sizeof(where)) == 53)
+		/* an unconnected socket's destination is the call's own */
+		port = format_sockaddr(r->sockaddr, r->sockaddr_len, where, sizeof(where));
+		if (port == 53)
 			out->category = CAT_DNS;
+		if (port >= 0)
+			snprintf(out->name, sizeof(out->name), "sendto(%s)", where);
 		snprintf(out->detail, sizeof(out->detail), "%s", where);
 		break;
 	case SYSCALL_CONNECT:
@@ -378,9 +525,19 @@ static void classify_syscall(const struct raw_op *r, struct op_class *out)
 		snprintf(out->name, sizeof(out->name), "kill(%d, %d)", (int)r->args[0],
 			 (int)r->args[1]);
 		break;
+	case SYSCALL_FUTEX:
+		/* CPython's locks (threading.Lock, queues, Future.result) wait here */
+		if (!is_futex_wait(r->args[1]))
+			return false;
+		/* a timed acquire waits in slices: the slices of one call are one wait */
+		out->primary = false;
+		out->category = CAT_LOCK;
+		snprintf(out->name, sizeof(out->name), "futex(threading lock)");
+		break;
 	case SYSCALL_OTHER: case SYSCALL_LOOP_WAIT:
 		break;
 	}
+	return true;
 }
 
 bool classify_raw(const struct raw_op *r, struct op_class *out)
@@ -391,13 +548,11 @@ bool classify_raw(const struct raw_op *r, struct op_class *out)
 	if (r->audit) {
 		const struct audit_rule *rule = r->name ? find_audit_rule(r->name) : NULL;
 
-		if (!rule)
-			return false;
-		classify_audit(r, rule, out);
-		return true;
+		return rule && classify_audit(r, rule, out);
 	}
-	classify_syscall(r, out);
-	return true;
+	if (returned_without_waiting(r))
+		return false;
+	return classify_syscall(r, out);
 }
 
 static bool same_site(const struct op *op, const struct raw_op *r)
@@ -414,6 +569,7 @@ size_t ops_add(struct op *ops, size_t n, size_t max, const struct raw_op *r, siz
 		return n;
 	if (last && !r->audit && same_site(last, r) && (last->from_audit || !c.primary)) {
 		last->duration_ns += r->duration_ns;
+		last->needs_syscall = false;	/* the syscall it needed is this one */
 		if (!last->syscall)
 			last->syscall = c.syscall;
 		if (last->wants_detail && c.detail[0]) {
@@ -445,16 +601,39 @@ size_t ops_add(struct op *ops, size_t n, size_t max, const struct raw_op *r, siz
 	ops[n].site_instr = r->site_instr;
 	ops[n].from_audit = r->audit;
 	ops[n].wants_detail = r->audit && c.wants_detail;
+	ops[n].needs_syscall = c.needs_syscall;
 	ops[n].first_raw = raw_index;
 	return n + 1;
 }
 
-int severity_score(const struct op *ops, size_t n)
+size_t ops_drop_unblocked(struct op *ops, size_t n)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (ops[i].needs_syscall)
+			continue;
+		if (kept != i)
+			ops[kept] = ops[i];
+		kept++;
+	}
+	return kept;
+}
+
+int op_weight(const struct op *op, uint64_t threshold_ns)
+{
+	/* a threshold of 0 would make everything serious: it means "no duration rule" */
+	if (threshold_ns && op->duration_ns >= threshold_ns && op->weight < 50)
+		return 50;
+	return op->weight;
+}
+
+int severity_score(const struct op *ops, size_t n, uint64_t threshold_ns)
 {
 	int score = 0;
 
 	for (size_t i = 0; i < n && i < SEVERITY_MAX_EVENTS; i++)
-		score += ops[i].weight;
+		score += op_weight(&ops[i], threshold_ns);
 	return score;
 }
 
@@ -465,6 +644,19 @@ enum severity_level severity_level(int score)
 	if (score >= 10)
 		return LEVEL_MEDIUM;
 	return LEVEL_LOW;
+}
+
+enum severity_level callback_level(int score, double elapsed_ms, double threshold_ms)
+{
+	enum severity_level level = severity_level(score);
+
+	if (threshold_ms <= 0)
+		return level;
+	if (elapsed_ms >= 4 * threshold_ms)
+		return LEVEL_HIGH;
+	if (elapsed_ms >= 2 * threshold_ms && level < LEVEL_MEDIUM)
+		return LEVEL_MEDIUM;
+	return level;
 }
 
 bool is_stdlib_path(const char *path)

@@ -5,6 +5,7 @@
  * resolver's strings need not outlive its next lookup.
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -386,7 +387,46 @@ static const char *mark_cut(const char *text, size_t bufsz, char *out, size_t ou
 struct raw_text {
 	char path[AIOCOPD_STR_LEN + 4];
 	char args[3][AIOCOPD_NAME_LEN + 4];
+	struct sockaddr_in6 peer;	/* big enough for either family */
 };
+
+/* The socket's peer BPF read, as a sockaddr classify formats; none when it has no port. */
+static void peer_from_record(const struct event_blocking *e, struct raw_op *r,
+			     struct raw_text *t)
+{
+	memset(&t->peer, 0, sizeof(t->peer));
+	if (!e->peer_port)
+		return;		/* unconnected: its destination, if any, is the call's */
+	if (e->peer_family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)&t->peer;
+
+		in->sin_family = AF_INET;
+		in->sin_port = e->peer_port;
+		memcpy(&in->sin_addr, e->peer_addr, sizeof(in->sin_addr));
+		r->peer_len = sizeof(*in);
+	} else if (e->peer_family == AF_INET6) {
+		t->peer.sin6_family = AF_INET6;
+		t->peer.sin6_port = e->peer_port;
+		memcpy(&t->peer.sin6_addr, e->peer_addr, sizeof(t->peer.sin6_addr));
+		r->peer_len = sizeof(t->peer);
+	} else {
+		return;
+	}
+	r->peer = (const uint8_t *)&t->peer;
+}
+
+/* What the stack says the operation is for: a database driver's, or a child's pipe. */
+static void hints_from_stack(const struct named_stack *s, struct raw_op *r)
+{
+	for (unsigned k = 0; k < s->n; k++) {
+		const char *file = s->frames[k].loc.file;
+
+		if (is_database_driver_path(file))
+			r->database_stack = true;
+		if (path_ends_with(file, "/subprocess.py"))
+			r->subprocess_stack = true;
+	}
+}
 
 /* BPF copied a socket address or a timespec of this syscall into the record, not a path. */
 static bool copies_operand(unsigned int nr)
@@ -396,12 +436,15 @@ static bool copies_operand(unsigned int nr)
 	return s && !s->props.path_arg && s->props.operand_arg;
 }
 
-static void raw_from_record(const struct record *rec, struct raw_op *r, struct raw_text *t)
+static void raw_from_record(const struct record *rec, const struct named_stack *stack,
+			    struct raw_op *r, struct raw_text *t)
 {
 	const struct event_blocking *e = rec->ev;
 	static const char empty[] = "";
 
 	memset(r, 0, sizeof(*r));
+	r->fd = -1;
+	hints_from_stack(stack, r);
 	r->audit = e->source == SOURCE_AUDIT;
 	r->sample = e->source == SOURCE_SAMPLE;
 	r->nr = e->nr;
@@ -422,6 +465,8 @@ static void raw_from_record(const struct record *rec, struct raw_op *r, struct r
 						  t->args[i], sizeof(t->args[i])) : empty;
 		return;
 	}
+	r->fd = e->fd;
+	peer_from_record(e, r, t);
 	if (e->fd_mode && rec->fd_path && rec->fd_path[0])
 		r->fd_path = rec->fd_path;
 	if (e->n_str && copies_operand(e->nr)) {
@@ -432,11 +477,15 @@ static void raw_from_record(const struct record *rec, struct raw_op *r, struct r
 	}
 }
 
-/* Records merge into operations; each shows the stack of the record that started it. */
+/*
+ * Records merge into operations; each shows the stack of the record that started it. What
+ * could not block is dropped; the score and level follow SPEC 4 (out is timed already).
+ */
 static int add_events(const struct record *recs, const struct named_stack *stacks, size_t n,
 		      unsigned depth, struct report *out)
 {
 	struct op *ops = calloc(n ? n : 1, sizeof(*ops));
+	uint64_t threshold_ns = out->threshold_ms * 1e6;
 	size_t n_ops = 0;
 
 	if (!ops)
@@ -445,9 +494,10 @@ static int add_events(const struct record *recs, const struct named_stack *stack
 		struct raw_text text;
 		struct raw_op r;
 
-		raw_from_record(&recs[i], &r, &text);
+		raw_from_record(&recs[i], &stacks[i], &r, &text);
 		n_ops = ops_add(ops, n_ops, n, &r, i);
 	}
+	n_ops = ops_drop_unblocked(ops, n_ops);
 	out->events = calloc(n_ops ? n_ops : 1, sizeof(*out->events));
 	if (!out->events) {
 		free(ops);
@@ -458,15 +508,15 @@ static int add_events(const struct record *recs, const struct named_stack *stack
 
 		memcpy(e->event, ops[i].name, sizeof(e->event));
 		e->category = ops[i].category;
-		e->severity = ops[i].weight;
+		e->severity = op_weight(&ops[i], threshold_ns);
 		e->duration_ms = ops[i].duration_ns / 1e6;
 		e->syscall = ops[i].syscall;
 		e->start_ns = ops[i].start_ns;
 		describe_stack(&stacks[ops[i].first_raw], depth, e);
 	}
 	out->n_events = n_ops;
-	out->score = severity_score(ops, n_ops);
-	out->level = severity_level(out->score);
+	out->score = severity_score(ops, n_ops, threshold_ns);
+	out->level = callback_level(out->score, out->elapsed_ms, out->threshold_ms);
 	free(ops);
 	return 0;
 }
@@ -600,6 +650,9 @@ int reconstruct_report(const struct event_callback *cb, const struct record_set 
 	else
 		name_callback(cb, out);
 	ret = add_events(recs, stacks, n, opt->trace_depth, out);
+	/* --all reports a fast callback for what it blocked on: nothing left, no report */
+	if (!ret && !out->exceeded && !out->n_events)
+		ret = -ENOENT;
 	if (!ret)
 		ret = add_cpu_samples(stacks, n, opt->trace_depth, out);
 	if (!ret)

@@ -215,13 +215,10 @@ static char *name_fd(const struct proc_records *p, int fd)
 /* The fd's name now, before a later close and open can reuse the number. */
 static char *fd_path_then(const struct proc_records *p, const struct event_blocking *ev)
 {
+	/* BPF named the fd: the fd argument's, or the one a poll watched */
 	if (ev->source != SOURCE_SYSCALL || !ev->fd_mode)
 		return NULL;
-	const struct syscall_info *s = syscall_info(ev->nr);
-
-	if (!s || !s->props.fd_arg || s->props.fd_arg > 6)
-		return NULL;
-	return name_fd(p, (int)ev->args[s->props.fd_arg - 1]);	/* (counted from 1) */
+	return name_fd(p, ev->fd);
 }
 
 /* ---- the buffer -------------------------------------------------------------------------- */

@@ -47,12 +47,20 @@ const struct syscall_info syscall_table[] = {
 	{ .nr = __NR_accept4, .name = "accept4", .kind = SYSCALL_ACCEPT, .props.fd_arg = 1 },
 	{ .nr = __NR_getdents64, .name = "getdents64", .kind = SYSCALL_LISTDIR, .props.fd_arg = 1 },
 	{ .nr = __NR_flock, .name = "flock", .kind = SYSCALL_LOCK, .props.fd_arg = 1 },
+	/*
+	 * Thread locks: CPython's locks sleep in futex (wakes never wait). Every thread of
+	 * every process calls it, so it counts only when it waited long (SC_FD_WAIT).
+	 */
+	{ .nr = __NR_futex, .name = "futex", .kind = SYSCALL_FUTEX, .props.flags = SC_FD_WAIT },
 
 	/* waits and sleeps; the requested timespec is copied */
-	/* poll with an int timeout of 0 only checks */
+	/* poll with an int timeout of 0 only checks; a poll of one fd (CPython's socket
+	 * timeouts) is named by that fd */
 	{ .nr = __NR_poll, .name = "poll", .kind = SYSCALL_POLL,
-	  .props = { .flags = SC_FD_WAIT | SC_SKIP_ZERO, .skip_arg = 3, .skip_mask = UINT32_MAX } },
-	{ .nr = __NR_ppoll, .name = "ppoll", .kind = SYSCALL_POLL, .props.flags = SC_FD_WAIT },
+	  .props = { .flags = SC_FD_WAIT | SC_SKIP_ZERO | SC_POLL_ONE_FD, .skip_arg = 3,
+		     .skip_mask = UINT32_MAX } },
+	{ .nr = __NR_ppoll, .name = "ppoll", .kind = SYSCALL_POLL,
+	  .props.flags = SC_FD_WAIT | SC_POLL_ONE_FD },
 	/*
 	 * The timeout names a sleep: 3.10's time.sleep is select() with no fds (pselect6 in
 	 * glibc). The kernel counts it down in place, so BPF copies it at the call's entry.

@@ -114,7 +114,8 @@ def test_pure_cpu_step(paired):
         assert r["task"]["coro"] == "crunch" and r["callback"] == "Task.__step", r
         assert r["reason"] == "cpu_blocking" and r["blocking_events"] == [], r
         assert r["elapsed_ms"] >= 80, r
-        assert r["severity_level"] == "low" and r["severity_score"] == 0, r
+        # nothing blocked (score 0), yet the stall alone makes it at least medium (SPEC 4)
+        assert r["severity_score"] == 0 and r["severity_level"] in ("medium", "high"), r
         # where the time went: the most sampled stack is the loop in spin(), innermost first
         samples = r["cpu_samples"]
         assert samples and sum(s["count"] for s in samples) >= 5, r

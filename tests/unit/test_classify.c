@@ -10,6 +10,8 @@
  */
 #include <arpa/inet.h>
 #include <asm/unistd.h>
+#include <errno.h>
+#include <linux/futex.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sched.h>
@@ -97,8 +99,12 @@ static const struct audit_case audit_cases[] = {
 	{ "socket.gethostbyname", { "example.com" }, CAT_DNS, 50, NULL },
 	/* the address comes from the connect syscall it merges with */
 	{ "socket.connect", { "socket", "tuple" }, CAT_NETWORK, 50, "socket.connect()" },
-	{ "subprocess.Popen", { "/bin/true", "['true']" }, CAT_SUBPROCESS, 50,
-	  "subprocess.Popen(/bin/true)" },
+	/* BPF renders a list, like a tuple, as its first item; None as its type name */
+	{ "subprocess.Popen", { "/bin/true", "true" }, CAT_SUBPROCESS, 50,
+	  "subprocess.Popen(/bin/true, true)" },
+	{ "subprocess.Popen", { "NoneType", "ls" }, CAT_SUBPROCESS, 50, "subprocess.Popen(ls)" },
+	{ "socket.gethostbyname", { "api.example.com" }, CAT_DNS, 50,
+	  "socket.gethostbyname(api.example.com)" },
 	{ "os.system", { "ls" }, CAT_SUBPROCESS, 50, NULL },
 	{ "import", { "json" }, CAT_OTHER, 50, "import(json)" },
 	{ "builtins.input", { "> " }, CAT_OTHER, 50, NULL },
@@ -688,19 +694,19 @@ static void test_score_caps_at_50_events(void **state)
 	struct op ops[64];
 
 	fill_ops(ops, 64, 10);
-	assert_int_equal(severity_score(ops, 0), 0);
+	assert_int_equal(severity_score(ops, 0, 0), 0);
 	fill_ops(ops, 60, 10);
-	assert_int_equal(severity_score(ops, 1), 10);
-	assert_int_equal(severity_score(ops, 49), 490);
-	assert_int_equal(severity_score(ops, 50), 500);
-	assert_int_equal(severity_score(ops, 51), 500);
-	assert_int_equal(severity_score(ops, 60), 500);
+	assert_int_equal(severity_score(ops, 1, 0), 10);
+	assert_int_equal(severity_score(ops, 49, 0), 490);
+	assert_int_equal(severity_score(ops, 50, 0), 500);
+	assert_int_equal(severity_score(ops, 51, 0), 500);
+	assert_int_equal(severity_score(ops, 60, 0), 500);
 	fill_ops(ops, 60, 0);
-	assert_int_equal(severity_score(ops, 60), 0);
+	assert_int_equal(severity_score(ops, 60, 0), 0);
 	fill_ops(ops, 3, 1);
 	ops[1].weight = 50;
-	assert_int_equal(severity_score(ops, 3), 52);
-	assert_int_equal(severity_level(severity_score(ops, 3)), LEVEL_HIGH);
+	assert_int_equal(severity_score(ops, 3, 0), 52);
+	assert_int_equal(severity_level(severity_score(ops, 3, 0)), LEVEL_HIGH);
 }
 
 static void test_score_through_ops_add(void **state)
@@ -716,8 +722,8 @@ static void test_score_through_ops_add(void **state)
 		n = ops_add(ops, n, 64, &r, i);
 	}
 	assert_int_equal(n, 60);
-	assert_int_equal(severity_score(ops, n), 500);
-	assert_int_equal(severity_level(severity_score(ops, n)), LEVEL_HIGH);
+	assert_int_equal(severity_score(ops, n, 0), 500);
+	assert_int_equal(severity_level(severity_score(ops, n, 0)), LEVEL_HIGH);
 }
 
 /* ---- merging --------------------------------------------------------------------------- */
@@ -743,7 +749,7 @@ static void test_merge_audit_then_syscall(void **state)
 	assert_string_equal(ops[0].syscall, "openat");
 	assert_true(ops[0].from_audit);
 	assert_int_equal(ops[0].first_raw, 0);
-	assert_int_equal(severity_score(ops, n), 10);
+	assert_int_equal(severity_score(ops, n, 0), 10);
 }
 
 static void test_merge_socket_connect_takes_address(void **state)
@@ -790,7 +796,7 @@ static void test_merge_audit_sleep_keeps_audit_name(void **state)
 	assert_int_equal(ops[0].weight, 50);
 	assert_string_equal(ops[0].syscall, "clock_nanosleep");
 	assert_int_equal(ops[0].duration_ns, 60 * MS + 100000);
-	assert_int_equal(severity_score(ops, n), 50);
+	assert_int_equal(severity_score(ops, n, 0), 50);
 }
 
 static void test_two_audit_events_same_site(void **state)
@@ -806,7 +812,7 @@ static void test_two_audit_events_same_site(void **state)
 	assert_string_equal(ops[0].name, "open(/a, r)");
 	assert_string_equal(ops[1].name, "open(/b, r)");
 	assert_int_equal(ops[1].first_raw, 1);
-	assert_int_equal(severity_score(ops, n), 20);
+	assert_int_equal(severity_score(ops, n, 0), 20);
 }
 
 static void test_primary_after_primary_same_site(void **state)
@@ -957,6 +963,318 @@ static void test_is_stdlib_path(void **state)
 	assert_false(is_stdlib_path(""));
 }
 
+/* ---- SPEC 4: only what could block counts ---------------------------------------------- */
+
+/* A name lookup of an address literal, or of no host, queries nothing. */
+static void test_numeric_host_lookup_is_no_operation(void **state)
+{
+	static const char *const numeric[] = { "127.0.0.1", "10.0.0.5", "::1", "fe80::1",
+					       "NoneType", "" };
+	static const char *const names[] = { "example.com", "localhost", "127.0.0.1.example",
+					     "db" };
+	struct op_class out;
+
+	for (size_t i = 0; i < sizeof(numeric) / sizeof(numeric[0]); i++) {
+		struct raw_op g = audit_rec("socket.getaddrinfo", numeric[i], "9101", "0");
+		struct raw_op h = audit_rec("socket.gethostbyname", numeric[i], NULL, NULL);
+
+		if (classify_raw(&g, &out))
+			fail_msg("getaddrinfo(%s) counted", numeric[i]);
+		if (classify_raw(&h, &out))
+			fail_msg("gethostbyname(%s) counted", numeric[i]);
+	}
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		struct raw_op g = audit_rec("socket.getaddrinfo", names[i], "443", "0");
+
+		if (!classify_raw(&g, &out))
+			fail_msg("getaddrinfo(%s) not counted", names[i]);
+		expect_class(names[i], out, CAT_DNS, 50);
+	}
+	/* a reverse lookup of an address does query */
+	{
+		struct raw_op r = audit_rec("socket.gethostbyaddr", "10.0.0.5", NULL, NULL);
+
+		assert_true(classify_raw(&r, &out));
+		expect_class("gethostbyaddr", out, CAT_DNS, 50);
+	}
+}
+
+/* asyncio's socket.connect on a non-blocking socket: BPF records no syscall for it. */
+static void test_connect_audit_alone_is_dropped(void **state)
+{
+	struct op ops[8];
+	struct raw_op c = at_site(audit_rec("socket.connect", "socket", "tuple", NULL), 0xc0de, 1);
+	struct raw_op t = at_site(audit_rec("socket.sendto", "socket", "tuple", NULL), 0xc0de, 2);
+	struct raw_op m = at_site(audit_rec("socket.sendmsg", "socket", "tuple", NULL), 0xc0de, 3);
+	struct raw_op o = at_site(audit_rec("open", "/srv/x", "r", NULL), 0xc0de, 4);
+	size_t n = 0;
+
+	n = ops_add(ops, n, 8, &c, 0);
+	n = ops_add(ops, n, 8, &t, 1);
+	n = ops_add(ops, n, 8, &m, 2);
+	n = ops_add(ops, n, 8, &o, 3);
+	assert_int_equal(n, 4);
+	n = ops_drop_unblocked(ops, n);
+	/* open() blocks in user space terms whatever the fd: aiocop counts it */
+	assert_int_equal(n, 1);
+	assert_string_equal(ops[0].name, "open(/srv/x, r)");
+	assert_int_equal(ops[0].first_raw, 3);
+	assert_int_equal(severity_score(ops, n, 0), 10);
+}
+
+/* A blocking connect, and a timeout socket's connect that waits in poll, both count. */
+static void test_connect_audit_with_syscall_counts(void **state)
+{
+	struct op ops[8];
+	struct raw_op a = at_site(audit_rec("socket.connect", "socket", "tuple", NULL), 0xc0de, 1);
+	struct raw_op s = at_site(sys_rec(__NR_connect), 0xc0de, 1);
+	struct raw_op a2 = at_site(audit_rec("socket.connect", "socket", "tuple", NULL), 0xc0de, 2);
+	struct raw_op p = at_site(sys_rec(__NR_poll), 0xc0de, 2);
+	struct sockaddr_in sa;
+	size_t n = 0;
+
+	sockaddr_v4(&sa, "127.0.0.1", 9101);
+	s.sockaddr = (const uint8_t *)&sa;
+	s.sockaddr_len = sizeof(sa);
+	p.args[1] = 1;			/* one pollfd */
+	p.duration_ns = 61 * MS;
+	n = ops_add(ops, n, 8, &a, 0);
+	n = ops_add(ops, n, 8, &s, 1);
+	n = ops_add(ops, n, 8, &a2, 2);
+	n = ops_add(ops, n, 8, &p, 3);
+	assert_int_equal(n, 2);
+	n = ops_drop_unblocked(ops, n);
+	assert_int_equal(n, 2);
+	assert_string_equal(ops[0].name, "socket.connect(127.0.0.1:9101)");
+	assert_string_equal(ops[1].syscall, "poll");
+	assert_int_equal(ops[1].duration_ns, 61 * MS);
+	assert_int_equal(severity_score(ops, n, 0), 100);
+}
+
+/* EAGAIN / EINPROGRESS straight back: no wait; after a wait (a socket timeout): one. */
+static void test_eagain_without_wait_is_no_operation(void **state)
+{
+	struct raw_op c = sys_rec(__NR_connect), r = sys_rec(__NR_recvfrom);
+	struct op_class out;
+
+	c.ret = -EINPROGRESS;
+	c.duration_ns = 20000;
+	assert_false(classify_raw(&c, &out));
+	r.fd_mode = S_IFSOCK;
+	r.ret = -EAGAIN;
+	r.duration_ns = 30000;
+	assert_false(classify_raw(&r, &out));
+	r.duration_ns = 2 * MS;		/* SO_RCVTIMEO ran out */
+	assert_true(classify_raw(&r, &out));
+	expect_class("recvfrom after a wait", out, CAT_NETWORK, 10);
+	r.ret = 0;
+	r.duration_ns = 30000;
+	assert_true(classify_raw(&r, &out));
+}
+
+/* ---- SPEC 4: thread-lock waits ---------------------------------------------------------- */
+
+static void test_futex_wait_is_a_lock_wait(void **state)
+{
+	static const uint64_t waits[] = {
+		FUTEX_WAIT, FUTEX_WAIT_PRIVATE, FUTEX_WAIT_BITSET_PRIVATE,
+		FUTEX_WAIT_BITSET | FUTEX_CLOCK_REALTIME, FUTEX_LOCK_PI_PRIVATE,
+		FUTEX_LOCK_PI2, FUTEX_WAIT_REQUEUE_PI,
+	};
+	static const uint64_t others[] = {
+		FUTEX_WAKE, FUTEX_WAKE_PRIVATE, FUTEX_WAKE_BITSET, FUTEX_UNLOCK_PI,
+		FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP, FUTEX_TRYLOCK_PI,
+	};
+	struct op_class out;
+
+	for (size_t i = 0; i < sizeof(waits) / sizeof(waits[0]); i++) {
+		struct raw_op r = sys_rec(__NR_futex);
+
+		r.args[1] = waits[i];
+		r.duration_ns = 40 * MS;
+		if (!classify_raw(&r, &out))
+			fail_msg("futex op %#llx is no wait", (unsigned long long)waits[i]);
+		expect_class("futex wait", out, CAT_LOCK, 10);
+		assert_string_equal(out.name, "futex(threading lock)");
+		assert_string_equal(out.syscall, "futex");
+	}
+	for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+		struct raw_op r = sys_rec(__NR_futex);
+
+		r.args[1] = others[i];
+		if (classify_raw(&r, &out))
+			fail_msg("futex op %#llx counted", (unsigned long long)others[i]);
+	}
+	/* the slices of one timed acquire, at one call site, are one wait */
+	{
+		struct op ops[4];
+		struct raw_op w = at_site(sys_rec(__NR_futex), 0xc0de, 0x42);
+		size_t n = 0;
+
+		w.args[1] = FUTEX_WAIT_BITSET_PRIVATE;
+		w.duration_ns = 5 * MS;
+		for (size_t i = 0; i < 3; i++)
+			n = ops_add(ops, n, 4, &w, i);
+		assert_int_equal(n, 1);
+		assert_int_equal(ops[0].duration_ns, 15 * MS);
+		assert_int_equal(ops[0].category, CAT_LOCK);
+	}
+	/* every thread calls futex: BPF keeps only the waits that lasted */
+	assert_true(syscall_info(__NR_futex)->props.flags & SC_FD_WAIT);
+}
+
+/* ---- SPEC 4: a long operation, a stall -------------------------------------------------- */
+
+static void test_long_operation_weighs_50(void **state)
+{
+	struct op ops[4];
+
+	memset(ops, 0, sizeof(ops));
+	ops[0].weight = 10;
+	ops[0].duration_ns = 30 * MS;		/* exactly the threshold */
+	ops[1].weight = 10;
+	ops[1].duration_ns = 30 * MS - 1;
+	ops[2].weight = 1;
+	ops[2].duration_ns = 100 * MS;		/* a stat on a hung NFS mount */
+	ops[3].weight = 0;
+	ops[3].duration_ns = 1 * MS;
+	assert_int_equal(op_weight(&ops[0], 30 * MS), 50);
+	assert_int_equal(op_weight(&ops[1], 30 * MS), 10);
+	assert_int_equal(op_weight(&ops[2], 30 * MS), 50);
+	assert_int_equal(op_weight(&ops[3], 30 * MS), 0);
+	assert_int_equal(severity_score(ops, 4, 30 * MS), 110);
+	/* a weight-50 operation stays 50; no threshold, no duration rule */
+	ops[0].weight = 50;
+	assert_int_equal(op_weight(&ops[0], 30 * MS), 50);
+	assert_int_equal(severity_score(ops, 4, 0), 61);
+}
+
+static void test_stall_raises_the_level(void **state)
+{
+	/* a callback with nothing blocking (score 0), threshold 30 ms */
+	assert_int_equal(callback_level(0, 59.9, 30), LEVEL_LOW);
+	assert_int_equal(callback_level(0, 60, 30), LEVEL_MEDIUM);
+	assert_int_equal(callback_level(0, 100, 30), LEVEL_MEDIUM);
+	assert_int_equal(callback_level(0, 119.9, 30), LEVEL_MEDIUM);
+	assert_int_equal(callback_level(0, 120, 30), LEVEL_HIGH);
+	assert_int_equal(callback_level(0, 150, 30), LEVEL_HIGH);
+	/* the stall only raises: a high score stays high in a short callback */
+	assert_int_equal(callback_level(50, 1, 30), LEVEL_HIGH);
+	assert_int_equal(callback_level(10, 31, 30), LEVEL_MEDIUM);
+	assert_int_equal(callback_level(10, 60, 30), LEVEL_MEDIUM);
+	assert_int_equal(callback_level(10, 130, 30), LEVEL_HIGH);
+	/* the multiples follow the threshold */
+	assert_int_equal(callback_level(0, 100, 50), LEVEL_MEDIUM);
+	assert_int_equal(callback_level(0, 199, 50), LEVEL_MEDIUM);
+	assert_int_equal(callback_level(0, 200, 50), LEVEL_HIGH);
+	assert_int_equal(callback_level(0, 1000, 0), LEVEL_LOW);
+}
+
+/* ---- SPEC 3/4: waits and socket calls named by what they waited for -------------------- */
+
+static struct raw_op socket_rec(unsigned nr, struct sockaddr_in *peer, const char *ip,
+				uint16_t port)
+{
+	struct raw_op r = sys_rec(nr);
+
+	sockaddr_v4(peer, ip, port);
+	r.fd = 9;
+	r.args[0] = 9;
+	r.fd_mode = S_IFSOCK;
+	r.peer = (const uint8_t *)peer;
+	r.peer_len = sizeof(*peer);
+	return r;
+}
+
+static void test_socket_io_names_its_peer(void **state)
+{
+	struct sockaddr_in peer;
+	struct raw_op r = socket_rec(__NR_recvfrom, &peer, "127.0.0.1", 9101);
+	struct op_class out;
+
+	assert_true(classify_raw(&r, &out));
+	expect_class("recvfrom", out, CAT_NETWORK, 10);
+	assert_string_equal(out.name, "recvfrom(127.0.0.1:9101)");
+	/* no peer known: the fd */
+	r.peer = NULL;
+	assert_true(classify_raw(&r, &out));
+	assert_string_equal(out.name, "recvfrom(fd 9)");
+}
+
+static void test_database_socket_by_port_or_stack(void **state)
+{
+	struct sockaddr_in peer;
+	struct raw_op pg = socket_rec(__NR_recvfrom, &peer, "10.0.0.5", 5432);
+	struct op_class out;
+
+	assert_true(classify_raw(&pg, &out));
+	expect_class("recvfrom from PostgreSQL", out, CAT_DATABASE, 10);
+	assert_string_equal(out.name, "recvfrom(10.0.0.5:5432)");
+	pg = socket_rec(__NR_recvfrom, &peer, "10.0.0.5", 6380);	/* a redis elsewhere */
+	assert_true(classify_raw(&pg, &out));
+	expect_class("recvfrom, unknown port", out, CAT_NETWORK, 10);
+	pg.database_stack = true;
+	assert_true(classify_raw(&pg, &out));
+	expect_class("recvfrom under redis-py", out, CAT_DATABASE, 10);
+
+	assert_true(is_database_driver_path(
+		"/usr/lib/python3/dist-packages/redis/connection.py"));
+	assert_true(is_database_driver_path(
+		"/venv/lib/python3.11/site-packages/psycopg2/extras.py"));
+	assert_true(is_database_driver_path("/usr/lib/python3.11/sqlite3/dbapi2.py"));
+	assert_false(is_database_driver_path("/srv/app/worker.py"));
+	assert_false(is_database_driver_path("/usr/lib/python3.11/socket.py"));
+	assert_false(is_database_driver_path(NULL));
+}
+
+static void test_poll_of_one_fd_is_named_by_it(void **state)
+{
+	struct sockaddr_in peer;
+	struct raw_op p = socket_rec(__NR_poll, &peer, "10.0.0.5", 443);
+	struct op_class out;
+
+	p.args[1] = 1;
+	assert_true(classify_raw(&p, &out));
+	expect_class("poll on a socket", out, CAT_NETWORK, 10);
+	assert_string_equal(out.name, "poll(socket 10.0.0.5:443)");
+	assert_false(out.primary);
+	p = socket_rec(__NR_poll, &peer, "10.0.0.5", 5432);
+	p.args[1] = 1;
+	assert_true(classify_raw(&p, &out));
+	expect_class("poll on PostgreSQL", out, CAT_DATABASE, 10);
+	assert_string_equal(out.name, "poll(socket 10.0.0.5:5432)");
+	/* a child's pipe, by the subprocess module's frame */
+	p.fd_mode = S_IFIFO;
+	p.peer = NULL;
+	assert_true(classify_raw(&p, &out));
+	expect_class("poll on a pipe", out, CAT_OTHER, 10);
+	assert_string_equal(out.name, "poll(pipe)");
+	p.subprocess_stack = true;
+	assert_true(classify_raw(&p, &out));
+	expect_class("poll on a child's pipe", out, CAT_SUBPROCESS, 10);
+	/* several fds, or one BPF could not read: a wait for fd */
+	p.fd = -1;
+	assert_true(classify_raw(&p, &out));
+	assert_string_equal(out.name, "poll(wait for fd)");
+}
+
+static void test_sendto_names_its_destination(void **state)
+{
+	struct sockaddr_in dst;
+	struct raw_op r = sys_rec(__NR_sendto);
+	struct op_class out;
+
+	sockaddr_v4(&dst, "10.0.0.7", 514);
+	r.fd = 4;
+	r.args[0] = 4;
+	r.fd_mode = S_IFSOCK;
+	r.sockaddr = (const uint8_t *)&dst;
+	r.sockaddr_len = sizeof(dst);
+	assert_true(classify_raw(&r, &out));
+	expect_class("sendto", out, CAT_NETWORK, 10);
+	assert_string_equal(out.name, "sendto(10.0.0.7:514)");
+}
+
 int main(void)
 {
 	const struct CMUnitTest classify_tests[] = {
@@ -1010,6 +1328,17 @@ int main(void)
 	};
 	const struct CMUnitTest path_tests[] = {
 		cmocka_unit_test(test_is_stdlib_path),
+		cmocka_unit_test(test_numeric_host_lookup_is_no_operation),
+		cmocka_unit_test(test_connect_audit_alone_is_dropped),
+		cmocka_unit_test(test_connect_audit_with_syscall_counts),
+		cmocka_unit_test(test_eagain_without_wait_is_no_operation),
+		cmocka_unit_test(test_futex_wait_is_a_lock_wait),
+		cmocka_unit_test(test_long_operation_weighs_50),
+		cmocka_unit_test(test_stall_raises_the_level),
+		cmocka_unit_test(test_socket_io_names_its_peer),
+		cmocka_unit_test(test_database_socket_by_port_or_stack),
+		cmocka_unit_test(test_poll_of_one_fd_is_named_by_it),
+		cmocka_unit_test(test_sendto_names_its_destination),
 	};
 	int failed = 0;
 

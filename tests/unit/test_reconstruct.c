@@ -7,7 +7,9 @@
  * that kept a name instead of copying it shows another frame's. Expected names, traces and
  * attributions are written out here from SPEC sections 2 and 3.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -43,6 +45,7 @@ enum {
 	CODE_GONE,		/* unreadable: its process exited */
 	CODE_CORRUPT,		/* its co_firstlineno was overwritten: a line below 1 */
 	CODE_RECURSE,		/* the application recursing deep below its callback */
+	CODE_REDIS,		/* a database driver's frame */
 };
 
 struct fake_code {
@@ -63,6 +66,8 @@ static const struct fake_code fake_codes[] = {
 	{ CODE_MODULE, "/srv/app.py", "<module>", "<module>", 30 },
 	{ CODE_CORRUPT, "/srv/app.py", "corrupt", "corrupt", -1519441556 },
 	{ CODE_RECURSE, "/srv/deep.py", "recurse", "recurse", 5 },
+	{ CODE_REDIS, "/venv/lib/python3.11/site-packages/redis/connection.py",
+	  "_read_from_socket", "SocketBuffer._read_from_socket", 192 },
 };
 
 /* Target memory: the Handle that runs a Task step, down to the Task's name. */
@@ -729,6 +734,7 @@ static struct event_blocking *fd_record(struct fixture *f, unsigned nr, int fd,
 		e->n_str = snprintf(e->str, sizeof(e->str), "%s", path) + 1;
 	} else {
 		e->args[0] = fd;
+		e->fd = fd;	/* BPF names the fd it read the file of */
 		e->fd_mode = S_IFREG;
 	}
 	return e;
@@ -761,6 +767,114 @@ static void test_fd_names_captured_at_record_time(void **state)
 	assert_int_equal(f->report.events[3].category, CAT_FILE);
 	record_set_free(&set);
 	records_free(b);
+}
+
+/* ---- SPEC 4: severity ------------------------------------------------------------------ */
+
+/* A CPU-bound callback: no event, its level from the stall rule alone (threshold 30 ms). */
+static void test_cpu_bound_stall_levels(void **state)
+{
+	struct fixture *f = *state;
+
+	named_function(f, "Server.on_timer");
+	f->cb.duration_ns = 100 * MS;
+	assert_int_equal(reconstruct(f), 0);
+	assert_int_equal(f->report.n_events, 0);
+	assert_int_equal(f->report.score, 0);
+	assert_int_equal(f->report.level, LEVEL_MEDIUM);
+	report_free(&f->report);
+	f->cb.duration_ns = 150 * MS;
+	assert_int_equal(reconstruct(f), 0);
+	assert_int_equal(f->report.score, 0);
+	assert_int_equal(f->report.level, LEVEL_HIGH);
+	report_free(&f->report);
+	f->cb.duration_ns = 45 * MS;
+	assert_int_equal(reconstruct(f), 0);
+	assert_int_equal(f->report.level, LEVEL_LOW);
+}
+
+/* asyncio's own connect, seen under --all: the audit event alone is no blocking event. */
+static void test_nonblocking_connect_is_no_event(void **state)
+{
+	static const uint64_t stack[] = { CODE_WORK, CODE_HANDLE_RUN, CODE_RUN_ONCE };
+	struct fixture *f = *state;
+	struct event_blocking *a = add_record(f, SOURCE_AUDIT, 0, 0);
+
+	named_function(f, "Server.on_timer");
+	f->cb.duration_ns = MS / 2;
+	snprintf(a->str, sizeof(a->str), "socket.connect");
+	snprintf(a->arg_text[0], sizeof(a->arg_text[0]), "socket");
+	snprintf(a->arg_text[1], sizeof(a->arg_text[1]), "tuple");
+	set_stack(a, stack, 3);
+	/* a fast callback (reported under --all for its operations) with none left: no report */
+	assert_int_equal(reconstruct(f), -ENOENT);
+	/* a slow one is still reported, with no event */
+	f->cb.duration_ns = 40 * MS;
+	assert_int_equal(reconstruct(f), 0);
+	assert_int_equal(f->report.n_events, 0);
+	assert_int_equal(f->report.score, 0);
+	assert_int_equal(f->report.level, LEVEL_LOW);
+}
+
+/* A pipe write that alone took the threshold weighs 50, in the event and in the score. */
+static void test_long_event_weighs_50(void **state)
+{
+	static const uint64_t stack[] = { CODE_WORK, CODE_HANDLE_RUN, CODE_RUN_ONCE };
+	struct fixture *f = *state;
+	struct event_blocking *w = add_record(f, SOURCE_SYSCALL, __NR_write, 40 * MS);
+
+	named_function(f, "Server.on_timer");
+	f->cb.duration_ns = 45 * MS;
+	w->fd_mode = S_IFIFO;
+	w->args[0] = 2;
+	set_stack(w, stack, 3);
+	assert_int_equal(reconstruct(f), 0);
+	assert_int_equal(f->report.n_events, 1);
+	assert_int_equal(f->report.events[0].severity, 50);
+	assert_int_equal(f->report.score, 50);
+	assert_int_equal(f->report.level, LEVEL_HIGH);
+}
+
+/* A timeout socket's wait: the poll BPF read the fd and peer of, 61 ms, is a network wait. */
+static void test_poll_wait_names_the_peer(void **state)
+{
+	static const uint64_t stack[] = { CODE_WORK, CODE_HANDLE_RUN, CODE_RUN_ONCE };
+	static const uint8_t loopback[4] = { 127, 0, 0, 1 };
+	struct fixture *f = *state;
+	struct event_blocking *p = add_record(f, SOURCE_SYSCALL, __NR_poll, 61 * MS);
+
+	named_function(f, "Server.on_timer");
+	p->args[1] = 1;
+	p->fd = 7;
+	p->fd_mode = S_IFSOCK;
+	p->peer_family = AF_INET;
+	p->peer_port = htons(9101);
+	memcpy(p->peer_addr, loopback, sizeof(loopback));
+	set_stack(p, stack, 3);
+	assert_int_equal(reconstruct(f), 0);
+	assert_int_equal(f->report.n_events, 1);
+	assert_string_equal(f->report.events[0].event, "poll(socket 127.0.0.1:9101)");
+	assert_int_equal(f->report.events[0].category, CAT_NETWORK);
+	assert_int_equal(f->report.events[0].severity, 50);	/* it took the threshold */
+	assert_int_equal(f->report.level, LEVEL_HIGH);
+}
+
+/* redis-py's frames on the stack make its socket's wait a database wait. */
+static void test_driver_stack_makes_a_database_wait(void **state)
+{
+	static const uint64_t stack[] = { CODE_REDIS, CODE_WORK, CODE_HANDLE_RUN };
+	struct fixture *f = *state;
+	struct event_blocking *r = add_record(f, SOURCE_SYSCALL, __NR_recvfrom, 5 * MS);
+
+	named_function(f, "Server.on_timer");
+	r->fd = 7;
+	r->args[0] = 7;
+	r->fd_mode = S_IFSOCK;
+	set_stack(r, stack, 3);
+	assert_int_equal(reconstruct(f), 0);
+	assert_int_equal(f->report.n_events, 1);
+	assert_string_equal(f->report.events[0].event, "recvfrom(fd 7)");
+	assert_int_equal(f->report.events[0].category, CAT_DATABASE);
 }
 
 int main(void)
@@ -809,6 +923,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_entry_point_first_frame_outside_stdlib,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fd_names_captured_at_record_time, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_cpu_bound_stall_levels, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_nonblocking_connect_is_no_event, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_long_event_weighs_50, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_poll_wait_names_the_peer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_driver_stack_makes_a_database_wait, setup,
 						teardown),
 	};
 

@@ -54,6 +54,7 @@ static const struct event_blocking *read_fd(pid_t pid, int fd)
 	record(pid, pid, 1, 0);
 	ev.nr = __NR_read;
 	ev.args[0] = fd;
+	ev.fd = fd;		/* BPF names the fd it read the file of */
 	ev.fd_mode = S_IFREG;
 	return &ev;
 }
