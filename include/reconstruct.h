@@ -31,9 +31,15 @@ struct recon_resolver {
 	const struct py_version_layout *layout;
 };
 
+/* --app-path: at most this many prefixes name the application's own files */
+#define RECON_MAX_APP_PATHS	16
+
 struct recon_options {
 	double threshold_ms;
 	unsigned trace_depth;		/* frames shown per stack */
+	/* path prefixes of the application's files; none: "not stdlib, not third-party" */
+	const char *app_paths[RECON_MAX_APP_PATHS];
+	unsigned n_app_paths;
 };
 
 /*

@@ -385,9 +385,13 @@ static int build_report(struct engine *e, struct watched *w, const struct event_
 		.read_str = resolver_read_str, .uses_uvloop = resolver_uses_uvloop,
 		.ctx = w, .layout = w->target.layout,
 	};
-	const struct recon_options opt = { .threshold_ms = e->opt.threshold_ms,
-					   .trace_depth = e->opt.trace_depth };
-	int ret = reconstruct_report(ev, set, &res, &opt, out);
+	struct recon_options opt = { .threshold_ms = e->opt.threshold_ms,
+				     .trace_depth = e->opt.trace_depth,
+				     .n_app_paths = e->opt.n_app_paths };
+	int ret;
+
+	memcpy(opt.app_paths, e->opt.app_paths, sizeof(opt.app_paths));
+	ret = reconstruct_report(ev, set, &res, &opt, out);
 
 	if (ret)
 		return ret;

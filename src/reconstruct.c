@@ -120,13 +120,67 @@ static void format_frame(char *buf, size_t bufsz, const char *file, int line, co
 		snprintf(buf, bufsz, "%s:?:%s", file, function);
 }
 
+/* Code installed by a package manager: a library, not the application, wherever it lives. */
+static bool is_third_party_path(const char *path)
+{
+	return strstr(path, "/site-packages/") || strstr(path, "/dist-packages/");
+}
+
+static bool has_app_prefix(const struct recon_options *opt, const char *path)
+{
+	for (unsigned i = 0; i < opt->n_app_paths && i < RECON_MAX_APP_PATHS; i++)
+		if (!strncmp(path, opt->app_paths[i], strlen(opt->app_paths[i])))
+			return true;
+	return false;
+}
+
+/*
+ * How surely a frame is the application's own (SPEC section 3, entry_point): a file under
+ * --app-path is; else one neither in the standard library nor installed as a package; else
+ * any frame outside the standard library (every such frame is third-party); else none.
+ */
+enum app_rank { RANK_NONE = 0, RANK_LIBRARY, RANK_NOT_LIBRARY, RANK_APP_PATH };
+
+static enum app_rank app_rank(const struct recon_options *opt, const char *path)
+{
+	if (opt->n_app_paths && has_app_prefix(opt, path))
+		return RANK_APP_PATH;
+	if (is_stdlib_path(path) || !strcmp(path, "?"))
+		return RANK_NONE;
+	return is_third_party_path(path) ? RANK_LIBRARY : RANK_NOT_LIBRARY;
+}
+
+/*
+ * The entry point: the innermost frame of the best rank over every frame kept (the depth
+ * limits what is shown, not where the application is), else the innermost frame shown.
+ */
+static void find_entry_point(const struct named_stack *s, const struct recon_options *opt,
+			     char *buf, size_t bufsz)
+{
+	enum app_rank best = RANK_NONE;
+
+	for (unsigned i = 0; i < s->n; i++) {
+		const struct py_location *loc = &s->frames[i].loc;
+		enum app_rank rank;
+
+		if (is_shim_frame(loc))
+			continue;
+		rank = app_rank(opt, loc->file);
+		if (rank > best) {
+			best = rank;
+			format_frame(buf, bufsz, loc->file, loc->line, loc->function);
+		}
+	}
+}
+
 /* Builds trace, short trace and entry point of one record's stack. */
-static void describe_stack(const struct named_stack *s, unsigned depth, struct report_event *out)
+static void describe_stack(const struct named_stack *s, const struct recon_options *opt,
+			   struct report_event *out)
 {
 	char *trace = calloc(1, MAX_TRACE_TEXT), *shortt = calloc(1, MAX_TRACE_TEXT);
 	char frame[1024], entry[1024] = "", innermost[1024] = "";
+	unsigned shown = 0, i, depth = opt->trace_depth;
 	size_t used = 0, sused = 0;
-	unsigned shown = 0, i;
 
 	if (!trace || !shortt)
 		goto out;
@@ -138,8 +192,6 @@ static void describe_stack(const struct named_stack *s, unsigned depth, struct r
 		format_frame(frame, sizeof(frame), loc->file, loc->line, loc->function);
 		if (shown == 0)
 			snprintf(innermost, sizeof(innermost), "%s", frame);
-		if (!entry[0] && !is_stdlib_path(loc->file))
-			snprintf(entry, sizeof(entry), "%s", frame);
 		if (used < MAX_TRACE_TEXT)
 			used += snprintf(trace + used, MAX_TRACE_TEXT - used, "%s%s",
 					 shown ? " <- " : "", frame);
@@ -154,6 +206,7 @@ static void describe_stack(const struct named_stack *s, unsigned depth, struct r
 		shown++;
 	}
 	out->trace_cut = shown && (s->cut || i < s->n);
+	find_entry_point(s, opt, entry, sizeof(entry));
 out:
 	out->trace = trace;
 	out->trace_short = shortt;
@@ -434,7 +487,7 @@ static void raw_from_record(const struct record *rec, struct raw_op *r, struct r
 
 /* Records merge into operations; each shows the stack of the record that started it. */
 static int add_events(const struct record *recs, const struct named_stack *stacks, size_t n,
-		      unsigned depth, struct report *out)
+		      const struct recon_options *opt, struct report *out)
 {
 	struct op *ops = calloc(n ? n : 1, sizeof(*ops));
 	size_t n_ops = 0;
@@ -462,7 +515,7 @@ static int add_events(const struct record *recs, const struct named_stack *stack
 		e->duration_ms = ops[i].duration_ns / 1e6;
 		e->syscall = ops[i].syscall;
 		e->start_ns = ops[i].start_ns;
-		describe_stack(&stacks[ops[i].first_raw], depth, e);
+		describe_stack(&stacks[ops[i].first_raw], opt, e);
 	}
 	out->n_events = n_ops;
 	out->score = severity_score(ops, n_ops);
@@ -481,8 +534,8 @@ static void free_cpu_stack(struct report_cpu_stack *c)
 }
 
 /* Groups the CPU samples taken during the callback by stack, most frequent first. */
-static int add_cpu_samples(const struct named_stack *stacks, size_t n, unsigned depth,
-			   struct report *out)
+static int add_cpu_samples(const struct named_stack *stacks, size_t n,
+			   const struct recon_options *opt, struct report *out)
 {
 	struct report_cpu_stack *all = calloc(n ? n : 1, sizeof(*all));
 	size_t n_all = 0;
@@ -496,7 +549,7 @@ static int add_cpu_samples(const struct named_stack *stacks, size_t n, unsigned 
 		if (stacks[i].ev->source != SOURCE_SAMPLE || !stacks[i].n)
 			continue;
 		out->cpu_samples++;
-		describe_stack(&stacks[i], depth, &stack);
+		describe_stack(&stacks[i], opt, &stack);
 		all[n_all] = (struct report_cpu_stack){ stack.entry_point, stack.trace,
 							stack.trace_short, 1, stack.trace_cut };
 		for (k = 0; k < n_all; k++)
@@ -599,9 +652,9 @@ int reconstruct_report(const struct event_callback *cb, const struct record_set 
 		attribute_from_stacks(res, stacks, n, out);
 	else
 		name_callback(cb, out);
-	ret = add_events(recs, stacks, n, opt->trace_depth, out);
+	ret = add_events(recs, stacks, n, opt, out);
 	if (!ret)
-		ret = add_cpu_samples(stacks, n, opt->trace_depth, out);
+		ret = add_cpu_samples(stacks, n, opt, out);
 	if (!ret)
 		split_cpu_time(cb, out);
 	out->omitted = set->omitted;

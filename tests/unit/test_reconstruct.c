@@ -43,6 +43,10 @@ enum {
 	CODE_GONE,		/* unreadable: its process exited */
 	CODE_CORRUPT,		/* its co_firstlineno was overwritten: a line below 1 */
 	CODE_RECURSE,		/* the application recursing deep below its callback */
+	CODE_REDIS_READ,	/* a library installed as a package, doing the blocking */
+	CODE_REDIS_CMD,
+	CODE_DIST_LIB,		/* a Debian-packaged library */
+	CODE_WORKER,		/* the application, calling the library */
 };
 
 struct fake_code {
@@ -63,6 +67,12 @@ static const struct fake_code fake_codes[] = {
 	{ CODE_MODULE, "/srv/app.py", "<module>", "<module>", 30 },
 	{ CODE_CORRUPT, "/srv/app.py", "corrupt", "corrupt", -1519441556 },
 	{ CODE_RECURSE, "/srv/deep.py", "recurse", "recurse", 5 },
+	{ CODE_REDIS_READ, "/venv/lib/python3.11/site-packages/redis/connection.py",
+	  "_read_from_socket", "SocketBuffer._read_from_socket", 192 },
+	{ CODE_REDIS_CMD, "/venv/lib/python3.11/site-packages/redis/client.py",
+	  "execute_command", "Redis.execute_command", 533 },
+	{ CODE_DIST_LIB, "/usr/lib/python3/dist-packages/yaml/reader.py", "read", "Reader.read", 9 },
+	{ CODE_WORKER, "/srv/worker.py", "pop_job", "Worker.pop_job", 28 },
 };
 
 /* Target memory: the Handle that runs a Task step, down to the Task's name. */
@@ -434,7 +444,7 @@ static void test_outside_any_callback_dropped(void **state)
 /* Code objects that could not be read prove nothing: the report stays. */
 static void test_unreadable_stack_kept(void **state)
 {
-	static const uint64_t stack[] = { CODE_GONE, CODE_GONE + 1 };
+	static const uint64_t stack[] = { CODE_GONE, CODE_GONE + 0x100 };	/* both unknown */
 	struct fixture *f = *state;
 	struct event_blocking *e = add_record(f, SOURCE_SYSCALL, __NR_nanosleep, 60 * MS);
 
@@ -714,6 +724,52 @@ static void test_entry_point_first_frame_outside_stdlib(void **state)
 			    "/usr/lib/python3.11/json/decoder.py:337:decode");
 }
 
+/* A library installed as a package did the blocking: the application's frame that called it. */
+static void test_entry_point_skips_installed_packages(void **state)
+{
+	static const uint64_t redis[] = { CODE_REDIS_READ, CODE_REDIS_CMD, CODE_WORKER,
+					  CODE_HANDLE_RUN };
+	static const uint64_t packaged[] = { CODE_DECODE, CODE_DIST_LIB, CODE_WORKER };
+	static const uint64_t only_libraries[] = { CODE_DECODE, CODE_REDIS_READ, CODE_REDIS_CMD,
+						   CODE_HANDLE_RUN };
+	struct fixture *f = *state;
+
+	named_function(f, "Worker.pop_job");
+	set_stack(add_record(f, SOURCE_SYSCALL, __NR_recvfrom, 60 * MS), redis, 4);
+	set_stack(add_record(f, SOURCE_SYSCALL, __NR_read, 40 * MS), packaged, 3);
+	set_stack(add_record(f, SOURCE_SYSCALL, __NR_nanosleep, 40 * MS), only_libraries, 4);
+	assert_int_equal(reconstruct(f), 0);
+	assert_int_equal(f->report.n_events, 3);
+	assert_string_equal(f->report.events[0].entry_point, "/srv/worker.py:28:pop_job");
+	assert_string_equal(f->report.events[1].entry_point, "/srv/worker.py:28:pop_job");
+	/* every frame outside the standard library is third-party: the innermost of those */
+	assert_string_equal(f->report.events[2].entry_point,
+			    "/venv/lib/python3.11/site-packages/redis/connection.py:192:"
+			    "_read_from_socket");
+}
+
+/* --app-path names the application's files, even inside a site-packages (an installed app). */
+static void test_entry_point_app_path(void **state)
+{
+	static const uint64_t redis[] = { CODE_REDIS_READ, CODE_REDIS_CMD, CODE_WORKER,
+					  CODE_HANDLE_RUN };
+	static const uint64_t elsewhere[] = { CODE_DECODE, CODE_WORK, CODE_HANDLE_RUN };
+	struct fixture *f = *state;
+
+	f->opt.app_paths[0] = "/nowhere/";
+	f->opt.app_paths[1] = "/venv/lib/python3.11/site-packages/redis/cl";
+	f->opt.n_app_paths = 2;
+	named_function(f, "Worker.pop_job");
+	set_stack(add_record(f, SOURCE_SYSCALL, __NR_recvfrom, 60 * MS), redis, 4);
+	set_stack(add_record(f, SOURCE_SYSCALL, __NR_nanosleep, 40 * MS), elsewhere, 3);
+	assert_int_equal(reconstruct(f), 0);
+	assert_int_equal(f->report.n_events, 2);
+	assert_string_equal(f->report.events[0].entry_point,
+			    "/venv/lib/python3.11/site-packages/redis/client.py:533:execute_command");
+	/* no frame under --app-path: the rule without it */
+	assert_string_equal(f->report.events[1].entry_point, "/srv/app.py:7:work");
+}
+
 /* ---- fd names -------------------------------------------------------------------------- */
 
 static struct event_blocking *fd_record(struct fixture *f, unsigned nr, int fd,
@@ -808,6 +864,9 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_entry_point_first_frame_outside_stdlib,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_entry_point_skips_installed_packages, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_entry_point_app_path, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fd_names_captured_at_record_time, setup,
 						teardown),
 	};
