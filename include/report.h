@@ -53,6 +53,7 @@ struct report {
 	enum severity_level level;
 	double oncpu_ms, offcpu_ms;
 	double gc_ms;			/* garbage collection inside the callback */
+	double preempted_ms;		/* of offcpu_ms: runnable, waiting for a CPU */
 	bool is_task;
 	char task_name[AIOCOPD_NAME_LEN + 16];
 	char coro[AIOCOPD_NAME_LEN];

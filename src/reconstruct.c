@@ -614,6 +614,9 @@ static void split_cpu_time(const struct event_callback *cb, struct report *out)
 	if (out->oncpu_ms > bound)
 		out->oncpu_ms = bound;
 	out->offcpu_ms = out->elapsed_ms - out->oncpu_ms;
+	out->preempted_ms = cb->preempted_ns / 1e6;
+	if (out->preempted_ms > out->offcpu_ms)
+		out->preempted_ms = out->offcpu_ms;
 }
 
 static void time_callback(const struct event_callback *cb, const struct recon_options *opt,

@@ -50,9 +50,23 @@ const char *report_entry_point(const struct report *r)
 	return r->is_task ? r->coro : r->callback;
 }
 
+/*
+ * Where the callback's time went (SPEC section 3, reason): a collection that took half of
+ * it, whatever else happened; else its blocking operations; else the larger of its on-CPU
+ * and off-CPU time, and off CPU, the larger of waiting for a CPU and sleeping in nothing
+ * named (page faults, a lock no probe sees).
+ */
 const char *report_reason(const struct report *r)
 {
-	return r->n_events ? "io_blocking" : "cpu_blocking";
+	double asleep = r->offcpu_ms - r->preempted_ms;
+
+	if (r->elapsed_ms > 0 && r->gc_ms * 2 >= r->elapsed_ms)
+		return "gc";
+	if (r->n_events)
+		return "io_blocking";
+	if (r->oncpu_ms >= r->offcpu_ms)
+		return "cpu_blocking";
+	return r->preempted_ms >= asleep ? "preempted" : "waiting";
 }
 
 /* json-c prints doubles with many digits; keep what a human would: 0.1 ms or 1 µs. */

@@ -643,6 +643,24 @@ static void test_oncpu_bounded_by_wall_time(void **state)
 	assert_ms(f->report.offcpu_ms, 0);
 }
 
+/* The scheduler's preemption time is part of the off-CPU time, never more than it. */
+static void test_preempted_within_offcpu(void **state)
+{
+	struct fixture *f = *state;
+
+	named_function(f, "Server.on_timer");
+	f->cb.oncpu_ns = 20 * MS;
+	f->cb.preempted_ns = 35 * MS;
+	assert_int_equal(reconstruct(f), 0);
+	assert_ms(f->report.offcpu_ms, 42);
+	assert_ms(f->report.preempted_ms, 35);
+	assert_string_equal(report_reason(&f->report), "preempted");
+	report_free(&f->report);
+	f->cb.preempted_ns = 50 * MS;	/* a switch-in that was missed: held to the off-CPU time */
+	assert_int_equal(reconstruct(f), 0);
+	assert_ms(f->report.preempted_ms, 42);
+}
+
 /* What the record set could not itemise reaches the report (issue 9 item 6). */
 static void test_omitted_operations_reported(void **state)
 {
@@ -856,6 +874,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_oncpu_bounded_by_sleep, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_oncpu_bounded_by_wall_time, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_preempted_within_offcpu, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_omitted_operations_reported, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_cpu_samples_grouped_most_frequent_first,
