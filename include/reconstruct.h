@@ -52,4 +52,23 @@ int reconstruct_report(const struct event_callback *cb, const struct record_set 
 		       const struct recon_resolver *res, const struct recon_options *opt,
 		       struct report *out);
 
+/* One callback's records of a slow loop iteration, and the iteration bounded to them. */
+struct recon_part {
+	struct record_set set;		/* its own array of the records, which stay the caller's */
+	struct event_callback cb;
+};
+
+/*
+ * Unarmed, a slow iteration's records may come from several callbacks: this splits them by
+ * the callback their stacks show, for one report each (reconstruct_report), so that each
+ * names its own callback and events. Only the callbacks that blocked, or held the loop a
+ * threshold by themselves, are parts; one callback, or none told apart, is one part: the
+ * iteration as it came. A callback record is one part. Returns 0 or -ENOMEM; free *out
+ * with recon_parts_free.
+ */
+int reconstruct_split_iteration(const struct event_callback *it, const struct record_set *set,
+				const struct recon_resolver *res, const struct recon_options *opt,
+				struct recon_part **out, size_t *n_out);
+void recon_parts_free(struct recon_part *parts, size_t n);
+
 #endif

@@ -583,6 +583,185 @@ static int add_cpu_samples(const struct named_stack *stacks, size_t n,
 	return 0;
 }
 
+/* ---- one callback's share of a slow iteration ------------------------------------------ */
+
+/*
+ * Which callback of an unarmed iteration a record ran in: the Handle that Handle._run ran
+ * and the frame it called (a Task's coroutine frame lives in the coroutine: one per Task).
+ * uvloop shows no Handle._run: there the frame above the loop's machinery names it.
+ */
+struct callback_key {
+	uint64_t handle, code, frame;
+};
+
+static bool record_key(const struct named_stack *s, struct callback_key *key)
+{
+	unsigned at;
+
+	if (!find_caller(s, 1, is_handle_run, &at) && !find_caller(s, 1, is_loop_machinery, &at))
+		return false;
+	*key = (struct callback_key){ is_handle_run(&s->frames[at].loc) ?
+				      s->ev->frames[at].first_local : 0,
+				      s->ev->frames[at - 1].code, s->ev->frames[at - 1].addr };
+	return true;
+}
+
+static bool same_key(const struct callback_key *a, const struct callback_key *b)
+{
+	return a->handle == b->handle && a->code == b->code && a->frame == b->frame;
+}
+
+/*
+ * Each record's part: the part of its callback; a record whose stack names none (cut, or
+ * unreadable) goes with the callback before it, or the first one. Returns how many parts.
+ */
+static size_t assign_parts(const struct named_stack *stacks, size_t n, size_t *part_of,
+			   struct callback_key *keys)
+{
+	size_t n_parts = 0, current = SIZE_MAX;
+
+	for (size_t i = 0; i < n; i++) {
+		struct callback_key key;
+		size_t p;
+
+		part_of[i] = SIZE_MAX;
+		if (!record_key(&stacks[i], &key)) {
+			part_of[i] = current;
+			continue;
+		}
+		for (p = 0; p < n_parts && !same_key(&keys[p], &key); p++)
+			;
+		if (p == n_parts)
+			keys[n_parts++] = key;
+		part_of[i] = current = p;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (part_of[i] == SIZE_MAX)
+			part_of[i] = 0;
+	return n_parts;
+}
+
+/*
+ * A callback's share of the iteration, bounded by its records: from the first one's start
+ * to the last one's end, and at least the time its operations took. Its CPU time is what
+ * the iteration had and its operations leave; collections and omissions cannot be placed.
+ */
+static void bound_part(const struct event_callback *it, const struct record_set *set,
+		       struct event_callback *cb)
+{
+	uint64_t first = UINT64_MAX, last = 0, ops = 0, span;
+
+	*cb = *it;
+	for (size_t i = 0; i < set->n; i++) {
+		const struct event_blocking *e = set->recs[i].ev;
+		uint64_t end = e->h.ts_ns + (e->source == SOURCE_SAMPLE ? 0 : e->duration_ns);
+
+		if (e->h.ts_ns < first)
+			first = e->h.ts_ns;
+		if (end > last)
+			last = end;
+		if (e->source == SOURCE_SYSCALL)
+			ops += e->duration_ns + e->folded_ns;
+	}
+	span = last > first ? last - first : 0;
+	if (span < ops)
+		span = ops;
+	cb->h.ts_ns = first;
+	cb->duration_ns = span;
+	cb->oncpu_ns = it->oncpu_ns < span - ops ? it->oncpu_ns : span - ops;
+	cb->preempted_ns = 0;
+	cb->gc_ns = 0;
+	cb->omitted = 0;
+	cb->omitted_ns = 0;
+}
+
+/* A part is a report when its callback blocked, or held the loop a threshold by itself. */
+static bool part_reported(const struct recon_part *p, const struct recon_options *opt)
+{
+	for (size_t i = 0; i < p->set.n; i++)
+		if (p->set.recs[i].ev->source != SOURCE_SAMPLE)
+			return true;
+	return p->cb.duration_ns / 1e6 >= opt->threshold_ms;
+}
+
+void recon_parts_free(struct recon_part *parts, size_t n)
+{
+	for (size_t i = 0; parts && i < n; i++)
+		free(parts[i].set.recs);
+	free(parts);
+}
+
+static int gather_parts(const struct event_callback *it, const struct record_set *set,
+			const size_t *part_of, size_t n_parts, const struct recon_options *opt,
+			struct recon_part *parts, size_t *n_out)
+{
+	size_t kept = 0;
+
+	for (size_t p = 0; p < n_parts; p++) {
+		struct recon_part *part = &parts[kept];
+
+		part->set = (struct record_set){ calloc(set->n, sizeof(struct record)), 0, 0, 0 };
+		if (!part->set.recs)
+			return -ENOMEM;
+		for (size_t i = 0; i < set->n; i++)
+			if (part_of[i] == p)
+				part->set.recs[part->set.n++] = set->recs[i];
+		bound_part(it, &part->set, &part->cb);
+		if (part_reported(part, opt))
+			kept++;
+		else
+			free(part->set.recs);
+	}
+	/* what was not itemised belongs to the iteration: its first report says so */
+	if (kept) {
+		parts[0].set.omitted = set->omitted;
+		parts[0].set.omitted_ns = set->omitted_ns;
+	}
+	*n_out = kept;
+	return 0;
+}
+
+int reconstruct_split_iteration(const struct event_callback *it, const struct record_set *set,
+				const struct recon_resolver *res, const struct recon_options *opt,
+				struct recon_part **out, size_t *n_out)
+{
+	size_t n = set->n, n_parts = 0, *part_of = calloc(n ? n : 1, sizeof(*part_of));
+	struct callback_key *keys = calloc(n ? n : 1, sizeof(*keys));
+	struct named_stack *stacks = name_stacks(res, set->recs, n);
+	struct recon_part *parts = calloc(n ? n : 1, sizeof(*parts));
+	int ret = -ENOMEM;
+
+	*out = NULL;
+	*n_out = 0;
+	if (!part_of || !keys || !stacks || !parts)
+		goto out;
+	if (it->scope == SCOPE_ITERATION)
+		n_parts = assign_parts(stacks, n, part_of, keys);
+	if (n_parts <= 1) {
+		/* one callback, or none told apart: the iteration is its report, as it came */
+		parts[0] = (struct recon_part){ .set = *set, .cb = *it };
+		parts[0].set.recs = calloc(n ? n : 1, sizeof(struct record));
+		if (!parts[0].set.recs)
+			goto out;
+		memcpy(parts[0].set.recs, set->recs, n * sizeof(struct record));
+		*n_out = 1;
+		ret = 0;
+	} else {
+		ret = gather_parts(it, set, part_of, n_parts, opt, parts, n_out);
+	}
+out:
+	if (ret) {
+		recon_parts_free(parts, *n_out);
+		*n_out = 0;
+	} else {
+		*out = parts;
+	}
+	free_stacks(stacks, n);
+	free(keys);
+	free(part_of);
+	return ret;
+}
+
 /* ---- the report ------------------------------------------------------------------------- */
 
 /*

@@ -788,6 +788,125 @@ static void test_entry_point_app_path(void **state)
 	assert_string_equal(f->report.events[1].entry_point, "/srv/app.py:7:work");
 }
 
+/* ---- a slow iteration split by callback ------------------------------------------------- */
+
+static struct recon_part *split(struct fixture *f, size_t *n_parts)
+{
+	const struct record_set set = { f->recs, f->n, f->omitted, f->omitted_ns };
+	struct recon_part *parts = NULL;
+
+	assert_int_equal(reconstruct_split_iteration(&f->cb, &set, &f->res, &f->opt, &parts,
+						     n_parts), 0);
+	assert_non_null(parts);
+	return parts;
+}
+
+static struct report *reconstruct_part(struct fixture *f, const struct recon_part *p)
+{
+	report_free(&f->report);
+	assert_int_equal(reconstruct_report(&p->cb, &p->set, &f->res, &f->opt, &f->report), 0);
+	return &f->report;
+}
+
+/*
+ * Unarmed, one slow iteration ran a timer callback that slept and a Task that waited in
+ * recv: two reports, each with its own name and only its own events (issue 11: a 194 ms
+ * report blamed on one task held 132 ms of another task's recv).
+ */
+static void test_iteration_split_per_callback(void **state)
+{
+	static const uint64_t timer[] = { CODE_ON_TIMER, CODE_HANDLE_RUN, CODE_RUN_ONCE };
+	struct fixture *f = *state;
+	struct event_blocking *sleep = add_record(f, SOURCE_SYSCALL, __NR_nanosleep, 40 * MS);
+	struct event_blocking *recv = add_record(f, SOURCE_SYSCALL, __NR_recvfrom, 132 * MS);
+	struct event_blocking *read = add_record(f, SOURCE_SYSCALL, __NR_read, 5 * MS);
+	struct recon_part *parts;
+	struct report *r;
+	size_t n;
+
+	whole_iteration(f);
+	f->cb.duration_ns = 194 * MS;
+	f->cb.oncpu_ns = 10 * MS;
+	set_stack(sleep, timer, 3);
+	sleep->frames[1].first_local = HANDLE + 0x100;	/* another Handle than the Task's */
+	set_task_stack(&f->target, recv, true);
+	recv->h.ts_ns = MONO_START + 41 * MS;
+	set_task_stack(&f->target, read, true);
+	read->h.ts_ns = MONO_START + 174 * MS;
+	read->frames[0].instr = 0x20;
+	parts = split(f, &n);
+	assert_int_equal(n, 2);
+	assert_int_equal(parts[0].set.n, 1);
+	assert_ptr_equal(parts[0].set.recs[0].ev, sleep);
+	assert_int_equal(parts[0].cb.duration_ns, 40 * MS);
+	assert_int_equal(parts[1].set.n, 2);
+	assert_int_equal(parts[1].cb.h.ts_ns, MONO_START + 41 * MS);
+	assert_int_equal(parts[1].cb.duration_ns, 138 * MS);
+	assert_int_equal(parts[1].cb.oncpu_ns, 1 * MS);	/* what its operations leave */
+	r = reconstruct_part(f, &parts[0]);
+	assert_false(r->is_task);
+	assert_string_equal(r->callback, "Server.on_timer");
+	assert_int_equal(r->n_events, 1);
+	assert_string_equal(r->events[0].syscall, "nanosleep");
+	assert_ms(r->elapsed_ms, 40);
+	r = reconstruct_part(f, &parts[1]);
+	assert_true(r->is_task);
+	assert_string_equal(r->task_name, "the-sleeper");
+	assert_string_equal(r->coro, "Server.handler");
+	assert_int_equal(r->n_events, 2);
+	assert_string_equal(r->events[0].syscall, "recvfrom");
+	assert_true(r->by_iteration);
+	recon_parts_free(parts, n);
+}
+
+/*
+ * Many small callbacks made the iteration slow, none by itself: the CPU samples spread over
+ * them name no slow callback (issue 11: 1,500 small tasks made timers 80 ms late).
+ */
+static void test_iteration_of_small_callbacks_names_none(void **state)
+{
+	static const uint64_t timer[] = { CODE_ON_TIMER, CODE_HANDLE_RUN, CODE_RUN_ONCE };
+	struct fixture *f = *state;
+	struct recon_part *parts;
+	size_t n;
+
+	whole_iteration(f);
+	f->cb.duration_ns = 80 * MS;
+	for (unsigned i = 0; i < 8; i++) {
+		struct event_blocking *e = add_record(f, SOURCE_SAMPLE, 0, 0);
+
+		set_stack(e, timer, 3);
+		e->frames[1].first_local = HANDLE + 0x100 * (i + 1);
+		e->h.ts_ns = MONO_START + (20 + 7 * i) * MS;
+	}
+	parts = split(f, &n);
+	assert_int_equal(n, 0);
+	recon_parts_free(parts, n);
+}
+
+/* One callback in the iteration (or none told apart): the iteration is its report, unchanged. */
+static void test_iteration_of_one_callback_unchanged(void **state)
+{
+	struct fixture *f = *state;
+	struct event_blocking *a = add_record(f, SOURCE_SAMPLE, 0, 0);
+	struct event_blocking *b = add_record(f, SOURCE_SAMPLE, 0, 0);
+	struct recon_part *parts;
+	size_t n;
+
+	whole_iteration(f);
+	f->omitted = 3;
+	set_task_stack(&f->target, a, true);
+	set_task_stack(&f->target, b, true);
+	b->n_frames = 1;	/* cut: goes with the callback before it */
+	parts = split(f, &n);
+	assert_int_equal(n, 1);
+	assert_int_equal(parts[0].set.n, 2);
+	assert_int_equal(parts[0].set.omitted, 3);
+	assert_int_equal(parts[0].cb.duration_ns, 62 * MS);
+	assert_int_equal(parts[0].cb.h.ts_ns, MONO_START);
+	recon_parts_free(parts, n);
+}
+
 /* ---- fd names -------------------------------------------------------------------------- */
 
 static struct event_blocking *fd_record(struct fixture *f, unsigned nr, int fd,
@@ -886,6 +1005,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_entry_point_skips_installed_packages, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_entry_point_app_path, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_iteration_split_per_callback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_iteration_of_small_callbacks_names_none, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_iteration_of_one_callback_unchanged, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_fd_names_captured_at_record_time, setup,
 						teardown),
 	};
