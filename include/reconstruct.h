@@ -65,10 +65,21 @@ struct recon_part {
  * threshold by themselves, are parts; one callback, or none told apart, is one part: the
  * iteration as it came. A callback record is one part. Returns 0 or -ENOMEM; free *out
  * with recon_parts_free.
+ * When the iteration had several callbacks and none is a part by itself (the loop's lag),
+ * every callback is one and *lag says so: they make one slow_iteration report.
  */
 int reconstruct_split_iteration(const struct event_callback *it, const struct record_set *set,
 				const struct recon_resolver *res, const struct recon_options *opt,
-				struct recon_part **out, size_t *n_out);
+				struct recon_part **out, size_t *n_out, bool *lag);
+
+/*
+ * The slow_iteration report of an iteration whose n callbacks (parts) were each too small
+ * to blame: how many were seen and the most sampled ones, with an estimate of their time
+ * from their share of the samples. Returns 0 or -ENOMEM (out then holds nothing to free).
+ */
+int reconstruct_slow_iteration(const struct event_callback *it, const struct recon_part *parts,
+			       size_t n, const struct recon_resolver *res,
+			       const struct recon_options *opt, struct report *out);
 void recon_parts_free(struct recon_part *parts, size_t n);
 
 #endif

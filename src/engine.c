@@ -460,6 +460,23 @@ static void report_part(struct engine *e, struct watched *w, const struct recon_
 	report_free(&r);
 }
 
+/* A slow iteration with no callback to blame alone: one slow_iteration report. */
+static void report_lag(struct engine *e, struct watched *w, const struct event_callback *ev,
+		       const struct recon_part *parts, size_t n)
+{
+	const struct recon_resolver res = resolver_of(w);
+	const struct recon_options opt = recon_options_of(e);
+	struct report r;
+
+	if (reconstruct_slow_iteration(ev, parts, n, &res, &opt, &r))
+		return;
+	r.ts = engine_wall_time(e, ev->h.ts_ns);
+	r.ns_pid = w->target.place.ns_pid;
+	r.ns_tid = engine_loop_ns_tid(w, r.tid);
+	tell_report(e, w, &r);
+	report_free(&r);
+}
+
 /* A slow callback, or (unarmed) a slow iteration: one report per callback that its stacks show. */
 static void on_callback(struct engine *e, const struct event_callback *ev)
 {
@@ -469,13 +486,16 @@ static void on_callback(struct engine *e, const struct event_callback *ev)
 	const struct recon_options opt = recon_options_of(e);
 	struct recon_part *parts = NULL;
 	size_t n_parts = 0;
+	bool lag;
 
 	if (!w)
 		goto out;
 	w->priv->last_slow_ns = engine_now_ns();
-	if (reconstruct_split_iteration(ev, &set, &res, &opt, &parts, &n_parts))
+	if (reconstruct_split_iteration(ev, &set, &res, &opt, &parts, &n_parts, &lag))
 		goto out;
-	for (size_t i = 0; i < n_parts; i++)
+	if (lag)
+		report_lag(e, w, ev, parts, n_parts);
+	for (size_t i = 0; !lag && i < n_parts; i++)
 		report_part(e, w, &parts[i]);
 	if (ev->scope == SCOPE_ITERATION)
 		arm(e, w);

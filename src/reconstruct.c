@@ -691,39 +691,50 @@ void recon_parts_free(struct recon_part *parts, size_t n)
 	free(parts);
 }
 
+/* Every callback's part; then only those reported, unless none is (the loop's lag). */
 static int gather_parts(const struct event_callback *it, const struct record_set *set,
 			const size_t *part_of, size_t n_parts, const struct recon_options *opt,
-			struct recon_part *parts, size_t *n_out)
+			struct recon_part *parts, size_t *n_out, bool *lag)
 {
-	size_t kept = 0;
+	size_t made = 0, kept = 0;
 
-	for (size_t p = 0; p < n_parts; p++) {
-		struct recon_part *part = &parts[kept];
+	for (size_t p = 0; p < n_parts; p++, made++) {
+		struct recon_part *part = &parts[p];
 
 		part->set = (struct record_set){ calloc(set->n, sizeof(struct record)), 0, 0, 0 };
-		if (!part->set.recs)
+		if (!part->set.recs) {
+			*n_out = made;
 			return -ENOMEM;
+		}
 		for (size_t i = 0; i < set->n; i++)
 			if (part_of[i] == p)
 				part->set.recs[part->set.n++] = set->recs[i];
 		bound_part(it, &part->set, &part->cb);
-		if (part_reported(part, opt))
-			kept++;
-		else
-			free(part->set.recs);
 	}
+	*lag = true;
+	for (size_t p = 0; p < n_parts; p++)
+		*lag = *lag && !part_reported(&parts[p], opt);
+	for (size_t p = 0; p < n_parts && !*lag; p++) {
+		if (!part_reported(&parts[p], opt)) {
+			free(parts[p].set.recs);
+			continue;
+		}
+		parts[kept++] = parts[p];
+	}
+	if (!*lag)
+		n_parts = kept;
 	/* what was not itemised belongs to the iteration: its first report says so */
-	if (kept) {
+	if (n_parts) {
 		parts[0].set.omitted = set->omitted;
 		parts[0].set.omitted_ns = set->omitted_ns;
 	}
-	*n_out = kept;
+	*n_out = n_parts;
 	return 0;
 }
 
 int reconstruct_split_iteration(const struct event_callback *it, const struct record_set *set,
 				const struct recon_resolver *res, const struct recon_options *opt,
-				struct recon_part **out, size_t *n_out)
+				struct recon_part **out, size_t *n_out, bool *lag)
 {
 	size_t n = set->n, n_parts = 0, *part_of = calloc(n ? n : 1, sizeof(*part_of));
 	struct callback_key *keys = calloc(n ? n : 1, sizeof(*keys));
@@ -733,6 +744,7 @@ int reconstruct_split_iteration(const struct event_callback *it, const struct re
 
 	*out = NULL;
 	*n_out = 0;
+	*lag = false;
 	if (!part_of || !keys || !stacks || !parts)
 		goto out;
 	if (it->scope == SCOPE_ITERATION)
@@ -747,7 +759,7 @@ int reconstruct_split_iteration(const struct event_callback *it, const struct re
 		*n_out = 1;
 		ret = 0;
 	} else {
-		ret = gather_parts(it, set, part_of, n_parts, opt, parts, n_out);
+		ret = gather_parts(it, set, part_of, n_parts, opt, parts, n_out, lag);
 	}
 out:
 	if (ret) {
@@ -811,6 +823,80 @@ static void time_callback(const struct event_callback *cb, const struct recon_op
 	if (out->gc_ms > out->elapsed_ms)
 		out->gc_ms = out->elapsed_ms;
 	out->by_iteration = cb->scope == SCOPE_ITERATION;
+}
+
+/* ---- the loop's lag -------------------------------------------------------------------- */
+
+/* Samples are taken at a steady rate: a callback's share of them is its share of the time. */
+static unsigned samples_of(const struct recon_part *p)
+{
+	unsigned n = 0;
+
+	for (size_t i = 0; i < p->set.n; i++)
+		n += p->set.recs[i].ev->source == SOURCE_SAMPLE;
+	return n;
+}
+
+/* The part's callback, named and located as its own report would be. */
+static int describe_top(const struct recon_part *p, double ms, const struct recon_resolver *res,
+			const struct recon_options *opt, struct report_top *top)
+{
+	struct report r;
+	int ret = reconstruct_report(&p->cb, &p->set, res, opt, &r);
+
+	if (ret)
+		return ret;
+	top->is_task = r.is_task;
+	memcpy(top->task_name, r.task_name, sizeof(top->task_name));
+	memcpy(top->coro, r.coro, sizeof(top->coro));
+	memcpy(top->callback, r.callback, sizeof(top->callback));
+	top->entry_point = strdup(report_entry_point(&r));
+	top->ms = ms;
+	report_free(&r);
+	return top->entry_point ? 0 : -ENOMEM;
+}
+
+int reconstruct_slow_iteration(const struct event_callback *it, const struct recon_part *parts,
+			       size_t n, const struct recon_resolver *res,
+			       const struct recon_options *opt, struct report *out)
+{
+	unsigned total = 0, taken[REPORT_MAX_TOP] = { 0 };
+	size_t order[REPORT_MAX_TOP];
+
+	memset(out, 0, sizeof(*out));
+	time_callback(it, opt, out);
+	out->slow_iteration = true;
+	out->callbacks = n;
+	snprintf(out->callback, sizeof(out->callback), "<loop iteration>");
+	for (size_t i = 0; i < n; i++)
+		total += samples_of(&parts[i]);
+	/* the few most sampled, most first: a selection is plenty */
+	for (size_t i = 0; i < n; i++) {
+		unsigned c = samples_of(&parts[i]);
+		size_t at = out->n_top < REPORT_MAX_TOP ? out->n_top++ : REPORT_MAX_TOP;
+
+		while (at > 0 && taken[at - 1] < c) {
+			if (at < REPORT_MAX_TOP) {
+				taken[at] = taken[at - 1];
+				order[at] = order[at - 1];
+			}
+			at--;
+		}
+		if (at < REPORT_MAX_TOP) {
+			taken[at] = c;
+			order[at] = i;
+		}
+	}
+	for (size_t k = 0; k < out->n_top; k++) {
+		double ms = total ? out->elapsed_ms * taken[k] / total : 0;
+
+		if (describe_top(&parts[order[k]], ms, res, opt, &out->top[k])) {
+			out->n_top = k + 1;
+			report_free(out);
+			return -ENOMEM;
+		}
+	}
+	return 0;
 }
 
 int reconstruct_report(const struct event_callback *cb, const struct record_set *set,

@@ -32,3 +32,19 @@ def test_blocking_inside_installed_library_points_at_application(paired):
         assert len(sleeps) == 1, r
         assert sleeps[0]["entry_point"] == caller, sleeps[0]
         assert sleeps[0]["trace"].startswith(library + " <- " + caller), sleeps[0]
+
+
+def test_small_tasks_waking_together_are_the_loops_lag(paired):
+    """300 tasks of 0.2 ms each run in one iteration: a slow_iteration report naming some of
+    them, and no slow callback blamed on any of them."""
+    target, run = paired(lambda h, py: h.watch(py, "many_small_tasks.py", duration=2),
+                         parallel=1)
+    assert run.rc == 0, run.describe()
+    assert run.iterations, f"no slow_iteration report:\n{run.describe()}"
+    for it in run.iterations:
+        assert it["callbacks"] >= 2, it
+        named = [t for t in it["top"] if t["task"]]
+        assert named and all(t["task"]["name"].startswith("small-") or t["task"]["name"] == "?"
+                             for t in named), it
+    blamed = [r for r in run.reports if r["task"] and r["task"]["coro"] == "small"]
+    assert not blamed, f"a small task was reported as a slow callback:\n{run.describe()}"

@@ -790,14 +790,23 @@ static void test_entry_point_app_path(void **state)
 
 /* ---- a slow iteration split by callback ------------------------------------------------- */
 
-static struct recon_part *split(struct fixture *f, size_t *n_parts)
+static struct recon_part *split_lag(struct fixture *f, size_t *n_parts, bool *lag)
 {
 	const struct record_set set = { f->recs, f->n, f->omitted, f->omitted_ns };
 	struct recon_part *parts = NULL;
 
 	assert_int_equal(reconstruct_split_iteration(&f->cb, &set, &f->res, &f->opt, &parts,
-						     n_parts), 0);
+						     n_parts, lag), 0);
 	assert_non_null(parts);
+	return parts;
+}
+
+static struct recon_part *split(struct fixture *f, size_t *n_parts)
+{
+	bool lag;
+	struct recon_part *parts = split_lag(f, n_parts, &lag);
+
+	assert_false(lag);
 	return parts;
 }
 
@@ -861,13 +870,17 @@ static void test_iteration_split_per_callback(void **state)
 
 /*
  * Many small callbacks made the iteration slow, none by itself: the CPU samples spread over
- * them name no slow callback (issue 11: 1,500 small tasks made timers 80 ms late).
+ * them name no slow callback but the loop's lag, with the callbacks that took most of it
+ * (issue 11: 1,500 small tasks made timers 80 ms late).
  */
-static void test_iteration_of_small_callbacks_names_none(void **state)
+static void test_iteration_of_small_callbacks_is_lag(void **state)
 {
 	static const uint64_t timer[] = { CODE_ON_TIMER, CODE_HANDLE_RUN, CODE_RUN_ONCE };
+	static const uint64_t task[] = { CODE_HANDLER, CODE_HANDLE_RUN, CODE_RUN_ONCE };
 	struct fixture *f = *state;
 	struct recon_part *parts;
+	struct report *r = &f->report;
+	bool lag;
 	size_t n;
 
 	whole_iteration(f);
@@ -875,12 +888,25 @@ static void test_iteration_of_small_callbacks_names_none(void **state)
 	for (unsigned i = 0; i < 8; i++) {
 		struct event_blocking *e = add_record(f, SOURCE_SAMPLE, 0, 0);
 
-		set_stack(e, timer, 3);
-		e->frames[1].first_local = HANDLE + 0x100 * (i + 1);
+		/* one timer callback has three samples: the most of the time */
+		set_stack(e, i < 3 ? timer : task, 3);
+		e->frames[1].first_local = HANDLE + 0x100 * (i < 3 ? 1 : i);
 		e->h.ts_ns = MONO_START + (20 + 7 * i) * MS;
 	}
-	parts = split(f, &n);
-	assert_int_equal(n, 0);
+	parts = split_lag(f, &n, &lag);
+	assert_true(lag);
+	assert_int_equal(n, 6);
+	assert_int_equal(reconstruct_slow_iteration(&f->cb, parts, n, &f->res, &f->opt, r), 0);
+	assert_true(r->slow_iteration);
+	assert_int_equal(r->callbacks, 6);
+	assert_ms(r->elapsed_ms, 80);
+	assert_int_equal(r->n_top, REPORT_MAX_TOP);
+	assert_false(r->top[0].is_task);
+	assert_string_equal(r->top[0].callback, "Server.on_timer");
+	assert_string_equal(r->top[0].entry_point, "/srv/app.py:20:on_timer");
+	assert_ms(r->top[0].ms, 30);
+	assert_string_equal(r->top[1].entry_point, "/srv/app.py:12:handler");
+	assert_ms(r->top[1].ms, 10);
 	recon_parts_free(parts, n);
 }
 
@@ -1006,7 +1032,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_entry_point_app_path, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_iteration_split_per_callback, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_iteration_of_small_callbacks_names_none, setup,
+		cmocka_unit_test_setup_teardown(test_iteration_of_small_callbacks_is_lag, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_iteration_of_one_callback_unchanged, setup,
 						teardown),

@@ -421,6 +421,47 @@ static void test_reason_from_where_time_went(void **state)
 	assert_string_equal(report_reason(&r), "waiting");
 }
 
+/* SPEC section 3: the loop's lag is its own object, with the callbacks that took most of it. */
+static void test_json_slow_iteration(void **state)
+{
+	struct report r = { .ts = 1764000002.25, .pid = 4242, .tid = 4242, .elapsed_ms = 80.5,
+			    .threshold_ms = 30, .slow_iteration = true, .callbacks = 300,
+			    .n_top = 2 };
+	struct json_object *o, *top, *t0, *t1;
+	char text[4096] = "";
+	FILE *out;
+
+	r.top[0] = (struct report_top){ .is_task = true, .task_name = "Task-7", .coro = "tick",
+					.callback = "Task.__step", .ms = 2.5 };
+	r.top[0].entry_point = strdup("/srv/app.py:9:tick");
+	r.top[1] = (struct report_top){ .callback = "Server.on_timer", .ms = 1.25 };
+	r.top[1].entry_point = strdup("/srv/app.py:20:on_timer");
+	o = report_to_json(&r);
+	assert_string_equal(get_string(o, "type"), "slow_iteration");
+	assert_int_equal(json_object_get_int(get(o, "callbacks")), 300);
+	assert_true(json_object_get_double(get(o, "elapsed_ms")) == 80.5);
+	assert_false(json_object_object_get_ex(o, "blocking_events", NULL));
+	assert_false(json_object_object_get_ex(o, "severity_level", NULL));
+	top = get_typed(o, "top", json_type_array);
+	assert_int_equal(json_object_array_length(top), 2);
+	t0 = json_object_array_get_idx(top, 0);
+	t1 = json_object_array_get_idx(top, 1);
+	assert_string_equal(get_string(get_typed(t0, "task", json_type_object), "name"), "Task-7");
+	assert_string_equal(get_string(t0, "entry_point"), "/srv/app.py:9:tick");
+	assert_true(json_object_get_double(get(t0, "ms")) == 2.5);
+	assert_null(get(t1, "task"));
+	assert_string_equal(get_string(t1, "callback"), "Server.on_timer");
+	json_object_put(o);
+	out = fmemopen(text, sizeof(text) - 1, "w");
+	assert_non_null(out);
+	report_write_text(out, &r);
+	fclose(out);
+	assert_non_null(strstr(text, "SLOW LOOP ITERATION: 80.5ms"));
+	assert_non_null(strstr(text, "300 callback(s) seen"));
+	assert_non_null(strstr(text, "task 'Task-7' coro tick  ~2.5ms  at "));
+	report_free(&r);
+}
+
 static void test_json_callback_events_syscall_null(void **state)
 {
 	struct report r;
@@ -944,6 +985,7 @@ int main(void)
 		cmocka_unit_test(test_json_plain_callback_cpu),
 		cmocka_unit_test(test_json_task_without_events),
 		cmocka_unit_test(test_reason_from_where_time_went),
+		cmocka_unit_test(test_json_slow_iteration),
 		cmocka_unit_test(test_json_callback_events_syscall_null),
 		cmocka_unit_test(test_json_all_categories),
 		cmocka_unit_test(test_json_levels),
