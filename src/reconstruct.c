@@ -290,16 +290,30 @@ static int task_name_text(const struct recon_resolver *res, uint64_t name, struc
  * A Task's name, through the Handle that ran it ("self" of Handle._run), trusted only when
  * the Task's coroutine owns exactly the frame the stack shows: the objects may be gone by now.
  */
+static bool task_owns_frame(const struct recon_resolver *res, uint64_t task,
+			    const struct py_frame *coro_frame)
+{
+	uint64_t coro, frame;
+
+	return !res->read_u64(res->ctx, task + res->layout->bpf.task_coro, &coro) &&
+	       !coro_frame_addr(res, coro, &frame) && frame == coro_frame->addr;
+}
+
+/*
+ * The Handle's callback is a TaskStepMethWrapper (Task.__step) or the builtin task_wakeup
+ * bound to the Task (Task.__wakeup): its Task is whichever of the two owns the frame.
+ */
 static void task_name_from_handle(const struct recon_resolver *res, const struct py_frame *run,
 				  const struct py_frame *coro_frame, struct report *r)
 {
 	const struct py_layout *l = &res->layout->bpf;
-	uint64_t callback, task, coro, frame, name;
+	uint64_t callback, task = 0, name;
 
 	if (res->read_u64(res->ctx, run->first_local + l->handle_callback, &callback) ||
-	    res->read_u64(res->ctx, callback + l->stepwrapper_task, &task) ||
-	    res->read_u64(res->ctx, task + l->task_coro, &coro) ||
-	    coro_frame_addr(res, coro, &frame) || frame != coro_frame->addr ||
+	    ((res->read_u64(res->ctx, callback + l->stepwrapper_task, &task) ||
+	      !task_owns_frame(res, task, coro_frame)) &&
+	     (res->read_u64(res->ctx, callback + l->cfunc_self, &task) ||
+	      !task_owns_frame(res, task, coro_frame))) ||
 	    res->read_u64(res->ctx, task + l->task_name, &name) ||
 	    task_name_text(res, name, r))
 		snprintf(r->task_name, sizeof(r->task_name), "?");
@@ -594,7 +608,8 @@ struct callback_key {
 	uint64_t handle, code, frame;
 };
 
-static bool record_key(const struct named_stack *s, struct callback_key *key)
+static bool record_key(const struct named_stack *s, struct callback_key *key,
+		       const char **callee)
 {
 	unsigned at;
 
@@ -603,6 +618,7 @@ static bool record_key(const struct named_stack *s, struct callback_key *key)
 	*key = (struct callback_key){ is_handle_run(&s->frames[at].loc) ?
 				      s->ev->frames[at].first_local : 0,
 				      s->ev->frames[at - 1].code, s->ev->frames[at - 1].addr };
+	*callee = s->frames[at - 1].loc.qualname;
 	return true;
 }
 
@@ -612,20 +628,37 @@ static bool same_key(const struct callback_key *a, const struct callback_key *b)
 }
 
 /*
+ * BPF named the iteration from the first stack it walked, while the objects were alive: that
+ * name is the part's whose called frame it names.
+ */
+static bool ident_names(const struct event_callback *it, const char *callee)
+{
+	const struct callback_ident *id = &it->ident;
+
+	size_t n = strnlen(id->qualname, sizeof(id->qualname));
+
+	return it->ident_valid && n && !strncmp(id->qualname, callee, n) &&
+	       (n == sizeof(id->qualname) || !callee[n]);
+}
+
+/*
  * Each record's part: the part of its callback; a record whose stack names none (cut, or
  * unreadable) goes with the callback before it, or the first one. Returns how many parts.
  */
-static size_t assign_parts(const struct named_stack *stacks, size_t n, size_t *part_of,
-			   struct callback_key *keys)
+static size_t assign_parts(const struct event_callback *it, const struct named_stack *stacks,
+			   size_t n, size_t *part_of, struct callback_key *keys,
+			   size_t *named_part)
 {
 	size_t n_parts = 0, current = SIZE_MAX;
 
+	*named_part = SIZE_MAX;
 	for (size_t i = 0; i < n; i++) {
 		struct callback_key key;
+		const char *callee;
 		size_t p;
 
 		part_of[i] = SIZE_MAX;
-		if (!record_key(&stacks[i], &key)) {
+		if (!record_key(&stacks[i], &key, &callee)) {
 			part_of[i] = current;
 			continue;
 		}
@@ -634,6 +667,8 @@ static size_t assign_parts(const struct named_stack *stacks, size_t n, size_t *p
 		if (p == n_parts)
 			keys[n_parts++] = key;
 		part_of[i] = current = p;
+		if (*named_part == SIZE_MAX && ident_names(it, callee))
+			*named_part = p;
 	}
 	for (size_t i = 0; i < n; i++)
 		if (part_of[i] == SIZE_MAX)
@@ -669,6 +704,7 @@ static void bound_part(const struct event_callback *it, const struct record_set 
 	cb->h.ts_ns = first;
 	cb->duration_ns = span;
 	cb->oncpu_ns = it->oncpu_ns < span - ops ? it->oncpu_ns : span - ops;
+	cb->ident_valid = 0;	/* BPF named one callback of the iteration: maybe not this one */
 	cb->preempted_ns = 0;
 	cb->gc_ns = 0;
 	cb->omitted = 0;
@@ -693,8 +729,9 @@ void recon_parts_free(struct recon_part *parts, size_t n)
 
 /* Every callback's part; then only those reported, unless none is (the loop's lag). */
 static int gather_parts(const struct event_callback *it, const struct record_set *set,
-			const size_t *part_of, size_t n_parts, const struct recon_options *opt,
-			struct recon_part *parts, size_t *n_out, bool *lag)
+			const size_t *part_of, size_t n_parts, size_t named_part,
+			const struct recon_options *opt, struct recon_part *parts, size_t *n_out,
+			bool *lag)
 {
 	size_t made = 0, kept = 0;
 
@@ -710,6 +747,7 @@ static int gather_parts(const struct event_callback *it, const struct record_set
 			if (part_of[i] == p)
 				part->set.recs[part->set.n++] = set->recs[i];
 		bound_part(it, &part->set, &part->cb);
+		part->cb.ident_valid = p == named_part;
 	}
 	*lag = true;
 	for (size_t p = 0; p < n_parts; p++)
@@ -736,7 +774,7 @@ int reconstruct_split_iteration(const struct event_callback *it, const struct re
 				const struct recon_resolver *res, const struct recon_options *opt,
 				struct recon_part **out, size_t *n_out, bool *lag)
 {
-	size_t n = set->n, n_parts = 0, *part_of = calloc(n ? n : 1, sizeof(*part_of));
+	size_t n = set->n, n_parts = 0, named_part, *part_of = calloc(n ? n : 1, sizeof(*part_of));
 	struct callback_key *keys = calloc(n ? n : 1, sizeof(*keys));
 	struct named_stack *stacks = name_stacks(res, set->recs, n);
 	struct recon_part *parts = calloc(n ? n : 1, sizeof(*parts));
@@ -748,7 +786,7 @@ int reconstruct_split_iteration(const struct event_callback *it, const struct re
 	if (!part_of || !keys || !stacks || !parts)
 		goto out;
 	if (it->scope == SCOPE_ITERATION)
-		n_parts = assign_parts(stacks, n, part_of, keys);
+		n_parts = assign_parts(it, stacks, n, part_of, keys, &named_part);
 	if (n_parts <= 1) {
 		/* one callback, or none told apart: the iteration is its report, as it came */
 		parts[0] = (struct recon_part){ .set = *set, .cb = *it };
@@ -759,7 +797,8 @@ int reconstruct_split_iteration(const struct event_callback *it, const struct re
 		*n_out = 1;
 		ret = 0;
 	} else {
-		ret = gather_parts(it, set, part_of, n_parts, opt, parts, n_out, lag);
+		ret = gather_parts(it, set, part_of, n_parts, named_part, opt, parts, n_out,
+				   lag);
 	}
 out:
 	if (ret) {

@@ -380,6 +380,16 @@ def is_stdlib(path):
         or path.startswith("<frozen ")
 
 
+def application_frame(frames):
+    """SPEC section 3 entry_point (no --app-path): the innermost frame neither in the
+    standard library nor installed as a package; else the innermost outside the standard
+    library; else the innermost."""
+    paths = [(f, f.rsplit(":", 2)[0]) for f in frames]
+    outside = [f for f, path in paths if not is_stdlib(path) and path != "?"]
+    own = [f for f in outside if "/site-packages/" not in f and "/dist-packages/" not in f]
+    return (own or outside or frames)[0]
+
+
 ITERATION_KEYS = {"type", "ts", "pid", "tid", "elapsed_ms", "threshold_ms", "callbacks", "top"}
 TOP_KEYS = {"task", "callback", "entry_point", "ms"}
 
@@ -455,8 +465,7 @@ def check_report(r, threshold_ms, trace_depth=20, report_all=False):
             assert line == "?" or int(line) > 0, f"a line that cannot be one: {f!r}"
         assert isinstance(e["trace_truncated"], bool), e
         if frames:
-            outside = [f for f in frames if not is_stdlib(f.rsplit(":", 2)[0])]
-            assert e["entry_point"] == (outside[0] if outside else frames[0]), e
+            assert e["entry_point"] == application_frame(frames), e
 
 
 class MonitorRun:

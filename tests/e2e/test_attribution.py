@@ -7,7 +7,9 @@ from test_scenarios import expect_reports
 
 def test_gc_heavy_step_has_reason_gc(paired):
     """A step that only collects garbage: reason gc, not cpu_blocking."""
-    target, run = paired(lambda h, py: h.watch(py, "gc_heavy.py", duration=2), parallel=1)
+    # 3.14+ collect 200,000 cycles in about 25 ms: a threshold that every collection passes
+    target, run = paired(lambda h, py: h.watch(py, "gc_heavy.py", "-t", "15", duration=2),
+                         parallel=1)
     reports = run.for_task("the-collector", "collector")
     expect_reports(run, reports, 2, "the-collector", task_name="the-collector")
     # the step that builds the heap (collector off) may be slow too: it has no collection
@@ -46,5 +48,31 @@ def test_small_tasks_waking_together_are_the_loops_lag(paired):
         named = [t for t in it["top"] if t["task"]]
         assert named and all(t["task"]["name"].startswith("small-") or t["task"]["name"] == "?"
                              for t in named), it
-    blamed = [r for r in run.reports if r["task"] and r["task"]["coro"] == "small"]
-    assert not blamed, f"a small task was reported as a slow callback:\n{run.describe()}"
+    # (once armed, a callback bounded by Context.run that the host kept off CPU for the
+    # threshold is reported, rightly: only the iteration's attribution is in question here)
+    blamed = [r for r in run.reports if r["task"] and r["task"]["coro"] == "small" and
+              r["attribution"] == "iteration"]
+    assert not blamed, f"a small task was blamed for the iteration:\n{run.describe()}"
+    for it in run.iterations:
+        names = [t["task"]["name"] for t in it["top"] if t["task"] and t["task"]["name"] != "?"]
+        assert len(names) == len(set(names)), f"one task named twice: {it}"
+
+
+def verdict(r):
+    # (the event's text is left out: 3.10's unarmed record names time.sleep by the
+    # pselect6 it measured, 0.062 for 0.06, a naming matter of the event, not the verdict)
+    return ([(e["category"], e["severity"], e["entry_point"]) for e in r["blocking_events"]],
+            r["severity_score"], r["severity_level"])
+
+
+def test_first_report_of_fresh_target_equals_later_ones(paired):
+    """The first report, attributed from the loop iteration before the target is armed, gives
+    the same events, score and level as the later ones bounded by Context.run."""
+    target, run = paired(lambda h, py: h.watch(py, "sleeper.py", duration=1.5))
+    reports = run.for_task("the-sleeper", "sleeper")
+    expect_reports(run, reports, 3, "the-sleeper", task_name="the-sleeper")
+    first = [r for r in reports if r["attribution"] == "iteration"]
+    later = [r for r in reports if r["attribution"] == "callback"]
+    assert first and later, f"expected an unarmed report, then armed ones:\n{run.describe()}"
+    for r in first:
+        assert verdict(r) == verdict(later[0]), f"first: {r}\nlater: {later[0]}"

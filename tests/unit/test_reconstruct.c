@@ -369,6 +369,28 @@ static void test_task_named_through_handle_run(void **state)
 	assert_int_equal(f->target.uvloop_asked, 0);	/* Handle._run showed: no need */
 }
 
+/*
+ * A Task woken from a future runs as the builtin task_wakeup bound to it, not through a
+ * TaskStepMethWrapper: the Task is the method's self (issue 11: the first report named one
+ * task for every callback of the iteration).
+ */
+static void test_task_named_through_wakeup_method(void **state)
+{
+	const struct py_layout *l = &pylayout_find(3, 11)->bpf;
+	struct fixture *f = *state;
+	struct event_blocking *e = add_record(f, SOURCE_SYSCALL, __NR_nanosleep, 60 * MS);
+
+	whole_iteration(f);
+	set_task_stack(&f->target, e, true);
+	/* the callback is a method whose self is the Task; its word at sw_task is not a Task */
+	set_word(&f->target, HANDLE + l->handle_callback, STEP_WRAPPER + 0x800);
+	set_word(&f->target, STEP_WRAPPER + 0x800 + l->stepwrapper_task, OTHER_TYPE);
+	set_word(&f->target, STEP_WRAPPER + 0x800 + l->cfunc_self, TASK);
+	assert_int_equal(reconstruct(f), 0);
+	assert_true(f->report.is_task);
+	assert_string_equal(f->report.task_name, "the-sleeper");
+}
+
 /* The Task's coroutine no longer owns the frame on the stack: its name is not trusted. */
 static void test_task_name_unknown_when_objects_moved(void **state)
 {
@@ -836,6 +858,11 @@ static void test_iteration_split_per_callback(void **state)
 	whole_iteration(f);
 	f->cb.duration_ns = 194 * MS;
 	f->cb.oncpu_ns = 10 * MS;
+	/* BPF named the iteration from a stack of the Task's, while it was alive */
+	f->cb.ident_valid = 1;
+	f->cb.ident.kind = CB_TASK_WAKEUP;
+	snprintf(f->cb.ident.task_name, sizeof(f->cb.ident.task_name), "named-by-bpf");
+	snprintf(f->cb.ident.qualname, sizeof(f->cb.ident.qualname), "Server.handler");
 	set_stack(sleep, timer, 3);
 	sleep->frames[1].first_local = HANDLE + 0x100;	/* another Handle than the Task's */
 	set_task_stack(&f->target, recv, true);
@@ -860,7 +887,7 @@ static void test_iteration_split_per_callback(void **state)
 	assert_ms(r->elapsed_ms, 40);
 	r = reconstruct_part(f, &parts[1]);
 	assert_true(r->is_task);
-	assert_string_equal(r->task_name, "the-sleeper");
+	assert_string_equal(r->task_name, "named-by-bpf");
 	assert_string_equal(r->coro, "Server.handler");
 	assert_int_equal(r->n_events, 2);
 	assert_string_equal(r->events[0].syscall, "recvfrom");
@@ -990,6 +1017,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_folded_repeats_add_their_time, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_task_named_through_handle_run, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_task_named_through_wakeup_method, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_task_name_unknown_when_objects_moved, setup,
 						teardown),
