@@ -1,13 +1,38 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The scheduler's view of loop threads: on-CPU time of the running callback (sched_switch),
- * its identity captured while it is switched out and still readable, and CPU-clock samples
- * that record where a long callback or iteration spends its time.
+ * The scheduler's view of loop threads: on-CPU time of the running callback (sched_switch)
+ * and the time it waited for a CPU while runnable (preempted), its identity captured while
+ * it is switched out and still readable, and CPU-clock samples that record where a long
+ * callback or iteration spends its time.
  */
 #include "common.bpf.h"
 
 /* Set by the loader before load; default in include/aiocopd.h. */
 const volatile __u32 max_samples_per_scope = AIOCOPD_MAX_SAMPLES_PER_SCOPE;
+
+/*
+ * A thread switched out in TASK_RUNNING (0) did not sleep: it was preempted, or yielded,
+ * and waits for a CPU. Any other state is a sleep, which the callback's operations explain
+ * or not (reasons io_blocking and waiting).
+ */
+static __always_inline bool still_runnable(bool preempt, struct task_struct *prev)
+{
+	return preempt || prev->__state == 0;
+}
+
+/* The callback's thread is back on CPU: the time it waited for one was preemption. */
+static __always_inline void add_preempted(struct thread_state *st, __u64 now)
+{
+	__u64 since = st->runnable_since_ns;
+
+	st->runnable_since_ns = 0;
+	if (!since || !(st->flags & THREAD_IN_CALLBACK))
+		return;
+	if (since < st->cb_start_ns)
+		since = st->cb_start_ns;
+	if (since < now)
+		st->cb_preempted_ns += now - since;
+}
 
 SEC("tp_btf/sched_switch")
 int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
@@ -17,20 +42,26 @@ int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_s
 	__u64 now = 0;
 
 	st = bpf_map_lookup_elem(&threads, &prev_tid);
-	if (st && (st->flags & THREAD_IN_CALLBACK)) {
-		struct target_cfg *cfg = bpf_map_lookup_elem(&targets, &st->pid);
-
+	if (st) {
 		now = bpf_ktime_get_ns();
-		add_oncpu(st, now);
-		/* still current here, so its memory is readable */
-		if (cfg)
-			ensure_ident(cfg, st, prev_tid);
-	}
-	if (st)
+		if (st->flags & THREAD_IN_CALLBACK) {
+			struct target_cfg *cfg = bpf_map_lookup_elem(&targets, &st->pid);
+
+			add_oncpu(st, now);
+			/* still current here, so its memory is readable */
+			if (cfg)
+				ensure_ident(cfg, st, prev_tid);
+		}
 		st->last_on_ns = 0;	/* off CPU until it is switched in again */
+		st->runnable_since_ns = still_runnable(preempt, prev) ? now : 0;
+	}
 	st = bpf_map_lookup_elem(&threads, &next_tid);
-	if (st)
-		st->last_on_ns = now ? now : bpf_ktime_get_ns();
+	if (st) {
+		if (!now)
+			now = bpf_ktime_get_ns();
+		st->last_on_ns = now;
+		add_preempted(st, now);
+	}
 	return 0;
 }
 

@@ -49,6 +49,7 @@ static __always_inline void close_callback(const struct target_cfg *cfg, struct 
 	ev->folded = st->folded;
 	ev->omitted = st->cb_omitted;
 	ev->omitted_ns = st->cb_omitted_ns;
+	ev->preempted_ns = st->cb_preempted_ns;
 	id = bpf_map_lookup_elem(&idents, &tid);
 	ev->ident_valid = id && id->callable;
 	if (id)
@@ -75,6 +76,7 @@ static __always_inline void open_scope(struct thread_state *st, __u64 now, __u64
 	st->folded_ns = 0;
 	st->cb_omitted = 0;
 	st->cb_omitted_ns = 0;
+	st->cb_preempted_ns = 0;
 }
 
 /* The new scope has not been named yet. */

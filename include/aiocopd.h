@@ -202,6 +202,8 @@ struct thread_state {
 	__u64 cb_omitted_ns;		/* time of the operations not recorded (cap, full ring) */
 	__u32 cb_omitted;		/* operations of the current callback not recorded */
 	__u32 pad;
+	__u64 runnable_since_ns;	/* switched out while still runnable (preempted); 0: not */
+	__u64 cb_preempted_ns;		/* the current callback's time runnable but off CPU */
 };
 
 /* Per loop thread, with TARGET_STATS. Map "loop_stats", keyed by tid. */
@@ -354,6 +356,7 @@ struct event_callback {
 	__u32 folded;
 	__u32 omitted;			/* operations BPF did not record (per-callback cap, full */
 	__u64 omitted_ns;		/* ring buffer), and their time */
+	__u64 preempted_ns;		/* off CPU while runnable: another task had the CPU */
 	struct callback_ident ident;
 };
 

@@ -16,6 +16,7 @@
 #include <systemd/sd-event.h>
 
 #include "aiocopd.h"
+#include "reconstruct.h"
 #include "report.h"
 #include "target.h"
 
@@ -27,6 +28,9 @@ struct engine;
 struct engine_options {
 	double threshold_ms;
 	unsigned trace_depth;
+	/* --app-path: prefixes of the application's files, for entry points (reconstruct.h) */
+	const char *app_paths[RECON_MAX_APP_PATHS];
+	unsigned n_app_paths;
 	bool report_all;		/* --all: fast callbacks that blocked are reported too */
 	bool armed_from_start;		/* trace, exec: every callback probed from the start */
 	bool stats;			/* trace, exec: loop statistics and slow iterations */

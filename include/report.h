@@ -41,6 +41,18 @@ struct report_cpu_stack {
 	bool trace_cut;			/* the stack went on past its outermost frame shown */
 };
 
+#define REPORT_MAX_TOP		3	/* callbacks named in a slow_iteration report */
+
+/* One of the callbacks that took most of a slow iteration none of them made slow alone. */
+struct report_top {
+	bool is_task;
+	char task_name[AIOCOPD_NAME_LEN + 16];
+	char coro[AIOCOPD_NAME_LEN];
+	char callback[AIOCOPD_NAME_LEN + 16];
+	char *entry_point;
+	double ms;			/* estimated from its share of the CPU samples */
+};
+
 struct report {
 	double ts;			/* wall-clock start of the callback */
 	uint64_t start_ns;		/* the same start, CLOCK_MONOTONIC, for timelines */
@@ -53,6 +65,7 @@ struct report {
 	enum severity_level level;
 	double oncpu_ms, offcpu_ms;
 	double gc_ms;			/* garbage collection inside the callback */
+	double preempted_ms;		/* of offcpu_ms: runnable, waiting for a CPU */
 	bool is_task;
 	char task_name[AIOCOPD_NAME_LEN + 16];
 	char coro[AIOCOPD_NAME_LEN];
@@ -64,6 +77,11 @@ struct report {
 	unsigned cpu_samples;		/* samples taken, over all stacks */
 	uint64_t omitted;		/* operations not itemised in events (per-callback limits) */
 	double omitted_ms;		/* their time */
+	/* a slow_iteration report (the loop's lag): no callback of it to blame alone */
+	bool slow_iteration;
+	size_t callbacks;		/* callbacks seen in it */
+	struct report_top top[REPORT_MAX_TOP];
+	size_t n_top;
 };
 
 void report_free(struct report *r);

@@ -73,7 +73,8 @@ static int parse_level(const char *arg, int *out)
 	return cli_usage_error("invalid level '%s' (low, medium or high)", arg);
 }
 
-enum { OPT_JSON = 256, OPT_VERSION, OPT_FORMAT, OPT_FAIL_ON, OPT_TRACE_DEPTH, OPT_ALL };
+enum { OPT_JSON = 256, OPT_VERSION, OPT_FORMAT, OPT_FAIL_ON, OPT_TRACE_DEPTH, OPT_ALL,
+       OPT_APP_PATH };
 
 /* Every option of every command, and which commands take it. */
 static const struct {
@@ -89,6 +90,7 @@ static const struct {
 	{ { "threshold-ms",	required_argument,	NULL, 't' },		CMD_ALL },
 	{ { "trace-depth",	required_argument,	NULL, OPT_TRACE_DEPTH },	CMD_ALL },
 	{ { "all",		no_argument,		NULL, OPT_ALL },	CMD_ALL },
+	{ { "app-path",		required_argument,	NULL, OPT_APP_PATH },	CMD_ALL },
 	{ { "verbose",		no_argument,		NULL, 'v' },		CMD_ALL },
 	{ { "help",		no_argument,		NULL, 'h' },		CMD_ALL },
 	{ { "version",		no_argument,		NULL, OPT_VERSION },	CMD_LIVE },
@@ -156,6 +158,14 @@ static int take_option(int c, const char *arg, struct cli_args *args)
 		return 0;
 	case OPT_ALL:
 		eng->report_all = true;
+		return 0;
+	case OPT_APP_PATH:
+		if (!arg[0])
+			return cli_usage_error("invalid application path '%s' (a path prefix)", arg);
+		if (eng->n_app_paths >= RECON_MAX_APP_PATHS)
+			return cli_usage_error("too many --app-path options: '%s' is one too many",
+					       arg);
+		eng->app_paths[eng->n_app_paths++] = arg;	/* argv outlives the engine */
 		return 0;
 	case 'v':
 		eng->verbose++;		/* -vv: also what happens to every process */

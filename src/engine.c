@@ -377,17 +377,34 @@ static bool resolver_uses_uvloop(void *ctx)
 	return w->priv->uvloop;
 }
 
+/* How reconstruction sees the target w (NULL: not watched, nothing to read). */
+static struct recon_resolver resolver_of(struct watched *w)
+{
+	return (struct recon_resolver){
+		.locate = resolver_locate, .read_u64 = resolver_read_u64,
+		.read_str = resolver_read_str, .uses_uvloop = resolver_uses_uvloop,
+		.ctx = w, .layout = w ? w->target.layout : NULL,
+	};
+}
+
+static struct recon_options recon_options_of(const struct engine *e)
+{
+	struct recon_options opt = { .threshold_ms = e->opt.threshold_ms,
+				     .trace_depth = e->opt.trace_depth,
+				     .n_app_paths = e->opt.n_app_paths };
+
+	memcpy(opt.app_paths, e->opt.app_paths, sizeof(opt.app_paths));
+	return opt;
+}
+
 static int build_report(struct engine *e, struct watched *w, const struct event_callback *ev,
 			const struct record_set *set, struct report *out)
 {
-	const struct recon_resolver res = {
-		.locate = resolver_locate, .read_u64 = resolver_read_u64,
-		.read_str = resolver_read_str, .uses_uvloop = resolver_uses_uvloop,
-		.ctx = w, .layout = w->target.layout,
-	};
-	const struct recon_options opt = { .threshold_ms = e->opt.threshold_ms,
-					   .trace_depth = e->opt.trace_depth };
-	int ret = reconstruct_report(ev, set, &res, &opt, out);
+	const struct recon_resolver res = resolver_of(w);
+	const struct recon_options opt = recon_options_of(e);
+	int ret;
+
+	ret = reconstruct_report(ev, set, &res, &opt, out);
 
 	if (ret)
 		return ret;
@@ -431,24 +448,59 @@ static bool names_no_frame(const struct report *r)
 	return true;
 }
 
-static void on_callback(struct engine *e, const struct event_callback *ev)
+static void report_part(struct engine *e, struct watched *w, const struct recon_part *part)
 {
-	struct watched *w = engine_find(e, ev->h.pid);
-	struct record_set set = records_take(e->records, ev);
 	struct report r;
 
-	if (!w)
-		goto out;
-	w->priv->last_slow_ns = engine_now_ns();
-	if (build_report(e, w, ev, &set, &r) != 0)
-		goto out;	/* not a loop callback after all */
+	if (build_report(e, w, &part->cb, &part->set, &r) != 0)
+		return;		/* not a loop callback after all */
 	if (names_no_frame(&r))
 		e->reports_unnamed++;
 	tell_report(e, w, &r);
 	report_free(&r);
+}
+
+/* A slow iteration with no callback to blame alone: one slow_iteration report. */
+static void report_lag(struct engine *e, struct watched *w, const struct event_callback *ev,
+		       const struct recon_part *parts, size_t n)
+{
+	const struct recon_resolver res = resolver_of(w);
+	const struct recon_options opt = recon_options_of(e);
+	struct report r;
+
+	if (reconstruct_slow_iteration(ev, parts, n, &res, &opt, &r))
+		return;
+	r.ts = engine_wall_time(e, ev->h.ts_ns);
+	r.ns_pid = w->target.place.ns_pid;
+	r.ns_tid = engine_loop_ns_tid(w, r.tid);
+	tell_report(e, w, &r);
+	report_free(&r);
+}
+
+/* A slow callback, or (unarmed) a slow iteration: one report per callback that its stacks show. */
+static void on_callback(struct engine *e, const struct event_callback *ev)
+{
+	struct watched *w = engine_find(e, ev->h.pid);
+	struct record_set set = records_take(e->records, ev);
+	const struct recon_resolver res = resolver_of(w);
+	const struct recon_options opt = recon_options_of(e);
+	struct recon_part *parts = NULL;
+	size_t n_parts = 0;
+	bool lag;
+
+	if (!w)
+		goto out;
+	w->priv->last_slow_ns = engine_now_ns();
+	if (reconstruct_split_iteration(ev, &set, &res, &opt, &parts, &n_parts, &lag))
+		goto out;
+	if (lag)
+		report_lag(e, w, ev, parts, n_parts);
+	for (size_t i = 0; !lag && i < n_parts; i++)
+		report_part(e, w, &parts[i]);
 	if (ev->scope == SCOPE_ITERATION)
 		arm(e, w);
 out:
+	recon_parts_free(parts, n_parts);
 	record_set_free(&set);
 }
 

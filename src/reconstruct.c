@@ -121,13 +121,67 @@ static void format_frame(char *buf, size_t bufsz, const char *file, int line, co
 		snprintf(buf, bufsz, "%s:?:%s", file, function);
 }
 
+/* Code installed by a package manager: a library, not the application, wherever it lives. */
+static bool is_third_party_path(const char *path)
+{
+	return strstr(path, "/site-packages/") || strstr(path, "/dist-packages/");
+}
+
+static bool has_app_prefix(const struct recon_options *opt, const char *path)
+{
+	for (unsigned i = 0; i < opt->n_app_paths && i < RECON_MAX_APP_PATHS; i++)
+		if (!strncmp(path, opt->app_paths[i], strlen(opt->app_paths[i])))
+			return true;
+	return false;
+}
+
+/*
+ * How surely a frame is the application's own (SPEC section 3, entry_point): a file under
+ * --app-path is; else one neither in the standard library nor installed as a package; else
+ * any frame outside the standard library (every such frame is third-party); else none.
+ */
+enum app_rank { RANK_NONE = 0, RANK_LIBRARY, RANK_NOT_LIBRARY, RANK_APP_PATH };
+
+static enum app_rank app_rank(const struct recon_options *opt, const char *path)
+{
+	if (opt->n_app_paths && has_app_prefix(opt, path))
+		return RANK_APP_PATH;
+	if (is_stdlib_path(path) || !strcmp(path, "?"))
+		return RANK_NONE;
+	return is_third_party_path(path) ? RANK_LIBRARY : RANK_NOT_LIBRARY;
+}
+
+/*
+ * The entry point: the innermost frame of the best rank over every frame kept (the depth
+ * limits what is shown, not where the application is), else the innermost frame shown.
+ */
+static void find_entry_point(const struct named_stack *s, const struct recon_options *opt,
+			     char *buf, size_t bufsz)
+{
+	enum app_rank best = RANK_NONE;
+
+	for (unsigned i = 0; i < s->n; i++) {
+		const struct py_location *loc = &s->frames[i].loc;
+		enum app_rank rank;
+
+		if (is_shim_frame(loc))
+			continue;
+		rank = app_rank(opt, loc->file);
+		if (rank > best) {
+			best = rank;
+			format_frame(buf, bufsz, loc->file, loc->line, loc->function);
+		}
+	}
+}
+
 /* Builds trace, short trace and entry point of one record's stack. */
-static void describe_stack(const struct named_stack *s, unsigned depth, struct report_event *out)
+static void describe_stack(const struct named_stack *s, const struct recon_options *opt,
+			   struct report_event *out)
 {
 	char *trace = calloc(1, MAX_TRACE_TEXT), *shortt = calloc(1, MAX_TRACE_TEXT);
 	char frame[1024], entry[1024] = "", innermost[1024] = "";
+	unsigned shown = 0, i, depth = opt->trace_depth;
 	size_t used = 0, sused = 0;
-	unsigned shown = 0, i;
 
 	if (!trace || !shortt)
 		goto out;
@@ -139,8 +193,6 @@ static void describe_stack(const struct named_stack *s, unsigned depth, struct r
 		format_frame(frame, sizeof(frame), loc->file, loc->line, loc->function);
 		if (shown == 0)
 			snprintf(innermost, sizeof(innermost), "%s", frame);
-		if (!entry[0] && !is_stdlib_path(loc->file))
-			snprintf(entry, sizeof(entry), "%s", frame);
 		if (used < MAX_TRACE_TEXT)
 			used += snprintf(trace + used, MAX_TRACE_TEXT - used, "%s%s",
 					 shown ? " <- " : "", frame);
@@ -155,6 +207,7 @@ static void describe_stack(const struct named_stack *s, unsigned depth, struct r
 		shown++;
 	}
 	out->trace_cut = shown && (s->cut || i < s->n);
+	find_entry_point(s, opt, entry, sizeof(entry));
 out:
 	out->trace = trace;
 	out->trace_short = shortt;
@@ -238,16 +291,30 @@ static int task_name_text(const struct recon_resolver *res, uint64_t name, struc
  * A Task's name, through the Handle that ran it ("self" of Handle._run), trusted only when
  * the Task's coroutine owns exactly the frame the stack shows: the objects may be gone by now.
  */
+static bool task_owns_frame(const struct recon_resolver *res, uint64_t task,
+			    const struct py_frame *coro_frame)
+{
+	uint64_t coro, frame;
+
+	return !res->read_u64(res->ctx, task + res->layout->bpf.task_coro, &coro) &&
+	       !coro_frame_addr(res, coro, &frame) && frame == coro_frame->addr;
+}
+
+/*
+ * The Handle's callback is a TaskStepMethWrapper (Task.__step) or the builtin task_wakeup
+ * bound to the Task (Task.__wakeup): its Task is whichever of the two owns the frame.
+ */
 static void task_name_from_handle(const struct recon_resolver *res, const struct py_frame *run,
 				  const struct py_frame *coro_frame, struct report *r)
 {
 	const struct py_layout *l = &res->layout->bpf;
-	uint64_t callback, task, coro, frame, name;
+	uint64_t callback, task = 0, name;
 
 	if (res->read_u64(res->ctx, run->first_local + l->handle_callback, &callback) ||
-	    res->read_u64(res->ctx, callback + l->stepwrapper_task, &task) ||
-	    res->read_u64(res->ctx, task + l->task_coro, &coro) ||
-	    coro_frame_addr(res, coro, &frame) || frame != coro_frame->addr ||
+	    ((res->read_u64(res->ctx, callback + l->stepwrapper_task, &task) ||
+	      !task_owns_frame(res, task, coro_frame)) &&
+	     (res->read_u64(res->ctx, callback + l->cfunc_self, &task) ||
+	      !task_owns_frame(res, task, coro_frame))) ||
 	    res->read_u64(res->ctx, task + l->task_name, &name) ||
 	    task_name_text(res, name, r))
 		snprintf(r->task_name, sizeof(r->task_name), "?");
@@ -482,7 +549,7 @@ static void raw_from_record(const struct record *rec, const struct named_stack *
  * could not block is dropped; the score and level follow SPEC 4 (out is timed already).
  */
 static int add_events(const struct record *recs, const struct named_stack *stacks, size_t n,
-		      unsigned depth, struct report *out)
+		      const struct recon_options *opt, struct report *out)
 {
 	struct op *ops = calloc(n ? n : 1, sizeof(*ops));
 	uint64_t threshold_ns = out->threshold_ms * 1e6;
@@ -512,7 +579,7 @@ static int add_events(const struct record *recs, const struct named_stack *stack
 		e->duration_ms = ops[i].duration_ns / 1e6;
 		e->syscall = ops[i].syscall;
 		e->start_ns = ops[i].start_ns;
-		describe_stack(&stacks[ops[i].first_raw], depth, e);
+		describe_stack(&stacks[ops[i].first_raw], opt, e);
 	}
 	out->n_events = n_ops;
 	out->score = severity_score(ops, n_ops, threshold_ns);
@@ -531,8 +598,8 @@ static void free_cpu_stack(struct report_cpu_stack *c)
 }
 
 /* Groups the CPU samples taken during the callback by stack, most frequent first. */
-static int add_cpu_samples(const struct named_stack *stacks, size_t n, unsigned depth,
-			   struct report *out)
+static int add_cpu_samples(const struct named_stack *stacks, size_t n,
+			   const struct recon_options *opt, struct report *out)
 {
 	struct report_cpu_stack *all = calloc(n ? n : 1, sizeof(*all));
 	size_t n_all = 0;
@@ -546,7 +613,7 @@ static int add_cpu_samples(const struct named_stack *stacks, size_t n, unsigned 
 		if (stacks[i].ev->source != SOURCE_SAMPLE || !stacks[i].n)
 			continue;
 		out->cpu_samples++;
-		describe_stack(&stacks[i], depth, &stack);
+		describe_stack(&stacks[i], opt, &stack);
 		all[n_all] = (struct report_cpu_stack){ stack.entry_point, stack.trace,
 							stack.trace_short, 1, stack.trace_cut };
 		for (k = 0; k < n_all; k++)
@@ -580,6 +647,222 @@ static int add_cpu_samples(const struct named_stack *stacks, size_t n, unsigned 
 	return 0;
 }
 
+/* ---- one callback's share of a slow iteration ------------------------------------------ */
+
+/*
+ * Which callback of an unarmed iteration a record ran in: the Handle that Handle._run ran
+ * and the frame it called (a Task's coroutine frame lives in the coroutine: one per Task).
+ * uvloop shows no Handle._run: there the frame above the loop's machinery names it.
+ */
+struct callback_key {
+	uint64_t handle, code, frame;
+};
+
+static bool record_key(const struct named_stack *s, struct callback_key *key,
+		       const char **callee)
+{
+	unsigned at;
+
+	if (!find_caller(s, 1, is_handle_run, &at) && !find_caller(s, 1, is_loop_machinery, &at))
+		return false;
+	*key = (struct callback_key){ is_handle_run(&s->frames[at].loc) ?
+				      s->ev->frames[at].first_local : 0,
+				      s->ev->frames[at - 1].code, s->ev->frames[at - 1].addr };
+	*callee = s->frames[at - 1].loc.qualname;
+	return true;
+}
+
+static bool same_key(const struct callback_key *a, const struct callback_key *b)
+{
+	return a->handle == b->handle && a->code == b->code && a->frame == b->frame;
+}
+
+/*
+ * BPF named the iteration from the first stack it walked, while the objects were alive: that
+ * name is the part's whose called frame it names.
+ */
+static bool ident_names(const struct event_callback *it, const char *callee)
+{
+	const struct callback_ident *id = &it->ident;
+
+	size_t n = strnlen(id->qualname, sizeof(id->qualname));
+
+	return it->ident_valid && n && !strncmp(id->qualname, callee, n) &&
+	       (n == sizeof(id->qualname) || !callee[n]);
+}
+
+/*
+ * Each record's part: the part of its callback; a record whose stack names none (cut, or
+ * unreadable) goes with the callback before it, or the first one. Returns how many parts.
+ */
+static size_t assign_parts(const struct event_callback *it, const struct named_stack *stacks,
+			   size_t n, size_t *part_of, struct callback_key *keys,
+			   size_t *named_part)
+{
+	size_t n_parts = 0, current = SIZE_MAX;
+
+	*named_part = SIZE_MAX;
+	for (size_t i = 0; i < n; i++) {
+		struct callback_key key;
+		const char *callee;
+		size_t p;
+
+		part_of[i] = SIZE_MAX;
+		if (!record_key(&stacks[i], &key, &callee)) {
+			part_of[i] = current;
+			continue;
+		}
+		for (p = 0; p < n_parts && !same_key(&keys[p], &key); p++)
+			;
+		if (p == n_parts)
+			keys[n_parts++] = key;
+		part_of[i] = current = p;
+		if (*named_part == SIZE_MAX && ident_names(it, callee))
+			*named_part = p;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (part_of[i] == SIZE_MAX)
+			part_of[i] = 0;
+	return n_parts;
+}
+
+/*
+ * A callback's share of the iteration, bounded by its records: from the first one's start
+ * to the last one's end, and at least the time its operations took. Its CPU time is what
+ * the iteration had and its operations leave; collections and omissions cannot be placed.
+ */
+static void bound_part(const struct event_callback *it, const struct record_set *set,
+		       struct event_callback *cb)
+{
+	uint64_t first = UINT64_MAX, last = 0, ops = 0, span;
+
+	*cb = *it;
+	for (size_t i = 0; i < set->n; i++) {
+		const struct event_blocking *e = set->recs[i].ev;
+		uint64_t end = e->h.ts_ns + (e->source == SOURCE_SAMPLE ? 0 : e->duration_ns);
+
+		if (e->h.ts_ns < first)
+			first = e->h.ts_ns;
+		if (end > last)
+			last = end;
+		if (e->source == SOURCE_SYSCALL)
+			ops += e->duration_ns + e->folded_ns;
+	}
+	span = last > first ? last - first : 0;
+	if (span < ops)
+		span = ops;
+	cb->h.ts_ns = first;
+	cb->duration_ns = span;
+	cb->oncpu_ns = it->oncpu_ns < span - ops ? it->oncpu_ns : span - ops;
+	cb->ident_valid = 0;	/* BPF named one callback of the iteration: maybe not this one */
+	cb->preempted_ns = 0;
+	cb->gc_ns = 0;
+	cb->omitted = 0;
+	cb->omitted_ns = 0;
+}
+
+/* A part is a report when its callback blocked, or held the loop a threshold by itself. */
+static bool part_reported(const struct recon_part *p, const struct recon_options *opt)
+{
+	for (size_t i = 0; i < p->set.n; i++)
+		if (p->set.recs[i].ev->source != SOURCE_SAMPLE)
+			return true;
+	return p->cb.duration_ns / 1e6 >= opt->threshold_ms;
+}
+
+void recon_parts_free(struct recon_part *parts, size_t n)
+{
+	for (size_t i = 0; parts && i < n; i++)
+		free(parts[i].set.recs);
+	free(parts);
+}
+
+/* Every callback's part; then only those reported, unless none is (the loop's lag). */
+static int gather_parts(const struct event_callback *it, const struct record_set *set,
+			const size_t *part_of, size_t n_parts, size_t named_part,
+			const struct recon_options *opt, struct recon_part *parts, size_t *n_out,
+			bool *lag)
+{
+	size_t made = 0, kept = 0;
+
+	for (size_t p = 0; p < n_parts; p++, made++) {
+		struct recon_part *part = &parts[p];
+
+		part->set = (struct record_set){ calloc(set->n, sizeof(struct record)), 0, 0, 0 };
+		if (!part->set.recs) {
+			*n_out = made;
+			return -ENOMEM;
+		}
+		for (size_t i = 0; i < set->n; i++)
+			if (part_of[i] == p)
+				part->set.recs[part->set.n++] = set->recs[i];
+		bound_part(it, &part->set, &part->cb);
+		part->cb.ident_valid = p == named_part;
+	}
+	*lag = true;
+	for (size_t p = 0; p < n_parts; p++)
+		*lag = *lag && !part_reported(&parts[p], opt);
+	for (size_t p = 0; p < n_parts && !*lag; p++) {
+		if (!part_reported(&parts[p], opt)) {
+			free(parts[p].set.recs);
+			continue;
+		}
+		parts[kept++] = parts[p];
+	}
+	if (!*lag)
+		n_parts = kept;
+	/* what was not itemised belongs to the iteration: its first report says so */
+	if (n_parts) {
+		parts[0].set.omitted = set->omitted;
+		parts[0].set.omitted_ns = set->omitted_ns;
+	}
+	*n_out = n_parts;
+	return 0;
+}
+
+int reconstruct_split_iteration(const struct event_callback *it, const struct record_set *set,
+				const struct recon_resolver *res, const struct recon_options *opt,
+				struct recon_part **out, size_t *n_out, bool *lag)
+{
+	size_t n = set->n, n_parts = 0, named_part, *part_of = calloc(n ? n : 1, sizeof(*part_of));
+	struct callback_key *keys = calloc(n ? n : 1, sizeof(*keys));
+	struct named_stack *stacks = name_stacks(res, set->recs, n);
+	struct recon_part *parts = calloc(n ? n : 1, sizeof(*parts));
+	int ret = -ENOMEM;
+
+	*out = NULL;
+	*n_out = 0;
+	*lag = false;
+	if (!part_of || !keys || !stacks || !parts)
+		goto out;
+	if (it->scope == SCOPE_ITERATION)
+		n_parts = assign_parts(it, stacks, n, part_of, keys, &named_part);
+	if (n_parts <= 1) {
+		/* one callback, or none told apart: the iteration is its report, as it came */
+		parts[0] = (struct recon_part){ .set = *set, .cb = *it };
+		parts[0].set.recs = calloc(n ? n : 1, sizeof(struct record));
+		if (!parts[0].set.recs)
+			goto out;
+		memcpy(parts[0].set.recs, set->recs, n * sizeof(struct record));
+		*n_out = 1;
+		ret = 0;
+	} else {
+		ret = gather_parts(it, set, part_of, n_parts, named_part, opt, parts, n_out,
+				   lag);
+	}
+out:
+	if (ret) {
+		recon_parts_free(parts, *n_out);
+		*n_out = 0;
+	} else {
+		*out = parts;
+	}
+	free_stacks(stacks, n);
+	free(keys);
+	free(part_of);
+	return ret;
+}
+
 /* ---- the report ------------------------------------------------------------------------- */
 
 /*
@@ -611,6 +894,9 @@ static void split_cpu_time(const struct event_callback *cb, struct report *out)
 	if (out->oncpu_ms > bound)
 		out->oncpu_ms = bound;
 	out->offcpu_ms = out->elapsed_ms - out->oncpu_ms;
+	out->preempted_ms = cb->preempted_ns / 1e6;
+	if (out->preempted_ms > out->offcpu_ms)
+		out->preempted_ms = out->offcpu_ms;
 }
 
 static void time_callback(const struct event_callback *cb, const struct recon_options *opt,
@@ -628,9 +914,25 @@ static void time_callback(const struct event_callback *cb, const struct recon_op
 	out->by_iteration = cb->scope == SCOPE_ITERATION;
 }
 
-int reconstruct_report(const struct event_callback *cb, const struct record_set *set,
-		       const struct recon_resolver *res, const struct recon_options *opt,
-		       struct report *out)
+/* ---- the loop's lag -------------------------------------------------------------------- */
+
+/* Samples are taken at a steady rate: a callback's share of them is its share of the time. */
+static unsigned samples_of(const struct recon_part *p)
+{
+	unsigned n = 0;
+
+	for (size_t i = 0; i < p->set.n; i++)
+		n += p->set.recs[i].ev->source == SOURCE_SAMPLE;
+	return n;
+}
+
+/*
+ * One callback's report. A fast callback (--all) with nothing left that could block is no
+ * report, unless it is only named as a part of a slow iteration (drop_unblocked false).
+ */
+static int build_report(const struct event_callback *cb, const struct record_set *set,
+			const struct recon_resolver *res, const struct recon_options *opt,
+			bool drop_unblocked, struct report *out)
 {
 	const struct record *recs = set->recs;
 	size_t n = set->n;
@@ -649,12 +951,11 @@ int reconstruct_report(const struct event_callback *cb, const struct record_set 
 		attribute_from_stacks(res, stacks, n, out);
 	else
 		name_callback(cb, out);
-	ret = add_events(recs, stacks, n, opt->trace_depth, out);
-	/* --all reports a fast callback for what it blocked on: nothing left, no report */
-	if (!ret && !out->exceeded && !out->n_events)
+	ret = add_events(recs, stacks, n, opt, out);
+	if (!ret && drop_unblocked && !out->exceeded && !out->n_events)
 		ret = -ENOENT;
 	if (!ret)
-		ret = add_cpu_samples(stacks, n, opt->trace_depth, out);
+		ret = add_cpu_samples(stacks, n, opt, out);
 	if (!ret)
 		split_cpu_time(cb, out);
 	out->omitted = set->omitted;
@@ -665,3 +966,73 @@ out:
 		report_free(out);
 	return ret;
 }
+
+int reconstruct_report(const struct event_callback *cb, const struct record_set *set,
+		       const struct recon_resolver *res, const struct recon_options *opt,
+		       struct report *out)
+{
+	return build_report(cb, set, res, opt, true, out);
+}
+
+/* The part's callback, named and located as its own report would be. */
+static int describe_top(const struct recon_part *p, double ms, const struct recon_resolver *res,
+			const struct recon_options *opt, struct report_top *top)
+{
+	struct report r;
+	int ret = build_report(&p->cb, &p->set, res, opt, false, &r);
+
+	if (ret)
+		return ret;
+	top->is_task = r.is_task;
+	memcpy(top->task_name, r.task_name, sizeof(top->task_name));
+	memcpy(top->coro, r.coro, sizeof(top->coro));
+	memcpy(top->callback, r.callback, sizeof(top->callback));
+	top->entry_point = strdup(report_entry_point(&r));
+	top->ms = ms;
+	report_free(&r);
+	return top->entry_point ? 0 : -ENOMEM;
+}
+
+int reconstruct_slow_iteration(const struct event_callback *it, const struct recon_part *parts,
+			       size_t n, const struct recon_resolver *res,
+			       const struct recon_options *opt, struct report *out)
+{
+	unsigned total = 0, taken[REPORT_MAX_TOP] = { 0 };
+	size_t order[REPORT_MAX_TOP];
+
+	memset(out, 0, sizeof(*out));
+	time_callback(it, opt, out);
+	out->slow_iteration = true;
+	out->callbacks = n;
+	snprintf(out->callback, sizeof(out->callback), "<loop iteration>");
+	for (size_t i = 0; i < n; i++)
+		total += samples_of(&parts[i]);
+	/* the few most sampled, most first: a selection is plenty */
+	for (size_t i = 0; i < n; i++) {
+		unsigned c = samples_of(&parts[i]);
+		size_t at = out->n_top < REPORT_MAX_TOP ? out->n_top++ : REPORT_MAX_TOP;
+
+		while (at > 0 && taken[at - 1] < c) {
+			if (at < REPORT_MAX_TOP) {
+				taken[at] = taken[at - 1];
+				order[at] = order[at - 1];
+			}
+			at--;
+		}
+		if (at < REPORT_MAX_TOP) {
+			taken[at] = c;
+			order[at] = i;
+		}
+	}
+	for (size_t k = 0; k < out->n_top; k++) {
+		double ms = total ? out->elapsed_ms * taken[k] / total : 0;
+
+		if (describe_top(&parts[order[k]], ms, res, opt, &out->top[k])) {
+			out->n_top = k + 1;
+			report_free(out);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+

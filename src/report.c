@@ -24,6 +24,9 @@ void report_free(struct report *r)
 		free(r->cpu[i].trace_short);
 	}
 	r->n_cpu = 0;
+	for (size_t i = 0; i < r->n_top; i++)
+		free(r->top[i].entry_point);
+	r->n_top = 0;
 }
 
 /*
@@ -50,9 +53,23 @@ const char *report_entry_point(const struct report *r)
 	return r->is_task ? r->coro : r->callback;
 }
 
+/*
+ * Where the callback's time went (SPEC section 3, reason): a collection that took half of
+ * it, whatever else happened; else its blocking operations; else the larger of its on-CPU
+ * and off-CPU time, and off CPU, the larger of waiting for a CPU and sleeping in nothing
+ * named (page faults, a lock no probe sees).
+ */
 const char *report_reason(const struct report *r)
 {
-	return r->n_events ? "io_blocking" : "cpu_blocking";
+	double asleep = r->offcpu_ms - r->preempted_ms;
+
+	if (r->elapsed_ms > 0 && r->gc_ms * 2 >= r->elapsed_ms)
+		return "gc";
+	if (r->n_events)
+		return "io_blocking";
+	if (r->oncpu_ms >= r->offcpu_ms)
+		return "cpu_blocking";
+	return r->preempted_ms >= asleep ? "preempted" : "waiting";
 }
 
 /* json-c prints doubles with many digits; keep what a human would: 0.1 ms or 1 µs. */
@@ -147,13 +164,22 @@ static struct json_object *cpu_to_json(const struct report *r)
 	return list;
 }
 
-struct json_object *report_to_json(const struct report *r)
+static struct json_object *task_to_json(bool is_task, const char *name, const char *coro)
 {
-	struct json_object *o = json_object_new_object();
-	struct json_object *events = json_object_new_array();
-	struct json_object *task = NULL;
+	struct json_object *task;
 
-	json_object_object_add(o, "type", json_object_new_string("slow_task"));
+	if (!is_task)
+		return NULL;
+	task = json_object_new_object();
+	json_object_object_add(task, "name", json_text(name));
+	json_object_object_add(task, "coro", json_text(coro));
+	return task;
+}
+
+/* What a slow_task and a slow_iteration object both begin with. */
+static void add_common_keys(struct json_object *o, const char *type, const struct report *r)
+{
+	json_object_object_add(o, "type", json_object_new_string(type));
 	json_object_object_add(o, "ts", json_rounded(r->ts, 6));
 	json_object_object_add(o, "pid", json_object_new_int(r->pid));
 	json_object_object_add(o, "tid", json_object_new_int(r->tid));
@@ -163,6 +189,40 @@ struct json_object *report_to_json(const struct report *r)
 		json_object_object_add(o, "ns_tid", json_object_new_int(r->ns_tid));
 	json_object_object_add(o, "elapsed_ms", json_rounded(r->elapsed_ms, 3));
 	json_object_object_add(o, "threshold_ms", json_rounded(r->threshold_ms, 3));
+}
+
+/* SPEC section 3: a loop iteration slow with none of its callbacks slow (the loop's lag). */
+static struct json_object *iteration_to_json(const struct report *r)
+{
+	struct json_object *o = json_object_new_object(), *top = json_object_new_array();
+
+	add_common_keys(o, "slow_iteration", r);
+	json_object_object_add(o, "callbacks", json_object_new_int64((int64_t)r->callbacks));
+	for (size_t i = 0; i < r->n_top; i++) {
+		const struct report_top *t = &r->top[i];
+		struct json_object *c = json_object_new_object();
+
+		json_object_object_add(c, "task", task_to_json(t->is_task, t->task_name, t->coro));
+		json_object_object_add(c, "callback", json_text(t->callback));
+		json_object_object_add(c, "entry_point", json_text(t->entry_point));
+		json_object_object_add(c, "ms", json_rounded(t->ms, 3));
+		json_object_array_add(top, c);
+	}
+	json_object_object_add(o, "top", top);
+	return o;
+}
+
+struct json_object *report_to_json(const struct report *r)
+{
+	struct json_object *o, *events, *task;
+
+	if (r->slow_iteration)
+		return iteration_to_json(r);
+	o = json_object_new_object();
+	events = json_object_new_array();
+	task = task_to_json(r->is_task, r->task_name, r->coro);
+
+	add_common_keys(o, "slow_task", r);
 	json_object_object_add(o, "exceeded_threshold", json_object_new_boolean(r->exceeded));
 	json_object_object_add(o, "severity_score", json_object_new_int(r->score));
 	json_object_object_add(o, "severity_level",
@@ -171,11 +231,6 @@ struct json_object *report_to_json(const struct report *r)
 	json_object_object_add(o, "on_cpu_ms", json_rounded(r->oncpu_ms, 3));
 	json_object_object_add(o, "off_cpu_ms", json_rounded(r->offcpu_ms, 3));
 	json_object_object_add(o, "gc_ms", json_rounded(r->gc_ms, 3));
-	if (r->is_task) {
-		task = json_object_new_object();
-		json_object_object_add(task, "name", json_text(r->task_name));
-		json_object_object_add(task, "coro", json_text(r->coro));
-	}
 	json_object_object_add(o, "task", task);
 	json_object_object_add(o, "callback", json_text(r->callback));
 	json_object_object_add(o, "attribution",
@@ -272,10 +327,50 @@ static void write_ns_ids(FILE *out, const struct report *r)
 	fputs(" in its namespace)", out);
 }
 
+/* " task 'name' coro qualname", or " callback qualname". */
+static void put_who(FILE *out, bool is_task, const char *task_name, const char *coro,
+		    const char *callback)
+{
+	if (is_task) {
+		fputs(" task '", out);
+		report_put_text(out, task_name);
+		fputs("' coro ", out);
+		report_put_text(out, coro);
+	} else {
+		fputs(" callback ", out);
+		report_put_text(out, callback);
+	}
+}
+
+/* The loop's lag: how long, how many callbacks shared it, and those that took most of it. */
+static void write_iteration_text(FILE *out, const struct report *r)
+{
+	fprintf(out, "SLOW LOOP ITERATION: %.1fms  (threshold %gms)  pid %u tid %u", r->elapsed_ms,
+		r->threshold_ms, r->pid, r->tid);
+	write_ns_ids(out, r);
+	fprintf(out, "\n  %zu callback(s) seen, none slow by itself; most of the time:\n",
+		r->callbacks);
+	for (size_t i = 0; i < r->n_top; i++) {
+		const struct report_top *t = &r->top[i];
+
+		fputs("  -", out);
+		put_who(out, t->is_task, t->task_name, t->coro, t->callback);
+		fprintf(out, "  ~%.1fms  at ", t->ms);
+		report_put_text(out, short_frame(t->entry_point));
+		fputc('\n', out);
+	}
+	fputc('\n', out);
+	fflush(out);
+}
+
 void report_write_text(FILE *out, const struct report *r)
 {
 	const char *what = r->is_task ? "TASK" : "CALLBACK";
 
+	if (r->slow_iteration) {
+		write_iteration_text(out, r);
+		return;
+	}
 	if (r->exceeded)
 		fprintf(out, "SLOW %s DETECTED: %.1fms  (threshold %gms)", what, r->elapsed_ms,
 			r->threshold_ms);
@@ -284,15 +379,8 @@ void report_write_text(FILE *out, const struct report *r)
 			r->threshold_ms);
 	fprintf(out, "  pid %u tid %u", r->pid, r->tid);
 	write_ns_ids(out, r);
-	if (r->is_task) {
-		fputs("  task '", out);
-		report_put_text(out, r->task_name);
-		fputs("' coro ", out);
-		report_put_text(out, r->coro);
-	} else {
-		fputs("  callback ", out);
-		report_put_text(out, r->callback);
-	}
+	fputc(' ', out);
+	put_who(out, r->is_task, r->task_name, r->coro, r->callback);
 	fputc('\n', out);
 	fprintf(out, "  Severity: %s (score %d)  reason: %s  on-cpu %.1fms  off-cpu %.1fms",
 		severity_level_name(r->level), r->score, report_reason(r), r->oncpu_ms,

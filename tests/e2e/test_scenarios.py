@@ -112,7 +112,10 @@ def test_pure_cpu_step(paired):
     assert len(reports) == len(run.reports), f"unexpected reports:\n{run.describe()}"
     for r in reports:
         assert r["task"]["coro"] == "crunch" and r["callback"] == "Task.__step", r
-        assert r["reason"] == "cpu_blocking" and r["blocking_events"] == [], r
+        # a step the host's other work kept off the CPU longer than on it was preempted
+        assert r["reason"] == ("cpu_blocking" if r["on_cpu_ms"] >= r["off_cpu_ms"]
+                               else "preempted"), r
+        assert r["blocking_events"] == [], r
         assert r["elapsed_ms"] >= 80, r
         # nothing blocked (score 0), yet the stall alone makes it at least medium (SPEC 4)
         assert r["severity_score"] == 0 and r["severity_level"] in ("medium", "high"), r
@@ -140,7 +143,8 @@ def test_gc_pause_inside_a_callback(paired):
     reports = run.for_task("the-collector", "collector")
     expect_reports(run, reports, 2, "the-collector", task_name="the-collector")
     for r in reports:
-        assert r["reason"] == "cpu_blocking", r
+        # building the heap is CPU, collecting it is gc: whichever took most of the step
+        assert r["reason"] == ("gc" if 2 * r["gc_ms"] >= r["elapsed_ms"] else "cpu_blocking"), r
         # 200,000 cycles take tens of milliseconds to collect on this machine
         assert r["gc_ms"] >= 5, r
         # a collection runs on the CPU, unless other work preempts it

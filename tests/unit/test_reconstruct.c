@@ -45,7 +45,10 @@ enum {
 	CODE_GONE,		/* unreadable: its process exited */
 	CODE_CORRUPT,		/* its co_firstlineno was overwritten: a line below 1 */
 	CODE_RECURSE,		/* the application recursing deep below its callback */
-	CODE_REDIS,		/* a database driver's frame */
+	CODE_REDIS_READ,	/* a library installed as a package, doing the blocking */
+	CODE_REDIS_CMD,
+	CODE_DIST_LIB,		/* a Debian-packaged library */
+	CODE_WORKER,		/* the application, calling the library */
 };
 
 struct fake_code {
@@ -66,8 +69,12 @@ static const struct fake_code fake_codes[] = {
 	{ CODE_MODULE, "/srv/app.py", "<module>", "<module>", 30 },
 	{ CODE_CORRUPT, "/srv/app.py", "corrupt", "corrupt", -1519441556 },
 	{ CODE_RECURSE, "/srv/deep.py", "recurse", "recurse", 5 },
-	{ CODE_REDIS, "/venv/lib/python3.11/site-packages/redis/connection.py",
+	{ CODE_REDIS_READ, "/venv/lib/python3.11/site-packages/redis/connection.py",
 	  "_read_from_socket", "SocketBuffer._read_from_socket", 192 },
+	{ CODE_REDIS_CMD, "/venv/lib/python3.11/site-packages/redis/client.py",
+	  "execute_command", "Redis.execute_command", 533 },
+	{ CODE_DIST_LIB, "/usr/lib/python3/dist-packages/yaml/reader.py", "read", "Reader.read", 9 },
+	{ CODE_WORKER, "/srv/worker.py", "pop_job", "Worker.pop_job", 28 },
 };
 
 /* Target memory: the Handle that runs a Task step, down to the Task's name. */
@@ -364,6 +371,28 @@ static void test_task_named_through_handle_run(void **state)
 	assert_int_equal(f->target.uvloop_asked, 0);	/* Handle._run showed: no need */
 }
 
+/*
+ * A Task woken from a future runs as the builtin task_wakeup bound to it, not through a
+ * TaskStepMethWrapper: the Task is the method's self (issue 11: the first report named one
+ * task for every callback of the iteration).
+ */
+static void test_task_named_through_wakeup_method(void **state)
+{
+	const struct py_layout *l = &pylayout_find(3, 11)->bpf;
+	struct fixture *f = *state;
+	struct event_blocking *e = add_record(f, SOURCE_SYSCALL, __NR_nanosleep, 60 * MS);
+
+	whole_iteration(f);
+	set_task_stack(&f->target, e, true);
+	/* the callback is a method whose self is the Task; its word at sw_task is not a Task */
+	set_word(&f->target, HANDLE + l->handle_callback, STEP_WRAPPER + 0x800);
+	set_word(&f->target, STEP_WRAPPER + 0x800 + l->stepwrapper_task, OTHER_TYPE);
+	set_word(&f->target, STEP_WRAPPER + 0x800 + l->cfunc_self, TASK);
+	assert_int_equal(reconstruct(f), 0);
+	assert_true(f->report.is_task);
+	assert_string_equal(f->report.task_name, "the-sleeper");
+}
+
 /* The Task's coroutine no longer owns the frame on the stack: its name is not trusted. */
 static void test_task_name_unknown_when_objects_moved(void **state)
 {
@@ -439,7 +468,7 @@ static void test_outside_any_callback_dropped(void **state)
 /* Code objects that could not be read prove nothing: the report stays. */
 static void test_unreadable_stack_kept(void **state)
 {
-	static const uint64_t stack[] = { CODE_GONE, CODE_GONE + 1 };
+	static const uint64_t stack[] = { CODE_GONE, CODE_GONE + 0x100 };	/* both unknown */
 	struct fixture *f = *state;
 	struct event_blocking *e = add_record(f, SOURCE_SYSCALL, __NR_nanosleep, 60 * MS);
 
@@ -638,6 +667,24 @@ static void test_oncpu_bounded_by_wall_time(void **state)
 	assert_ms(f->report.offcpu_ms, 0);
 }
 
+/* The scheduler's preemption time is part of the off-CPU time, never more than it. */
+static void test_preempted_within_offcpu(void **state)
+{
+	struct fixture *f = *state;
+
+	named_function(f, "Server.on_timer");
+	f->cb.oncpu_ns = 20 * MS;
+	f->cb.preempted_ns = 35 * MS;
+	assert_int_equal(reconstruct(f), 0);
+	assert_ms(f->report.offcpu_ms, 42);
+	assert_ms(f->report.preempted_ms, 35);
+	assert_string_equal(report_reason(&f->report), "preempted");
+	report_free(&f->report);
+	f->cb.preempted_ns = 50 * MS;	/* a switch-in that was missed: held to the off-CPU time */
+	assert_int_equal(reconstruct(f), 0);
+	assert_ms(f->report.preempted_ms, 42);
+}
+
 /* What the record set could not itemise reaches the report (issue 9 item 6). */
 static void test_omitted_operations_reported(void **state)
 {
@@ -717,6 +764,202 @@ static void test_entry_point_first_frame_outside_stdlib(void **state)
 	/* nothing of the application's on the stack: the innermost frame */
 	assert_string_equal(f->report.events[1].entry_point,
 			    "/usr/lib/python3.11/json/decoder.py:337:decode");
+}
+
+/* A library installed as a package did the blocking: the application's frame that called it. */
+static void test_entry_point_skips_installed_packages(void **state)
+{
+	static const uint64_t redis[] = { CODE_REDIS_READ, CODE_REDIS_CMD, CODE_WORKER,
+					  CODE_HANDLE_RUN };
+	static const uint64_t packaged[] = { CODE_DECODE, CODE_DIST_LIB, CODE_WORKER };
+	static const uint64_t only_libraries[] = { CODE_DECODE, CODE_REDIS_READ, CODE_REDIS_CMD,
+						   CODE_HANDLE_RUN };
+	struct fixture *f = *state;
+
+	named_function(f, "Worker.pop_job");
+	set_stack(add_record(f, SOURCE_SYSCALL, __NR_recvfrom, 60 * MS), redis, 4);
+	set_stack(add_record(f, SOURCE_SYSCALL, __NR_read, 40 * MS), packaged, 3);
+	set_stack(add_record(f, SOURCE_SYSCALL, __NR_nanosleep, 40 * MS), only_libraries, 4);
+	assert_int_equal(reconstruct(f), 0);
+	assert_int_equal(f->report.n_events, 3);
+	assert_string_equal(f->report.events[0].entry_point, "/srv/worker.py:28:pop_job");
+	assert_string_equal(f->report.events[1].entry_point, "/srv/worker.py:28:pop_job");
+	/* every frame outside the standard library is third-party: the innermost of those */
+	assert_string_equal(f->report.events[2].entry_point,
+			    "/venv/lib/python3.11/site-packages/redis/connection.py:192:"
+			    "_read_from_socket");
+}
+
+/* --app-path names the application's files, even inside a site-packages (an installed app). */
+static void test_entry_point_app_path(void **state)
+{
+	static const uint64_t redis[] = { CODE_REDIS_READ, CODE_REDIS_CMD, CODE_WORKER,
+					  CODE_HANDLE_RUN };
+	static const uint64_t elsewhere[] = { CODE_DECODE, CODE_WORK, CODE_HANDLE_RUN };
+	struct fixture *f = *state;
+
+	f->opt.app_paths[0] = "/nowhere/";
+	f->opt.app_paths[1] = "/venv/lib/python3.11/site-packages/redis/cl";
+	f->opt.n_app_paths = 2;
+	named_function(f, "Worker.pop_job");
+	set_stack(add_record(f, SOURCE_SYSCALL, __NR_recvfrom, 60 * MS), redis, 4);
+	set_stack(add_record(f, SOURCE_SYSCALL, __NR_nanosleep, 40 * MS), elsewhere, 3);
+	assert_int_equal(reconstruct(f), 0);
+	assert_int_equal(f->report.n_events, 2);
+	assert_string_equal(f->report.events[0].entry_point,
+			    "/venv/lib/python3.11/site-packages/redis/client.py:533:execute_command");
+	/* no frame under --app-path: the rule without it */
+	assert_string_equal(f->report.events[1].entry_point, "/srv/app.py:7:work");
+}
+
+/* ---- a slow iteration split by callback ------------------------------------------------- */
+
+static struct recon_part *split_lag(struct fixture *f, size_t *n_parts, bool *lag)
+{
+	const struct record_set set = { f->recs, f->n, f->omitted, f->omitted_ns };
+	struct recon_part *parts = NULL;
+
+	assert_int_equal(reconstruct_split_iteration(&f->cb, &set, &f->res, &f->opt, &parts,
+						     n_parts, lag), 0);
+	assert_non_null(parts);
+	return parts;
+}
+
+static struct recon_part *split(struct fixture *f, size_t *n_parts)
+{
+	bool lag;
+	struct recon_part *parts = split_lag(f, n_parts, &lag);
+
+	assert_false(lag);
+	return parts;
+}
+
+static struct report *reconstruct_part(struct fixture *f, const struct recon_part *p)
+{
+	report_free(&f->report);
+	assert_int_equal(reconstruct_report(&p->cb, &p->set, &f->res, &f->opt, &f->report), 0);
+	return &f->report;
+}
+
+/*
+ * Unarmed, one slow iteration ran a timer callback that slept and a Task that waited in
+ * recv: two reports, each with its own name and only its own events (issue 11: a 194 ms
+ * report blamed on one task held 132 ms of another task's recv).
+ */
+static void test_iteration_split_per_callback(void **state)
+{
+	static const uint64_t timer[] = { CODE_ON_TIMER, CODE_HANDLE_RUN, CODE_RUN_ONCE };
+	struct fixture *f = *state;
+	struct event_blocking *sleep = add_record(f, SOURCE_SYSCALL, __NR_nanosleep, 40 * MS);
+	struct event_blocking *recv = add_record(f, SOURCE_SYSCALL, __NR_recvfrom, 132 * MS);
+	struct event_blocking *read = add_record(f, SOURCE_SYSCALL, __NR_read, 5 * MS);
+	struct recon_part *parts;
+	struct report *r;
+	size_t n;
+
+	whole_iteration(f);
+	f->cb.duration_ns = 194 * MS;
+	f->cb.oncpu_ns = 10 * MS;
+	/* BPF named the iteration from a stack of the Task's, while it was alive */
+	f->cb.ident_valid = 1;
+	f->cb.ident.kind = CB_TASK_WAKEUP;
+	snprintf(f->cb.ident.task_name, sizeof(f->cb.ident.task_name), "named-by-bpf");
+	snprintf(f->cb.ident.qualname, sizeof(f->cb.ident.qualname), "Server.handler");
+	set_stack(sleep, timer, 3);
+	sleep->frames[1].first_local = HANDLE + 0x100;	/* another Handle than the Task's */
+	set_task_stack(&f->target, recv, true);
+	recv->h.ts_ns = MONO_START + 41 * MS;
+	set_task_stack(&f->target, read, true);
+	read->h.ts_ns = MONO_START + 174 * MS;
+	read->frames[0].instr = 0x20;
+	parts = split(f, &n);
+	assert_int_equal(n, 2);
+	assert_int_equal(parts[0].set.n, 1);
+	assert_ptr_equal(parts[0].set.recs[0].ev, sleep);
+	assert_int_equal(parts[0].cb.duration_ns, 40 * MS);
+	assert_int_equal(parts[1].set.n, 2);
+	assert_int_equal(parts[1].cb.h.ts_ns, MONO_START + 41 * MS);
+	assert_int_equal(parts[1].cb.duration_ns, 138 * MS);
+	assert_int_equal(parts[1].cb.oncpu_ns, 1 * MS);	/* what its operations leave */
+	r = reconstruct_part(f, &parts[0]);
+	assert_false(r->is_task);
+	assert_string_equal(r->callback, "Server.on_timer");
+	assert_int_equal(r->n_events, 1);
+	assert_string_equal(r->events[0].syscall, "nanosleep");
+	assert_ms(r->elapsed_ms, 40);
+	r = reconstruct_part(f, &parts[1]);
+	assert_true(r->is_task);
+	assert_string_equal(r->task_name, "named-by-bpf");
+	assert_string_equal(r->coro, "Server.handler");
+	assert_int_equal(r->n_events, 2);
+	assert_string_equal(r->events[0].syscall, "recvfrom");
+	assert_true(r->by_iteration);
+	recon_parts_free(parts, n);
+}
+
+/*
+ * Many small callbacks made the iteration slow, none by itself: the CPU samples spread over
+ * them name no slow callback but the loop's lag, with the callbacks that took most of it
+ * (issue 11: 1,500 small tasks made timers 80 ms late).
+ */
+static void test_iteration_of_small_callbacks_is_lag(void **state)
+{
+	static const uint64_t timer[] = { CODE_ON_TIMER, CODE_HANDLE_RUN, CODE_RUN_ONCE };
+	static const uint64_t task[] = { CODE_HANDLER, CODE_HANDLE_RUN, CODE_RUN_ONCE };
+	struct fixture *f = *state;
+	struct recon_part *parts;
+	struct report *r = &f->report;
+	bool lag;
+	size_t n;
+
+	whole_iteration(f);
+	f->cb.duration_ns = 80 * MS;
+	for (unsigned i = 0; i < 8; i++) {
+		struct event_blocking *e = add_record(f, SOURCE_SAMPLE, 0, 0);
+
+		/* one timer callback has three samples: the most of the time */
+		set_stack(e, i < 3 ? timer : task, 3);
+		e->frames[1].first_local = HANDLE + 0x100 * (i < 3 ? 1 : i);
+		e->h.ts_ns = MONO_START + (20 + 7 * i) * MS;
+	}
+	parts = split_lag(f, &n, &lag);
+	assert_true(lag);
+	assert_int_equal(n, 6);
+	assert_int_equal(reconstruct_slow_iteration(&f->cb, parts, n, &f->res, &f->opt, r), 0);
+	assert_true(r->slow_iteration);
+	assert_int_equal(r->callbacks, 6);
+	assert_ms(r->elapsed_ms, 80);
+	assert_int_equal(r->n_top, REPORT_MAX_TOP);
+	assert_false(r->top[0].is_task);
+	assert_string_equal(r->top[0].callback, "Server.on_timer");
+	assert_string_equal(r->top[0].entry_point, "/srv/app.py:20:on_timer");
+	assert_ms(r->top[0].ms, 30);
+	assert_string_equal(r->top[1].entry_point, "/srv/app.py:12:handler");
+	assert_ms(r->top[1].ms, 10);
+	recon_parts_free(parts, n);
+}
+
+/* One callback in the iteration (or none told apart): the iteration is its report, unchanged. */
+static void test_iteration_of_one_callback_unchanged(void **state)
+{
+	struct fixture *f = *state;
+	struct event_blocking *a = add_record(f, SOURCE_SAMPLE, 0, 0);
+	struct event_blocking *b = add_record(f, SOURCE_SAMPLE, 0, 0);
+	struct recon_part *parts;
+	size_t n;
+
+	whole_iteration(f);
+	f->omitted = 3;
+	set_task_stack(&f->target, a, true);
+	set_task_stack(&f->target, b, true);
+	b->n_frames = 1;	/* cut: goes with the callback before it */
+	parts = split(f, &n);
+	assert_int_equal(n, 1);
+	assert_int_equal(parts[0].set.n, 2);
+	assert_int_equal(parts[0].set.omitted, 3);
+	assert_int_equal(parts[0].cb.duration_ns, 62 * MS);
+	assert_int_equal(parts[0].cb.h.ts_ns, MONO_START);
+	recon_parts_free(parts, n);
 }
 
 /* ---- fd names -------------------------------------------------------------------------- */
@@ -862,7 +1105,7 @@ static void test_poll_wait_names_the_peer(void **state)
 /* redis-py's frames on the stack make its socket's wait a database wait. */
 static void test_driver_stack_makes_a_database_wait(void **state)
 {
-	static const uint64_t stack[] = { CODE_REDIS, CODE_WORK, CODE_HANDLE_RUN };
+	static const uint64_t stack[] = { CODE_REDIS_READ, CODE_WORK, CODE_HANDLE_RUN };
 	struct fixture *f = *state;
 	struct event_blocking *r = add_record(f, SOURCE_SYSCALL, __NR_recvfrom, 5 * MS);
 
@@ -885,6 +1128,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_folded_repeats_add_their_time, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_task_named_through_handle_run, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_task_named_through_wakeup_method, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_task_name_unknown_when_objects_moved, setup,
 						teardown),
@@ -914,6 +1159,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_oncpu_bounded_by_sleep, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_oncpu_bounded_by_wall_time, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_preempted_within_offcpu, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_omitted_operations_reported, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_cpu_samples_grouped_most_frequent_first,
@@ -922,6 +1168,14 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_entry_point_first_frame_outside_stdlib,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_entry_point_skips_installed_packages, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_entry_point_app_path, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_iteration_split_per_callback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_iteration_of_small_callbacks_is_lag, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_iteration_of_one_callback_unchanged, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_fd_names_captured_at_record_time, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_cpu_bound_stall_levels, setup, teardown),

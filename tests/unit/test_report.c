@@ -390,10 +390,76 @@ static void test_json_task_without_events(void **state)
 	r.level = LEVEL_LOW;
 	o = report_to_json(&r);
 	assert_int_equal(json_object_array_length(check_top_level(o)), 0);
-	assert_string_equal(get_string(o, "reason"), "cpu_blocking");
+	/* off CPU for 60.8 of its 61.2 ms, in nothing aiocopd named */
+	assert_string_equal(get_string(o, "reason"), "waiting");
 	task = get_typed(o, "task", json_type_object);
 	assert_string_equal(get_string(task, "name"), "the-sleeper");
 	json_object_put(o);
+}
+
+/* SPEC section 3, reason: where the callback's time went. */
+static void test_reason_from_where_time_went(void **state)
+{
+	struct report r;
+
+	make_sleeper(&r);
+	assert_string_equal(report_reason(&r), "io_blocking");
+	r.gc_ms = 30.6;		/* half of 61.2: the collection, even with an event */
+	assert_string_equal(report_reason(&r), "gc");
+	r.gc_ms = 30.5;
+	assert_string_equal(report_reason(&r), "io_blocking");
+	report_free(&r);
+	r.gc_ms = 0;
+	r.oncpu_ms = 31;
+	r.offcpu_ms = 30.2;
+	assert_string_equal(report_reason(&r), "cpu_blocking");
+	r.oncpu_ms = 1.2;
+	r.offcpu_ms = 60;
+	r.preempted_ms = 30;	/* waited for a CPU as long as it slept */
+	assert_string_equal(report_reason(&r), "preempted");
+	r.preempted_ms = 29.9;
+	assert_string_equal(report_reason(&r), "waiting");
+}
+
+/* SPEC section 3: the loop's lag is its own object, with the callbacks that took most of it. */
+static void test_json_slow_iteration(void **state)
+{
+	struct report r = { .ts = 1764000002.25, .pid = 4242, .tid = 4242, .elapsed_ms = 80.5,
+			    .threshold_ms = 30, .slow_iteration = true, .callbacks = 300,
+			    .n_top = 2 };
+	struct json_object *o, *top, *t0, *t1;
+	char text[4096] = "";
+	FILE *out;
+
+	r.top[0] = (struct report_top){ .is_task = true, .task_name = "Task-7", .coro = "tick",
+					.callback = "Task.__step", .ms = 2.5 };
+	r.top[0].entry_point = strdup("/srv/app.py:9:tick");
+	r.top[1] = (struct report_top){ .callback = "Server.on_timer", .ms = 1.25 };
+	r.top[1].entry_point = strdup("/srv/app.py:20:on_timer");
+	o = report_to_json(&r);
+	assert_string_equal(get_string(o, "type"), "slow_iteration");
+	assert_int_equal(json_object_get_int(get(o, "callbacks")), 300);
+	assert_true(json_object_get_double(get(o, "elapsed_ms")) == 80.5);
+	assert_false(json_object_object_get_ex(o, "blocking_events", NULL));
+	assert_false(json_object_object_get_ex(o, "severity_level", NULL));
+	top = get_typed(o, "top", json_type_array);
+	assert_int_equal(json_object_array_length(top), 2);
+	t0 = json_object_array_get_idx(top, 0);
+	t1 = json_object_array_get_idx(top, 1);
+	assert_string_equal(get_string(get_typed(t0, "task", json_type_object), "name"), "Task-7");
+	assert_string_equal(get_string(t0, "entry_point"), "/srv/app.py:9:tick");
+	assert_true(json_object_get_double(get(t0, "ms")) == 2.5);
+	assert_null(get(t1, "task"));
+	assert_string_equal(get_string(t1, "callback"), "Server.on_timer");
+	json_object_put(o);
+	out = fmemopen(text, sizeof(text) - 1, "w");
+	assert_non_null(out);
+	report_write_text(out, &r);
+	fclose(out);
+	assert_non_null(strstr(text, "SLOW LOOP ITERATION: 80.5ms"));
+	assert_non_null(strstr(text, "300 callback(s) seen"));
+	assert_non_null(strstr(text, "task 'Task-7' coro tick  ~2.5ms  at "));
+	report_free(&r);
 }
 
 static void test_json_callback_events_syscall_null(void **state)
@@ -918,6 +984,8 @@ int main(void)
 		cmocka_unit_test(test_json_task_with_event),
 		cmocka_unit_test(test_json_plain_callback_cpu),
 		cmocka_unit_test(test_json_task_without_events),
+		cmocka_unit_test(test_reason_from_where_time_went),
+		cmocka_unit_test(test_json_slow_iteration),
 		cmocka_unit_test(test_json_callback_events_syscall_null),
 		cmocka_unit_test(test_json_all_categories),
 		cmocka_unit_test(test_json_levels),

@@ -1,0 +1,78 @@
+"""How a report is attributed (SPEC section 3): reason from where the callback's time went, and
+entry_point as the application's innermost frame."""
+from aiocopd_e2e import frame_of
+
+from test_scenarios import expect_reports
+
+
+def test_gc_heavy_step_has_reason_gc(paired):
+    """A step that only collects garbage: reason gc, not cpu_blocking."""
+    # 3.14+ collect 200,000 cycles in about 25 ms: a threshold that every collection passes
+    target, run = paired(lambda h, py: h.watch(py, "gc_heavy.py", "-t", "15", duration=2),
+                         parallel=1)
+    reports = run.for_task("the-collector", "collector")
+    expect_reports(run, reports, 2, "the-collector", task_name="the-collector")
+    # the step that builds the heap (collector off) may be slow too: it has no collection
+    collecting = [r for r in reports if r["gc_ms"] >= 5]
+    assert len(collecting) >= 2, f"no report measured the collections:\n{run.describe()}"
+    for r in collecting:
+        assert 2 * r["gc_ms"] >= r["elapsed_ms"], r
+        assert r["reason"] == "gc", r
+        assert r["blocking_events"] == [], r
+
+
+def test_blocking_inside_installed_library_points_at_application(paired):
+    """The blocking call is in a module under site-packages: entry_point is the application's
+    frame that called it, the trace still starts in the library."""
+    target, run = paired(lambda h, py: h.watch(py, "library_blocker.py", duration=1.5))
+    reports = run.for_task("the-worker", "worker")
+    expect_reports(run, reports, 3, "the-worker", task_name="the-worker")
+    caller = frame_of("library_blocker.py", "call-library", "worker")
+    library = frame_of("vendor/site-packages/slowlib.py", "library-sleep", "fetch_blocking")
+    for r in reports:
+        sleeps = [e for e in r["blocking_events"] if e["category"] == "sleep"]
+        assert len(sleeps) == 1, r
+        assert sleeps[0]["entry_point"] == caller, sleeps[0]
+        assert sleeps[0]["trace"].startswith(library + " <- " + caller), sleeps[0]
+
+
+def test_small_tasks_waking_together_are_the_loops_lag(paired):
+    """300 tasks of 0.2 ms each run in one iteration: a slow_iteration report naming some of
+    them, and no slow callback blamed on any of them."""
+    target, run = paired(lambda h, py: h.watch(py, "many_small_tasks.py", duration=2),
+                         parallel=1)
+    assert run.rc == 0, run.describe()
+    assert run.iterations, f"no slow_iteration report:\n{run.describe()}"
+    for it in run.iterations:
+        assert it["callbacks"] >= 2, it
+        named = [t for t in it["top"] if t["task"]]
+        assert named and all(t["task"]["name"].startswith("small-") or t["task"]["name"] == "?"
+                             for t in named), it
+    # (once armed, a callback bounded by Context.run that the host kept off CPU for the
+    # threshold is reported, rightly: only the iteration's attribution is in question here)
+    blamed = [r for r in run.reports if r["task"] and r["task"]["coro"] == "small" and
+              r["attribution"] == "iteration"]
+    assert not blamed, f"a small task was blamed for the iteration:\n{run.describe()}"
+    for it in run.iterations:
+        names = [t["task"]["name"] for t in it["top"] if t["task"] and t["task"]["name"] != "?"]
+        assert len(names) == len(set(names)), f"one task named twice: {it}"
+
+
+def verdict(r):
+    # (the event's text is left out: 3.10's unarmed record names time.sleep by the
+    # pselect6 it measured, 0.062 for 0.06, a naming matter of the event, not the verdict)
+    return ([(e["category"], e["severity"], e["entry_point"]) for e in r["blocking_events"]],
+            r["severity_score"], r["severity_level"])
+
+
+def test_first_report_of_fresh_target_equals_later_ones(paired):
+    """The first report, attributed from the loop iteration before the target is armed, gives
+    the same events, score and level as the later ones bounded by Context.run."""
+    target, run = paired(lambda h, py: h.watch(py, "sleeper.py", duration=1.5))
+    reports = run.for_task("the-sleeper", "sleeper")
+    expect_reports(run, reports, 3, "the-sleeper", task_name="the-sleeper")
+    first = [r for r in reports if r["attribution"] == "iteration"]
+    later = [r for r in reports if r["attribution"] == "callback"]
+    assert first and later, f"expected an unarmed report, then armed ones:\n{run.describe()}"
+    for r in first:
+        assert verdict(r) == verdict(later[0]), f"first: {r}\nlater: {later[0]}"
