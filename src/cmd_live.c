@@ -20,7 +20,7 @@ static const char usage_text[] =
 "       aiocopd exec [--fail-on LEVEL] [-o FILE] [--format json|chrome] [options] -- CMD [ARGS...]\n"
 "Find what freezes a Python asyncio event loop, from outside the process.\n"
 "\n"
-"  -p, --pid PID           the CPython process to watch\n"
+"  -p, --pid PID[,PID...]  the CPython process(es) to watch; repeatable\n"
 "  -t, --threshold-ms N    a callback is slow when it runs at least N ms (default 30)\n"
 "      --trace-depth N     Python frames kept per stack (default 20, at most 64)\n"
 "      --all               also report fast callbacks that performed blocking operations\n"
@@ -39,7 +39,7 @@ static int parse_args(int argc, char **argv, struct cli_args *args)
 {
 	int ret = cli_parse_args(CMD_LIVE, argc, argv, usage_text, args);
 
-	if (!ret && !args->pid)
+	if (!ret && !args->n_pids)
 		ret = cli_usage_error("%s", "missing -p PID");
 	return ret;
 }
@@ -50,7 +50,9 @@ struct live_run {
 	sd_event *loop;
 	struct engine *engine;
 	struct stream_sink out;
-	pid_t pid;
+	const pid_t *pids;
+	size_t n_pids;
+	size_t remaining;		/* targets still watched: the last one gone ends the run */
 	struct cli_exec_follow execs;
 };
 
@@ -68,22 +70,31 @@ static int on_stdout_error(sd_event_source *s, int fd, uint32_t revents, void *c
 	return 0;
 }
 
-/* The target exited; one that exec'd is followed (cli_follow_execs says what became of it). */
+/* A target exited; one that exec'd is followed (cli_follow_execs says what became of it). */
 static void live_process(void *ctx, const struct watched *w, enum process_change change)
 {
 	struct live_run *run = ctx;
 
-	if (change == PROCESS_EXITED)
-		sd_event_exit(run->loop, STOP_TARGET_EXIT);
+	if (change != PROCESS_EXITED)
+		return;
+	if (run->n_pids > 1)
+		fprintf(stderr, "aiocopd: PID %d exited\n", w->pid);
+	if (run->remaining && --run->remaining)
+		return;
+	sd_event_exit(run->loop, STOP_TARGET_EXIT);
 }
 
 static int on_waiting(sd_event_source *s, uint64_t usec, void *ctx)
 {
 	struct live_run *run = ctx;
-	struct watched *w = engine_find(run->engine, run->pid);
 
-	if (w && !w->loop_threads)
-		fprintf(stderr, "aiocopd: waiting for an asyncio event loop in PID %d\n", run->pid);
+	for (size_t i = 0; i < run->n_pids; i++) {
+		struct watched *w = engine_find(run->engine, run->pids[i]);
+
+		if (w && !w->loop_threads)
+			fprintf(stderr, "aiocopd: waiting for an asyncio event loop in PID %d\n",
+				run->pids[i]);
+	}
 	return 0;
 }
 
@@ -108,52 +119,78 @@ static int add_sources(struct live_run *run, const struct cli_args *cli)
 	return ret < 0 ? ret : 0;
 }
 
+/* Inspects every target before any probe goes in: one that cannot be watched is an error. */
+static struct py_target *inspect_all(const struct cli_args *cli)
+{
+	struct py_target *targets = calloc(cli->n_pids, sizeof(*targets));
+
+	if (!targets) {
+		fprintf(stderr, "aiocopd: out of memory\n");
+		return NULL;
+	}
+	for (size_t i = 0; i < cli->n_pids; i++)
+		if (cli_inspect(cli->pids[i], &targets[i])) {
+			free(targets);
+			return NULL;
+		}
+	return targets;
+}
+
+static int watch_all(struct live_run *run, const struct py_target *targets)
+{
+	char err[512] = "";
+
+	for (size_t i = 0; i < run->n_pids; i++) {
+		struct watched *w = engine_watch(run->engine, &targets[i], 0, err, sizeof(err));
+
+		if (!w) {
+			fprintf(stderr, "aiocopd: PID %d: %s\n", targets[i].pid,
+				err[0] ? err : "cannot attach");
+			return 1;
+		}
+		cli_print_attached(run->engine, w);
+		run->remaining++;
+	}
+	return 0;
+}
+
 int cmd_live(int argc, char **argv)
 {
 	struct live_run run = {};
-	struct py_target target;
-	struct watched *w;
+	struct py_target *targets;
 	struct cli_args cli;
-	char err[512] = "";
 	int ret, why;
 
 	ret = parse_args(argc, argv, &cli);
 	if (ret)
 		return ret;
-	ret = cli_inspect(cli.pid, &target);
-	if (ret)
-		return ret;
-	run.pid = cli.pid;
+	targets = inspect_all(&cli);
+	if (!targets)
+		return 1;
+	run.pids = cli.pids;
+	run.n_pids = cli.n_pids;
+	ret = 1;
 	if (cli_event_loop(&run.loop)) {
 		fprintf(stderr, "aiocopd: cannot set up the event loop\n");
-		return 1;
+		goto out;
 	}
 	run.engine = cli_engine_open(&cli, run.loop);
-	if (!run.engine || add_sources(&run, &cli)) {
-		ret = 1;
+	if (!run.engine || add_sources(&run, &cli) || watch_all(&run, targets))
 		goto out;
-	}
-	w = engine_watch(run.engine, &target, 0, err, sizeof(err));
-	if (!w) {
-		fprintf(stderr, "aiocopd: %s\n", err[0] ? err : "cannot attach");
-		ret = 1;
+	if (cli_follow_execs(&run.execs, run.engine, run.loop, run.pids, run.n_pids,
+			     &run.remaining) ||
+	    cli_stop_after(run.loop, cli.duration_s))
 		goto out;
-	}
-	cli_print_attached(run.engine, w);
-	if (cli_follow_execs(&run.execs, run.engine, run.loop, run.pid) ||
-	    cli_stop_after(run.loop, cli.duration_s)) {
-		ret = 1;
-		goto out;
-	}
 	why = sd_event_loop(run.loop);
 	engine_drain(run.engine);	/* what the ring still holds was reported before the end */
-	if (why == STOP_TARGET_EXIT && !cli.json)
-		fprintf(stderr, "aiocopd: PID %d exited\n", target.pid);
+	if (why == STOP_TARGET_EXIT && !cli.json && run.n_pids == 1)
+		fprintf(stderr, "aiocopd: PID %d exited\n", run.pids[0]);
 	ret = 0;
 out:
 	cli_exec_follow_close(&run.execs);
 	cli_report_losses(run.engine);
 	engine_close(run.engine);
 	sd_event_unref(run.loop);
+	free(targets);
 	return ret;
 }
