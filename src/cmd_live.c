@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * `aiocopd -p PID`: the live monitor. Reports go to stdout as they happen, as text or JSON
- * lines; it ends on SIGINT or SIGTERM, after --duration, when the target exits, or when
- * stdout is closed (`| head`), always with its probes removed.
+ * lines; it ends on SIGINT or SIGTERM, after --duration, when the last target exits, or
+ * when stdout is closed (`| head`), always with its probes removed. Text output ends with a
+ * summary of the worst entry points of each target on stderr.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 
 #include "cli.h"
 #include "sink_stream.h"
+#include "summary.h"
 
 static const char usage_text[] =
 "Usage: aiocopd -p PID [options]\n"
@@ -45,6 +47,7 @@ static int parse_args(int argc, char **argv, struct cli_args *args)
 }
 
 #define WAITING_NOTICE_US	1000000	/* no loop seen this long after attaching: say so */
+#define GROUP_TICK_US		1000000	/* how often the lines of grouped repeats are due */
 
 struct live_run {
 	sd_event *loop;
@@ -53,6 +56,7 @@ struct live_run {
 	const pid_t *pids;
 	size_t n_pids;
 	size_t remaining;		/* targets still watched: the last one gone ends the run */
+	struct proc_summary *summaries;	/* one per target, in the order of pids */
 	struct cli_exec_follow execs;
 };
 
@@ -84,6 +88,40 @@ static void live_process(void *ctx, const struct watched *w, enum process_change
 	sd_event_exit(run->loop, STOP_TARGET_EXIT);
 }
 
+static void live_report(void *ctx, const struct watched *w, const struct report *r)
+{
+	struct live_run *run = ctx;
+
+	for (size_t i = 0; i < run->n_pids; i++)
+		if (run->pids[i] == w->pid)
+			summary_note(&run->summaries[i], r);
+}
+
+static int on_group_tick(sd_event_source *s, uint64_t usec, void *ctx)
+{
+	struct live_run *run = ctx;
+
+	stream_sink_tick(&run->out);
+	return sd_event_source_set_time_relative(s, GROUP_TICK_US);
+}
+
+/* At the end, on stderr: what each target did, worst entry points first (as exec says it). */
+static void print_summary(const struct live_run *run)
+{
+	for (size_t i = 0; i < run->n_pids; i++) {
+		const struct proc_summary *s = &run->summaries[i];
+
+		fprintf(stderr, "aiocopd: summary of PID %d: ", run->pids[i]);
+		if (!summary_any_slow(s)) {
+			fputs("no slow callback\n", stderr);
+			continue;
+		}
+		summary_write_counts(stderr, s);
+		fputc('\n', stderr);
+		summary_write_worst(stderr, s, "    ");
+	}
+}
+
 static int on_waiting(sd_event_source *s, uint64_t usec, void *ctx)
 {
 	struct live_run *run = ctx;
@@ -101,11 +139,12 @@ static int on_waiting(sd_event_source *s, uint64_t usec, void *ctx)
 static int add_sources(struct live_run *run, const struct cli_args *cli)
 {
 	struct engine_sink process = { .process = live_process, .loop_thread = cli_announce_loop_thread,
-				       .ctx = run };
+				       .report = live_report, .ctx = run };
+	sd_event_source *tick = NULL;
 	struct engine_sink out;
 	int ret;
 
-	stream_sink_init(&run->out, stdout, cli->json, stop_on_closed_stdout, run);
+	stream_sink_init(&run->out, stdout, stdout, cli->json, stop_on_closed_stdout, run);
 	out = stream_sink(&run->out);
 	ret = engine_add_sink(run->engine, &out);
 	if (!ret)
@@ -113,6 +152,15 @@ static int add_sources(struct live_run *run, const struct cli_args *cli)
 	if (!ret)
 		ret = sd_event_add_time_relative(run->loop, NULL, CLOCK_MONOTONIC,
 						 WAITING_NOTICE_US, 1000, on_waiting, run);
+	if (!ret && !cli->json) {
+		ret = sd_event_add_time_relative(run->loop, &tick, CLOCK_MONOTONIC, GROUP_TICK_US,
+						 100000, on_group_tick, run);
+		if (!ret)
+			ret = sd_event_source_set_enabled(tick, SD_EVENT_ON);
+		if (!ret)
+			ret = sd_event_source_set_floating(tick, 1);
+		sd_event_source_unref(tick);	/* the loop owns it now */
+	}
 	/* stdout may be a file or a terminal, which epoll refuses: then writes will tell */
 	if (!ret)
 		sd_event_add_io(run->loop, NULL, STDOUT_FILENO, 0, on_stdout_error, run);
@@ -170,6 +218,9 @@ int cmd_live(int argc, char **argv)
 	run.pids = cli.pids;
 	run.n_pids = cli.n_pids;
 	ret = 1;
+	run.summaries = calloc(cli.n_pids, sizeof(*run.summaries));
+	if (!run.summaries)
+		goto out;
 	if (cli_event_loop(&run.loop)) {
 		fprintf(stderr, "aiocopd: cannot set up the event loop\n");
 		goto out;
@@ -185,12 +236,19 @@ int cmd_live(int argc, char **argv)
 	engine_drain(run.engine);	/* what the ring still holds was reported before the end */
 	if (why == STOP_TARGET_EXIT && !cli.json && run.n_pids == 1)
 		fprintf(stderr, "aiocopd: PID %d exited\n", run.pids[0]);
+	stream_sink_finish(&run.out);
+	if (!cli.json && !run.out.closed)
+		print_summary(&run);
 	ret = 0;
 out:
+	stream_sink_finish(&run.out);	/* on an error: only frees */
 	cli_exec_follow_close(&run.execs);
 	cli_report_losses(run.engine);
 	engine_close(run.engine);
 	sd_event_unref(run.loop);
+	for (size_t i = 0; run.summaries && i < run.n_pids; i++)
+		summary_free(&run.summaries[i]);
+	free(run.summaries);
 	free(targets);
 	return ret;
 }
