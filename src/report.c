@@ -364,8 +364,7 @@ void report_write_text(FILE *out, const struct report *r, bool colour)
 	fputc('\n', out);
 	fprintf(out, "  Severity: %s%s%s (score %d)  reason: %s  on-cpu %.1fms  off-cpu %.1fms",
 		on, severity_level_name(r->level), *on ? COLOUR_RESET : "", r->score,
-		report_reason(r), r->oncpu_ms,
-		r->offcpu_ms);
+		report_reason(r), r->oncpu_ms, r->offcpu_ms);
 	if (r->gc_ms > 0)
 		fprintf(out, "  gc %.1fms", r->gc_ms);
 	fputc('\n', out);

@@ -120,3 +120,17 @@ def test_exec_failing_suite_keeps_its_status(harness, tmp_path):
     out_times = [t for t, _ in p._lines["out"]]
     report_times = [t for t, raw in p._lines["err"] if raw.startswith(b"SLOW TASK")]
     assert report_times and min(report_times) >= max(out_times), p.describe()
+
+
+@pytest.mark.parametrize("argv", [["--bogus"], ["-x"], ["exec", "--bogus", "--", "true"],
+                                  ["trace", "--bogus"], ["trace", "-p", "1,2", "-d", "1",
+                                                         "-o", "/dev/null"]])
+def test_usage_errors_name_the_program(harness, argv):
+    """A usage error is status 2 and starts with the program's name, never the path it was
+    run by (build/aiocopd); trace says it takes one -p rather than drop the others."""
+    p = harness.aiocopd(*argv)
+    assert p.wait(timeout=30) == 2, p.describe()
+    assert p.stderr and p.stderr[0].startswith("aiocopd: "), p.stderr
+    assert p.stderr[-1].startswith("Try 'aiocopd"), p.stderr
+    if "1,2" in argv:
+        assert "one -p PID per trace document" in p.stderr[0], p.stderr
