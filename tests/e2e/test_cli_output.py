@@ -134,3 +134,20 @@ def test_usage_errors_name_the_program(harness, argv):
     assert p.stderr[-1].startswith("Try 'aiocopd"), p.stderr
     if "1,2" in argv:
         assert "one -p PID per trace document" in p.stderr[0], p.stderr
+
+
+@pytest.mark.parametrize("report_now", [False, True])
+def test_exec_reports_held_or_now(harness, report_now):
+    """exec holds its reports until CMD has exited (CMD's output stays whole); with
+    --report-now they come while CMD runs, before its last line."""
+    options = ["--report-now"] if report_now else []
+    p = harness.aiocopd("exec", *options, "--", DEBIAN.path, "-u", PROGRAMS / "sleeper.py",
+                        env={"E2E_LIFETIME": "3"})
+    assert p.wait(timeout=60) == 0, p.describe()
+    [(done_at, _)] = [(t, raw) for t, raw in p._lines["out"] if raw == b"done\n"]
+    report_times = [t for t, raw in p._lines["err"] if raw.startswith(b"SLOW TASK")]
+    assert report_times, p.describe()
+    if report_now:
+        assert min(report_times) < done_at - 1, p.describe()
+    else:
+        assert min(report_times) >= done_at, p.describe()
