@@ -18,6 +18,7 @@
 #include "tracedoc.h"
 
 #define EXIT_USAGE	2
+#define CLI_MAX_PIDS	64	/* processes one live monitor watches (-p, repeatable) */
 
 extern const char *cli_command;
 int cli_usage_error(const char *fmt, const char *arg);
@@ -29,7 +30,10 @@ enum cli_command { CMD_LIVE = 1, CMD_TRACE = 2, CMD_EXEC = 4, CMD_ALL = 7 };
 /* The command line of any command: what it did not take keeps its default. */
 struct cli_args {
 	struct engine_options engine;
-	pid_t pid;			/* -p */
+	pid_t pid;			/* the first -p */
+	pid_t pids[CLI_MAX_PIDS];	/* every -p, in order, each once */
+	size_t n_pids;
+	bool report_now;		/* exec: reports as they happen, not after CMD */
 	double duration_s;		/* -d; 0: until stopped */
 	bool json;
 	const char *output;		/* -o */
@@ -38,6 +42,11 @@ struct cli_args {
 	char **cmd;			/* exec: what follows the options */
 };
 
+/*
+ * Adds the pids of one -p value ("PID" or "PID,PID,...") to args; a pid named twice is kept
+ * once. Returns 0 or EXIT_USAGE (with the error printed).
+ */
+int cli_add_pids(struct cli_args *args, const char *value);
 /* Parses the options `which` takes; -h prints usage and exits. Returns 0 or EXIT_USAGE. */
 int cli_parse_args(enum cli_command which, int argc, char **argv, const char *usage,
 		   struct cli_args *args);
@@ -67,15 +76,19 @@ void cli_log(void *ctx, int level, const char *msg);
 struct engine *cli_engine_open(const struct cli_args *args, sd_event *loop);
 
 /*
- * -p and trace follow their target's execs: a target that becomes another supported CPython
- * is watched again (said on stderr); one that does not ends loop with STOP_TARGET_EXEC.
+ * -p and trace follow their targets' execs: a target that becomes another supported CPython
+ * is watched again (said on stderr); one that does not is lost. The loop ends with
+ * STOP_TARGET_EXEC when no target is left (*remaining, shared with the command, which
+ * counts exits down too).
  */
 struct cli_exec_follow {
 	struct follower *follower;
 	struct engine *engine;
 	sd_event *loop;
+	size_t *remaining;		/* targets still watched */
 };
-int cli_follow_execs(struct cli_exec_follow *cf, struct engine *e, sd_event *loop, pid_t pid);
+int cli_follow_execs(struct cli_exec_follow *cf, struct engine *e, sd_event *loop,
+		     const pid_t *pids, size_t n_pids, size_t *remaining);
 void cli_exec_follow_close(struct cli_exec_follow *cf);
 
 /* A sink's loop_thread: tells that an event loop was found after the attached line. */

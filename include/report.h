@@ -15,7 +15,7 @@
 #include "aiocopd.h"
 #include "classify.h"
 
-#define TEXT_TRACE_FRAMES	4	/* frames shown per event in text output */
+#define TEXT_TRACE_FRAMES	4	/* frames of trace_short (no longer shown by text output) */
 
 struct report_event {
 	char event[OP_NAME_LEN];
@@ -92,7 +92,10 @@ struct json_object *json_text(const char *s);
 struct json_object *json_rounded(double v, int decimals);
 struct json_object *report_to_json(const struct report *r);
 void report_write_json(FILE *out, const struct report *r);
-void report_write_text(FILE *out, const struct report *r);
+/* The text block of SPEC section 2; colour: the level's colour on the header (a terminal). */
+void report_write_text(FILE *out, const struct report *r, bool colour);
+/* Whether text for out is coloured: a terminal, and NO_COLOR unset or empty. */
+bool report_colour_wanted(FILE *out);
 /* A string from the target, escaped for a terminal (control characters, non-UTF-8 bytes). */
 void report_put_text(FILE *out, const char *text);
 

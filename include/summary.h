@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * What `aiocopd exec` says of each process it watched when its command ends: how many slow
- * reports of each level, and the entry points of the worst ones.
+ * What `aiocopd exec` and the live monitor say of each process they watched at the end: how
+ * many slow reports of each level, and the entry points of the worst ones.
  */
 #ifndef AIOCOPD_SUMMARY_H
 #define AIOCOPD_SUMMARY_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "aiocopd.h"
 #include "classify.h"
@@ -28,8 +30,22 @@ struct proc_summary {
 	struct summary_entry worst[SUMMARY_WORST];	/* longest first */
 };
 
+/* e becomes r's entry (count 1); what e held is freed. */
+void summary_entry_set(struct summary_entry *e, const struct report *r);
 /* Counts a report and ranks its entry point. */
 void summary_note(struct proc_summary *s, const struct report *r);
 void summary_free(struct proc_summary *s);
+/* Whether any report over the threshold was counted. */
+bool summary_any_slow(const struct proc_summary *s);
+/* "slow: N high, N medium, N low", no newline. */
+void summary_write_counts(FILE *out, const struct proc_summary *s);
+/* One line per worst entry point, each after indent: "2x, worst 61.2ms high: task ... at ...". */
+void summary_write_worst(FILE *out, const struct proc_summary *s, const char *indent);
+
+/*
+ * exec's exit status (SPEC section 2): CMD's own when it failed (status != 0), else
+ * violation_status when --fail-on was met, else 0.
+ */
+int summary_exit_status(int cmd_status, uint64_t violations, int violation_status);
 
 #endif

@@ -2,6 +2,7 @@
 /*
  * Command-line pieces shared by `aiocopd -p`, `aiocopd trace` and `aiocopd exec`.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -74,7 +75,7 @@ static int parse_level(const char *arg, int *out)
 }
 
 enum { OPT_JSON = 256, OPT_VERSION, OPT_FORMAT, OPT_FAIL_ON, OPT_TRACE_DEPTH, OPT_ALL,
-       OPT_APP_PATH };
+       OPT_APP_PATH, OPT_REPORT_NOW };
 
 /* Every option of every command, and which commands take it. */
 static const struct {
@@ -86,6 +87,7 @@ static const struct {
 	{ { "output",		required_argument,	NULL, 'o' },		CMD_TRACE | CMD_EXEC },
 	{ { "format",		required_argument,	NULL, OPT_FORMAT },	CMD_TRACE | CMD_EXEC },
 	{ { "fail-on",		required_argument,	NULL, OPT_FAIL_ON },	CMD_EXEC },
+	{ { "report-now",	no_argument,		NULL, OPT_REPORT_NOW },	CMD_EXEC },
 	{ { "json",		no_argument,		NULL, OPT_JSON },	CMD_LIVE | CMD_EXEC },
 	{ { "threshold-ms",	required_argument,	NULL, 't' },		CMD_ALL },
 	{ { "trace-depth",	required_argument,	NULL, OPT_TRACE_DEPTH },	CMD_ALL },
@@ -121,6 +123,39 @@ static void command_options(enum cli_command which, struct option *longs, char *
 	shorts[k] = 0;
 }
 
+static void add_pid(struct cli_args *args, pid_t pid)
+{
+	for (size_t i = 0; i < args->n_pids; i++)
+		if (args->pids[i] == pid)
+			return;		/* named twice: watched once */
+	args->pids[args->n_pids++] = pid;
+	args->pid = args->pids[0];
+}
+
+int cli_add_pids(struct cli_args *args, const char *value)
+{
+	char word[32];
+	const char *p = value;
+	long l;
+
+	for (;;) {
+		size_t n = strcspn(p, ",");
+
+		if (n >= sizeof(word))
+			return cli_usage_error("invalid PID '%s'", value);
+		memcpy(word, p, n);
+		word[n] = 0;
+		if (!cli_parse_long(word, 1, INT32_MAX, &l))
+			return cli_usage_error("invalid PID '%s'", value);
+		if (args->n_pids == CLI_MAX_PIDS)
+			return cli_usage_error("too many PIDs at '%s' (at most 64)", value);
+		add_pid(args, (pid_t)l);
+		if (!p[n])
+			return 0;
+		p += n + 1;
+	}
+}
+
 /* One option's value into args; returns 0 or EXIT_USAGE (with the error printed). */
 static int take_option(int c, const char *arg, struct cli_args *args)
 {
@@ -129,10 +164,7 @@ static int take_option(int c, const char *arg, struct cli_args *args)
 
 	switch (c) {
 	case 'p':
-		if (!cli_parse_long(arg, 1, INT32_MAX, &l))
-			return cli_usage_error("invalid PID '%s'", arg);
-		args->pid = l;
-		return 0;
+		return cli_add_pids(args, arg);
 	case 'd':
 		if (!cli_parse_double(arg, 0.001, 365 * 86400.0, &args->duration_s))
 			return cli_usage_error("invalid duration '%s' (seconds, > 0)", arg);
@@ -166,6 +198,9 @@ static int take_option(int c, const char *arg, struct cli_args *args)
 			return cli_usage_error("too many --app-path options: '%s' is one too many",
 					       arg);
 		eng->app_paths[eng->n_app_paths++] = arg;	/* argv outlives the engine */
+		return 0;
+	case OPT_REPORT_NOW:
+		args->report_now = true;
 		return 0;
 	case 'v':
 		eng->verbose++;		/* -vv: also what happens to every process */
@@ -232,10 +267,122 @@ bool cli_check_privileges(void)
 	return false;
 }
 
+#define SCAN_MAX_PROCS		65536	/* processes read to find a wrapper's children */
+#define HINT_MAX_DEPTH		4	/* shell -> launcher -> ... -> python */
+#define HINT_MAX_NAMED		4	/* CPython descendants named in the hint */
+
+/* The parent of pid as /proc/pid/stat says it, or 0. Its comm may hold any byte: skip to ')'. */
+static pid_t parent_of(pid_t pid)
+{
+	char path[64], buf[512], *close_paren;
+	FILE *f;
+	int ppid = 0;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	close_paren = strrchr(buf, ')');
+	if (!close_paren || sscanf(close_paren + 1, " %*c %d", &ppid) != 1)
+		return 0;
+	return ppid;
+}
+
+/* Every (pid, parent) pair on the system, at most SCAN_MAX_PROCS; returns how many. */
+static size_t scan_parents(pid_t (*pairs)[2], size_t max)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	size_t n = 0;
+	long l;
+
+	if (!d)
+		return 0;
+	while (n < max && (de = readdir(d)))
+		if (cli_parse_long(de->d_name, 1, INT32_MAX, &l)) {
+			pairs[n][0] = (pid_t)l;
+			pairs[n][1] = parent_of((pid_t)l);
+			n++;
+		}
+	closedir(d);
+	return n;
+}
+
+/*
+ * Whether pid runs a CPython (any version: an unsupported one is still worth naming), and
+ * its command name, printable (it is the target's to choose).
+ */
+static bool runs_cpython(pid_t pid, const struct target_options *topts, char *comm,
+			 size_t commsz)
+{
+	struct py_target *t = calloc(1, sizeof(*t));
+	char err[256];
+	int ret;
+
+	if (!t)
+		return false;
+	ret = target_inspect(pid, topts, t, err, sizeof(err));
+	snprintf(comm, commsz, "%s", t->comm);
+	for (char *c = comm; *c; c++)
+		if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+			*c = '?';
+	free(t);
+	return ret == 0 || ret == -TARGET_UNSUPPORTED || ret == -TARGET_NO_SYMBOL;
+}
+
+/*
+ * Appends to msg "; its CPython child(ren): PID N (cmd), ..." when pid, which is not a
+ * CPython, started one (a wrapper shell, a launcher): the PID the user meant.
+ */
+static void hint_python_descendants(pid_t pid, const struct target_options *topts,
+				    char *msg, size_t msgsz)
+{
+	pid_t (*pairs)[2] = calloc(SCAN_MAX_PROCS, sizeof(*pairs));
+	pid_t level[HINT_MAX_NAMED * 16], next[HINT_MAX_NAMED * 16], found[HINT_MAX_NAMED];
+	char comm[HINT_MAX_NAMED][32];
+	size_t n_pairs, n_level = 1, n_found = 0, used = strlen(msg);
+
+	if (!pairs)
+		return;
+	n_pairs = scan_parents(pairs, SCAN_MAX_PROCS);
+	level[0] = pid;
+	for (int depth = 0; depth < HINT_MAX_DEPTH && n_level && n_found < HINT_MAX_NAMED;
+	     depth++) {
+		size_t n_next = 0;
+
+		for (size_t i = 0; i < n_pairs && n_found < HINT_MAX_NAMED; i++) {
+			bool child = false;
+
+			for (size_t k = 0; k < n_level && !child; k++)
+				child = pairs[i][1] == level[k];
+			if (!child)
+				continue;
+			if (runs_cpython(pairs[i][0], topts, comm[n_found], sizeof(comm[0])))
+				found[n_found++] = pairs[i][0];
+			else if (n_next < sizeof(next) / sizeof(next[0]))
+				next[n_next++] = pairs[i][0];
+		}
+		memcpy(level, next, n_next * sizeof(next[0]));
+		n_level = n_next;
+	}
+	free(pairs);
+	for (size_t i = 0; i < n_found && used < msgsz; i++)
+		used += snprintf(msg + used, msgsz - used, "%s PID %d (%s)",
+				 i ? "," : n_found > 1 ? "; its CPython children:" :
+				 "; its CPython child:", found[i], comm[i]);
+	if (n_found && used < msgsz)
+		snprintf(msg + used, msgsz - used, " (watch %s with -p)", n_found > 1 ? "them" : "it");
+}
+
 int cli_inspect(pid_t pid, struct py_target *t)
 {
 	struct target_options topts = { .debug_root = getenv("AIOCOPD_DEBUG_ROOT") };
-	char err[512];
+	char err[1024];
+	int ret;
 
 	if (kill(pid, 0) && errno == ESRCH) {
 		fprintf(stderr, "aiocopd: no such process: %d\n", pid);
@@ -243,7 +390,10 @@ int cli_inspect(pid_t pid, struct py_target *t)
 	}
 	if (!cli_check_privileges())
 		return 1;
-	if (target_inspect(pid, &topts, t, err, sizeof(err))) {
+	ret = target_inspect(pid, &topts, t, err, sizeof(err) / 2);
+	if (ret) {
+		if (ret == -TARGET_NOT_PYTHON)
+			hint_python_descendants(pid, &topts, err, sizeof(err));
 		fprintf(stderr, "aiocopd: %s\n", err);
 		return 1;
 	}
@@ -288,22 +438,32 @@ static void on_target_exec(void *ctx, pid_t pid, bool watched, const char *why)
 	}
 	fprintf(stderr, "aiocopd: PID %d replaced its program and is no longer watched: %s\n",
 		pid, why && why[0] ? why : "not a CPython process");
+	if (*cf->remaining && --*cf->remaining)
+		return;
 	sd_event_exit(cf->loop, STOP_TARGET_EXEC);
 }
 
-int cli_follow_execs(struct cli_exec_follow *cf, struct engine *e, sd_event *loop, pid_t pid)
+int cli_follow_execs(struct cli_exec_follow *cf, struct engine *e, sd_event *loop,
+		     const pid_t *pids, size_t n_pids, size_t *remaining)
 {
 	struct follow_hooks hooks = { .decided = on_target_exec, .ctx = cf };
 	int ret;
 
-	*cf = (struct cli_exec_follow){ .engine = e, .loop = loop };
+	*cf = (struct cli_exec_follow){ .engine = e, .loop = loop, .remaining = remaining };
 	ret = follow_open(&cf->follower, e, &hooks);
-	if (!ret)
-		ret = follow_execs(cf->follower, pid);
-	if (ret)
-		fprintf(stderr, "aiocopd: cannot follow the execs of PID %d: %s\n", pid,
-			strerror(-ret));
-	return ret;
+	if (ret) {
+		fprintf(stderr, "aiocopd: cannot follow execs: %s\n", strerror(-ret));
+		return ret;
+	}
+	for (size_t i = 0; i < n_pids; i++) {
+		ret = follow_execs(cf->follower, pids[i]);
+		if (ret) {
+			fprintf(stderr, "aiocopd: cannot follow the execs of PID %d: %s\n",
+				pids[i], strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
 }
 
 void cli_exec_follow_close(struct cli_exec_follow *cf)

@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * `aiocopd exec -- CMD`: run a command under monitoring and follow the CPython processes it
- * starts from their first instruction (follow.c). At the end: a summary per process, and an
- * exit status that says whether a slow callback at or above --fail-on happened.
+ * starts from their first instruction (follow.c). CMD's output is never broken mid-line:
+ * reports are held (bounded) and written after CMD ended, unless --report-now, which writes
+ * each on its own line as it comes. At the end: the reports, a summary of the processes that
+ * had slow callbacks, and an exit status: CMD's own when it failed, else 3 when a slow
+ * callback at or above --fail-on happened (the summary names the worst), else 0.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +28,7 @@
 
 #define EXIT_VIOLATION		3	/* a slow callback at or above --fail-on */
 #define EXIT_CANNOT_RUN		127	/* CMD could not be started, as shells say */
+#define HELD_TEXT_MAX		(8u << 20)	/* bytes of reports held until CMD ends */
 
 static const char exec_usage[] =
 "Usage: aiocopd exec [options] -- CMD [ARGS...]\n"
@@ -35,15 +39,18 @@ static const char exec_usage[] =
 "  -o, --output FILE       also write a trace document (see aiocopd trace)\n"
 "      --format FORMAT     of that document: json (default) or chrome\n"
 "      --json              reports as JSON lines instead of text (on stderr)\n"
+"      --report-now        write each report as it comes (on a line of its own), not\n"
+"                          after CMD ended\n"
 "  -t, --threshold-ms N    a callback is slow when it runs at least N ms (default 30)\n"
 "      --trace-depth N     Python frames kept per stack (default 20, at most 64)\n"
 "      --all               also report fast callbacks that performed blocking operations\n"
 "  -v, --verbose           say which processes are watched and how\n"
 "  -h, --help              show this help\n"
 "\n"
-"Reports and the summary go to stderr; CMD keeps stdout and stdin.\n"
-"Exit status: CMD's own (128+N when a signal N ended it), or 3 when --fail-on was met,\n"
-"127 when CMD could not be run, 1 on aiocopd's own errors, 2 on usage errors.\n";
+"Reports and the summary go to stderr after CMD ended; CMD keeps stdout and stdin.\n"
+"Exit status: CMD's own when it failed (128+N when a signal N ended it), else 3 when\n"
+"--fail-on was met, else 0; 127 when CMD could not be run, 1 on aiocopd's own errors,\n"
+"2 on usage errors.\n";
 
 /* What the summary says of one watched process. */
 struct exec_proc {
@@ -66,7 +73,13 @@ struct exec_run {
 	int status;			/* CMD's exit status, as a shell gives it */
 	struct exec_proc *procs;	/* every process watched, in order */
 	size_t n_procs, cap_procs;
+	FILE *held;			/* reports until CMD ends (NULL: --report-now) */
+	char *held_text;
+	size_t held_len;
+	uint64_t held_dropped;		/* reports past HELD_TEXT_MAX, not held */
 	uint64_t violations;
+	struct summary_entry blocker;	/* the longest violation (where NULL: none) */
+	pid_t blocker_pid;
 };
 
 static int parse_exec_args(int argc, char **argv, struct cli_args *cli)
@@ -144,10 +157,39 @@ static void exec_report(void *ctx, const struct watched *w, const struct report 
 	struct exec_run *run = ctx;
 	struct exec_proc *p = find_proc(run, w->pid);
 
-	if (r->exceeded && run->cli->fail_on >= 0 && (int)r->level >= run->cli->fail_on)
+	if (r->exceeded && run->cli->fail_on >= 0 && (int)r->level >= run->cli->fail_on) {
 		run->violations++;
+		if (!run->blocker.where || r->elapsed_ms > run->blocker.elapsed_ms) {
+			summary_entry_set(&run->blocker, r);
+			run->blocker_pid = w->pid;
+		}
+	}
 	if (p)
 		summary_note(&p->summary, r);
+}
+
+/* Held reports go to the stream sink only while they fit in HELD_TEXT_MAX. */
+static void held_report(void *ctx, const struct watched *w, const struct report *r)
+{
+	struct exec_run *run = ctx;
+	struct engine_sink out = stream_sink(&run->out);
+
+	fflush(run->held);		/* held_len is brought up to date by a flush */
+	if (run->held_len >= HELD_TEXT_MAX) {
+		run->held_dropped++;
+		return;
+	}
+	out.report(out.ctx, w, r);
+}
+
+/* --report-now on a terminal: a report starts on a line of its own, whatever CMD wrote. */
+static void own_line_report(void *ctx, const struct watched *w, const struct report *r)
+{
+	struct exec_run *run = ctx;
+	struct engine_sink out = stream_sink(&run->out);
+
+	fputc('\n', stderr);
+	out.report(out.ctx, w, r);
 }
 
 static void exec_loop_stats(void *ctx, const struct watched *w, pid_t tid, pid_t ns_tid,
@@ -159,37 +201,59 @@ static void exec_loop_stats(void *ctx, const struct watched *w, pid_t tid, pid_t
 		p->callbacks += s->callbacks;
 }
 
-static void print_summary(const struct exec_run *run, int status)
+/* The reports held while CMD ran, then what was too much to hold. */
+static void write_held(struct exec_run *run)
+{
+	if (!run->held)
+		return;
+	stream_sink_finish(&run->out);
+	fflush(run->held);
+	fwrite(run->held_text, 1, run->held_len, stderr);
+	if (run->held_dropped)
+		fprintf(stderr, "aiocopd: %llu more report(s) not shown (over %u MiB of reports); "
+			"the summary counts them\n", (unsigned long long)run->held_dropped,
+			HELD_TEXT_MAX >> 20);
+}
+
+static void print_process(const struct exec_proc *p)
+{
+	fprintf(stderr, "  PID %d ", p->pid);
+	report_put_text(stderr, p->cmdline);	/* the target's own words */
+	fprintf(stderr, " (CPython %s): %llu callback(s) seen, ", p->version,
+		(unsigned long long)p->callbacks);
+	summary_write_counts(stderr, &p->summary);
+	fputc('\n', stderr);
+	summary_write_worst(stderr, &p->summary, "    ");
+}
+
+/* The processes that had slow callbacks, one block each; the quiet ones only counted. */
+static void print_summary(const struct exec_run *run, int cmd_status, int exit_status)
 {
 	const struct cli_args *cli = run->cli;
+	size_t slow = 0;
 
-	fprintf(stderr, "aiocopd: %s exited with status %d; %zu CPython process(es) watched\n",
-		cli->cmd[0], status, run->n_procs);
-	for (size_t i = 0; i < run->n_procs; i++) {
-		const struct exec_proc *p = &run->procs[i];
-		const struct proc_summary *s = &p->summary;
-
-		fprintf(stderr, "  PID %d ", p->pid);
-		report_put_text(stderr, p->cmdline);	/* the target's own words */
-		fprintf(stderr, " (CPython %s): %llu callback(s) seen, slow: %llu high, "
-			"%llu medium, %llu low\n", p->version,
-			(unsigned long long)p->callbacks,
-			(unsigned long long)s->reports_by_level[LEVEL_HIGH],
-			(unsigned long long)s->reports_by_level[LEVEL_MEDIUM],
-			(unsigned long long)s->reports_by_level[LEVEL_LOW]);
-		for (size_t k = 0; k < SUMMARY_WORST && s->worst[k].where; k++) {
-			fprintf(stderr, "    %ux, worst %.1fms %s: ", s->worst[k].count,
-				s->worst[k].elapsed_ms, severity_level_name(s->worst[k].level));
-			report_put_text(stderr, s->worst[k].what);
-			fputs(" at ", stderr);
-			report_put_text(stderr, s->worst[k].where);
-			fputc('\n', stderr);
-		}
-	}
-	if (run->violations)
-		fprintf(stderr, "aiocopd: %llu slow callback(s) at or above '%s': exit status %d\n",
-			(unsigned long long)run->violations, severity_level_name(cli->fail_on),
-			EXIT_VIOLATION);
+	for (size_t i = 0; i < run->n_procs; i++)
+		slow += summary_any_slow(&run->procs[i].summary);
+	fputs("aiocopd: ", stderr);
+	report_put_text(stderr, cli->cmd[0]);
+	fprintf(stderr, " exited with status %d; %zu CPython process(es) watched, %zu with slow "
+		"callbacks\n", cmd_status, run->n_procs, slow);
+	for (size_t i = 0; i < run->n_procs; i++)
+		if (summary_any_slow(&run->procs[i].summary))
+			print_process(&run->procs[i]);
+	if (slow && slow < run->n_procs)
+		fprintf(stderr, "  %zu other process(es): no slow callback\n", run->n_procs - slow);
+	if (!run->violations)
+		return;
+	fprintf(stderr, "aiocopd: %llu slow callback(s) at or above '%s': exit status %d%s; "
+		"the worst: %.1fms %s: ", (unsigned long long)run->violations,
+		severity_level_name(cli->fail_on), exit_status,
+		cmd_status ? " (the command's own: it failed)" : "", run->blocker.elapsed_ms,
+		severity_level_name(run->blocker.level));
+	report_put_text(stderr, run->blocker.what);
+	fputs(" at ", stderr);
+	report_put_text(stderr, run->blocker.where);
+	fprintf(stderr, " (PID %d)\n", run->blocker_pid);
 }
 
 /* ---- the command ------------------------------------------------------------------------ */
@@ -265,9 +329,18 @@ static int add_sinks(struct exec_run *run)
 	struct engine_sink out, doc;
 	int ret;
 
-	/* reports go to stderr as they happen: CMD keeps stdout */
-	stream_sink_init(&run->out, stderr, cli->json, NULL, NULL);
+	/* reports go to stderr, held until CMD ends unless --report-now: CMD keeps stdout */
+	if (!cli->report_now) {
+		run->held = open_memstream(&run->held_text, &run->held_len);
+		if (!run->held)
+			return -ENOMEM;
+	}
+	stream_sink_init(&run->out, run->held ? run->held : stderr, stderr, cli->json, NULL, NULL);
 	out = stream_sink(&run->out);
+	if (run->held)
+		out = (struct engine_sink){ .report = held_report, .ctx = run };
+	else if (!cli->json && isatty(STDERR_FILENO))
+		out = (struct engine_sink){ .report = own_line_report, .ctx = run };
 	ret = engine_add_sink(run->engine, &summary);
 	if (!ret)
 		ret = engine_add_sink(run->engine, &out);
@@ -385,15 +458,14 @@ int cmd_exec(int argc, char **argv)
 	if (ret)
 		goto out;
 	engine_flush_stats(run.engine);
-	ret = run.status;
-	print_summary(&run, ret);
+	write_held(&run);
+	ret = summary_exit_status(run.status, run.violations, EXIT_VIOLATION);
 	if (cli.output) {
 		if (write_document(&run, start, fd, tmp))
 			ret = ret ? ret : 1;
 		fd = -1;
 	}
-	if (run.violations)
-		ret = EXIT_VIOLATION;
+	print_summary(&run, run.status, ret);
 out:
 	follow_close(run.follower);
 	cli_report_losses(run.engine);
@@ -404,6 +476,11 @@ out:
 	for (size_t i = 0; i < run.n_procs; i++)
 		summary_free(&run.procs[i].summary);
 	free(run.procs);
+	free(run.blocker.where);
+	stream_sink_finish(&run.out);
+	if (run.held)
+		fclose(run.held);
+	free(run.held_text);
 	if (fd >= 0) {
 		close(fd);
 		unlink(tmp);

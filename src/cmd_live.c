@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * `aiocopd -p PID`: the live monitor. Reports go to stdout as they happen, as text or JSON
- * lines; it ends on SIGINT or SIGTERM, after --duration, when the target exits, or when
- * stdout is closed (`| head`), always with its probes removed.
+ * lines; it ends on SIGINT or SIGTERM, after --duration, when the last target exits, or
+ * when stdout is closed (`| head`), always with its probes removed. Text output ends with a
+ * summary of the worst entry points of each target on stderr.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 
 #include "cli.h"
 #include "sink_stream.h"
+#include "summary.h"
 
 static const char usage_text[] =
 "Usage: aiocopd -p PID [options]\n"
@@ -20,7 +22,7 @@ static const char usage_text[] =
 "       aiocopd exec [--fail-on LEVEL] [-o FILE] [--format json|chrome] [options] -- CMD [ARGS...]\n"
 "Find what freezes a Python asyncio event loop, from outside the process.\n"
 "\n"
-"  -p, --pid PID           the CPython process to watch\n"
+"  -p, --pid PID[,PID...]  the CPython process(es) to watch; repeatable\n"
 "  -t, --threshold-ms N    a callback is slow when it runs at least N ms (default 30)\n"
 "      --trace-depth N     Python frames kept per stack (default 20, at most 64)\n"
 "      --all               also report fast callbacks that performed blocking operations\n"
@@ -39,18 +41,22 @@ static int parse_args(int argc, char **argv, struct cli_args *args)
 {
 	int ret = cli_parse_args(CMD_LIVE, argc, argv, usage_text, args);
 
-	if (!ret && !args->pid)
+	if (!ret && !args->n_pids)
 		ret = cli_usage_error("%s", "missing -p PID");
 	return ret;
 }
 
 #define WAITING_NOTICE_US	1000000	/* no loop seen this long after attaching: say so */
+#define GROUP_TICK_US		1000000	/* how often the lines of grouped repeats are due */
 
 struct live_run {
 	sd_event *loop;
 	struct engine *engine;
 	struct stream_sink out;
-	pid_t pid;
+	const pid_t *pids;
+	size_t n_pids;
+	size_t remaining;		/* targets still watched: the last one gone ends the run */
+	struct proc_summary *summaries;	/* one per target, in the order of pids */
 	struct cli_exec_follow execs;
 };
 
@@ -68,33 +74,77 @@ static int on_stdout_error(sd_event_source *s, int fd, uint32_t revents, void *c
 	return 0;
 }
 
-/* The target exited; one that exec'd is followed (cli_follow_execs says what became of it). */
+/* A target exited; one that exec'd is followed (cli_follow_execs says what became of it). */
 static void live_process(void *ctx, const struct watched *w, enum process_change change)
 {
 	struct live_run *run = ctx;
 
-	if (change == PROCESS_EXITED)
-		sd_event_exit(run->loop, STOP_TARGET_EXIT);
+	if (change != PROCESS_EXITED)
+		return;
+	if (run->n_pids > 1)
+		fprintf(stderr, "aiocopd: PID %d exited\n", w->pid);
+	if (run->remaining && --run->remaining)
+		return;
+	sd_event_exit(run->loop, STOP_TARGET_EXIT);
+}
+
+static void live_report(void *ctx, const struct watched *w, const struct report *r)
+{
+	struct live_run *run = ctx;
+
+	for (size_t i = 0; i < run->n_pids; i++)
+		if (run->pids[i] == w->pid)
+			summary_note(&run->summaries[i], r);
+}
+
+static int on_group_tick(sd_event_source *s, uint64_t usec, void *ctx)
+{
+	struct live_run *run = ctx;
+
+	stream_sink_tick(&run->out);
+	return sd_event_source_set_time_relative(s, GROUP_TICK_US);
+}
+
+/* At the end, on stderr: what each target did, worst entry points first (as exec says it). */
+static void print_summary(const struct live_run *run)
+{
+	for (size_t i = 0; i < run->n_pids; i++) {
+		const struct proc_summary *s = &run->summaries[i];
+
+		fprintf(stderr, "aiocopd: summary of PID %d: ", run->pids[i]);
+		if (!summary_any_slow(s)) {
+			fputs("no slow callback\n", stderr);
+			continue;
+		}
+		summary_write_counts(stderr, s);
+		fputc('\n', stderr);
+		summary_write_worst(stderr, s, "    ");
+	}
 }
 
 static int on_waiting(sd_event_source *s, uint64_t usec, void *ctx)
 {
 	struct live_run *run = ctx;
-	struct watched *w = engine_find(run->engine, run->pid);
 
-	if (w && !w->loop_threads)
-		fprintf(stderr, "aiocopd: waiting for an asyncio event loop in PID %d\n", run->pid);
+	for (size_t i = 0; i < run->n_pids; i++) {
+		struct watched *w = engine_find(run->engine, run->pids[i]);
+
+		if (w && !w->loop_threads)
+			fprintf(stderr, "aiocopd: waiting for an asyncio event loop in PID %d\n",
+				run->pids[i]);
+	}
 	return 0;
 }
 
 static int add_sources(struct live_run *run, const struct cli_args *cli)
 {
 	struct engine_sink process = { .process = live_process, .loop_thread = cli_announce_loop_thread,
-				       .ctx = run };
+				       .report = live_report, .ctx = run };
+	sd_event_source *tick = NULL;
 	struct engine_sink out;
 	int ret;
 
-	stream_sink_init(&run->out, stdout, cli->json, stop_on_closed_stdout, run);
+	stream_sink_init(&run->out, stdout, stdout, cli->json, stop_on_closed_stdout, run);
 	out = stream_sink(&run->out);
 	ret = engine_add_sink(run->engine, &out);
 	if (!ret)
@@ -102,58 +152,103 @@ static int add_sources(struct live_run *run, const struct cli_args *cli)
 	if (!ret)
 		ret = sd_event_add_time_relative(run->loop, NULL, CLOCK_MONOTONIC,
 						 WAITING_NOTICE_US, 1000, on_waiting, run);
+	if (!ret && !cli->json) {
+		ret = sd_event_add_time_relative(run->loop, &tick, CLOCK_MONOTONIC, GROUP_TICK_US,
+						 100000, on_group_tick, run);
+		if (!ret)
+			ret = sd_event_source_set_enabled(tick, SD_EVENT_ON);
+		if (!ret)
+			ret = sd_event_source_set_floating(tick, 1);
+		sd_event_source_unref(tick);	/* the loop owns it now */
+	}
 	/* stdout may be a file or a terminal, which epoll refuses: then writes will tell */
 	if (!ret)
 		sd_event_add_io(run->loop, NULL, STDOUT_FILENO, 0, on_stdout_error, run);
 	return ret < 0 ? ret : 0;
 }
 
+/* Inspects every target before any probe goes in: one that cannot be watched is an error. */
+static struct py_target *inspect_all(const struct cli_args *cli)
+{
+	struct py_target *targets = calloc(cli->n_pids, sizeof(*targets));
+
+	if (!targets) {
+		fprintf(stderr, "aiocopd: out of memory\n");
+		return NULL;
+	}
+	for (size_t i = 0; i < cli->n_pids; i++)
+		if (cli_inspect(cli->pids[i], &targets[i])) {
+			free(targets);
+			return NULL;
+		}
+	return targets;
+}
+
+static int watch_all(struct live_run *run, const struct py_target *targets)
+{
+	char err[512] = "";
+
+	for (size_t i = 0; i < run->n_pids; i++) {
+		struct watched *w = engine_watch(run->engine, &targets[i], 0, err, sizeof(err));
+
+		if (!w) {
+			fprintf(stderr, "aiocopd: PID %d: %s\n", targets[i].pid,
+				err[0] ? err : "cannot attach");
+			return 1;
+		}
+		cli_print_attached(run->engine, w);
+		run->remaining++;
+	}
+	return 0;
+}
+
 int cmd_live(int argc, char **argv)
 {
 	struct live_run run = {};
-	struct py_target target;
-	struct watched *w;
+	struct py_target *targets;
 	struct cli_args cli;
-	char err[512] = "";
 	int ret, why;
 
 	ret = parse_args(argc, argv, &cli);
 	if (ret)
 		return ret;
-	ret = cli_inspect(cli.pid, &target);
-	if (ret)
-		return ret;
-	run.pid = cli.pid;
+	targets = inspect_all(&cli);
+	if (!targets)
+		return 1;
+	run.pids = cli.pids;
+	run.n_pids = cli.n_pids;
+	ret = 1;
+	run.summaries = calloc(cli.n_pids, sizeof(*run.summaries));
+	if (!run.summaries)
+		goto out;
 	if (cli_event_loop(&run.loop)) {
 		fprintf(stderr, "aiocopd: cannot set up the event loop\n");
-		return 1;
+		goto out;
 	}
 	run.engine = cli_engine_open(&cli, run.loop);
-	if (!run.engine || add_sources(&run, &cli)) {
-		ret = 1;
+	if (!run.engine || add_sources(&run, &cli) || watch_all(&run, targets))
 		goto out;
-	}
-	w = engine_watch(run.engine, &target, 0, err, sizeof(err));
-	if (!w) {
-		fprintf(stderr, "aiocopd: %s\n", err[0] ? err : "cannot attach");
-		ret = 1;
+	if (cli_follow_execs(&run.execs, run.engine, run.loop, run.pids, run.n_pids,
+			     &run.remaining) ||
+	    cli_stop_after(run.loop, cli.duration_s))
 		goto out;
-	}
-	cli_print_attached(run.engine, w);
-	if (cli_follow_execs(&run.execs, run.engine, run.loop, run.pid) ||
-	    cli_stop_after(run.loop, cli.duration_s)) {
-		ret = 1;
-		goto out;
-	}
 	why = sd_event_loop(run.loop);
 	engine_drain(run.engine);	/* what the ring still holds was reported before the end */
-	if (why == STOP_TARGET_EXIT && !cli.json)
-		fprintf(stderr, "aiocopd: PID %d exited\n", target.pid);
+	if (why == STOP_TARGET_EXIT && !cli.json && run.n_pids == 1)
+		fprintf(stderr, "aiocopd: PID %d exited\n", run.pids[0]);
+	stream_sink_finish(&run.out);
+	if (!cli.json && !run.out.closed)
+		print_summary(&run);
 	ret = 0;
 out:
+	stream_sink_finish(&run.out);	/* on an error: only frees */
 	cli_exec_follow_close(&run.execs);
 	cli_report_losses(run.engine);
 	engine_close(run.engine);
 	sd_event_unref(run.loop);
+	for (size_t i = 0; run.summaries && i < run.n_pids; i++)
+		summary_free(&run.summaries[i]);
+	free(run.summaries);
+	free(targets);
 	return ret;
 }

@@ -43,6 +43,9 @@ static int parse_trace_args(int argc, char **argv, struct cli_args *cli)
 		return ret;
 	if (!cli->pid)
 		return cli_usage_error("%s", "trace: missing -p PID");
+	/* one document describes one process: say so rather than drop the others */
+	if (cli->n_pids > 1)
+		return cli_usage_error("%s", "trace: one -p PID per trace document");
 	if (cli->duration_s <= 0)
 		return cli_usage_error("%s", "trace: missing -d SECONDS");
 	if (!cli->output)
@@ -61,6 +64,7 @@ struct trace_run {
 	pid_t pid;
 	double duration_s;
 	uint64_t start_ns;
+	size_t remaining;		/* 1 while the target is watched */
 	struct cli_exec_follow execs;
 };
 
@@ -196,7 +200,8 @@ int cmd_trace(int argc, char **argv)
 	run.start_ns = engine_now_ns();
 	start = engine_wall_time(run.engine, run.start_ns);
 	cli_print_attached(run.engine, w);
-	if (cli_follow_execs(&run.execs, run.engine, run.loop, run.pid) ||
+	run.remaining = 1;
+	if (cli_follow_execs(&run.execs, run.engine, run.loop, &run.pid, 1, &run.remaining) ||
 	    cli_stop_after(run.loop, cli.duration_s))
 		goto fail;
 	why = sd_event_loop(run.loop);

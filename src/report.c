@@ -5,8 +5,10 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "report.h"
+#include "text_paths.h"
 
 void report_free(struct report *r)
 {
@@ -294,25 +296,85 @@ void report_put_text(FILE *out, const char *text)
 	}
 }
 
-/* The last path component of a frame, for text: "file.py:line:function". */
-static const char *short_frame(const char *frame)
+/* Writes one frame with its path as short as the block allows. */
+static void put_frame(FILE *out, const struct path_set *paths, const char *frame, size_t len)
 {
-	const char *slash = frame ? strrchr(frame, '/') : NULL;
+	size_t path_len = frame_path_len(frame, len);
+	size_t from = path_set_short_start(paths, frame, path_len);
+	char *copy = strndup(frame + from, len - from);
 
-	return slash ? slash + 1 : (frame ? frame : "?");
+	report_put_text(out, copy ? copy : "?");
+	free(copy);
 }
 
-/* A stack's frames for text, and whether it went on past them. */
-static void put_trace(FILE *out, const char *trace_short, bool cut)
+static void put_short_frame(FILE *out, const struct path_set *paths, const char *frame)
 {
-	if (!trace_short || !*trace_short)
+	put_frame(out, paths, frame ? frame : "?", frame ? strlen(frame) : 1);
+}
+
+/* A stack's frames for text, every one --trace-depth kept, and whether it went on past them. */
+static void put_trace(FILE *out, const struct path_set *paths, const char *trace, bool cut)
+{
+	const char *p = trace;
+
+	if (!trace || !*trace)
 		return;
 	fputs("      ", out);
-	report_put_text(out, trace_short);
+	while (p && *p) {
+		const char *sep = strstr(p, " <- ");
+
+		put_frame(out, paths, p, sep ? (size_t)(sep - p) : strlen(p));
+		if (sep)
+			fputs(" <- ", out);
+		p = sep ? sep + 4 : NULL;
+	}
 	if (cut)
 		fputs("  [stack cut: deeper than shown]", out);
 	fputc('\n', out);
 }
+
+/* Every file a report names, so that each is shown by its shortest unambiguous suffix. */
+static void collect_paths(const struct report *r, struct path_set *paths)
+{
+	memset(paths, 0, sizeof(*paths));
+	for (size_t i = 0; i < r->n_events; i++) {
+		const struct report_event *e = &r->events[i];
+
+		path_set_add_trace(paths, e->trace);
+		path_set_add_trace(paths, e->entry_point);
+	}
+	for (size_t i = 0; i < r->n_cpu; i++) {
+		path_set_add_trace(paths, r->cpu[i].trace);
+		path_set_add_trace(paths, r->cpu[i].entry_point);
+	}
+	for (size_t i = 0; i < r->n_top; i++)
+		path_set_add_trace(paths, r->top[i].entry_point);
+}
+
+bool report_colour_wanted(FILE *out)
+{
+	const char *no_colour = getenv("NO_COLOR");
+
+	/* no-color.org: set and not empty means no colour */
+	if (no_colour && *no_colour)
+		return false;
+	return isatty(fileno(out));
+}
+
+/* ANSI SGR sequences of a level; low is left in the terminal's own colour. */
+static const char *level_colour(enum severity_level level)
+{
+	switch (level) {
+	case LEVEL_HIGH:
+		return "\033[1;31m";	/* bold red */
+	case LEVEL_MEDIUM:
+		return "\033[33m";	/* yellow */
+	default:
+		return "";
+	}
+}
+
+#define COLOUR_RESET	"\033[0m"
 
 /* The ids a target in a container sees, after the host's: "(pid 2 tid 2 in its namespace)". */
 static void write_ns_ids(FILE *out, const struct report *r)
@@ -343,7 +405,8 @@ static void put_who(FILE *out, bool is_task, const char *task_name, const char *
 }
 
 /* The loop's lag: how long, how many callbacks shared it, and those that took most of it. */
-static void write_iteration_text(FILE *out, const struct report *r)
+static void write_iteration_text(FILE *out, const struct report *r,
+				 const struct path_set *paths)
 {
 	fprintf(out, "SLOW LOOP ITERATION: %.1fms  (threshold %gms)  pid %u tid %u", r->elapsed_ms,
 		r->threshold_ms, r->pid, r->tid);
@@ -356,21 +419,28 @@ static void write_iteration_text(FILE *out, const struct report *r)
 		fputs("  -", out);
 		put_who(out, t->is_task, t->task_name, t->coro, t->callback);
 		fprintf(out, "  ~%.1fms  at ", t->ms);
-		report_put_text(out, short_frame(t->entry_point));
+		put_short_frame(out, paths, t->entry_point);
 		fputc('\n', out);
 	}
 	fputc('\n', out);
 	fflush(out);
 }
 
-void report_write_text(FILE *out, const struct report *r)
+void report_write_text(FILE *out, const struct report *r, bool colour)
 {
 	const char *what = r->is_task ? "TASK" : "CALLBACK";
+	const char *on = colour ? level_colour(r->level) : "";
+	struct path_set *paths = malloc(sizeof(*paths));
 
+	if (!paths)
+		return;
+	collect_paths(r, paths);
 	if (r->slow_iteration) {
-		write_iteration_text(out, r);
+		write_iteration_text(out, r, paths);
+		free(paths);
 		return;
 	}
+	fputs(on, out);
 	if (r->exceeded)
 		fprintf(out, "SLOW %s DETECTED: %.1fms  (threshold %gms)", what, r->elapsed_ms,
 			r->threshold_ms);
@@ -381,10 +451,12 @@ void report_write_text(FILE *out, const struct report *r)
 	write_ns_ids(out, r);
 	fputc(' ', out);
 	put_who(out, r->is_task, r->task_name, r->coro, r->callback);
+	if (*on)
+		fputs(COLOUR_RESET, out);
 	fputc('\n', out);
-	fprintf(out, "  Severity: %s (score %d)  reason: %s  on-cpu %.1fms  off-cpu %.1fms",
-		severity_level_name(r->level), r->score, report_reason(r), r->oncpu_ms,
-		r->offcpu_ms);
+	fprintf(out, "  Severity: %s%s%s (score %d)  reason: %s  on-cpu %.1fms  off-cpu %.1fms",
+		on, severity_level_name(r->level), *on ? COLOUR_RESET : "", r->score,
+		report_reason(r), r->oncpu_ms, r->offcpu_ms);
 	if (r->gc_ms > 0)
 		fprintf(out, "  gc %.1fms", r->gc_ms);
 	fputc('\n', out);
@@ -402,9 +474,9 @@ void report_write_text(FILE *out, const struct report *r)
 		fputs("  - ", out);
 		report_put_text(out, e->event);
 		fprintf(out, "  [%s, %.1fms]  at ", category_name(e->category), e->duration_ms);
-		report_put_text(out, short_frame(e->entry_point));
+		put_short_frame(out, paths, e->entry_point);
 		fputc('\n', out);
-		put_trace(out, e->trace_short, e->trace_cut);
+		put_trace(out, paths, e->trace, e->trace_cut);
 	}
 	if (r->n_cpu) {
 		fprintf(out, "  CPU samples: %u\n", r->cpu_samples);
@@ -412,11 +484,12 @@ void report_write_text(FILE *out, const struct report *r)
 			const struct report_cpu_stack *c = &r->cpu[i];
 
 			fprintf(out, "  - %u sample(s)  at ", c->count);
-			report_put_text(out, short_frame(c->entry_point));
+			put_short_frame(out, paths, c->entry_point);
 			fputc('\n', out);
-			put_trace(out, c->trace_short, c->trace_cut);
+			put_trace(out, paths, c->trace, c->trace_cut);
 		}
 	}
 	fputc('\n', out);
 	fflush(out);
+	free(paths);
 }

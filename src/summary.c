@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * exec's per-process summary. Only a handful of entry points are kept, so they live in a
+ * The per-process summary of exec and of the live monitor. Only a handful of entry points are kept, so they live in a
  * short array kept sorted by their longest report; an entry point seen again moves up when
  * its new report is longer.
  */
@@ -10,9 +10,21 @@
 
 #include "summary.h"
 
+void summary_entry_set(struct summary_entry *e, const struct report *r)
+{
+	free(e->where);
+	e->elapsed_ms = r->elapsed_ms;
+	e->level = r->level;
+	e->count = 1;
+	if (r->is_task)
+		snprintf(e->what, sizeof(e->what), "task '%s' coro %s", r->task_name, r->coro);
+	else
+		snprintf(e->what, sizeof(e->what), "callback %s", r->callback);
+	e->where = strdup(report_entry_point(r));
+}
+
 /* Puts a report among the worst, longest first, if it is long enough. */
-static void insert_worst(struct proc_summary *s, const struct report *r, const char *where,
-			 unsigned seen_before)
+static void insert_worst(struct proc_summary *s, const struct report *r, unsigned seen_before)
 {
 	struct summary_entry *last = &s->worst[SUMMARY_WORST - 1], *slot = NULL;
 
@@ -25,15 +37,9 @@ static void insert_worst(struct proc_summary *s, const struct report *r, const c
 		return;
 	free(last->where);
 	memmove(slot + 1, slot, (size_t)(last - slot) * sizeof(*slot));
-	slot->elapsed_ms = r->elapsed_ms;
-	slot->level = r->level;
+	slot->where = NULL;
+	summary_entry_set(slot, r);
 	slot->count = seen_before + 1;
-	if (r->is_task)
-		snprintf(slot->what, sizeof(slot->what), "task '%s' coro %s", r->task_name,
-			 r->coro);
-	else
-		snprintf(slot->what, sizeof(slot->what), "callback %s", r->callback);
-	slot->where = strdup(where);
 }
 
 /* Takes an entry point out of the ranking; the slots after it move up. */
@@ -63,7 +69,7 @@ void summary_note(struct proc_summary *s, const struct report *r)
 		remove_worst(s, i);
 		break;
 	}
-	insert_worst(s, r, where, seen);
+	insert_worst(s, r, seen);
 }
 
 void summary_free(struct proc_summary *s)
@@ -71,4 +77,38 @@ void summary_free(struct proc_summary *s)
 	for (size_t i = 0; i < SUMMARY_WORST; i++)
 		free(s->worst[i].where);
 	memset(s, 0, sizeof(*s));
+}
+
+bool summary_any_slow(const struct proc_summary *s)
+{
+	return s->reports_by_level[LEVEL_LOW] || s->reports_by_level[LEVEL_MEDIUM] ||
+	       s->reports_by_level[LEVEL_HIGH];
+}
+
+void summary_write_counts(FILE *out, const struct proc_summary *s)
+{
+	fprintf(out, "slow: %llu high, %llu medium, %llu low",
+		(unsigned long long)s->reports_by_level[LEVEL_HIGH],
+		(unsigned long long)s->reports_by_level[LEVEL_MEDIUM],
+		(unsigned long long)s->reports_by_level[LEVEL_LOW]);
+}
+
+void summary_write_worst(FILE *out, const struct proc_summary *s, const char *indent)
+{
+	for (size_t k = 0; k < SUMMARY_WORST && s->worst[k].where; k++) {
+		fprintf(out, "%s%ux, worst %.1fms %s: ", indent, s->worst[k].count,
+			s->worst[k].elapsed_ms, severity_level_name(s->worst[k].level));
+		report_put_text(out, s->worst[k].what);	/* the target's own words */
+		fputs(" at ", out);
+		report_put_text(out, s->worst[k].where);
+		fputc('\n', out);
+	}
+}
+
+int summary_exit_status(int cmd_status, uint64_t violations, int violation_status)
+{
+	/* a failing test suite says more than our verdict: its status is kept */
+	if (cmd_status)
+		return cmd_status;
+	return violations ? violation_status : 0;
 }

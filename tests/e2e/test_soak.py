@@ -57,8 +57,10 @@ def test_exec_over_short_lived_programs_keeps_memory_flat(harness, tmp_path):
     rc = p.wait(timeout=60)
     took = time.monotonic() - started
     assert rc == 0, p.describe()
-    summary = [l for l in p.stderr if l.startswith("  PID ")]
-    assert len(summary) == PROGRAMS, f"{len(summary)} processes in the summary:\n{p.describe()}"
+    # every program counted in the summary; none listed, since none had a slow callback
+    assert any(f"{PROGRAMS} CPython process(es) watched, 0 with slow callbacks" in l
+               for l in p.stderr), p.describe()
+    assert not [l for l in p.stderr if l.startswith("  PID ")], p.describe()
     assert late - early <= RSS_SLACK_KIB, \
         f"aiocopd grew by {late - early} KiB over {PROGRAMS - 30} programs ({early} -> {late})"
     assert after == before, f"BPF map entries not given back: before {before}, after {after}"

@@ -192,7 +192,9 @@ def test_exec_violation_from_the_first_callback(paired):
         assert [e["entry_point"] for e in r["blocking_events"]] == [site], r
     pid = reports[0]["pid"]
     assert any(f"PID {pid} " in l and "slow: 3 high" in l for l in p.stderr), p.stderr
-    assert any("3 slow callback(s) at or above 'high': exit status 3" in l for l in p.stderr)
+    [verdict] = [l for l in p.stderr if "slow callback(s) at or above" in l]
+    assert "3 slow callback(s) at or above 'high': exit status 3; the worst: " in verdict, verdict
+    assert f"coro first_thing at {site} (PID {pid})" in verdict, verdict
 
 
 @pytest.mark.parametrize("status", [0, 7])
@@ -207,7 +209,10 @@ def test_exec_without_violation_keeps_the_status(paired, status):
     (calm, calm_rc), (blocking, blocking_rc) = paired(scenario)
     assert calm_rc == status, calm.describe()
     assert not [l for l in calm.stderr if "SLOW" in l], calm.stderr
-    assert any("callback(s) seen, slow: 0 high, 0 medium, 0 low" in l for l in calm.stderr)
+    # a quiet process is counted, not listed
+    assert any("1 CPython process(es) watched, 0 with slow callbacks" in l
+               for l in calm.stderr), calm.stderr
+    assert not [l for l in calm.stderr if l.strip().startswith("PID ")], calm.stderr
     assert blocking_rc == status, blocking.describe()
     assert any("SLOW TASK DETECTED" in l for l in blocking.stderr), blocking.stderr
 
@@ -231,9 +236,12 @@ def test_exec_follows_a_child_python(paired, tmp_path_factory):
     child = pids.pop()
     site = frame_of("exec_blocker.py", "block", "first_thing")
     assert all(r["blocking_events"][0]["entry_point"] == site for r in reports), reports
+    # the child that blocked is listed; the quiet parent only counted
     watched = [l for l in p.stderr if l.strip().startswith("PID ")]
-    assert len(watched) == 2 and any(f"PID {child} " in l for l in watched), p.stderr
-    assert parent != child and any(f"PID {parent} " in l for l in watched), p.stderr
+    assert len(watched) == 1 and f"PID {child} " in watched[0], p.stderr
+    assert parent != child
+    assert any("2 CPython process(es) watched, 1 with slow callbacks" in l for l in p.stderr)
+    assert any("1 other process(es): no slow callback" in l for l in p.stderr), p.stderr
     doc = load_valid(out)
     assert {proc["pid"] for proc in doc["metadata"]["processes"]} >= {child}
     assert [r["pid"] for r in doc["reports"]] == [child] * 3

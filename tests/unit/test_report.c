@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pty.h>
+#include <unistd.h>
 
 #include <setjmp.h>
 #include <cmocka.h>
@@ -454,7 +456,7 @@ static void test_json_slow_iteration(void **state)
 	json_object_put(o);
 	out = fmemopen(text, sizeof(text) - 1, "w");
 	assert_non_null(out);
-	report_write_text(out, &r);
+	report_write_text(out, &r, false);
 	fclose(out);
 	assert_non_null(strstr(text, "SLOW LOOP ITERATION: 80.5ms"));
 	assert_non_null(strstr(text, "300 callback(s) seen"));
@@ -703,6 +705,12 @@ static void test_write_json_invalid_utf8_task_name(void **state)
 
 /* ---- report_write_text ----------------------------------------------------------------- */
 
+/* Text as written to a file or pipe: no colour. */
+static void write_text_plain(FILE *out, const struct report *r)
+{
+	report_write_text(out, r, false);
+}
+
 static void assert_contains(const char *hay, const char *needle)
 {
 	if (!strstr(hay, needle))
@@ -722,7 +730,7 @@ static void test_ns_ids_only_when_they_differ(void **state)
 	assert_false(json_object_object_get_ex(o, "ns_pid", NULL));
 	assert_false(json_object_object_get_ex(o, "ns_tid", NULL));
 	json_object_put(o);
-	buf = capture(report_write_text, &r, &len);
+	buf = capture(write_text_plain, &r, &len);
 	assert_contains(buf, "pid 4242 tid 4243  task 'the-sleeper'");
 	free(buf);
 
@@ -734,7 +742,7 @@ static void test_ns_ids_only_when_they_differ(void **state)
 	assert_int_equal(json_object_get_int(get(o, "ns_pid")), 2);
 	assert_int_equal(json_object_get_int(get(o, "ns_tid")), 7);
 	json_object_put(o);
-	buf = capture(report_write_text, &r, &len);
+	buf = capture(write_text_plain, &r, &len);
 	assert_contains(buf, "pid 4242 tid 4243 (pid 2 tid 7 in its namespace)  task 'the-sleeper'");
 	free(buf);
 	report_free(&r);
@@ -747,7 +755,7 @@ static void test_text_task_shape(void **state)
 	char *buf;
 
 	make_sleeper(&r);
-	buf = capture(report_write_text, &r, &len);
+	buf = capture(write_text_plain, &r, &len);
 	assert_int_equal(strncmp(buf, "SLOW TASK DETECTED: 61.2ms  (threshold 30ms)", 44), 0);
 	assert_contains(buf, "pid 4242 tid 4243");
 	assert_contains(buf, "task 'the-sleeper' coro sleeper\n");
@@ -783,13 +791,13 @@ static void test_text_escapes_target_strings(void **state)
 	char *buf;
 
 	make_sleeper(&r);
-	buf = capture(report_write_text, &r, &len);
+	buf = capture(write_text_plain, &r, &len);
 	lines = count_lines(buf, len);
 	free(buf);
 	snprintf(r.task_name, sizeof(r.task_name),
 		 "x\nSLOW TASK DETECTED: 999ms\x1b[31m\x1b]0;pwned\x07\xc2\x9b\xff\\");
 	snprintf(r.events[0].event, sizeof(r.events[0].event), "open(/tmp/a\rb)");
-	buf = capture(report_write_text, &r, &len);
+	buf = capture(write_text_plain, &r, &len);
 	assert_contains(buf, "task 'x\\x0aSLOW TASK DETECTED: 999ms\\x1b[31m\\x1b]0;pwned"
 			     "\\x07\\u009b\\xff\\\\' coro sleeper\n");
 	assert_contains(buf, "  - open(/tmp/a\\x0db)  [sleep");
@@ -812,7 +820,7 @@ static void test_text_plain_callback(void **state)
 	char *buf;
 
 	make_cpu_callback(&r);
-	buf = capture(report_write_text, &r, &len);
+	buf = capture(write_text_plain, &r, &len);
 	assert_int_equal(strncmp(buf, "SLOW CALLBACK DETECTED: 45.2ms  (threshold 30ms)", 48), 0);
 	assert_contains(buf, "callback Worker.tick\n");
 	assert_contains(buf, "Severity: low (score 0)  reason: cpu_blocking");
@@ -859,7 +867,7 @@ static void test_cpu_samples(void **state)
 	assert_true(json_object_get_boolean(json_object_object_get(
 				json_object_array_get_idx(list, 1), "trace_truncated")));
 	json_object_put(o);
-	buf = capture(report_write_text, &r, &len);
+	buf = capture(write_text_plain, &r, &len);
 	assert_contains(buf, "\n  CPU samples: 9\n  - 7 sample(s)  at app.py:20:crunch\n"
 			     "      app.py:20:crunch <- app.py:31:step\n  - 2 sample(s)");
 	free(buf);
@@ -888,7 +896,7 @@ static void test_cut_report_says_so(void **state)
 			 4946);
 	assert_close(get_number(o, "omitted_ms"), 9.512, 1e-9);
 	json_object_put(o);
-	buf = capture(report_write_text, &r, &len);
+	buf = capture(write_text_plain, &r, &len);
 	assert_contains(buf, "\n  Blocking events: 1  (and 4946 more operation(s), 9.5ms, "
 			     "not itemised: over the per-callback limit)\n");
 	assert_contains(buf, "base_events.py:1922:_run_once <- ...  [stack cut: deeper than "
@@ -912,7 +920,7 @@ static void test_whole_report_says_nothing_cut(void **state)
 	assert_int_equal(json_object_get_int64(get_typed(o, "omitted_operations", json_type_int)),
 			 0);
 	json_object_put(o);
-	buf = capture(report_write_text, &r, &len);
+	buf = capture(write_text_plain, &r, &len);
 	assert_null(strstr(buf, "not itemised"));
 	assert_null(strstr(buf, "stack cut"));
 	free(buf);
@@ -931,7 +939,7 @@ static void test_gc_ms(void **state)
 	assert_true(json_object_object_get_ex(o, "gc_ms", &v));
 	assert_true(json_object_get_double(v) == 0);
 	json_object_put(o);
-	buf = capture(report_write_text, &r, &len);
+	buf = capture(write_text_plain, &r, &len);
 	assert_null(strstr(buf, " gc "));	/* nothing to say when nothing was collected */
 	free(buf);
 	r.gc_ms = 12.25;
@@ -939,7 +947,7 @@ static void test_gc_ms(void **state)
 	assert_true(json_object_object_get_ex(o, "gc_ms", &v));
 	assert_true(json_object_get_double(v) == 12.25);
 	json_object_put(o);
-	buf = capture(report_write_text, &r, &len);
+	buf = capture(write_text_plain, &r, &len);
 	assert_contains(buf, "ms  gc 12.2ms\n");
 	free(buf);
 	report_free(&r);
@@ -966,7 +974,7 @@ static void test_text_under_threshold_events(void **state)
 	char *buf;
 
 	make_callback_two_events(&r);
-	buf = capture(report_write_text, &r, &len);
+	buf = capture(write_text_plain, &r, &len);
 	assert_null(strstr(buf, "SLOW "));		/* --all: not over the threshold */
 	assert_contains(buf, "12.5ms");
 	assert_contains(buf, "Severity: medium (score 11)  reason: io_blocking");
@@ -976,6 +984,106 @@ static void test_text_under_threshold_events(void **state)
 	assert_contains(buf, "\n  - os.kill(4242, 15)  [other, 0.0ms]  at handler.py:32:cb\n");
 	free(buf);
 	report_free(&r);
+}
+
+/* Text shows every frame the stack kept (--trace-depth), not the first four. */
+static void test_text_shows_every_frame(void **state)
+{
+	struct report r;
+	size_t len;
+	char *buf;
+
+	make_sleeper(&r);
+	free(r.events[0].trace);
+	r.events[0].trace = xstrdup("/srv/redis/connection.py:192:_read_from_socket <- "
+				    "/srv/redis/connection.py:220:read_response <- "
+				    "/srv/redis/client.py:540:parse_response <- "
+				    "/srv/redis/client.py:512:execute_command <- "
+				    "/srv/redis/commands.py:31:blpop <- /srv/worker.py:28:work");
+	buf = capture(write_text_plain, &r, &len);
+	assert_contains(buf, "\n      connection.py:192:_read_from_socket <- "
+			     "connection.py:220:read_response <- client.py:540:parse_response <- "
+			     "client.py:512:execute_command <- commands.py:31:blpop <- "
+			     "worker.py:28:work\n");
+	free(buf);
+	report_free(&r);
+}
+
+/* Two files of one block with the same base name do not look alike. */
+static void test_text_paths_unambiguous(void **state)
+{
+	struct report r;
+	size_t len;
+	char *buf;
+
+	make_sleeper(&r);
+	free(r.events[0].trace);
+	free(r.events[0].entry_point);
+	r.events[0].entry_point = xstrdup("/srv/chat/server.py:58:handler");
+	r.events[0].trace = xstrdup("/srv/chat/server.py:58:handler <- "
+				    "/usr/lib/python3/dist-packages/websockets/server.py:240:handler");
+	buf = capture(write_text_plain, &r, &len);
+	assert_contains(buf, "[sleep, 60.1ms]  at chat/server.py:58:handler\n");
+	assert_contains(buf, "\n      chat/server.py:58:handler <- "
+			     "websockets/server.py:240:handler\n");
+	free(buf);
+	report_free(&r);
+}
+
+static void write_text_colour(FILE *out, const struct report *r)
+{
+	report_write_text(out, r, true);
+}
+
+/* On a terminal the header and the level are coloured by level; low keeps the default. */
+static void test_text_colour(void **state)
+{
+	struct report r;
+	size_t len;
+	char *buf;
+
+	make_sleeper(&r);
+	buf = capture(write_text_colour, &r, &len);
+	assert_int_equal(strncmp(buf, "\033[1;31mSLOW TASK DETECTED: 61.2ms",
+				 strlen("\033[1;31mSLOW TASK DETECTED: 61.2ms")), 0);
+	assert_contains(buf, "coro sleeper\033[0m\n");
+	assert_contains(buf, "Severity: \033[1;31mhigh\033[0m (score 50)");
+	free(buf);
+	r.level = LEVEL_MEDIUM;
+	buf = capture(write_text_colour, &r, &len);
+	assert_int_equal(strncmp(buf, "\033[33mSLOW TASK", strlen("\033[33mSLOW TASK")), 0);
+	free(buf);
+	r.level = LEVEL_LOW;
+	buf = capture(write_text_colour, &r, &len);
+	assert_null(strchr(buf, '\033'));
+	free(buf);
+	buf = capture(write_text_plain, &r, &len);
+	assert_null(strchr(buf, '\033'));
+	free(buf);
+	report_free(&r);
+}
+
+/* Colour only on a terminal, and never when NO_COLOR is set to anything but "". */
+static void test_colour_wanted(void **state)
+{
+	int master, slave;
+	FILE *tty, *file = tmpfile();
+
+	assert_non_null(file);
+	assert_int_equal(openpty(&master, &slave, NULL, NULL, NULL), 0);
+	tty = fdopen(slave, "w");
+	assert_non_null(tty);
+	unsetenv("NO_COLOR");
+	assert_true(report_colour_wanted(tty));
+	assert_false(report_colour_wanted(file));
+	setenv("NO_COLOR", "", 1);
+	assert_true(report_colour_wanted(tty));
+	setenv("NO_COLOR", "1", 1);
+	assert_false(report_colour_wanted(tty));
+	unsetenv("NO_COLOR");
+	fclose(tty);
+	fclose(file);
+	close(master);
 }
 
 int main(void)
@@ -1008,6 +1116,10 @@ int main(void)
 		cmocka_unit_test(test_cut_report_says_so),
 		cmocka_unit_test(test_whole_report_says_nothing_cut),
 		cmocka_unit_test(test_gc_ms),
+		cmocka_unit_test(test_text_shows_every_frame),
+		cmocka_unit_test(test_text_paths_unambiguous),
+		cmocka_unit_test(test_text_colour),
+		cmocka_unit_test(test_colour_wanted),
 	};
 	int failed = 0;
 
