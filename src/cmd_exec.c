@@ -43,6 +43,8 @@ static const char exec_usage[] =
 "                          after CMD ended\n"
 "  -t, --threshold-ms N    a callback is slow when it runs at least N ms (default 30)\n"
 "      --trace-depth N     Python frames kept per stack (default 20, at most 64)\n"
+"      --app-path PREFIX   the application's files start with PREFIX (repeatable):\n"
+"                          entry points are their frames\n"
 "      --all               also report fast callbacks that performed blocking operations\n"
 "  -v, --verbose           say which processes are watched and how\n"
 "  -h, --help              show this help\n"

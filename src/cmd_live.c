@@ -25,6 +25,8 @@ static const char usage_text[] =
 "  -p, --pid PID[,PID...]  the CPython process(es) to watch; repeatable\n"
 "  -t, --threshold-ms N    a callback is slow when it runs at least N ms (default 30)\n"
 "      --trace-depth N     Python frames kept per stack (default 20, at most 64)\n"
+"      --app-path PREFIX   the application's files start with PREFIX (repeatable):\n"
+"                          entry points are their frames\n"
 "      --all               also report fast callbacks that performed blocking operations\n"
 "      --json              one JSON object per line on stdout instead of text\n"
 "  -d, --duration S        stop after S seconds\n"

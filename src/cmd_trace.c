@@ -27,6 +27,8 @@ static const char trace_usage[] =
 "                          for Perfetto and chrome://tracing)\n"
 "  -t, --threshold-ms N    a callback is slow when it runs at least N ms (default 30)\n"
 "      --trace-depth N     Python frames kept per stack (default 20, at most 64)\n"
+"      --app-path PREFIX   the application's files start with PREFIX (repeatable):\n"
+"                          entry points are their frames\n"
 "      --all               also report fast callbacks that performed blocking operations\n"
 "  -v, --verbose           say how the target was inspected\n"
 "  -h, --help              show this help\n"
