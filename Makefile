@@ -23,7 +23,7 @@ ARCH       := x86
 CFLAGS     ?= -O2 -g
 override CPPFLAGS += -Iinclude -I$(OUT) -D_GNU_SOURCE -DAIOCOPD_VERSION='"$(VERSION)"'
 override CFLAGS   += -std=gnu11 -Wall -Wextra -Wno-unused-parameter
-override LDLIBS   += -lbpf -lelf -lz -ljson-c -lsystemd -lpthread
+override LDLIBS   += -lbpf -lelf -lz -ljson-c -lsystemd -linih -lmicrohttpd -lpthread
 DEPFLAGS    = -MMD -MP
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Iinclude -I$(OUT) \
               -idirafter /usr/include/x86_64-linux-gnu -Wall -Wno-unused-function
@@ -37,7 +37,8 @@ endif
 # Debian packages needed to build and test.
 DEPS := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libcmocka-dev libjson-c-dev libsystemd-dev \
         pkg-config make gcc python3 python3-pytest python3-jsonschema python3.11 python3.11-dbg python3-uvloop \
-        debootstrap bubblewrap libclang-rt-14-dev
+        debootstrap bubblewrap libclang-rt-14-dev libinih-dev libmicrohttpd-dev \
+        systemd-container prometheus python3-prometheus-client python3-aiohttp wrk
 
 # bpf/maps.bpf.c, which defines the shared maps, links first: libbpf 1.1's linker gets a
 # map's BTF offset wrong when a part declaring it extern comes before its definition.
