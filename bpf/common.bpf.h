@@ -47,6 +47,8 @@ static __always_inline __u64 wakeup_flag(__u32 type)
 		return BPF_RB_FORCE_WAKEUP;	/* user space holds the process stopped */
 	case EVENT_EXIT:
 		return BPF_RB_FORCE_WAKEUP;	/* what the process brought can go now */
+	case EVENT_EXEC_SEEN:
+		return BPF_RB_FORCE_WAKEUP;	/* a new process to attach to within 1 s */
 	case EVENT_THREAD_EXIT:
 		return 0;
 	case EVENT_LOOP_THREAD:

@@ -2,10 +2,14 @@
 /*
  * The processes `aiocopd exec` follows ("family"): what the command forks joins, what
  * execs is held at the exec and again at its entry point so that user space can attach
- * before the program runs (hold.bpf.c), and every exiting thread's entries go.
+ * before the program runs (hold.bpf.c), and every exiting thread's entries go. `aiocopd
+ * service` holds nothing: it hears of every exec on the host and of its targets' forks.
  */
 #include "common.bpf.h"
 #include "hold.bpf.h"
+
+/* `aiocopd service`: every exec on the host is told to user space (set after loading). */
+volatile __u32 discover_execs = 0;
 
 /* FAMILY_* flags, keyed by tgid. */
 struct {
@@ -71,15 +75,16 @@ int BPF_PROG(thread_exit, struct task_struct *task)
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(process_fork, struct task_struct *parent, struct task_struct *child)
 {
-	__u32 ptgid = parent->tgid, pid = child->pid, member = FAMILY_MEMBER;
+	__u32 ptgid = parent->tgid, pid = child->pid, member;
 	struct target_cfg *cfg, copy;
 	__u32 *flags;
 
 	if (child->tgid != child->pid)
 		return 0;
 	flags = bpf_map_lookup_elem(&family, &ptgid);
-	if (!flags || !(*flags & FAMILY_MEMBER))
+	if (!flags || !(*flags & (FAMILY_MEMBER | FAMILY_UNHELD)))
 		return 0;
+	member = *flags & (FAMILY_MEMBER | FAMILY_UNHELD);
 	if (bpf_map_update_elem(&family, &pid, &member, BPF_ANY)) {
 		count_lost(LOST_TABLE_FULL);	/* it will run unwatched */
 		return 0;
@@ -108,12 +113,20 @@ int BPF_PROG(process_exec, struct task_struct *p, pid_t old_pid, struct linux_bi
 	__u32 pid = id >> 32, tid = (__u32)id;
 	__u32 *flags = bpf_map_lookup_elem(&family, &pid);
 
-	if (!flags)
-		return 0;
+	if (!flags || (*flags & FAMILY_UNHELD)) {
+		if (flags || discover_execs)
+			emit_process(EVENT_EXEC_SEEN, pid, tid, 0);
+		if (!flags)
+			return 0;
+	}
 	/* the old image's layout and thread state mean nothing now */
 	bpf_map_delete_elem(&targets, &pid);
 	bpf_map_delete_elem(&threads, &tid);
 	bpf_map_delete_elem(&idents, &tid);
+	if (*flags & FAMILY_UNHELD) {
+		bpf_map_delete_elem(&family, &pid);	/* user space decides anew */
+		return 0;
+	}
 	if (hold_for_user_space(EVENT_EXEC, pid))
 		*flags |= FAMILY_AWAIT_ENTRY;
 	return 0;

@@ -37,6 +37,7 @@
 #define FAMILY_MEMBER		(1u << 0)	/* started by the command under `aiocopd exec` */
 #define FAMILY_AWAIT_ENTRY	(1u << 1)	/* stopped at exec, next stop at its entry point */
 #define FAMILY_EXECS_ONLY	(1u << 2)	/* a -p target: its execs are followed, not its forks */
+#define FAMILY_UNHELD		(1u << 3)	/* a service target: forks join, execs are seen, none held */
 
 /*
  * Loop iteration busy times are counted in a log-linear histogram: 1 us buckets below 16 us,
@@ -274,6 +275,7 @@ enum event_type {
 	EVENT_THREAD_EXIT,		/* a loop thread exited */
 	EVENT_EXIT,			/* the last thread of a target or followed process exited */
 	EVENT_FINALIZE,			/* a target entered Py_FinalizeEx: stopped, memory intact */
+	EVENT_EXEC_SEEN,		/* `aiocopd service`: a process exec'd, running on (not held) */
 };
 
 enum blocking_source {

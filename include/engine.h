@@ -42,6 +42,7 @@ struct watched {
 	pid_t pid;
 	struct py_target target;
 	char cmdline[160];		/* as /proc showed it when we attached */
+	double threshold_ms;		/* its own threshold; 0: the engine's */
 	bool armed;			/* per-callback probes attached */
 	size_t loop_threads;		/* loop threads seen so far */
 	struct watched_private *priv;	/* the engine's own state */
@@ -81,6 +82,8 @@ struct engine_follow_hooks {
 	void (*entry)(void *ctx, pid_t pid);		/* at its entry point, stopped */
 	void (*fork)(void *ctx, pid_t pid, pid_t parent);	/* a watched process forked */
 	void (*exit)(void *ctx, pid_t pid);		/* a followed process exited */
+	/* any process exec'd and runs on, not held (probes_discover_execs) */
+	void (*exec_seen)(void *ctx, pid_t pid, uint64_t ts_ns);
 	void *ctx;
 };
 
@@ -113,6 +116,12 @@ void engine_unwatch(struct engine *e, struct watched *w);
 /* New threshold, trace depth or arming for every watched process, nothing detached. */
 int engine_reconfigure(struct engine *e, const struct engine_options *opt);
 const struct engine_options *engine_options(const struct engine *e);
+/* w's own threshold (0: the engine's), applied in place. */
+int engine_set_threshold(struct engine *e, struct watched *w, double threshold_ms);
+/* The statistics of w's loop threads as they stand now (stats option), left in place. */
+void engine_read_loop_stats(struct engine *e, const struct watched *w,
+			    void (*fn)(void *ctx, pid_t tid, const struct loop_stats *s),
+			    void *ctx);
 
 /* Reads what the ring buffer holds now (the drain timer does this by itself). */
 void engine_drain(struct engine *e);

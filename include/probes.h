@@ -78,16 +78,19 @@ int probes_add_loop_thread(struct probes *p, pid_t pid, pid_t tid, bool stats,
 void probes_remove_sampler(struct probes_sampler *sampler);
 /* A thread leaves: its entries in every per-thread map go (statistics taken first). */
 void probes_forget_thread(struct probes *p, pid_t tid);
-/* A loop thread's statistics (TARGET_STATS), taken out of the map. */
+/* A loop thread's statistics (TARGET_STATS), taken out of the map, or only read. */
 int probes_take_loop_stats(struct probes *p, pid_t tid, struct loop_stats *out);
+int probes_read_loop_stats(struct probes *p, pid_t tid, struct loop_stats *out);
 /* New options for a registered target; the samplers' period follows the threshold. */
 int probes_update_target(struct probes *p, pid_t pid, const struct target_cfg *cfg);
 void probes_set_sample_period(struct probes *p, double threshold_ms);
 int probes_retune_sampler(struct probes *p, const struct probes_sampler *sampler);
 
 /* `aiocopd exec`: follow pid and what it starts; stop an exec'd process at its entry. */
-/* flags: FAMILY_MEMBER (its forks join) or FAMILY_EXECS_ONLY. */
+/* flags: FAMILY_MEMBER (its forks join), FAMILY_EXECS_ONLY or FAMILY_UNHELD. */
 int probes_follow(struct probes *p, pid_t pid, __u32 flags);
+/* `aiocopd service`: BPF tells of every exec on the host (EVENT_EXEC_SEEN). */
+void probes_discover_execs(struct probes *p, bool on);
 /* Continues a process BPF held stopped for us (bpf/hold.bpf.c). */
 void probes_continue(struct probes *p, pid_t pid);
 void probes_stop_following(struct probes *p);

@@ -141,13 +141,18 @@ static void tell_loop_stats(struct engine *e, const struct watched *w, pid_t tid
 
 /* ---- arming ----------------------------------------------------------------------------- */
 
+static double threshold_of(const struct engine *e, const struct watched *w)
+{
+	return w && w->threshold_ms > 0 ? w->threshold_ms : e->opt.threshold_ms;
+}
+
 static struct target_cfg target_cfg_of(const struct engine *e, const struct watched *w,
 				       bool armed)
 {
 	struct target_cfg cfg = {};
 
 	cfg.runtime_addr = w->target.runtime_addr;
-	cfg.threshold_ns = (uint64_t)(e->opt.threshold_ms * 1e6);
+	cfg.threshold_ns = (uint64_t)(threshold_of(e, w) * 1e6);
 	cfg.sample_after_ns = cfg.threshold_ns / 2;
 	cfg.flags = (e->opt.report_all ? TARGET_REPORT_ALL : 0) | (armed ? TARGET_ARMED : 0) |
 		    (e->opt.stats ? TARGET_STATS : 0);
@@ -217,6 +222,26 @@ int engine_reconfigure(struct engine *e, const struct engine_options *opt)
 const struct engine_options *engine_options(const struct engine *e)
 {
 	return &e->opt;
+}
+
+int engine_set_threshold(struct engine *e, struct watched *w, double threshold_ms)
+{
+	struct target_cfg cfg;
+
+	w->threshold_ms = threshold_ms;
+	cfg = target_cfg_of(e, w, w->armed);
+	return probes_update_target(&e->probes, w->pid, &cfg) ? -errno : 0;
+}
+
+void engine_read_loop_stats(struct engine *e, const struct watched *w,
+			    void (*fn)(void *ctx, pid_t tid, const struct loop_stats *s),
+			    void *ctx)
+{
+	struct loop_stats s;
+
+	for (size_t k = 0; k < w->priv->n_loops; k++)
+		if (probes_read_loop_stats(&e->probes, w->priv->loops[k].tid, &s) == 0)
+			fn(ctx, w->priv->loops[k].tid, &s);
 }
 
 /* ---- the registry ----------------------------------------------------------------------- */
@@ -387,9 +412,9 @@ static struct recon_resolver resolver_of(struct watched *w)
 	};
 }
 
-static struct recon_options recon_options_of(const struct engine *e)
+static struct recon_options recon_options_of(const struct engine *e, const struct watched *w)
 {
-	struct recon_options opt = { .threshold_ms = e->opt.threshold_ms,
+	struct recon_options opt = { .threshold_ms = threshold_of(e, w),
 				     .trace_depth = e->opt.trace_depth,
 				     .n_app_paths = e->opt.n_app_paths };
 
@@ -401,7 +426,7 @@ static int build_report(struct engine *e, struct watched *w, const struct event_
 			const struct record_set *set, struct report *out)
 {
 	const struct recon_resolver res = resolver_of(w);
-	const struct recon_options opt = recon_options_of(e);
+	const struct recon_options opt = recon_options_of(e, w);
 	int ret;
 
 	ret = reconstruct_report(ev, set, &res, &opt, out);
@@ -465,7 +490,7 @@ static void report_lag(struct engine *e, struct watched *w, const struct event_c
 		       const struct recon_part *parts, size_t n)
 {
 	const struct recon_resolver res = resolver_of(w);
-	const struct recon_options opt = recon_options_of(e);
+	const struct recon_options opt = recon_options_of(e, w);
 	struct report r;
 
 	if (reconstruct_slow_iteration(ev, parts, n, &res, &opt, &r))
@@ -483,7 +508,7 @@ static void on_callback(struct engine *e, const struct event_callback *ev)
 	struct watched *w = engine_find(e, ev->h.pid);
 	struct record_set set = records_take(e->records, ev);
 	const struct recon_resolver res = resolver_of(w);
-	const struct recon_options opt = recon_options_of(e);
+	const struct recon_options opt = recon_options_of(e, w);
 	struct recon_part *parts = NULL;
 	size_t n_parts = 0;
 	bool lag;
@@ -575,6 +600,10 @@ static void on_process(struct engine *e, const struct event_process *ev)
 	case EVENT_FINALIZE:
 		on_finalize(e, ev->h.pid);
 		break;
+	case EVENT_EXEC_SEEN:
+		if (f->exec_seen)
+			f->exec_seen(f->ctx, ev->h.pid, ev->h.ts_ns);
+		break;
 	}
 }
 
@@ -607,6 +636,7 @@ static void handle_record(struct engine *e, const struct event_header *h, void *
 	case EVENT_FORK:
 	case EVENT_EXIT:
 	case EVENT_FINALIZE:
+	case EVENT_EXEC_SEEN:
 		if (size >= sizeof(struct event_process))
 			on_process(e, data);
 		break;

@@ -493,6 +493,11 @@ void probes_stop_following(struct probes *p)
 	}
 }
 
+void probes_discover_execs(struct probes *p, bool on)
+{
+	p->skel->bss->discover_execs = on;
+}
+
 int probes_follow(struct probes *p, pid_t pid, __u32 flags)
 {
 	__u32 key = pid;
@@ -658,6 +663,13 @@ int probes_update_target(struct probes *p, pid_t pid, const struct target_cfg *c
 
 	return bpf_map_update_elem(bpf_map__fd(p->skel->maps.targets), &key, cfg, BPF_EXIST) ?
 	       -errno : 0;
+}
+
+int probes_read_loop_stats(struct probes *p, pid_t tid, struct loop_stats *out)
+{
+	__u32 key = tid;
+
+	return bpf_map_lookup_elem(bpf_map__fd(p->skel->maps.loop_stats), &key, out) ? -errno : 0;
 }
 
 int probes_take_loop_stats(struct probes *p, pid_t tid, struct loop_stats *out)
