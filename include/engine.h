@@ -45,6 +45,7 @@ struct watched {
 	double threshold_ms;		/* its own threshold; 0: the engine's */
 	bool armed;			/* per-callback probes attached */
 	size_t loop_threads;		/* loop threads seen so far */
+	void *owner;			/* the command's own, never touched by the engine */
 	struct watched_private *priv;	/* the engine's own state */
 };
 
@@ -107,6 +108,9 @@ int engine_add_sink(struct engine *e, const struct engine_sink *sink);
 /* Starts watching a CPython process (t is copied); flags: ENGINE_WATCH_*. */
 struct watched *engine_watch(struct engine *e, const struct py_target *t, unsigned flags,
 			     char *err, size_t errsz);
+/* Starts watching child, a fork of parent: the same interpreter at the same addresses. */
+struct watched *engine_watch_fork(struct engine *e, const struct watched *parent, pid_t child,
+				  char *err, size_t errsz);
 struct watched *engine_find(struct engine *e, pid_t pid);
 /* The id loop thread tid of w sees itself under, 0 when it is the host's or unknown. */
 pid_t engine_loop_ns_tid(const struct watched *w, pid_t tid);

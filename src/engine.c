@@ -850,6 +850,18 @@ fail:
 	return NULL;
 }
 
+struct watched *engine_watch_fork(struct engine *e, const struct watched *parent, pid_t child,
+				  char *err, size_t errsz)
+{
+	struct py_target t = parent->target;
+
+	t.pid = child;
+	t.layout = &t.layout_copy;
+	/* a parent that unshared its PID namespace has children in the new one */
+	target_place_read(child, &t.place);
+	return engine_watch(e, &t, ENGINE_WATCH_LAZY, err, errsz);
+}
+
 /* ---- the engine ------------------------------------------------------------------------- */
 
 static int add_event_sources(struct engine *e, sd_event *loop)

@@ -148,17 +148,9 @@ static void on_fork(void *ctx, pid_t pid, pid_t parent)
 {
 	struct follower *f = ctx;
 	struct watched *p = engine_find(f->engine, parent);
-	struct py_target t;
 	char err[512];
 
-	if (!p)
-		return;
-	t = p->target;
-	t.pid = pid;
-	t.layout = &t.layout_copy;
-	/* a parent that unshared its PID namespace has children in the new one */
-	target_place_read(pid, &t.place);
-	if (!engine_watch(f->engine, &t, ENGINE_WATCH_LAZY, err, sizeof(err)))
+	if (p && !engine_watch_fork(f->engine, p, pid, err, sizeof(err)))
 		engine_log(f->engine, LOG_INFO, "PID %d (fork of %d) runs unwatched: %s", pid,
 			   parent, err);
 }

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * What the service's rules see of a process (SPEC 6.2): its executable as the process sees
+ * it, its command line, the systemd unit of its cgroup and its user. All of it comes from
+ * /proc of a process we do not trust: bounded, cut rather than overrun, never trusted as text.
+ */
+#ifndef AIOCOPD_PROC_FACTS_H
+#define AIOCOPD_PROC_FACTS_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#define PROC_FACTS_CMDLINE_MAX	4096	/* bytes of the command line rules search */
+#define PROC_FACTS_UNIT_MAX	256
+
+struct proc_facts {
+	pid_t pid;
+	char exe[PATH_MAX];		/* "" when unreadable (a kernel thread, no access) */
+	char cmdline[PROC_FACTS_CMDLINE_MAX];	/* arguments joined by spaces */
+	bool cmdline_cut;		/* it went on past what is kept */
+	char unit[PROC_FACTS_UNIT_MAX];	/* "orders-api.service", "" when none */
+	uid_t uid;			/* real uid */
+	bool has_uid;
+};
+
+/* 0, or -ESRCH when the process is gone. */
+int proc_facts_read(pid_t pid, struct proc_facts *f);
+
+/* The unit named by a cgroup v2 path: its innermost .service or .scope component. */
+void proc_facts_unit_of(const char *cgroup_path, char *unit, size_t unitsz);
+
+#endif
