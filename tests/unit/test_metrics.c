@@ -304,7 +304,7 @@ static void test_label_escaping(void **state)
 	const char *names[] = {
 		"back\\slash \"quoted\"\nnext line",
 		"braces} and, commas=\"x\"",
-		"bad\xff" "byte",
+		"bad\377byte",
 		"tab\tand\rreturn",
 	};
 	struct metrics *m = with_services(names, 4);
@@ -322,7 +322,7 @@ static void test_label_escaping(void **state)
 	assert_true(parsed(j, "aiocopd_watched_processes", "service", names[0], NULL, NULL) == 10);
 	assert_true(parsed(j, "aiocopd_watched_processes", "service", names[1], NULL, NULL) == 11);
 	/* not UTF-8: the byte becomes U+FFFD, Prometheus would refuse the scrape otherwise */
-	assert_true(parsed(j, "aiocopd_watched_processes", "service", "bad\xef\xbf\xbd" "byte",
+	assert_true(parsed(j, "aiocopd_watched_processes", "service", "bad\357\277\275byte",
 			   NULL, NULL) == 12);
 	assert_true(parsed(j, "aiocopd_watched_processes", "service", names[3], NULL, NULL) == 13);
 	json_object_put(j);
@@ -558,8 +558,8 @@ static void test_checker_refuses(void **state)
 	static const char *const bad[] = {
 		"# HELP x y\n# TYPE x gauge\nx{service=\"a\nb\"} 1\n",	/* raw newline */
 		"x 1\n",						/* untyped */
-		"# HELP aiocopd_build_info v\n# TYPE aiocopd_build_info gauge\n"
-		"aiocopd_build_info{version=\"1\"} 1\naiocopd_build_info{version=\"1\"} 1\n",
+		("# HELP aiocopd_build_info v\n# TYPE aiocopd_build_info gauge\n"
+		 "aiocopd_build_info{version=\"1\"} 1\naiocopd_build_info{version=\"1\"} 1\n"),	/* twice */
 	};
 	char path[] = "/tmp/test_metrics.XXXXXX", cmd[160];
 
