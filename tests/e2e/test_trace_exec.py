@@ -47,11 +47,14 @@ def test_trace_document(paired, tmp_path_factory):
     assert meta["python"]["version"] == version, meta
     assert meta["processes"] == [{k: meta[k] for k in ("pid", "command_line", "python")}]
     site = frame_of("trace_target.py", "block", "stall")
+    # the print that says when may block too, on a busy machine (the test reads its pipe)
+    say = frame_of("trace_target.py", "say", "stall")
     for r in doc["reports"]:
         check_report(r, 30.0)
         assert r["task"] == {"name": "stalling-task", "coro": "stall"}, r
         assert r["attribution"] == "callback", r
-        assert [e["entry_point"] for e in r["blocking_events"]] == [site], r
+        sites = [e["entry_point"] for e in r["blocking_events"]]
+        assert sites.count(site) == 1 and set(sites) <= {site, say}, r
     # what the target did: every block that started well inside the window was reported
     start, end = meta_times(doc)
     blocks = [float(l.split()[1]) for l in target.stdout if l.startswith("blocking ")]
@@ -109,6 +112,7 @@ def test_trace_chrome_timeline(paired, tmp_path_factory):
             inner["ts"] + inner["dur"] <= outer["ts"] + outer["dur"] + 0.002
 
     site = frame_of("trace_target.py", "block", "stall")
+    say = frame_of("trace_target.py", "say", "stall")   # its print may block on a busy machine
     for c in callbacks:
         assert c["name"] == "stalling-task" and c["tid"] == target.pid, c
         assert any(inside(c, i) for i in iterations), f"callback outside any iteration: {c}"
@@ -117,7 +121,8 @@ def test_trace_chrome_timeline(paired, tmp_path_factory):
         assert c["args"]["severity_level"] == report["severity_level"] == "high"
         assert c["dur"] == pytest.approx(report["elapsed_ms"] * 1000, abs=1.0)
     for b in blocking:
-        assert b["cat"] == "sleep" and b["args"]["entry_point"] == site, b
+        assert (b["cat"], b["args"]["entry_point"]) == ("sleep", site) or \
+            b["args"]["entry_point"] == say, b
         assert any(inside(b, c) for c in callbacks), f"blocking slice outside a callback: {b}"
 
 

@@ -6,7 +6,7 @@ from _scenario import run
 
 
 async def stall():
-    print(f"blocking {time.time():.6f}", flush=True)
+    print(f"blocking {time.time():.6f}", flush=True)  # MARK: say
     time.sleep(0.04)  # MARK: block
 
 
