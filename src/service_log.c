@@ -2,8 +2,9 @@
 /*
  * Where the service writes what it finds (see service_log.h). The file and stdout get one
  * JSON line per record, built whole in memory and handed to one write(2): with O_APPEND
- * that keeps lines whole even beside other writers, and a line that a full disk or a full
- * pipe cut short is ended before the next record. The journal gets one entry per record
+ * that keeps lines whole even beside other writers. What a full pipe took only part of is
+ * finished, and a line that a full disk cut short is ended before the next record, so a
+ * reader loses that record and no other. The journal gets one entry per record
  * through sd_journal_sendv, whose native protocol carries values holding newlines; its
  * CODE_* fields name the Python code the report points at, never this file.
  */
@@ -35,13 +36,13 @@ struct service_log {
 	enum service_log_kind kind;
 	int fd;				/* the file's, stdout's, or -1 (the journal) */
 	char *path;
-	bool line_open;			/* a record was cut short: the next one begins with '\n' */
-	bool stalled;			/* the last record timed out waiting for the reader */
-	dev_t dev;			/* of the file open now: a reopen of the same file keeps */
-	ino_t ino;			/* line_open, a new one starts clean */
+	bool line_open;			/* a record was cut short: '\n' comes first */
+	bool stalled;			/* the last record timed out waiting for its reader */
+	dev_t dev;			/* of the file open now: reopening the same file */
+	ino_t ino;			/* keeps line_open, a new one starts clean */
 };
 
-/* ---- the JSON objects -------------------------------------------------------------------- */
+/* ---- the JSON objects ------------------------------------------------------------------ */
 
 /* Whether byte c continues a UTF-8 sequence (10xxxxxx). */
 static bool utf8_continuation(char c)
@@ -110,7 +111,7 @@ static const char *json_line_text(struct json_object *o)
 					      JSON_C_TO_STRING_NOSLASHESCAPE);
 }
 
-/* ---- JSON lines: a file or stdout ------------------------------------------------------- */
+/* ---- JSON lines: a file or stdout ------------------------------------------------------ */
 
 static long ms_since(const struct timespec *start)
 {
@@ -239,7 +240,7 @@ static int open_file(struct service_log *l, const char *path, char *err, size_t 
 	return 0;
 }
 
-/* ---- the journal ---------------------------------------------------------------------- */
+/* ---- the journal ----------------------------------------------------------------------- */
 
 /* The fields of one entry, each "NAME=value"; err: one could not be made. */
 struct fields {
@@ -248,7 +249,8 @@ struct fields {
 	int err;
 };
 
-__attribute__((format(printf, 2, 3)))
+static void field(struct fields *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 static void field(struct fields *f, const char *fmt, ...)
 {
 	va_list ap;
@@ -374,8 +376,9 @@ static void where_fields(struct fields *f, const char *entry_point)
 
 /*
  * libsystemd drops an entry silently when the socket is missing (ENOENT): look first, so
- * that a lost entry is an error the caller counts. Another error (nobody bound to the
- * socket, a full queue) comes back from sd_journal_sendv itself.
+ * that a lost entry is an error the caller counts. Other errors (a socket nobody is bound
+ * to) come back from sd_journal_sendv itself. Its socket blocks: a journald whose queue is
+ * full is waited for, as by every other journal client.
  */
 static int journal_send(struct fields *f)
 {
@@ -492,7 +495,7 @@ static void suppressed_fields(struct fields *f, const struct suppressed *s,
 	free(message);
 }
 
-/* ---- the interface -------------------------------------------------------------------- */
+/* ---- the interface --------------------------------------------------------------------- */
 
 int service_log_open(struct service_log **out, enum service_log_kind kind, const char *path,
 		     char *err, size_t errsz)

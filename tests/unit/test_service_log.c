@@ -85,7 +85,8 @@ static void make_report(struct report *r, enum severity_level level, const char 
 		assert_non_null(trace);
 		*e = (struct report_event){ .event = "time.sleep(0.06)", .category = CAT_SLEEP,
 					    .severity = 50, .duration_ms = 60.1,
-					    .syscall = "clock_nanosleep", .entry_point = xstrdup(WHERE) };
+					    .syscall = "clock_nanosleep",
+					    .entry_point = xstrdup(WHERE) };
 		head = snprintf(trace, 128, "%s <- /usr/lib/python3.11/asyncio/events.py:80:_run",
 				WHERE);
 		memset(trace + head, 'x', trace_bytes);
@@ -332,7 +333,7 @@ static void check_mixed(char *text, size_t len, unsigned n)
 	free(line_len);
 }
 
-/* ---- JSON lines ------------------------------------------------------------------------- */
+/* ---- JSON lines ------------------------------------------------------------------------ */
 
 static void test_file_lines_are_json(void **state)
 {
@@ -1185,7 +1186,8 @@ static void test_journal_entries(void **state)
 		const char *ci = getenv("CI");
 
 		if (ci && !strcmp(ci, "true"))
-			fail_msg("no mount namespace (unshare: %s) under CI", strerror(-h.said[0].ret));
+			fail_msg("no mount namespace (unshare: %s) under CI",
+				 strerror(-h.said[0].ret));
 		skip();
 	}
 	assert_int_equal(status, 0);
