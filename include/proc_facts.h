@@ -27,6 +27,9 @@ struct proc_facts {
 /* 0, or -ESRCH when the process is gone. */
 int proc_facts_read(pid_t pid, struct proc_facts *f);
 
+/* The command line alone, arguments joined by spaces; returns whether it was cut short. */
+bool proc_facts_cmdline(pid_t pid, char *buf, size_t bufsz);
+
 /* The unit named by a cgroup v2 path: its innermost .service or .scope component. */
 void proc_facts_unit_of(const char *cgroup_path, char *unit, size_t unitsz);
 

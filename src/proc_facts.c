@@ -62,23 +62,23 @@ static void read_exe(pid_t pid, struct proc_facts *f)
 		memmove(f->exe, f->exe + root_len, strlen(f->exe + root_len) + 1);
 }
 
-static void read_cmdline(pid_t pid, struct proc_facts *f)
+bool proc_facts_cmdline(pid_t pid, char *buf, size_t bufsz)
 {
 	char path[64];
 	ssize_t n;
 
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
-	n = proc_read_file(path, f->cmdline, sizeof(f->cmdline));
+	n = proc_read_file(path, buf, bufsz);
 	if (n < 0)
 		n = 0;
-	f->cmdline_cut = (size_t)n >= sizeof(f->cmdline) - 1;
 	/* arguments joined by spaces; a trailing NUL is the last argument's end */
-	while (n > 0 && f->cmdline[n - 1] == 0)
+	while (n > 0 && buf[n - 1] == 0)
 		n--;
 	for (ssize_t i = 0; i < n; i++)
-		if (f->cmdline[i] == 0)
-			f->cmdline[i] = ' ';
-	f->cmdline[n] = 0;
+		if (buf[i] == 0)
+			buf[i] = ' ';
+	buf[n] = 0;
+	return (size_t)n >= bufsz - 1;
 }
 
 static void read_unit(pid_t pid, struct proc_facts *f)
@@ -118,7 +118,7 @@ int proc_facts_read(pid_t pid, struct proc_facts *f)
 {
 	f->pid = pid;
 	read_exe(pid, f);
-	read_cmdline(pid, f);
+	f->cmdline_cut = proc_facts_cmdline(pid, f->cmdline, sizeof(f->cmdline));
 	read_unit(pid, f);
 	read_uid(pid, f);
 	if (kill(pid, 0) && errno == ESRCH)
