@@ -239,7 +239,7 @@ static void forget(struct service *s, struct svc_target *t)
 
 /* ---- discovery's hooks ------------------------------------------------------------------------ */
 
-static const void *select_process(void *ctx, const struct proc_facts *f)
+static const void *select_process(void *ctx, struct proc_facts *f)
 {
 	struct service *s = ctx;
 
@@ -447,7 +447,10 @@ static void rematch(struct service *s)
 		struct watched *w = t->w;
 
 		next = t->next;
-		rule = proc_facts_read(w->pid, f) ? NULL : service_config_match(&s->cfg, f);
+		proc_facts_init(f, w->pid);
+		rule = service_config_match(&s->cfg, f);
+		if (!proc_facts_alive(f))
+			continue;	/* its exit is on the way */
 		if (!rule) {
 			say(s, LOG_NOTICE, "PID %d (%s): no rule selects it any more", w->pid,
 			    t->service);
@@ -569,8 +572,9 @@ static void print_selected(const struct service_config *cfg)
 		char err[512] = "";
 		long pid = strtol(de->d_name, NULL, 10);
 
-		if (pid <= 0 || pid == getpid() || proc_facts_read(pid, f))
+		if (pid <= 0 || pid == getpid())
 			continue;
+		proc_facts_init(f, pid);
 		r = service_config_match(cfg, f);
 		if (!r)
 			continue;
@@ -578,7 +582,7 @@ static void print_selected(const struct service_config *cfg)
 			printf("  PID %ld (%s): CPython %s: ", pid, r->name, t->version);
 		else
 			printf("  PID %ld (%s): not watched (%s): ", pid, r->name, err);
-		report_put_text(stdout, f->cmdline);
+		report_put_text(stdout, proc_facts_cmdline_of(f));
 		putchar('\n');
 	}
 out:
