@@ -28,6 +28,8 @@ systemd) suite=bookworm
 esac
 root="$cache/$name"
 stamp="$root/.aiocopd-test-root"
+# (the list's line breaks and indents collapsed to single spaces)
+# shellcheck disable=SC2086,SC2116
 want="$suite: $(echo $packages)"
 
 # A booted container's first start does what a fresh install's first boot would (a machine

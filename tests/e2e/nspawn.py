@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from aiocopd_e2e import REPO, build_test_root, unavailable
+from aiocopd_e2e import AIOCOPD, REPO, _build_dir_of, build_test_root, unavailable
 
 BOOT_TIMEOUT = 60.0         # seconds from starting nspawn to "running"
 HALT_TIMEOUT = 30.0         # seconds nspawn may take to halt the container on SIGTERM
@@ -52,19 +52,23 @@ def systemd_root():
         unavailable(str(e))
 
 
-def make_install(destdir, *make_args):
-    """`make install DESTDIR=destdir` of this tree; its output, or an AssertionError."""
-    r = subprocess.run(["make", "-s", "-C", str(REPO), "install", f"DESTDIR={destdir}",
-                        *make_args], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, f"make install failed:\n{r.stdout}{r.stderr}"
+def _make(target, destdir, make_args):
+    """`make TARGET DESTDIR=destdir` of this tree, of the aiocopd under test when this tree
+    builds it (AIOCOPD=build-san/aiocopd installs that one); its output."""
+    out = _build_dir_of(AIOCOPD)
+    r = subprocess.run(["make", "-s", "-C", str(REPO), *([f"OUT={out}"] if out else []),
+                        target, f"DESTDIR={destdir}", *make_args],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, f"make {target} failed:\n{r.stdout}{r.stderr}"
     return r.stdout
+
+
+def make_install(destdir, *make_args):
+    return _make("install", destdir, make_args)
 
 
 def make_uninstall(destdir, *make_args):
-    r = subprocess.run(["make", "-s", "-C", str(REPO), "uninstall", f"DESTDIR={destdir}",
-                        *make_args], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, f"make uninstall failed:\n{r.stdout}{r.stderr}"
-    return r.stdout
+    return _make("uninstall", destdir, make_args)
 
 
 class Overlay:
