@@ -10,7 +10,8 @@ MANDIR      = $(PREFIX)/share/man
 DOCDIR      = $(PREFIX)/share/doc/aiocopd
 # The service's unit goes where this machine's systemd looks for packaged units; its
 # configuration is always under /etc, the path aiocopd reads by default (SPEC 6.1).
-SYSTEMDUNITDIR ?= $(or $(shell pkg-config --variable=systemdsystemunitdir systemd 2>/dev/null),/lib/systemd/system)
+SYSTEMDUNITDIR ?= $(or $(shell pkg-config --variable=systemdsystemunitdir systemd 2>/dev/null),\
+                       /lib/systemd/system)
 CONFDIR     = /etc/aiocopd
 
 CC         ?= cc
