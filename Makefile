@@ -8,6 +8,11 @@ DESTDIR    ?=
 BINDIR      = $(PREFIX)/sbin
 MANDIR      = $(PREFIX)/share/man
 DOCDIR      = $(PREFIX)/share/doc/aiocopd
+# The service's unit goes where this machine's systemd looks for packaged units; its
+# configuration is always under /etc, the path aiocopd reads by default (SPEC 6.1).
+SYSTEMDUNITDIR ?= $(or $(shell pkg-config --variable=systemdsystemunitdir systemd 2>/dev/null),\
+                       /lib/systemd/system)
+CONFDIR     = /etc/aiocopd
 
 CC         ?= cc
 CLANG      ?= clang
@@ -194,14 +199,34 @@ demo: deps
 	$(MAKE) all
 	@tools/demo.sh $(OUT)/aiocopd
 
+# The unit is written with the binary's path. An existing configuration is never replaced;
+# uninstall removes it only while it is still the one shipped (an edited one stays, and is
+# named), and the drop-in directory only when empty.
 install: $(OUT)/aiocopd
 	install -D -m 0755 $(OUT)/aiocopd $(DESTDIR)$(BINDIR)/aiocopd
 	install -D -m 0644 docs/aiocopd.8 $(DESTDIR)$(MANDIR)/man8/aiocopd.8
 	install -D -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	install -d -m 0755 $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(CONFDIR)/aiocopd.conf.d
+	sed 's|@BINDIR@|$(BINDIR)|g' tools/aiocopd.service.in > $(DESTDIR)$(SYSTEMDUNITDIR)/aiocopd.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/aiocopd.service
+	@if [ -e $(DESTDIR)$(CONFDIR)/aiocopd.conf ]; then \
+		echo "install: keeping the existing $(DESTDIR)$(CONFDIR)/aiocopd.conf"; \
+	else \
+		echo "install -m 0644 tools/aiocopd.conf $(DESTDIR)$(CONFDIR)/aiocopd.conf"; \
+		install -m 0644 tools/aiocopd.conf $(DESTDIR)$(CONFDIR)/aiocopd.conf; \
+	fi
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/aiocopd $(DESTDIR)$(MANDIR)/man8/aiocopd.8
 	rm -rf $(DESTDIR)$(DOCDIR)
+	rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/aiocopd.service
+	@if cmp -s tools/aiocopd.conf $(DESTDIR)$(CONFDIR)/aiocopd.conf; then \
+		echo "rm -f $(DESTDIR)$(CONFDIR)/aiocopd.conf"; \
+		rm -f $(DESTDIR)$(CONFDIR)/aiocopd.conf; \
+	elif [ -e $(DESTDIR)$(CONFDIR)/aiocopd.conf ]; then \
+		echo "uninstall: keeping $(DESTDIR)$(CONFDIR)/aiocopd.conf, changed since it was installed"; \
+	fi
+	rmdir $(DESTDIR)$(CONFDIR)/aiocopd.conf.d $(DESTDIR)$(CONFDIR) 2>/dev/null || true
 
 clean:
 	rm -rf $(OUT) $(SAN_OUT)
