@@ -205,6 +205,7 @@ demo: deps
 install: $(OUT)/aiocopd
 	install -D -m 0755 $(OUT)/aiocopd $(DESTDIR)$(BINDIR)/aiocopd
 	install -D -m 0644 docs/aiocopd.8 $(DESTDIR)$(MANDIR)/man8/aiocopd.8
+	install -D -m 0644 docs/aiocopd.conf.5 $(DESTDIR)$(MANDIR)/man5/aiocopd.conf.5
 	install -D -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
 	install -d -m 0755 $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(CONFDIR)/aiocopd.conf.d
 	sed 's|@BINDIR@|$(BINDIR)|g' tools/aiocopd.service.in > $(DESTDIR)$(SYSTEMDUNITDIR)/aiocopd.service
@@ -218,6 +219,7 @@ install: $(OUT)/aiocopd
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/aiocopd $(DESTDIR)$(MANDIR)/man8/aiocopd.8
+	rm -f $(DESTDIR)$(MANDIR)/man5/aiocopd.conf.5
 	rm -rf $(DESTDIR)$(DOCDIR)
 	rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/aiocopd.service
 	@if cmp -s tools/aiocopd.conf $(DESTDIR)$(CONFDIR)/aiocopd.conf; then \

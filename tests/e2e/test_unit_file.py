@@ -23,6 +23,7 @@ MAX_EXPOSURE = 3.0
 
 def installed_files(prefix):
     return sorted([f"{prefix}/sbin/aiocopd", f"{prefix}/share/man/man8/aiocopd.8",
+                   f"{prefix}/share/man/man5/aiocopd.conf.5",
                    f"{prefix}/share/doc/aiocopd/README.md", f"{UNIT_DIR}/{UNIT}", CONF])
 
 
