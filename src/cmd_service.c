@@ -395,7 +395,8 @@ static int set_metric_services(struct service *s, const struct service_config *c
 static struct engine_options engine_options_of(const struct service_config *cfg)
 {
 	return (struct engine_options){ .threshold_ms = cfg->threshold_ms,
-					.trace_depth = cfg->trace_depth, .stats = true };
+					.trace_depth = cfg->trace_depth, .stats = true,
+					.no_exit_hold = true };
 }
 
 static bool same_log(const struct service_config *a, const struct service_config *b)

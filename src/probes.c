@@ -330,10 +330,11 @@ static void attach_gc(struct probes *p, const struct py_target *t, struct target
  * report's frames are named from with it. Processes that end without finalizing (os._exit,
  * a signal) are not held: their reports may lose their frames.
  */
-void probes_attach_always(struct probes *p, const struct py_target *t, struct target_links *l)
+void probes_attach_always(struct probes *p, const struct py_target *t, struct target_links *l,
+			  bool hold_at_exit)
 {
 	attach_gc(p, t, l);
-	if (t->finalize_offset)
+	if (hold_at_exit && t->finalize_offset)
 		l->finalize = attach_at(p, p->skel->progs.process_finalize, t, t->finalize_offset,
 					false);
 }
