@@ -109,7 +109,7 @@ def run_in_the_units_sandbox(machine, argv, capabilities):
 
 @pytest.mark.parametrize("dropped", [None, *UNIT_CAPABILITIES])
 def test_the_units_capabilities_are_needed_and_enough(machine, dropped):
-    """README "The service's unit": its four capabilities let aiocopd load and attach as its
+    """README "The unit and its privileges": its four capabilities let aiocopd load and attach as its
     transient user, in its sandbox, to another user's process; without any one of them it
     refuses to start, naming it."""
     pid = int(show(machine, "demo.service", "MainPID"))

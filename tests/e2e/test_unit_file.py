@@ -15,7 +15,7 @@ from nspawn import Overlay, make_install, make_uninstall
 UNIT = "aiocopd.service"
 UNIT_DIR = "/usr/lib/systemd/system"        # /lib/systemd/system, /lib being /usr/lib there
 CONF = "/etc/aiocopd/aiocopd.conf"
-# README "The service's unit": the smallest set measured to work (tests/e2e/test_systemd.py
+# README "The unit and its privileges": the smallest set measured to work (tests/e2e/test_systemd.py
 # drops each in turn); a change here is a change of the documented contract
 CAPABILITIES = {"CAP_BPF", "CAP_PERFMON", "CAP_SYS_PTRACE", "CAP_DAC_READ_SEARCH"}
 MAX_EXPOSURE = 3.0
