@@ -150,7 +150,7 @@ sanitize:
 # tests/fuzz/corpus/NAME (tests/fuzz/make_corpus.py writes it). What a run finds goes to
 # $(OUT)/fuzz/: new inputs to corpus-NAME, a crashing one to NAME-crash-*. `make fuzz-test`
 # (part of `make test`) runs each for FUZZ_TEST_TIME seconds, `make fuzz` for FUZZ_TIME.
-FUZZERS        := elf linetable pydebug pyresolve
+FUZZERS        := elf linetable pydebug pyresolve config
 FUZZ_TIME      ?= 300
 FUZZ_TEST_TIME ?= 10
 FUZZ_OUT        = $(OUT)/fuzz
@@ -158,7 +158,8 @@ FUZZ_SAN       := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS    := -g -O1 -std=gnu11 -Wall -Wextra -Wno-unused-parameter $(FUZZ_SAN) \
                   $(if $(filter true,$(CI)),-Werror)
 # the modules the harnesses reach, instrumented for coverage
-FUZZ_LIB_OBJS   = $(patsubst %,$(FUZZ_OUT)/src/%.o,elf_file linetable procmem pydebug pylayout pyresolve)
+FUZZ_LIB_OBJS   = $(patsubst %,$(FUZZ_OUT)/src/%.o,elf_file linetable procmem pydebug pylayout pyresolve \
+                  service_config proc_facts array)
 FUZZ_BINS       = $(patsubst %,$(FUZZ_OUT)/fuzz_%,$(FUZZERS))
 
 $(FUZZ_OUT)/src/%.o: src/%.c $(wildcard VERSION)
@@ -173,7 +174,7 @@ $(FUZZ_OUT)/libfuzzed.a: $(FUZZ_LIB_OBJS)
 	rm -f $@ && $(AR) rcs $@ $^
 
 $(FUZZ_BINS): $(FUZZ_OUT)/fuzz_%: $(FUZZ_OUT)/fuzz_%.o $(FUZZ_OUT)/libfuzzed.a
-	$(CLANG) $(FUZZ_SAN) -fsanitize=fuzzer $^ -o $@ -lelf -lz
+	$(CLANG) $(FUZZ_SAN) -fsanitize=fuzzer $^ -o $@ -lelf -lz -linih
 
 # run-fuzzers SECONDS: each harness in turn; a crash, leak or sanitizer report stops make
 define run-fuzzers
