@@ -122,8 +122,8 @@ test: deps
 # ---- sanitizers --------------------------------------------------------------------------
 # aiocopd and the unit tests built again with ASan and UBSan into their own tree, run, and a
 # representative part of the end-to-end suite (live -p, a target exiting, trace, exec,
-# hostile targets, missing privileges, under every installed CPython) run against that
-# binary; tests that only time things or kill aiocopd are left out, a sanitizer has nothing
+# hostile targets, missing privileges, the service's reloads, limits and log, under every
+# installed CPython) run against that binary; tests that only time things or kill aiocopd are left out, a sanitizer has nothing
 # to say there. Any report fails: the runtimes stop at the first one with an exit status of
 # their own (SAN_EXIT), and the e2e harness fails a test whose aiocopd printed a report or
 # exited so (tests/e2e/aiocopd_e2e.py, SANITIZER_REPORT and SANITIZER_EXITS).
@@ -136,7 +136,10 @@ SAN_E2E    ?= test_attached_line_and_quiet_loop or test_time_sleep_in_named_task
               test_target_exits_mid_run or test_long_path_is_named_whole_or_marked_cut or \
               test_missing_privileges or test_trace_document or test_trace_target_exits_early or \
               test_exec_violation_from_the_first_callback or test_exec_follows_a_child_python or \
-              test_text_output_escapes_a_hostile_task_name or test_not_a_cpython_process
+              test_text_output_escapes_a_hostile_task_name or test_not_a_cpython_process or \
+              test_reload_changes_thresholds_and_rules_in_place or test_hostile_command_lines or \
+              test_invalid_reload_is_refused_and_storms_survive or test_report_limit_counts_and_summarises or \
+              test_log_file_is_reopened_on_sigusr1 or test_bad_configuration_is_refused_with_its_line
 
 sanitize:
 	$(MAKE) OUT=$(SAN_OUT) CC=$(CLANG) CFLAGS='-O1 -g $(SAN_FLAGS)' LDFLAGS='$(SAN_FLAGS)' \
