@@ -741,3 +741,20 @@ def prog_ids_held_by_anyone():
         if entry.isdigit():
             ids |= prog_ids_held_by(int(entry))
     return ids
+
+
+def orphaned_programs(before, timeout=30.0):
+    """{id: name} of aiocopd's programs loaded since `before` (a bpf_programs() snapshot)
+    that no live process holds, once the kernel has had timeout seconds to release those of
+    processes that exited (a uprobe_multi link goes only after an RCU grace period)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        now = bpf_programs()
+        leaked = {i: n for i, n in now.items() if is_aiocopd_prog_name(n) and i not in before}
+        if leaked:
+            held = prog_ids_held_by_anyone()
+            leaked = {i: n for i, n in leaked.items() if i not in held}
+        if not leaked or time.monotonic() > deadline:
+            return leaked
+        time.sleep(0.2)
+

@@ -12,8 +12,7 @@ import pytest
 
 from aiocopd_e2e import (AIOCOPD, ATTACH_TIMEOUT, PROGRAMS, READY_TIMEOUT, REFUSED, Interpreter,
                          as_nobody_with, as_root_with, bpf_programs, frame_of, is_sleep_of,
-                         is_aiocopd_prog_name, prog_ids_held_by, prog_ids_held_by_anyone,
-                         unavailable)
+                         is_aiocopd_prog_name, orphaned_programs, prog_ids_held_by, unavailable)
 
 ATTACHED_RE = re.compile(
     r"aiocopd: attached to PID (\d+) \(CPython (\d+\.\d+\.\d+), (\d+) loop thread\(s\) seen so far\)")
@@ -255,20 +254,14 @@ def test_sigkill_leaves_target_and_kernel_clean(paired):
         assert p.wait(timeout=60) == -signal.SIGKILL, p.describe()
         # the kernel releases a dead process's programs as it closes its descriptors; programs
         # with aiocopd's names that appeared since and that no live process holds are leaks
-        deadline = time.monotonic() + 30
-        while True:
-            now = bpf_programs()
-            left = mine & set(now)
-            leaked = {i for i, n in now.items() if is_aiocopd_prog_name(n) and i not in before}
-            leaked -= prog_ids_held_by_anyone()
-            if not (left or leaked) or time.monotonic() > deadline:
-                return left, leaked, now
-            time.sleep(0.2)
+        leaked = orphaned_programs(before)
+        now = bpf_programs()
+        return mine & set(now), leaked, now
 
     # the kernel removes probes one at a time: two killed at once would take twice as long
     left, leaked, now = paired(scenario, parallel=1)
     assert not left, f"programs of the killed aiocopd still loaded: {sorted(now[i] for i in left)}"
-    assert not leaked, f"orphaned programs: {sorted(now[i] for i in leaked)}"
+    assert not leaked, f"orphaned programs: {sorted(leaked.values())}"
 
 
 def short_lived_reports(lines, pid=None):

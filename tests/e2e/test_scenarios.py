@@ -143,8 +143,10 @@ def test_gc_pause_inside_a_callback(paired):
     reports = run.for_task("the-collector", "collector")
     expect_reports(run, reports, 2, "the-collector", task_name="the-collector")
     for r in reports:
-        # building the heap is CPU, collecting it is gc: whichever took most of the step
-        assert r["reason"] == ("gc" if 2 * r["gc_ms"] >= r["elapsed_ms"] else "cpu_blocking"), r
+        # building the heap is CPU, collecting it is gc: whichever took most of the step (or,
+        # on a busy host, the other work that kept it off the CPU)
+        cpu = "cpu_blocking" if r["on_cpu_ms"] >= r["off_cpu_ms"] else "preempted"
+        assert r["reason"] == ("gc" if 2 * r["gc_ms"] >= r["elapsed_ms"] else cpu), r
         # 200,000 cycles take tens of milliseconds to collect on this machine
         assert r["gc_ms"] >= 5, r
         # a collection runs on the CPU, unless other work preempts it
@@ -160,7 +162,9 @@ def test_slow_call_later_callback(paired):
     for r in reports:
         assert r["task"] is None, r
         assert r["elapsed_ms"] >= 50 and r["exceeded_threshold"] is True, r
-        assert r["reason"] == "cpu_blocking" and r["blocking_events"] == [], r
+        # a callback the host's other work kept off the CPU longer than on it was preempted
+        assert r["reason"] == ("cpu_blocking" if r["on_cpu_ms"] >= r["off_cpu_ms"]
+                               else "preempted") and r["blocking_events"] == [], r
         assert r["on_cpu_ms"] >= (0.05 if machine_is_busy() else 0.5) * r["elapsed_ms"], r
 
 
@@ -195,7 +199,7 @@ def test_to_thread_is_not_a_loop_block(paired):
     blocked = [r for r in run.for_task("the-blocker", "blocker") if r["exceeded_threshold"]]
     expect_reports(run, blocked, 3, "the-blocker", task_name="the-blocker")
     for r in blocked:
-        sleeps = [e for e in r["blocking_events"] if e["event"] == "time.sleep(0.05)"]
+        sleeps = [e for e in r["blocking_events"] if is_sleep_of(e["event"], "0.05")]
         assert len(sleeps) == 1, r
         assert sleeps[0]["category"] == "sleep" and sleeps[0]["entry_point"] == blocker_site, r
     for r in run.reports:
@@ -349,7 +353,7 @@ def test_add_reader_callback(paired):
         assert r["task"] is None and r["elapsed_ms"] >= 50, r
         events = r["blocking_events"]
         assert [e["entry_point"] for e in events if e["category"] == "sleep"] == [site], r
-        assert events[0]["event"] == "time.sleep(0.05)", r
+        assert is_sleep_of(events[0]["event"], "0.05"), r
 
 
 def test_second_asyncio_run(paired):

@@ -9,15 +9,13 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 
 import pytest
 
-from aiocopd_e2e import (AIOCOPD, INTERPRETERS, PROGRAMS, bpf_programs, check_report,
-                         frame_of, is_aiocopd_prog_name, is_sleep_of, machine_is_busy,
-                         prog_ids_held_by)
+from aiocopd_e2e import (AIOCOPD, INTERPRETERS, bpf_programs, check_report, frame_of,
+                         is_sleep_of, machine_is_busy, prog_ids_held_by)
 from service_e2e import Service
 from test_namespaces import (APP, SID_LAUNCHERS, assert_sleeper, ns_ids,  # noqa: F401
                              programs_in_root, sid_interpreter)

@@ -7,7 +7,7 @@ assertions below.
 import re
 
 from aiocopd_e2e import frame_of
-from test_scenarios import armed_reports, expect_reports
+from test_scenarios import armed, armed_reports, expect_reports
 
 
 def test_nonblocking_connect_is_no_report(paired):
@@ -68,10 +68,13 @@ def test_cpu_stall_levels(paired):
     expect_reports(run, long, 3, "stall-150", task_name="stall-150")
     for r in short + long:
         assert r["severity_score"] == 0 and r["reason"] != "io_blocking", r
+    # a report attributed from a whole iteration that both steps shared estimates each one's
+    # time from its CPU samples; once armed, each is bounded exactly
+    exact = [r for r in short + long if armed(r)]
     for r in short:
-        assert r["elapsed_ms"] >= 95, r
+        assert r not in exact or r["elapsed_ms"] >= 95, r
         assert r["severity_level"] in ("medium", "high"), r
     for r in long:
-        assert r["elapsed_ms"] >= 145, r
-        assert r["severity_level"] == "high", r
+        assert r not in exact or r["elapsed_ms"] >= 145, r
+        assert r not in exact or r["severity_level"] == "high", r
     armed_reports(run, short + long, 2, "the stalls")

@@ -17,7 +17,7 @@ import urllib.request
 import pytest
 
 from aiocopd_e2e import (AIOCOPD, PROGRAMS, bpf_programs, is_aiocopd_prog_name, marker_line,
-                         prog_ids_held_by, prog_ids_held_by_anyone)
+                         orphaned_programs, prog_ids_held_by)
 from nspawn import Machine, make_install
 
 PREFIX = "/usr"                             # a distribution's layout: /usr/sbin/aiocopd
@@ -212,6 +212,7 @@ def test_service_under_systemd(machine):
     the container's PID namespace: the ids it reports are the ones systemctl shows there."""
     require_service()
     started = time.monotonic()
+    before = bpf_programs()
     port = free_port()
     demo_pid = int(show(machine, "demo.service", "MainPID"))
     entry_point = f"{DEMO}:{marker_line('unit_blocker.py', 'block')}:main"
@@ -282,7 +283,6 @@ def test_service_under_systemd(machine):
     assert show(machine, "aiocopd.service", "ActiveState") == "inactive"
     assert show(machine, "aiocopd.service", "Result") == "success"
     assert not (set(bpf_programs()) & held), "programs of the stopped service still loaded"
-    leaked = {i: n for i, n in bpf_programs().items()
-              if is_aiocopd_prog_name(n) and i not in prog_ids_held_by_anyone()}
+    leaked = orphaned_programs(before)
     assert not leaked, f"aiocopd programs loaded that no process holds: {leaked}"
     print(f"service under systemd: {time.monotonic() - started:.1f} s")
