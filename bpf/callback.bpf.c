@@ -30,12 +30,19 @@ static __always_inline int start_callback(const struct target_cfg *cfg, struct t
 	close_callback(cfg, st, pid, tid, now);
 	open_scope(st, now, args, 0);
 	forget_ident(tid);
+	st->iter_callbacks++;
+	/*
+	 * An iteration already a quarter of the threshold old may become the loop's lag: its
+	 * callbacks are named as they start, while what they run is surely alive, so that the
+	 * longest can be named (bpf/scope.bpf.h, keep_top). Short iterations pay nothing.
+	 */
+	if (st->iter_start_ns && now - st->iter_start_ns >= cfg->threshold_ns / 4)
+		ensure_ident(cfg, st, tid);
 	if (cfg->flags & TARGET_STATS) {
 		struct loop_stats *ls = bpf_map_lookup_elem(&loop_stats, &tid);
 
 		if (ls)
 			ls->callbacks++;
-		st->iter_callbacks++;
 	}
 	return 0;
 }

@@ -50,7 +50,8 @@ struct report_top {
 	char coro[AIOCOPD_NAME_LEN];
 	char callback[AIOCOPD_NAME_LEN + 16];
 	char *entry_point;
-	double ms;			/* estimated from its share of the CPU samples */
+	double ms;			/* timed by BPF (armed), or estimated from samples */
+	bool timed;			/* ms is its own time, not its share of the samples */
 };
 
 struct report {

@@ -164,6 +164,7 @@ static const struct mapping mappings[] = {
 	USER_FIELD(F_STR_SIZE, F_STR_LENGTH, 8, str_length),
 	USER_FIELD(F_BYTES_SIZE, F_BYTES_OB_SIZE, 8, bytes_size),
 	USER_FIELD(F_GEN_SIZE, F_GEN_IFRAME, 1, coro_iframe),
+	BPF_FIELD(F_GEN_SIZE, F_GEN_IFRAME, 1, coro_frame),
 };
 
 static const struct table_format *format_of(int major, int minor)

@@ -418,7 +418,7 @@ static void write_iteration_text(FILE *out, const struct report *r,
 
 		fputs("  -", out);
 		put_who(out, t->is_task, t->task_name, t->coro, t->callback);
-		fprintf(out, "  ~%.1fms  at ", t->ms);
+		fprintf(out, "  %s%.1fms  at ", t->timed ? "" : "~", t->ms);
 		put_short_frame(out, paths, t->entry_point);
 		fputc('\n', out);
 	}

@@ -424,7 +424,8 @@ def check_iteration(r, threshold_ms):
     assert set(r) - NS_REPORT_KEYS == ITERATION_KEYS, r
     assert r["elapsed_ms"] >= threshold_ms - 0.001 and r["threshold_ms"] == threshold_ms, r
     assert isinstance(r["callbacks"], int) and r["callbacks"] >= 2, r
-    assert 1 <= len(r["top"]) <= 3, r
+    # (armed, only the callbacks BPF could name are listed: maybe none of a lag of tiny ones)
+    assert len(r["top"]) <= 3, r
     assert [t["ms"] for t in r["top"]] == sorted((t["ms"] for t in r["top"]), reverse=True), r
     for t in r["top"]:
         assert set(t) == TOP_KEYS and 0 <= t["ms"] <= r["elapsed_ms"] + 0.01, r

@@ -109,8 +109,8 @@ static const struct {
 	int asyncio;
 } real[] = {
 	{ "3.13.0", 26, 0 },
-	{ "3.14.10", 27, 1 },
-	{ "3.15.2", 28, 1 },
+	{ "3.14.10", 28, 1 },
+	{ "3.15.2", 29, 1 },
 };
 
 static void test_real_tables_match_builtin_rows(void **state)

@@ -897,6 +897,14 @@ static void test_iteration_split_per_callback(void **state)
 	recon_parts_free(parts, n);
 }
 
+/* One of the callbacks a slow_iteration names: where, how long, and whether timed or estimated. */
+static void assert_top(const struct report_top *t, const char *where, double ms, bool timed)
+{
+	assert_string_equal(t->entry_point, where);
+	assert_ms(t->ms, ms);
+	assert_int_equal(t->timed, timed);
+}
+
 /*
  * Many small callbacks made the iteration slow, none by itself: the CPU samples spread over
  * them name no slow callback but the loop's lag, with the callbacks that took most of it
@@ -932,11 +940,73 @@ static void test_iteration_of_small_callbacks_is_lag(void **state)
 	assert_int_equal(r->n_top, REPORT_MAX_TOP);
 	assert_false(r->top[0].is_task);
 	assert_string_equal(r->top[0].callback, "Server.on_timer");
-	assert_string_equal(r->top[0].entry_point, "/srv/app.py:20:on_timer");
-	assert_ms(r->top[0].ms, 30);
-	assert_string_equal(r->top[1].entry_point, "/srv/app.py:12:handler");
-	assert_ms(r->top[1].ms, 10);
+	assert_top(&r->top[0], "/srv/app.py:20:on_timer", 30, false);
+	assert_top(&r->top[1], "/srv/app.py:12:handler", 10, false);
 	recon_parts_free(parts, n);
+}
+
+/* A callback BPF kept as one of the longest of an armed iteration. */
+static void set_top(struct iteration_top *t, uint64_t ms, unsigned kind, const char *qualname,
+		    uint64_t code)
+{
+	memset(t, 0, sizeof(*t));
+	t->duration_ns = ms * MS;
+	t->ident.kind = kind;
+	t->ident.callable = HANDLE + ms;
+	t->ident.code = code;
+	snprintf(t->ident.qualname, sizeof(t->ident.qualname), "%s", qualname);
+}
+
+/*
+ * Armed, BPF counted the iteration's callbacks and timed the longest it named: the report
+ * lists them longest first, exactly timed, each where its code is, or by its name when the
+ * code cannot be read (the function is gone).
+ */
+static void test_armed_lag_names_the_longest_callbacks(void **state)
+{
+	struct fixture *f = *state;
+	struct event_iteration ev = { .h = f->cb.h, .duration_ns = 95 * MS, .callbacks = 1500,
+				      .lag = 1, .n_top = 3 };
+	struct report *r = &f->report;
+
+	ev.h.type = EVENT_ITERATION;
+	set_top(&ev.top[0], 4, CB_FUNCTION, "Server.on_timer", CODE_ON_TIMER);
+	set_top(&ev.top[1], 9, CB_TASK_STEP, "Server.handler", CODE_HANDLER);
+	ev.top[1].ident.name_kind = TASK_NAME_INT;
+	ev.top[1].ident.name_int = 7;
+	set_top(&ev.top[2], 6, CB_FUNCTION, "vanished", CODE_GONE);
+	assert_int_equal(reconstruct_lag_iteration(&ev, &f->res, &f->opt, r), 0);
+	assert_true(r->slow_iteration);
+	assert_true(r->exceeded);
+	assert_int_equal(r->callbacks, 1500);
+	assert_ms(r->elapsed_ms, 95);
+	assert_int_equal(r->pid, PID);
+	assert_int_equal(r->start_ns, MONO_START);
+	assert_int_equal(r->n_top, 3);
+	assert_true(r->top[0].is_task);
+	assert_string_equal(r->top[0].task_name, "Task-7");
+	assert_string_equal(r->top[0].coro, "Server.handler");
+	assert_top(&r->top[0], "/srv/app.py:12:handler", 9, true);
+	assert_false(r->top[1].is_task);
+	assert_string_equal(r->top[1].callback, "vanished");
+	assert_top(&r->top[1], "vanished", 6, true);
+	assert_top(&r->top[2], "/srv/app.py:20:on_timer", 4, true);
+}
+
+/* No callback of the lag was named (all short, none switched out): the count alone. */
+static void test_armed_lag_without_names(void **state)
+{
+	struct fixture *f = *state;
+	struct event_iteration ev = { .h = f->cb.h, .duration_ns = 40 * MS, .callbacks = 300,
+				      .lag = 1, .n_top = 0 };
+	struct report *r = &f->report;
+
+	/* what n_top does not count is not read, whatever it holds */
+	set_top(&ev.top[0], 4, CB_FUNCTION, "stale", CODE_ON_TIMER);
+	assert_int_equal(reconstruct_lag_iteration(&ev, &f->res, &f->opt, r), 0);
+	assert_true(r->slow_iteration);
+	assert_int_equal(r->callbacks, 300);
+	assert_int_equal(r->n_top, 0);
 }
 
 /* One callback in the iteration (or none told apart): the iteration is its report, unchanged. */
@@ -1174,6 +1244,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_iteration_split_per_callback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_iteration_of_small_callbacks_is_lag, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_armed_lag_names_the_longest_callbacks, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_armed_lag_without_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_iteration_of_one_callback_unchanged, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_fd_names_captured_at_record_time, setup,
