@@ -367,6 +367,27 @@ static __always_inline void ident_from_task(const struct py_layout *l, __u64 tas
 	locate_coro(l, coro, id);
 }
 
+/*
+ * 3.14+: _asyncio keeps the Task whose step runs now in the thread state. uvloop runs steps
+ * with no Handle._run frame to find: unarmed, this is how its Task is named.
+ */
+static __always_inline int ident_from_running_task(const struct py_layout *l, __u64 tstate,
+						   struct callback_ident *id)
+{
+	__u64 task;
+
+	if (!l->tstate_running_task || !tstate)
+		return -1;
+	task = read_ptr(tstate + l->tstate_running_task);
+	if (!task || (task & 7))
+		return -1;
+	__builtin_memset(id, 0, sizeof(*id));
+	id->kind = CB_TASK_STEP;
+	id->callable = task;		/* (only ever compared with 0) */
+	ident_from_task(l, task, id);
+	return 0;
+}
+
 /* Identify the callable Context.run was given while it is still alive. */
 static __always_inline void capture_ident(const struct target_cfg *cfg, __u64 args,
 					  struct callback_ident *id)

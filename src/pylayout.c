@@ -256,6 +256,7 @@ static const struct py_version_layout layouts[] = {
 			.task_name = 136,
 			.coro_qualname = 32,
 			.coro_frame = 72,
+			.tstate_running_task = 872,
 			.handle_callback = 24,
 		},
 		.user = {
@@ -308,6 +309,7 @@ static const struct py_version_layout layouts[] = {
 			.task_name = 136,
 			.coro_qualname = 32,
 			.coro_frame = 72,
+			.tstate_running_task = 1032,
 			.handle_callback = 24,
 		},
 		.user = {

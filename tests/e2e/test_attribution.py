@@ -1,6 +1,6 @@
 """How a report is attributed (SPEC section 3): reason from where the callback's time went, and
 entry_point as the application's innermost frame."""
-from aiocopd_e2e import frame_of
+from aiocopd_e2e import frame_of, verdict
 
 from test_scenarios import expect_reports
 
@@ -63,13 +63,6 @@ def test_small_tasks_waking_together_are_the_loops_lag(paired):
     blamed = [r for r in run.reports if r["task"] and r["task"]["coro"] == "small" and
               r["attribution"] == "iteration"]
     assert not blamed, f"a small task was blamed for the iteration:\n{run.describe()}"
-
-
-def verdict(r):
-    # (the event's text is left out: 3.10's unarmed record names time.sleep by the
-    # pselect6 it measured, 0.062 for 0.06, a naming matter of the event, not the verdict)
-    return ([(e["category"], e["severity"], e["entry_point"]) for e in r["blocking_events"]],
-            r["severity_score"], r["severity_level"])
 
 
 def test_first_report_of_fresh_target_equals_later_ones(paired):

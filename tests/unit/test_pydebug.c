@@ -150,7 +150,8 @@ static void test_real_asyncio_tables_match_builtin_rows(void **state)
 		assert_int_equal(pydebug_apply_asyncio(c.asyncio, c.asyncio_len, &l), 0);
 		assert_int_equal(l.bpf.task_name, row->bpf.task_name);
 		assert_int_equal(l.bpf.task_coro, row->bpf.task_coro);
-		assert_int_equal(same_where_set(&l, row), 2);
+		assert_int_equal(l.bpf.tstate_running_task, row->bpf.tstate_running_task);
+		assert_int_equal(same_where_set(&l, row), 3);
 	}
 }
 
