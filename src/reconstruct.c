@@ -95,13 +95,6 @@ static struct named_stack *name_stacks(const struct recon_resolver *res,
 
 /* ---- rendering a stack ------------------------------------------------------------------ */
 
-static const char *base_name(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-
-	return slash ? slash + 1 : path;
-}
-
 /*
  * CPython's own shim frames have no source: 3.13 runs __init__ of a class call through a
  * static code object named "__init__" in a file named "__init__", with no line table.
@@ -174,16 +167,16 @@ static void find_entry_point(const struct named_stack *s, const struct recon_opt
 	}
 }
 
-/* Builds trace, short trace and entry point of one record's stack. */
+/* Builds the trace and the entry point of one record's stack. */
 static void describe_stack(const struct named_stack *s, const struct recon_options *opt,
 			   struct report_event *out)
 {
-	char *trace = calloc(1, MAX_TRACE_TEXT), *shortt = calloc(1, MAX_TRACE_TEXT);
+	char *trace = calloc(1, MAX_TRACE_TEXT);
 	char frame[1024], entry[1024] = "", innermost[1024] = "";
 	unsigned shown = 0, i, depth = opt->trace_depth;
-	size_t used = 0, sused = 0;
+	size_t used = 0;
 
-	if (!trace || !shortt)
+	if (!trace)
 		goto out;
 	for (i = 0; i < s->n && shown < depth; i++) {
 		const struct py_location *loc = &s->frames[i].loc;
@@ -196,21 +189,12 @@ static void describe_stack(const struct named_stack *s, const struct recon_optio
 		if (used < MAX_TRACE_TEXT)
 			used += snprintf(trace + used, MAX_TRACE_TEXT - used, "%s%s",
 					 shown ? " <- " : "", frame);
-		if (shown < TEXT_TRACE_FRAMES && sused < MAX_TRACE_TEXT) {
-			format_frame(frame, sizeof(frame), base_name(loc->file), loc->line,
-				     loc->function);
-			sused += snprintf(shortt + sused, MAX_TRACE_TEXT - sused, "%s%s",
-					  shown ? " <- " : "", frame);
-		} else if (shown == TEXT_TRACE_FRAMES && sused < MAX_TRACE_TEXT) {
-			sused += snprintf(shortt + sused, MAX_TRACE_TEXT - sused, " <- ...");
-		}
 		shown++;
 	}
 	out->trace_cut = shown && (s->cut || i < s->n);
 	find_entry_point(s, opt, entry, sizeof(entry));
 out:
 	out->trace = trace;
-	out->trace_short = shortt;
 	out->entry_point = strdup(entry[0] ? entry : innermost);
 }
 
@@ -591,7 +575,6 @@ static int add_events(const struct record *recs, const struct named_stack *stack
 static void free_cpu_stack(struct report_cpu_stack *c)
 {
 	free(c->trace);
-	free(c->trace_short);
 	free(c->entry_point);
 }
 
@@ -612,8 +595,8 @@ static int add_cpu_samples(const struct named_stack *stacks, size_t n,
 			continue;
 		out->cpu_samples++;
 		describe_stack(&stacks[i], opt, &stack);
-		all[n_all] = (struct report_cpu_stack){ stack.entry_point, stack.trace,
-							stack.trace_short, 1, stack.trace_cut };
+		all[n_all] = (struct report_cpu_stack){ stack.entry_point, stack.trace, 1,
+							stack.trace_cut };
 		for (k = 0; k < n_all; k++)
 			if (stack.trace && all[k].trace && !strcmp(all[k].trace, stack.trace))
 				break;

@@ -15,7 +15,6 @@ void report_free(struct report *r)
 	for (size_t i = 0; i < r->n_events; i++) {
 		free(r->events[i].entry_point);
 		free(r->events[i].trace);
-		free(r->events[i].trace_short);
 	}
 	free(r->events);
 	r->events = NULL;
@@ -23,7 +22,6 @@ void report_free(struct report *r)
 	for (size_t i = 0; i < r->n_cpu; i++) {
 		free(r->cpu[i].entry_point);
 		free(r->cpu[i].trace);
-		free(r->cpu[i].trace_short);
 	}
 	r->n_cpu = 0;
 	for (size_t i = 0; i < r->n_top; i++)

@@ -63,7 +63,6 @@ static void make_report(struct report *r, uint64_t start_ns, double elapsed_ms,
 	e->syscall = "clock_nanosleep";
 	e->entry_point = xstrdup(where);
 	e->trace = xstrdup(where);
-	e->trace_short = xstrdup(where);
 }
 
 /* ---- histogram ----------------------------------------------------------------------------- */
