@@ -27,16 +27,19 @@ static __always_inline void count_iteration(__u32 tid, __u64 busy)
 	ls->hist[loop_hist_bucket(busy) & (LOOP_HIST_BUCKETS - 1)]++;
 }
 
-/* A slow iteration's record; with lag, the callbacks keep_top kept name the longest ones. */
-static __always_inline void emit_iteration(struct thread_state *st, __u32 pid, __u32 tid,
-					   __u64 busy, bool lag)
+/*
+ * A slow iteration's record; with lag, the callbacks keep_top kept name the longest ones.
+ * Out of line: the copy is long, and every iteration's end would carry it.
+ */
+static __noinline int emit_iteration(struct thread_state *st, __u32 pid, __u32 tid, __u64 busy,
+				     __u32 lag)
 {
 	struct iteration_tops *t = NULL;
 	struct event_iteration *ev;
 
 	ev = record_reserve(sizeof(*ev), EVENT_ITERATION, pid, tid, st->iter_start_ns);
 	if (!ev)
-		return;
+		return 0;
 	ev->duration_ns = busy;
 	ev->callbacks = st->iter_callbacks;
 	ev->lag = lag;
@@ -50,6 +53,7 @@ static __always_inline void emit_iteration(struct thread_state *st, __u32 pid, _
 		__builtin_memset(ev->top, 0, sizeof(ev->top));
 	}
 	record_submit(ev);
+	return 0;
 }
 
 /*

@@ -26,9 +26,10 @@ static struct iteration_tops empty_tops;
 /*
  * A named callback ended under the threshold: it is kept while it is among the longest of
  * its iteration, in case the iteration turns out slow with no callback slow by itself.
- * Callers compare with iter_top_min_ns first, so most callbacks never come here.
+ * Callers compare with iter_top_min_ns first, so most callbacks never come here; out of
+ * line, so that the path every callback takes stays short.
  */
-static __always_inline void keep_top(struct thread_state *st, __u32 tid, __u64 elapsed)
+static __noinline int keep_top(struct thread_state *st, __u32 tid, __u64 elapsed)
 {
 	struct callback_ident *id = bpf_map_lookup_elem(&idents, &tid);
 	struct iteration_tops *t;
@@ -36,13 +37,13 @@ static __always_inline void keep_top(struct thread_state *st, __u32 tid, __u64 e
 	__u64 min;
 
 	if (!id || !id->callable)
-		return;
+		return 0;
 	t = bpf_map_lookup_elem(&tops, &tid);
 	if (!t) {
 		bpf_map_update_elem(&tops, &tid, &empty_tops, BPF_NOEXIST);
 		t = bpf_map_lookup_elem(&tops, &tid);
 		if (!t)
-			return;
+			return 0;
 	}
 	if (slot >= AIOCOPD_ITER_TOPS) {
 		/* all taken: the shortest gives way (it is shorter than this one) */
@@ -54,16 +55,17 @@ static __always_inline void keep_top(struct thread_state *st, __u32 tid, __u64 e
 		st->iter_tops++;
 	}
 	if (slot >= AIOCOPD_ITER_TOPS)
-		return;
+		return 0;
 	t->top[slot].duration_ns = elapsed;
 	__builtin_memcpy(&t->top[slot].ident, id, sizeof(*id));
 	if (st->iter_tops < AIOCOPD_ITER_TOPS)
-		return;
+		return 0;
 	min = t->top[0].duration_ns;
 	for (__u32 k = 1; k < AIOCOPD_ITER_TOPS; k++)
 		if (t->top[k].duration_ns < min)
 			min = t->top[k].duration_ns;
 	st->iter_top_min_ns = min;
+	return 0;
 }
 
 static __always_inline void close_callback(const struct target_cfg *cfg, struct thread_state *st,
