@@ -59,7 +59,9 @@ static __noinline int emit_iteration(struct thread_state *st, __u32 pid, __u32 t
 /*
  * An iteration ends: counted (TARGET_STATS), and when it was slow, a record for the
  * timeline (TARGET_STATS) or, armed, for a slow_iteration report when several callbacks
- * ran in it and none was slow by itself: the loop's lag, which no callback report shows.
+ * took the threshold together and none by itself: the loop's lag, which no callback report
+ * shows. (Time outside its callbacks, the loop's own or the thread's wait for a CPU
+ * between them, is no callback's to name.)
  */
 static __always_inline void end_iteration(const struct target_cfg *cfg, struct thread_state *st,
 					  __u32 pid, __u32 tid, __u64 now)
@@ -75,7 +77,7 @@ static __always_inline void end_iteration(const struct target_cfg *cfg, struct t
 	if (busy < cfg->threshold_ns)
 		return;
 	lag = (cfg->flags & TARGET_ARMED) && !(st->flags & THREAD_ITER_SLOW) &&
-	      st->iter_callbacks >= 2;
+	      st->iter_callbacks >= 2 && st->iter_cb_ns >= cfg->threshold_ns;
 	if (lag || (cfg->flags & TARGET_STATS))
 		emit_iteration(st, pid, tid, busy, lag);
 }
@@ -160,6 +162,7 @@ int epoll_exit(void *ctx)
 	st->iter_callbacks = 0;
 	st->iter_tops = 0;
 	st->iter_top_min_ns = 0;
+	st->iter_cb_ns = 0;
 	st->flags &= ~THREAD_ITER_SLOW;
 	/* unarmed, the iteration itself is what gets timed */
 	if (cfg && !(cfg->flags & TARGET_ARMED)) {

@@ -87,6 +87,7 @@ static __always_inline void close_callback(const struct target_cfg *cfg, struct 
 		st->flags |= THREAD_ITER_SLOW;
 	else if (scope == SCOPE_CALLBACK && named && elapsed > st->iter_top_min_ns)
 		keep_top(st, tid, elapsed);
+	st->iter_cb_ns += elapsed;
 	if (!scope_reported(cfg, st, scope, elapsed))
 		return;
 	ev = record_reserve(sizeof(*ev), EVENT_CALLBACK, pid, tid, st->cb_start_ns);

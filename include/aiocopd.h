@@ -211,6 +211,7 @@ struct thread_state {
 	__u64 runnable_since_ns;	/* switched out while still runnable (preempted); 0: not */
 	__u64 cb_preempted_ns;		/* the current callback's time runnable but off CPU */
 	__u64 iter_top_min_ns;		/* the shortest of them once there are AIOCOPD_ITER_TOPS */
+	__u64 iter_cb_ns;		/* time its callbacks took, together (armed) */
 };
 
 /* Per loop thread, with TARGET_STATS. Map "loop_stats", keyed by tid. */
@@ -394,7 +395,7 @@ struct event_iteration {
 	struct event_header h;		/* ts_ns: epoll returned */
 	__u64 duration_ns;		/* until the next epoll call */
 	__u64 callbacks;		/* started in it, while armed */
-	__u32 lag;			/* armed, several callbacks, none slow: the loop's lag */
+	__u32 lag;			/* armed: callbacks took it, several, none slow by itself */
 	__u32 n_top;			/* valid entries of top, in no order (lag only) */
 	struct iteration_top top[AIOCOPD_ITER_TOPS];
 };
