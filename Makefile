@@ -8,6 +8,11 @@ DESTDIR    ?=
 BINDIR      = $(PREFIX)/sbin
 MANDIR      = $(PREFIX)/share/man
 DOCDIR      = $(PREFIX)/share/doc/aiocopd
+# The service's unit goes where this machine's systemd looks for packaged units; its
+# configuration is always under /etc, the path aiocopd reads by default (SPEC 6.1).
+SYSTEMDUNITDIR ?= $(or $(shell pkg-config --variable=systemdsystemunitdir systemd 2>/dev/null),\
+                       /lib/systemd/system)
+CONFDIR     = /etc/aiocopd
 
 CC         ?= cc
 CLANG      ?= clang
@@ -117,8 +122,8 @@ test: deps
 # ---- sanitizers --------------------------------------------------------------------------
 # aiocopd and the unit tests built again with ASan and UBSan into their own tree, run, and a
 # representative part of the end-to-end suite (live -p, a target exiting, trace, exec,
-# hostile targets, missing privileges, under every installed CPython) run against that
-# binary; tests that only time things or kill aiocopd are left out, a sanitizer has nothing
+# hostile targets, missing privileges, the service's reloads, limits and log, under every
+# installed CPython) run against that binary; tests that only time things or kill aiocopd are left out, a sanitizer has nothing
 # to say there. Any report fails: the runtimes stop at the first one with an exit status of
 # their own (SAN_EXIT), and the e2e harness fails a test whose aiocopd printed a report or
 # exited so (tests/e2e/aiocopd_e2e.py, SANITIZER_REPORT and SANITIZER_EXITS).
@@ -131,7 +136,10 @@ SAN_E2E    ?= test_attached_line_and_quiet_loop or test_time_sleep_in_named_task
               test_target_exits_mid_run or test_long_path_is_named_whole_or_marked_cut or \
               test_missing_privileges or test_trace_document or test_trace_target_exits_early or \
               test_exec_violation_from_the_first_callback or test_exec_follows_a_child_python or \
-              test_text_output_escapes_a_hostile_task_name or test_not_a_cpython_process
+              test_text_output_escapes_a_hostile_task_name or test_not_a_cpython_process or \
+              test_reload_changes_thresholds_and_rules_in_place or test_hostile_command_lines or \
+              test_invalid_reload_is_refused_and_storms_survive or test_report_limit_counts_and_summarises or \
+              test_log_file_is_reopened_on_sigusr1 or test_bad_configuration_is_refused_with_its_line
 
 sanitize:
 	$(MAKE) OUT=$(SAN_OUT) CC=$(CLANG) CFLAGS='-O1 -g $(SAN_FLAGS)' LDFLAGS='$(SAN_FLAGS)' \
@@ -145,7 +153,7 @@ sanitize:
 # tests/fuzz/corpus/NAME (tests/fuzz/make_corpus.py writes it). What a run finds goes to
 # $(OUT)/fuzz/: new inputs to corpus-NAME, a crashing one to NAME-crash-*. `make fuzz-test`
 # (part of `make test`) runs each for FUZZ_TEST_TIME seconds, `make fuzz` for FUZZ_TIME.
-FUZZERS        := elf linetable pydebug pyresolve
+FUZZERS        := elf linetable pydebug pyresolve config
 FUZZ_TIME      ?= 300
 FUZZ_TEST_TIME ?= 10
 FUZZ_OUT        = $(OUT)/fuzz
@@ -153,7 +161,8 @@ FUZZ_SAN       := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS    := -g -O1 -std=gnu11 -Wall -Wextra -Wno-unused-parameter $(FUZZ_SAN) \
                   $(if $(filter true,$(CI)),-Werror)
 # the modules the harnesses reach, instrumented for coverage
-FUZZ_LIB_OBJS   = $(patsubst %,$(FUZZ_OUT)/src/%.o,elf_file linetable procmem pydebug pylayout pyresolve)
+FUZZ_LIB_OBJS   = $(patsubst %,$(FUZZ_OUT)/src/%.o,elf_file linetable procmem pydebug pylayout pyresolve \
+                  service_config proc_facts array)
 FUZZ_BINS       = $(patsubst %,$(FUZZ_OUT)/fuzz_%,$(FUZZERS))
 
 $(FUZZ_OUT)/src/%.o: src/%.c $(wildcard VERSION)
@@ -168,7 +177,7 @@ $(FUZZ_OUT)/libfuzzed.a: $(FUZZ_LIB_OBJS)
 	rm -f $@ && $(AR) rcs $@ $^
 
 $(FUZZ_BINS): $(FUZZ_OUT)/fuzz_%: $(FUZZ_OUT)/fuzz_%.o $(FUZZ_OUT)/libfuzzed.a
-	$(CLANG) $(FUZZ_SAN) -fsanitize=fuzzer $^ -o $@ -lelf -lz
+	$(CLANG) $(FUZZ_SAN) -fsanitize=fuzzer $^ -o $@ -lelf -lz -linih
 
 # run-fuzzers SECONDS: each harness in turn; a crash, leak or sanitizer report stops make
 define run-fuzzers
@@ -194,14 +203,36 @@ demo: deps
 	$(MAKE) all
 	@tools/demo.sh $(OUT)/aiocopd
 
+# The unit is written with the binary's path. An existing configuration is never replaced;
+# uninstall removes it only while it is still the one shipped (an edited one stays, and is
+# named), and the drop-in directory only when empty.
 install: $(OUT)/aiocopd
 	install -D -m 0755 $(OUT)/aiocopd $(DESTDIR)$(BINDIR)/aiocopd
 	install -D -m 0644 docs/aiocopd.8 $(DESTDIR)$(MANDIR)/man8/aiocopd.8
+	install -D -m 0644 docs/aiocopd.conf.5 $(DESTDIR)$(MANDIR)/man5/aiocopd.conf.5
 	install -D -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	install -d -m 0755 $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(CONFDIR)/aiocopd.conf.d
+	sed 's|@BINDIR@|$(BINDIR)|g' tools/aiocopd.service.in > $(DESTDIR)$(SYSTEMDUNITDIR)/aiocopd.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/aiocopd.service
+	@if [ -e $(DESTDIR)$(CONFDIR)/aiocopd.conf ]; then \
+		echo "install: keeping the existing $(DESTDIR)$(CONFDIR)/aiocopd.conf"; \
+	else \
+		echo "install -m 0644 tools/aiocopd.conf $(DESTDIR)$(CONFDIR)/aiocopd.conf"; \
+		install -m 0644 tools/aiocopd.conf $(DESTDIR)$(CONFDIR)/aiocopd.conf; \
+	fi
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/aiocopd $(DESTDIR)$(MANDIR)/man8/aiocopd.8
+	rm -f $(DESTDIR)$(MANDIR)/man5/aiocopd.conf.5
 	rm -rf $(DESTDIR)$(DOCDIR)
+	rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/aiocopd.service
+	@if cmp -s tools/aiocopd.conf $(DESTDIR)$(CONFDIR)/aiocopd.conf; then \
+		echo "rm -f $(DESTDIR)$(CONFDIR)/aiocopd.conf"; \
+		rm -f $(DESTDIR)$(CONFDIR)/aiocopd.conf; \
+	elif [ -e $(DESTDIR)$(CONFDIR)/aiocopd.conf ]; then \
+		echo "uninstall: keeping $(DESTDIR)$(CONFDIR)/aiocopd.conf, changed since it was installed"; \
+	fi
+	rmdir $(DESTDIR)$(CONFDIR)/aiocopd.conf.d $(DESTDIR)$(CONFDIR) 2>/dev/null || true
 
 clean:
 	rm -rf $(OUT) $(SAN_OUT)

@@ -13,6 +13,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "aiocopd.h"
+#include "ids.bpf.h"
 #include "maps.bpf.h"
 #include "pyread.bpf.h"
 
@@ -48,7 +49,8 @@ static __always_inline __u64 wakeup_flag(__u32 type)
 	case EVENT_EXIT:
 		return BPF_RB_FORCE_WAKEUP;	/* what the process brought can go now */
 	case EVENT_EXEC_SEEN:
-		return BPF_RB_FORCE_WAKEUP;	/* a new process to attach to within 1 s */
+		/* every exec on the host: the drain timer is soon enough to attach within 1 s */
+		return BPF_RB_NO_WAKEUP;
 	case EVENT_THREAD_EXIT:
 		return 0;
 	case EVENT_LOOP_THREAD:
@@ -84,10 +86,8 @@ static __always_inline void record_submit(void *rec)
 
 static __always_inline struct thread_state *current_thread(__u32 *tid, __u32 *pid)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-
-	*tid = (__u32)id;
-	*pid = id >> 32;
+	if (!current_ids(tid, pid))
+		return NULL;
 	return bpf_map_lookup_elem(&threads, tid);
 }
 

@@ -48,10 +48,13 @@ static __always_inline void emit_process(__u32 type, __u32 pid, __u32 tid, __u32
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(thread_exit, struct task_struct *task)
 {
-	__u32 tid = task->pid, pid = task->tgid;
-	struct thread_state *st = bpf_map_lookup_elem(&threads, &tid);
+	struct thread_state *st;
+	__u32 tid, pid;
 	bool known;
 
+	if (!task_ids(task, &tid, &pid))
+		return 0;
+	st = bpf_map_lookup_elem(&threads, &tid);
 	if (st) {
 		if (st->flags & THREAD_LOOP)
 			emit_process(EVENT_THREAD_EXIT, pid, tid, 0);
@@ -76,11 +79,12 @@ int BPF_PROG(thread_exit, struct task_struct *task)
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(process_fork, struct task_struct *parent, struct task_struct *child)
 {
-	__u32 ptgid = parent->tgid, pid = child->pid, member;
+	__u32 ptid, ptgid, pid, ctgid, member;
 	struct target_cfg *cfg, copy;
 	__u32 *flags;
 
-	if (child->tgid != child->pid)
+	if (child->tgid != child->pid || !task_ids(parent, &ptid, &ptgid) ||
+	    !task_ids(child, &pid, &ctgid))
 		return 0;
 	flags = bpf_map_lookup_elem(&family, &ptgid);
 	if (!flags || !(*flags & (FAMILY_MEMBER | FAMILY_UNHELD)))
@@ -110,10 +114,11 @@ int BPF_PROG(process_fork, struct task_struct *parent, struct task_struct *child
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(process_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 pid = id >> 32, tid = (__u32)id;
-	__u32 *flags = bpf_map_lookup_elem(&family, &pid);
+	__u32 pid, tid, *flags;
 
+	if (!current_ids(&tid, &pid))
+		return 0;
+	flags = bpf_map_lookup_elem(&family, &pid);
 	if (!flags || (*flags & FAMILY_UNHELD)) {
 		if (flags || discover_execs)
 			emit_process(EVENT_EXEC_SEEN, pid, tid, 0);
@@ -138,9 +143,11 @@ int BPF_PROG(process_exec, struct task_struct *p, pid_t old_pid, struct linux_bi
 SEC("uprobe")
 int process_entry(struct pt_regs *ctx)
 {
-	__u32 pid = bpf_get_current_pid_tgid() >> 32;
-	__u32 *flags = bpf_map_lookup_elem(&family, &pid);
+	__u32 tid, pid, *flags;
 
+	if (!current_ids(&tid, &pid))
+		return 0;
+	flags = bpf_map_lookup_elem(&family, &pid);
 	if (!flags || !(*flags & FAMILY_AWAIT_ENTRY))
 		return 0;
 	*flags &= ~FAMILY_AWAIT_ENTRY;

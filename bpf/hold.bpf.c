@@ -93,10 +93,12 @@ static long continue_held(struct bpf_map *map, __u32 *pid, __u32 *type, void *ct
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(hold_exit, struct task_struct *task)
 {
-	__u32 pid = task->tgid;
+	__u32 tid, pid;
 
+	if (!task_ids(task, &tid, &pid))
+		return 0;
 	/* its main thread: background threads come and go while it runs */
-	if (task->pid == owner_tgid) {
+	if (tid == owner_tgid) {
 		owner_gone = 1;
 		if (can_continue_others())
 			bpf_for_each_map_elem(&held, continue_held, NULL, 0);
@@ -115,9 +117,9 @@ int BPF_PROG(hold_exit, struct task_struct *task)
 SEC("uprobe")
 int process_finalize(struct pt_regs *ctx)
 {
-	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	__u32 tid, pid;
 
-	if (bpf_map_lookup_elem(&targets, &pid))
+	if (current_ids(&tid, &pid) && bpf_map_lookup_elem(&targets, &pid))
 		hold_for_user_space(EVENT_FINALIZE, pid);
 	return 0;
 }

@@ -13,11 +13,15 @@
  *   hold.bpf.c      processes held stopped for user space, never beyond aiocopd's life
  *
  * One loaded object serves every monitored process: targets are keyed by tgid and threads
- * by tid. Records go to one ring buffer; user space drains it on a timer.
+ * by tid, as aiocopd's own PID namespace numbers them (bpf/ids.bpf.h). Records go to one ring buffer; user space drains it on a timer.
  */
 #include "common.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
+
+/* aiocopd's own PID namespace (bpf/ids.bpf.h): inode set before loading, level found */
+const volatile __u32 owner_pidns_inum = 0;
+__u32 owner_pidns_level_plus1 = 0;
 
 struct targets_map targets SEC(".maps");
 struct threads_map threads SEC(".maps");

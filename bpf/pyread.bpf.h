@@ -13,7 +13,6 @@
 #define FRAME_WINDOW		104	/* bytes read per frame: covers every field we use */
 #define OFF_MASK		0x7f	/* field offsets inside a window stay below 128 + 8 */
 
-
 struct scratch {
 	__u8 win[144];
 	struct py_frame frames[AIOCOPD_MAX_FRAMES];
@@ -68,7 +67,6 @@ static long tstate_step(__u32 i, struct tstate_walk *w)
 	return 0;
 }
 
-#define PID_NS_LEVELS		32	/* the kernel's MAX_PID_NS_LEVEL */
 
 /*
  * The current thread's id as its own PID namespace numbers it (what gettid() returned to

@@ -37,10 +37,13 @@ static __always_inline void add_preempted(struct thread_state *st, __u64 now)
 SEC("tp_btf/sched_switch")
 int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
-	__u32 prev_tid = prev->pid, next_tid = next->pid;
+	__u32 prev_tid = 0, next_tid = 0, unused;
 	struct thread_state *st;
 	__u64 now = 0;
 
+	/* a task outside our PID namespace keeps id 0: no thread of ours has it */
+	task_ids(prev, &prev_tid, &unused);
+	task_ids(next, &next_tid, &unused);
 	st = bpf_map_lookup_elem(&threads, &prev_tid);
 	if (st) {
 		now = bpf_ktime_get_ns();

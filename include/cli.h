@@ -99,5 +99,6 @@ void cli_report_losses(const struct engine *e);
 int cmd_live(int argc, char **argv);
 int cmd_trace(int argc, char **argv);
 int cmd_exec(int argc, char **argv);
+int cmd_service(int argc, char **argv);
 
 #endif

@@ -24,7 +24,7 @@ struct discoverer;
 
 struct discover_hooks {
 	/* the rule that selects a process, or NULL: not to be watched (opaque here) */
-	const void *(*select)(void *ctx, const struct proc_facts *f);
+	const void *(*select)(void *ctx, struct proc_facts *f);
 	/* now watched, selected by rule */
 	void (*watched)(void *ctx, struct watched *w, const void *rule);
 	/* child, a fork of the watched parent, is watched too */

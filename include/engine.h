@@ -34,6 +34,11 @@ struct engine_options {
 	bool report_all;		/* --all: fast callbacks that blocked are reported too */
 	bool armed_from_start;		/* trace, exec: every callback probed from the start */
 	bool stats;			/* trace, exec: loop statistics and slow iterations */
+	/*
+	 * service: a process that finalizes is not held until its last reports are read (the
+	 * service never stops a target, and may not be allowed to continue one)
+	 */
+	bool no_exit_hold;
 	int verbose;			/* 1: log LOG_INFO messages too, 2: and LOG_DEBUG */
 };
 

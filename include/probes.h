@@ -57,9 +57,10 @@ int probes_add_target(struct probes *p, const struct py_target *t, const struct 
 		      struct target_links *l, char *err, size_t errsz);
 /*
  * The uprobes a target has armed or not: collections are timed (gc_collect_main, or its USDT
- * probes), and Py_FinalizeEx holds it until its last records are read.
+ * probes), and (hold_at_exit) Py_FinalizeEx holds it until its last records are read.
  */
-void probes_attach_always(struct probes *p, const struct py_target *t, struct target_links *l);
+void probes_attach_always(struct probes *p, const struct py_target *t, struct target_links *l,
+			  bool hold_at_exit);
 /* Forgets a target (it exited or exec'd): its links go, its map entry too. */
 void probes_remove_target(struct probes *p, pid_t pid, struct target_links *l);
 /* Arming attaches the per-callback and audit uprobes; disarming detaches them. */

@@ -33,9 +33,11 @@ enum rate_verdict rate_limit_admit(struct rate_limit *rl, const char *service, p
 				   const char *entry_point, uint64_t now_ns, double wall);
 
 /*
- * Tells fn of every window that has ended (all: every window, as at exit or when pid's
- * process exited with pid > 0: only its windows) and held something back, then forgets
- * ended windows.
+ * Tells fn of every window that has ended and held something back, then forgets ended
+ * windows. all: every window counts as ended, as at exit. pid > 0: only pid's windows are
+ * looked at; with all, as when that process exited. A window told before its minute was
+ * over says so in window_s (the seconds it covered). Call it about once a second: a
+ * window that ended is told at the first flush after its minute.
  */
 void rate_limit_flush(struct rate_limit *rl, uint64_t now_ns, bool all, pid_t pid,
 		      void (*fn)(void *ctx, const struct suppressed *s), void *ctx);

@@ -60,7 +60,7 @@ void service_config_free(struct service_config *cfg);
 
 /* The first rule (in file order) whose every key f matches, or NULL. */
 const struct watch_rule *service_config_match(const struct service_config *cfg,
-					      const struct proc_facts *f);
+					      struct proc_facts *f);
 /* The threshold a rule's processes get. */
 double service_rule_threshold(const struct service_config *cfg, const struct watch_rule *r);
 

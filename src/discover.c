@@ -154,8 +154,7 @@ static void look_at(struct discoverer *d, pid_t pid, bool fresh)
 
 	if (!f || !t || pid == getpid() || engine_find(d->engine, pid))
 		goto out;
-	if (proc_facts_read(pid, f))
-		goto out;	/* gone already */
+	proc_facts_init(f, pid);
 	rule = d->hooks.select ? d->hooks.select(d->hooks.ctx, f) : NULL;
 	if (!rule)
 		goto out;

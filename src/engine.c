@@ -304,7 +304,7 @@ static void note_loop_thread(struct engine *e, struct watched *w, pid_t tid)
 	if (p->lazy) {
 		/* a fork that runs a loop of its own after all: now its probes are worth it */
 		p->lazy = false;
-		probes_attach_always(&e->probes, &w->target, &p->links);
+		probes_attach_always(&e->probes, &w->target, &p->links, !e->opt.no_exit_hold);
 		if (armed_always(e))
 			arm(e, w);
 	}
@@ -839,7 +839,8 @@ struct watched *engine_watch(struct engine *e, const struct py_target *t, unsign
 		goto fail;
 	w->priv->lazy = lazy;
 	if (!lazy)
-		probes_attach_always(&e->probes, &w->target, &w->priv->links);
+		probes_attach_always(&e->probes, &w->target, &w->priv->links,
+				     !e->opt.no_exit_hold);
 	if (armed) {
 		err[0] = 0;
 		if (probes_arm(&e->probes, &w->target, &w->priv->links, err, errsz)) {

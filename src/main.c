@@ -17,5 +17,9 @@ int main(int argc, char **argv)
 		cli_command = "aiocopd exec";
 		return cmd_exec(argc - 1, argv + 1);
 	}
+	if (argc > 1 && !strcmp(argv[1], "service")) {
+		cli_command = "aiocopd service";
+		return cmd_service(argc - 1, argv + 1);
+	}
 	return cmd_live(argc, argv);
 }

@@ -167,6 +167,20 @@ static int fill_syscall_props(struct probes *p, char *err, size_t errsz)
 	return 0;
 }
 
+#define PROC_PID_INIT_INO	0xEFFFFFFCu	/* the initial PID namespace's inode */
+
+/*
+ * Our own PID namespace, whose numbers every map and record uses (bpf/ids.bpf.h); nothing
+ * to set on the host, where they are the kernel's own.
+ */
+static void set_pid_namespace(struct aiocopd_bpf *skel)
+{
+	struct stat ns;
+
+	if (stat("/proc/self/ns/pid", &ns) == 0 && ns.st_ino != PROC_PID_INIT_INO)
+		skel->rodata->owner_pidns_inum = ns.st_ino;
+}
+
 /* The limits BPF applies, in its read-only data: the verifier sees them as constants. */
 static void set_limits(struct aiocopd_bpf *skel)
 {
@@ -176,6 +190,7 @@ static void set_limits(struct aiocopd_bpf *skel)
 	skel->rodata->max_samples_per_scope = AIOCOPD_MAX_SAMPLES_PER_SCOPE;
 	/* only processes this one can continue are ever held (bpf/hold.bpf.c) */
 	skel->rodata->owner_tgid = getpid();
+	set_pid_namespace(skel);
 }
 
 static void fill_audit_names(struct probes *p)
@@ -315,10 +330,11 @@ static void attach_gc(struct probes *p, const struct py_target *t, struct target
  * report's frames are named from with it. Processes that end without finalizing (os._exit,
  * a signal) are not held: their reports may lose their frames.
  */
-void probes_attach_always(struct probes *p, const struct py_target *t, struct target_links *l)
+void probes_attach_always(struct probes *p, const struct py_target *t, struct target_links *l,
+			  bool hold_at_exit)
 {
 	attach_gc(p, t, l);
-	if (t->finalize_offset)
+	if (hold_at_exit && t->finalize_offset)
 		l->finalize = attach_at(p, p->skel->progs.process_finalize, t, t->finalize_offset,
 					false);
 }

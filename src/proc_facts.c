@@ -9,11 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "proc_facts.h"
 #include "procmem.h"
-#include "target_ns.h"
 
 #define CGROUP_READ_MAX		4096
 
@@ -43,50 +43,60 @@ void proc_facts_unit_of(const char *cgroup_path, char *unit, size_t unitsz)
 	}
 }
 
-static void read_exe(pid_t pid, struct proc_facts *f)
+/* Whether pid's mount namespace is ours (a chroot in it shows host paths). */
+static bool same_mount_ns(pid_t pid)
 {
-	struct target_place place;
+	struct stat ours, theirs;
 	char path[64];
-	ssize_t n;
-	size_t root_len;
 
-	snprintf(path, sizeof(path), "/proc/%d/exe", pid);
+	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", pid);
+	return stat("/proc/self/ns/mnt", &ours) == 0 && stat(path, &theirs) == 0 &&
+	       ours.st_ino == theirs.st_ino && ours.st_dev == theirs.st_dev;
+}
+
+static void read_exe(struct proc_facts *f)
+{
+	char path[64], root[PATH_MAX];
+	ssize_t n, root_len;
+
+	snprintf(path, sizeof(path), "/proc/%d/exe", f->pid);
 	n = readlink(path, f->exe, sizeof(f->exe) - 1);
 	f->exe[n > 0 ? n : 0] = 0;
 	if (n <= 0)
 		return;
-	target_place_read(pid, &place);
-	root_len = strlen(place.root);
-	if (place.own_root && !place.own_mnt_ns && root_len > 1 &&
-	    !strncmp(f->exe, place.root, root_len) && f->exe[root_len] == '/')
-		memmove(f->exe, f->exe + root_len, strlen(f->exe + root_len) + 1);
+	snprintf(path, sizeof(path), "/proc/%d/root", f->pid);
+	root_len = readlink(path, root, sizeof(root) - 1);
+	if (root_len <= 1 || root_len >= n || memcmp(f->exe, root, root_len) ||
+	    f->exe[root_len] != '/' || !same_mount_ns(f->pid))
+		return;
+	memmove(f->exe, f->exe + root_len, n - root_len + 1);
 }
 
-static void read_cmdline(pid_t pid, struct proc_facts *f)
+bool proc_facts_cmdline(pid_t pid, char *buf, size_t bufsz)
 {
 	char path[64];
 	ssize_t n;
 
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
-	n = proc_read_file(path, f->cmdline, sizeof(f->cmdline));
+	n = proc_read_file(path, buf, bufsz);
 	if (n < 0)
 		n = 0;
-	f->cmdline_cut = (size_t)n >= sizeof(f->cmdline) - 1;
 	/* arguments joined by spaces; a trailing NUL is the last argument's end */
-	while (n > 0 && f->cmdline[n - 1] == 0)
+	while (n > 0 && buf[n - 1] == 0)
 		n--;
 	for (ssize_t i = 0; i < n; i++)
-		if (f->cmdline[i] == 0)
-			f->cmdline[i] = ' ';
-	f->cmdline[n] = 0;
+		if (buf[i] == 0)
+			buf[i] = ' ';
+	buf[n] = 0;
+	return (size_t)n >= bufsz - 1;
 }
 
-static void read_unit(pid_t pid, struct proc_facts *f)
+static void read_unit(struct proc_facts *f)
 {
 	char path[64], *buf = malloc(CGROUP_READ_MAX), *line, *save = NULL;
 
 	f->unit[0] = 0;
-	snprintf(path, sizeof(path), "/proc/%d/cgroup", pid);
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", f->pid);
 	if (!buf || proc_read_file(path, buf, CGROUP_READ_MAX) <= 0)
 		goto out;
 	/* cgroup v2: "0::/system.slice/orders-api.service" */
@@ -97,14 +107,14 @@ out:
 	free(buf);
 }
 
-static void read_uid(pid_t pid, struct proc_facts *f)
+static void read_uid(struct proc_facts *f)
 {
 	char path[64], buf[2048];
 	const char *uid;
 	unsigned long v;
 
 	f->has_uid = false;
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	snprintf(path, sizeof(path), "/proc/%d/status", f->pid);
 	if (proc_read_file(path, buf, sizeof(buf)) <= 0)
 		return;
 	uid = strstr(buf, "\nUid:");
@@ -114,14 +124,53 @@ static void read_uid(pid_t pid, struct proc_facts *f)
 	}
 }
 
-int proc_facts_read(pid_t pid, struct proc_facts *f)
+void proc_facts_init(struct proc_facts *f, pid_t pid)
 {
 	f->pid = pid;
-	read_exe(pid, f);
-	read_cmdline(pid, f);
-	read_unit(pid, f);
-	read_uid(pid, f);
-	if (kill(pid, 0) && errno == ESRCH)
-		return -ESRCH;
-	return 0;
+	f->have = 0;
+	f->exe[0] = f->cmdline[0] = f->unit[0] = 0;
+	f->has_uid = f->cmdline_cut = false;
+}
+
+/* Reads fact once; false when it had been read already. */
+static bool first_time(struct proc_facts *f, unsigned fact)
+{
+	if (f->have & fact)
+		return false;
+	f->have |= fact;
+	return true;
+}
+
+const char *proc_facts_exe(struct proc_facts *f)
+{
+	if (first_time(f, FACT_EXE))
+		read_exe(f);
+	return f->exe;
+}
+
+const char *proc_facts_cmdline_of(struct proc_facts *f)
+{
+	if (first_time(f, FACT_CMDLINE))
+		f->cmdline_cut = proc_facts_cmdline(f->pid, f->cmdline, sizeof(f->cmdline));
+	return f->cmdline;
+}
+
+const char *proc_facts_unit(struct proc_facts *f)
+{
+	if (first_time(f, FACT_UNIT))
+		read_unit(f);
+	return f->unit;
+}
+
+bool proc_facts_uid(struct proc_facts *f, uid_t *uid)
+{
+	if (first_time(f, FACT_UID))
+		read_uid(f);
+	*uid = f->uid;
+	return f->has_uid;
+}
+
+bool proc_facts_alive(const struct proc_facts *f)
+{
+	return kill(f->pid, 0) == 0 || errno != ESRCH;
 }

@@ -576,22 +576,25 @@ double service_rule_threshold(const struct service_config *cfg, const struct wat
 	return r->threshold_ms > 0 ? r->threshold_ms : cfg->threshold_ms;
 }
 
-/* Globs: '*' matches any characters, '/' included ("*python3*"). */
-static bool rule_matches(const struct watch_rule *r, const struct proc_facts *f)
+/* Globs: '*' matches any characters, '/' included ("*python3*"). Facts read as needed. */
+static bool rule_matches(const struct watch_rule *r, struct proc_facts *f)
 {
-	if (r->exe && (!f->exe[0] || fnmatch(r->exe, f->exe, 0)))
+	const char *exe, *unit;
+	uid_t uid;
+
+	if (r->exe && (!*(exe = proc_facts_exe(f)) || fnmatch(r->exe, exe, 0)))
 		return false;
-	if (r->unit && (!f->unit[0] || fnmatch(r->unit, f->unit, 0)))
+	if (r->unit && (!*(unit = proc_facts_unit(f)) || fnmatch(r->unit, unit, 0)))
 		return false;
-	if (r->has_user && (!f->has_uid || f->uid != r->uid))
+	if (r->has_user && (!proc_facts_uid(f, &uid) || uid != r->uid))
 		return false;
-	if (r->has_cmdline && regexec(&r->cmdline, f->cmdline, 0, NULL, 0))
+	if (r->has_cmdline && regexec(&r->cmdline, proc_facts_cmdline_of(f), 0, NULL, 0))
 		return false;
 	return true;
 }
 
 const struct watch_rule *service_config_match(const struct service_config *cfg,
-					      const struct proc_facts *f)
+					      struct proc_facts *f)
 {
 	for (size_t i = 0; i < cfg->n_rules; i++)
 		if (rule_matches(&cfg->rules[i], f))

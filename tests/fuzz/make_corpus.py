@@ -11,6 +11,10 @@ Everything comes from real producers, never from aiocopd's own code:
   pyresolve  code objects, their strings and line tables copied out of each installed
              CPython's own memory (ctypes), in fuzz_pyresolve.c's input format
 
+config (the service's configuration) is not written here: its seeds are the shipped
+tools/aiocopd.conf, SPEC 6.2's example and one holding every kind of error, kept in
+tests/fuzz/corpus/config by hand.
+
 Crash reproducers found later are added to the same folders by hand (crash-*), and this
 script leaves those alone. Interpreters that are not installed are skipped.
 """

@@ -299,7 +299,8 @@ static void test_error_in_a_drop_in_names_it(void **state)
 static struct proc_facts facts(const char *exe, const char *cmdline, const char *unit,
 			       uid_t uid)
 {
-	struct proc_facts p = { .pid = 42, .uid = uid, .has_uid = true };
+	struct proc_facts p = { .pid = 42, .uid = uid, .has_uid = true,
+				.have = FACT_EXE | FACT_CMDLINE | FACT_UNIT | FACT_UID };
 
 	snprintf(p.exe, sizeof(p.exe), "%s", exe);
 	snprintf(p.cmdline, sizeof(p.cmdline), "%s", cmdline);
