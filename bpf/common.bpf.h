@@ -125,17 +125,21 @@ static __always_inline void ensure_ident(const struct target_cfg *cfg, struct th
 	st->flags |= THREAD_IDENT_DONE;
 }
 
-/* Unarmed: name the callback of a long iteration from the stack just walked. */
+/*
+ * Unarmed: name the callback of a long iteration from the stack just walked, or (uvloop,
+ * which leaves no Handle._run on it) from the Task the thread state says runs now.
+ */
 static __always_inline void ensure_iteration_ident(const struct target_cfg *cfg,
 						   struct thread_state *st, __u32 tid,
-						   __u32 n_frames)
+						   __u64 tstate, __u32 n_frames)
 {
 	struct callback_ident *id;
 
 	if (!(st->flags & THREAD_ITERATION) || (st->flags & THREAD_IDENT_DONE) || !n_frames)
 		return;
 	id = bpf_map_lookup_elem(&idents, &tid);
-	if (id && ident_from_stack(cfg, n_frames, id) == 0)
+	if (id && (ident_from_stack(cfg, n_frames, id) == 0 ||
+		   ident_from_running_task(&cfg->layout, tstate, id) == 0))
 		st->flags |= THREAD_IDENT_DONE;
 }
 
@@ -147,7 +151,7 @@ static __always_inline void fill_stack(const struct target_cfg *cfg, struct thre
 
 	ev->stack_end = STACK_UNREAD;
 	ev->n_frames = tstate ? walk_stack(cfg, tstate, ev->frames, &ev->stack_end) : 0;
-	ensure_iteration_ident(cfg, st, tid, ev->n_frames);
+	ensure_iteration_ident(cfg, st, tid, tstate, ev->n_frames);
 }
 
 /* A blocking record with what every source fills; the caller adds what it knows. */

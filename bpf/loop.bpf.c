@@ -3,8 +3,9 @@
  * Loop threads and their iterations. asyncio's selector loop calls epoll_wait once per
  * iteration and uvloop calls epoll_pwait: a thread of a target seen returning from one is
  * a loop thread, and the time from that return to its next call is one iteration's busy
- * time. Unarmed, that iteration is the scope records belong to; with loop statistics
- * (trace, exec) every iteration is counted and the slow ones recorded.
+ * time. Unarmed, that iteration is the scope records belong to; armed, a slow one with no
+ * slow callback is the loop's lag; with loop statistics (trace, exec) every iteration is
+ * counted and the slow ones recorded.
  */
 #include "common.bpf.h"
 #include "scope.bpf.h"
@@ -12,30 +13,73 @@
 /* Too big for the BPF stack: new entries are copied from this zeroed one. */
 static struct loop_stats empty_loop_stats;
 
-/* An iteration ends: count it, and give the timeline its slice when it was slow. */
-static __always_inline void end_iteration(const struct target_cfg *cfg, struct thread_state *st,
-					  __u32 pid, __u32 tid, __u64 now)
+/* An iteration ends (TARGET_STATS): counted in its thread's statistics. */
+static __always_inline void count_iteration(__u32 tid, __u64 busy)
 {
 	struct loop_stats *ls = bpf_map_lookup_elem(&loop_stats, &tid);
-	struct event_iteration *ev;
-	__u64 busy;
 
-	if (!ls || !st->iter_start_ns || now < st->iter_start_ns)
+	if (!ls)
 		return;
-	busy = now - st->iter_start_ns;
 	ls->iterations++;
 	ls->busy_ns += busy;
 	if (busy > ls->max_busy_ns)
 		ls->max_busy_ns = busy;
 	ls->hist[loop_hist_bucket(busy) & (LOOP_HIST_BUCKETS - 1)]++;
-	if (busy < cfg->threshold_ns)
-		return;
+}
+
+/*
+ * A slow iteration's record; with lag, the callbacks keep_top kept name the longest ones.
+ * Out of line: the copy is long, and every iteration's end would carry it.
+ */
+static __noinline int emit_iteration(struct thread_state *st, __u32 pid, __u32 tid, __u64 busy,
+				     __u32 lag)
+{
+	struct iteration_tops *t = NULL;
+	struct event_iteration *ev;
+
 	ev = record_reserve(sizeof(*ev), EVENT_ITERATION, pid, tid, st->iter_start_ns);
 	if (!ev)
-		return;
+		return 0;
 	ev->duration_ns = busy;
 	ev->callbacks = st->iter_callbacks;
+	ev->lag = lag;
+	ev->n_top = 0;
+	if (lag && st->iter_tops)
+		t = bpf_map_lookup_elem(&tops, &tid);
+	if (t) {
+		ev->n_top = st->iter_tops < AIOCOPD_ITER_TOPS ? st->iter_tops : AIOCOPD_ITER_TOPS;
+		__builtin_memcpy(ev->top, t->top, sizeof(ev->top));
+	} else {
+		__builtin_memset(ev->top, 0, sizeof(ev->top));
+	}
 	record_submit(ev);
+	return 0;
+}
+
+/*
+ * An iteration ends: counted (TARGET_STATS), and when it was slow, a record for the
+ * timeline (TARGET_STATS) or, armed, for a slow_iteration report when several callbacks
+ * took the threshold together and none by itself: the loop's lag, which no callback report
+ * shows. (Time outside its callbacks, the loop's own or the thread's wait for a CPU
+ * between them, is no callback's to name.)
+ */
+static __always_inline void end_iteration(const struct target_cfg *cfg, struct thread_state *st,
+					  __u32 pid, __u32 tid, __u64 now)
+{
+	__u64 busy;
+	bool lag;
+
+	if (!st->iter_start_ns || now < st->iter_start_ns)
+		return;
+	busy = now - st->iter_start_ns;
+	if (cfg->flags & TARGET_STATS)
+		count_iteration(tid, busy);
+	if (busy < cfg->threshold_ns)
+		return;
+	lag = (cfg->flags & TARGET_ARMED) && !(st->flags & THREAD_ITER_SLOW) &&
+	      st->iter_callbacks >= 2 && st->iter_cb_ns >= cfg->threshold_ns;
+	if (lag || (cfg->flags & TARGET_STATS))
+		emit_iteration(st, pid, tid, busy, lag);
 }
 
 /* The loop waits again: the callback or the iteration that ran ends here. */
@@ -55,8 +99,7 @@ int epoll_enter(void *ctx)
 		return 0;
 	now = bpf_ktime_get_ns();
 	close_callback(cfg, st, pid, tid, now);
-	if (cfg->flags & TARGET_STATS)
-		end_iteration(cfg, st, pid, tid, now);
+	end_iteration(cfg, st, pid, tid, now);
 	st->iter_start_ns = 0;
 	return 0;
 }
@@ -117,6 +160,10 @@ int epoll_exit(void *ctx)
 	now = bpf_ktime_get_ns();
 	st->iter_start_ns = now;
 	st->iter_callbacks = 0;
+	st->iter_tops = 0;
+	st->iter_top_min_ns = 0;
+	st->iter_cb_ns = 0;
+	st->flags &= ~THREAD_ITER_SLOW;
 	/* unarmed, the iteration itself is what gets timed */
 	if (cfg && !(cfg->flags & TARGET_ARMED)) {
 		open_scope(st, now, 0, THREAD_ITERATION);

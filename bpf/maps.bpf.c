@@ -27,6 +27,7 @@ struct targets_map targets SEC(".maps");
 struct threads_map threads SEC(".maps");
 struct idents_map idents SEC(".maps");
 struct loop_stats_map loop_stats SEC(".maps");
+struct tops_map tops SEC(".maps");
 struct events_map events SEC(".maps");
 struct lost_map lost SEC(".maps");
 struct scratch_map scratch_map SEC(".maps");

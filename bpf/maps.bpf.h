@@ -40,6 +40,17 @@ struct loop_stats_map {
 	__type(value, struct loop_stats);
 };
 
+/*
+ * The longest named callbacks of each loop thread's current iteration, armed. LRU: a thread
+ * whose entry was never removed cannot keep a new one out.
+ */
+struct tops_map {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, AIOCOPD_MAX_LOOPS);
+	__type(key, __u32);
+	__type(value, struct iteration_tops);
+};
+
 /* All records, without wakeups unless a record says otherwise (record_submit). */
 struct events_map {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -58,6 +69,7 @@ extern struct targets_map targets SEC(".maps");
 extern struct threads_map threads SEC(".maps");
 extern struct idents_map idents SEC(".maps");
 extern struct loop_stats_map loop_stats SEC(".maps");
+extern struct tops_map tops SEC(".maps");
 extern struct events_map events SEC(".maps");
 extern struct lost_map lost SEC(".maps");
 

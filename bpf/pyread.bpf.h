@@ -321,6 +321,28 @@ static __always_inline void render_pyobj(const struct py_layout *l, __u64 obj, c
 	}
 }
 
+/* Where a coroutine is: its frame's code and instruction (3.10: a frame object's f_lasti). */
+static __always_inline void locate_coro(const struct py_layout *l, __u64 coro,
+					struct callback_ident *id)
+{
+	__u64 frame;
+
+	if (!l->coro_frame)
+		return;
+	frame = l->coro_frame_ptr ? read_ptr(coro + l->coro_frame) : coro + l->coro_frame;
+	if (!frame)
+		return;		/* finished: it has no frame any more */
+	id->code = read_ptr(frame + l->frame_code) & ~PY_STACKREF_TAGS;
+	id->instr = read_ptr(frame + l->frame_instr);
+}
+
+/* A plain function's code, for where it is defined. */
+static __always_inline void locate_function(const struct py_layout *l, __u64 func,
+					    struct callback_ident *id)
+{
+	if (func && l->func_code)
+		id->code = read_ptr(func + l->func_code);
+}
 
 static __always_inline void ident_from_task(const struct py_layout *l, __u64 task,
 					    struct callback_ident *id)
@@ -337,8 +359,31 @@ static __always_inline void ident_from_task(const struct py_layout *l, __u64 tas
 	} else if (read_pystr(l, name, id->task_name, sizeof(id->task_name))) {
 		id->name_kind = TASK_NAME_UNKNOWN;
 	}
-	if (coro)
-		read_pystr(l, read_ptr(coro + l->coro_qualname), id->qualname, sizeof(id->qualname));
+	if (!coro)
+		return;
+	read_pystr(l, read_ptr(coro + l->coro_qualname), id->qualname, sizeof(id->qualname));
+	locate_coro(l, coro, id);
+}
+
+/*
+ * 3.14+: _asyncio keeps the Task whose step runs now in the thread state. uvloop runs steps
+ * with no Handle._run frame to find: unarmed, this is how its Task is named.
+ */
+static __always_inline int ident_from_running_task(const struct py_layout *l, __u64 tstate,
+						   struct callback_ident *id)
+{
+	__u64 task;
+
+	if (!l->tstate_running_task || !tstate)
+		return -1;
+	task = read_ptr(tstate + l->tstate_running_task);
+	if (!task || (task & 7))
+		return -1;
+	__builtin_memset(id, 0, sizeof(*id));
+	id->kind = CB_TASK_STEP;
+	id->callable = task;		/* (only ever compared with 0) */
+	ident_from_task(l, task, id);
+	return 0;
 }
 
 /* Identify the callable Context.run was given while it is still alive. */
@@ -373,10 +418,14 @@ static __always_inline void capture_ident(const struct target_cfg *cfg, __u64 ar
 		id->kind = CB_FUNCTION;
 		read_pystr(l, read_ptr(callable + l->func_qualname), id->qualname,
 			   sizeof(id->qualname));
+		locate_function(l, callable, id);
 	} else if (name_is(id->type_name, "method", 7)) {
+		__u64 func = read_ptr(callable + l->method_func);
+
 		id->kind = CB_FUNCTION;
-		read_pystr(l, read_ptr(read_ptr(callable + l->method_func) + l->func_qualname),
-			   id->qualname, sizeof(id->qualname));
+		read_pystr(l, read_ptr(func + l->func_qualname), id->qualname,
+			   sizeof(id->qualname));
+		locate_function(l, func, id);
 	} else {
 		id->kind = CB_OTHER;
 	}

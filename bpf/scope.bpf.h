@@ -20,10 +20,59 @@ static __always_inline bool scope_reported(const struct target_cfg *cfg,
 	return scope == SCOPE_CALLBACK && (cfg->flags & TARGET_REPORT_ALL) && st->cb_blocking;
 }
 
+/* Zeroed: a loop thread's entry in map "tops" starts as a copy of it. */
+static struct iteration_tops empty_tops;
+
+/*
+ * A named callback ended under the threshold: it is kept while it is among the longest of
+ * its iteration, in case the iteration turns out slow with no callback slow by itself.
+ * Callers compare with iter_top_min_ns first, so most callbacks never come here; out of
+ * line, so that the path every callback takes stays short.
+ */
+static __noinline int keep_top(struct thread_state *st, __u32 tid, __u64 elapsed)
+{
+	struct callback_ident *id = bpf_map_lookup_elem(&idents, &tid);
+	struct iteration_tops *t;
+	__u32 slot = st->iter_tops;
+	__u64 min;
+
+	if (!id || !id->callable)
+		return 0;
+	t = bpf_map_lookup_elem(&tops, &tid);
+	if (!t) {
+		bpf_map_update_elem(&tops, &tid, &empty_tops, BPF_NOEXIST);
+		t = bpf_map_lookup_elem(&tops, &tid);
+		if (!t)
+			return 0;
+	}
+	if (slot >= AIOCOPD_ITER_TOPS) {
+		/* all taken: the shortest gives way (it is shorter than this one) */
+		slot = 0;
+		for (__u32 k = 1; k < AIOCOPD_ITER_TOPS; k++)
+			if (t->top[k].duration_ns < t->top[slot].duration_ns)
+				slot = k;
+	} else {
+		st->iter_tops++;
+	}
+	if (slot >= AIOCOPD_ITER_TOPS)
+		return 0;
+	t->top[slot].duration_ns = elapsed;
+	__builtin_memcpy(&t->top[slot].ident, id, sizeof(*id));
+	if (st->iter_tops < AIOCOPD_ITER_TOPS)
+		return 0;
+	min = t->top[0].duration_ns;
+	for (__u32 k = 1; k < AIOCOPD_ITER_TOPS; k++)
+		if (t->top[k].duration_ns < min)
+			min = t->top[k].duration_ns;
+	st->iter_top_min_ns = min;
+	return 0;
+}
+
 static __always_inline void close_callback(const struct target_cfg *cfg, struct thread_state *st,
 					   __u32 pid, __u32 tid, __u64 now)
 {
 	__u32 scope = st->flags & THREAD_ITERATION ? SCOPE_ITERATION : SCOPE_CALLBACK;
+	bool named = st->flags & THREAD_IDENT_DONE;
 	struct event_callback *ev;
 	struct callback_ident *id;
 	__u64 elapsed;
@@ -33,6 +82,12 @@ static __always_inline void close_callback(const struct target_cfg *cfg, struct 
 	st->flags &= ~(THREAD_IN_CALLBACK | THREAD_IDENT_DONE | THREAD_ITERATION);
 	add_oncpu(st, now);
 	elapsed = now - st->cb_start_ns;
+	/* a slow scope is its own report: its iteration is not the loop's lag */
+	if (elapsed >= cfg->threshold_ns)
+		st->flags |= THREAD_ITER_SLOW;
+	else if (scope == SCOPE_CALLBACK && named && elapsed > st->iter_top_min_ns)
+		keep_top(st, tid, elapsed);
+	st->iter_cb_ns += elapsed;
 	if (!scope_reported(cfg, st, scope, elapsed))
 		return;
 	ev = record_reserve(sizeof(*ev), EVENT_CALLBACK, pid, tid, st->cb_start_ns);

@@ -27,6 +27,7 @@
 #define THREAD_IDENT_DONE	(1u << 2)	/* identity of the running callback captured */
 #define THREAD_IN_SYSCALL	(1u << 3)	/* a traced syscall is in flight */
 #define THREAD_ITERATION	(1u << 4)	/* the open "callback" is a whole loop iteration */
+#define THREAD_ITER_SLOW	(1u << 5)	/* a scope of this iteration was slow by itself */
 
 /* Target flags (struct target_cfg.flags). */
 #define TARGET_REPORT_ALL	(1u << 0)	/* --all: also fast callbacks that blocked */
@@ -162,6 +163,10 @@ struct py_layout {
 	__u16 task_name;		/* TaskObj.task_name */
 	__u16 coro_qualname;		/* PyCoroObject.cr_qualname */
 	__u16 handle_callback;		/* asyncio Handle._callback slot (slots are sorted) */
+	__u16 func_code;		/* PyFunctionObject.func_code */
+	__u16 coro_frame;		/* PyCoroObject.cr_iframe, or (3.10) cr_frame */
+	__u16 coro_frame_ptr;		/* 3.10: that field points at the frame object */
+	__u16 tstate_running_task;	/* 3.14+: the Task _asyncio runs now; 0: not kept */
 };
 
 /* One monitored process. Map "targets", keyed by tgid. */
@@ -202,9 +207,11 @@ struct thread_state {
 	__u64 cb_gc_ns;			/* collection time inside the current callback */
 	__u64 cb_omitted_ns;		/* time of the operations not recorded (cap, full ring) */
 	__u32 cb_omitted;		/* operations of the current callback not recorded */
-	__u32 pad;
+	__u32 iter_tops;		/* named callbacks of this iteration kept in map "tops" */
 	__u64 runnable_since_ns;	/* switched out while still runnable (preempted); 0: not */
 	__u64 cb_preempted_ns;		/* the current callback's time runnable but off CPU */
+	__u64 iter_top_min_ns;		/* the shortest of them once there are AIOCOPD_ITER_TOPS */
+	__u64 iter_cb_ns;		/* time its callbacks took, together (armed) */
 };
 
 /* Per loop thread, with TARGET_STATS. Map "loop_stats", keyed by tid. */
@@ -262,6 +269,24 @@ struct callback_ident {
 	char type_name[AIOCOPD_TYPE_LEN];
 	char task_name[AIOCOPD_NAME_LEN];
 	char qualname[AIOCOPD_NAME_LEN];	/* coroutine or callable __qualname__ */
+	__u64 code;			/* its code: a Task's coroutine's, a function's; 0: none */
+	__u64 instr;			/* where that coroutine was when named; 0: a function */
+};
+
+/*
+ * Armed, the callbacks that took most of a loop iteration none of them made slow (the loop's
+ * lag), kept per loop thread while it runs: the longest of those BPF named, timed exactly.
+ */
+#define AIOCOPD_ITER_TOPS	3
+
+struct iteration_top {
+	__u64 duration_ns;
+	struct callback_ident ident;
+};
+
+/* Map "tops", keyed by tid; thread_state.iter_tops says how many are this iteration's. */
+struct iteration_tops {
+	struct iteration_top top[AIOCOPD_ITER_TOPS];
 };
 
 enum event_type {
@@ -362,11 +387,17 @@ struct event_callback {
 	struct callback_ident ident;
 };
 
-/* A loop iteration at or over the threshold: the timeline's outer slice. */
+/*
+ * A loop iteration at or over the threshold: the timeline's outer slice (TARGET_STATS), and,
+ * armed, a slow_iteration report when none of its callbacks was slow by itself (lag).
+ */
 struct event_iteration {
 	struct event_header h;		/* ts_ns: epoll returned */
 	__u64 duration_ns;		/* until the next epoll call */
 	__u64 callbacks;		/* started in it, while armed */
+	__u32 lag;			/* armed: callbacks took it, several, none slow by itself */
+	__u32 n_top;			/* valid entries of top, in no order (lag only) */
+	struct iteration_top top[AIOCOPD_ITER_TOPS];
 };
 
 /* EVENT_EXEC, EVENT_ENTRY, EVENT_FORK, EVENT_EXIT, EVENT_FINALIZE: h.pid is the process;

@@ -83,4 +83,12 @@ int reconstruct_slow_iteration(const struct event_callback *it, const struct rec
 			       const struct recon_options *opt, struct report *out);
 void recon_parts_free(struct recon_part *parts, size_t n);
 
+/*
+ * Armed, the slow_iteration report of an iteration BPF found to be the loop's lag (ev->lag):
+ * its callback count, and its longest named callbacks with their exact times, longest
+ * first. Returns 0 or -ENOMEM (out then holds nothing to free).
+ */
+int reconstruct_lag_iteration(const struct event_iteration *ev, const struct recon_resolver *res,
+			      const struct recon_options *opt, struct report *out);
+
 #endif

@@ -15,8 +15,6 @@
 #include "aiocopd.h"
 #include "classify.h"
 
-#define TEXT_TRACE_FRAMES	4	/* frames of trace_short (no longer shown by text output) */
-
 struct report_event {
 	char event[OP_NAME_LEN];
 	enum category category;
@@ -26,7 +24,6 @@ struct report_event {
 	const char *syscall;		/* NULL: Python level only */
 	char *entry_point;		/* path:line:function */
 	char *trace;			/* full frames joined by " <- " */
-	char *trace_short;		/* basenames, first TEXT_TRACE_FRAMES frames */
 	bool trace_cut;			/* the stack went on past its outermost frame shown */
 };
 
@@ -36,7 +33,6 @@ struct report_event {
 struct report_cpu_stack {
 	char *entry_point;
 	char *trace;
-	char *trace_short;
 	unsigned count;
 	bool trace_cut;			/* the stack went on past its outermost frame shown */
 };
@@ -50,7 +46,8 @@ struct report_top {
 	char coro[AIOCOPD_NAME_LEN];
 	char callback[AIOCOPD_NAME_LEN + 16];
 	char *entry_point;
-	double ms;			/* estimated from its share of the CPU samples */
+	double ms;			/* timed by BPF (armed), or estimated from samples */
+	bool timed;			/* ms is its own time, not its share of the samples */
 };
 
 struct report {

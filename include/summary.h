@@ -28,16 +28,18 @@ struct summary_entry {
 struct proc_summary {
 	uint64_t reports_by_level[3];		/* enum severity_level, over the threshold */
 	struct summary_entry worst[SUMMARY_WORST];	/* longest first */
+	uint64_t slow_iterations;		/* the loop's lag: no callback, no level */
+	double worst_iteration_ms;
 };
 
 /* e becomes r's entry (count 1); what e held is freed. */
 void summary_entry_set(struct summary_entry *e, const struct report *r);
-/* Counts a report and ranks its entry point. */
+/* Counts a report and ranks its entry point; a slow_iteration is only counted. */
 void summary_note(struct proc_summary *s, const struct report *r);
 void summary_free(struct proc_summary *s);
-/* Whether any report over the threshold was counted. */
+/* Whether any report over the threshold was counted, slow iterations included. */
 bool summary_any_slow(const struct proc_summary *s);
-/* "slow: N high, N medium, N low", no newline. */
+/* "slow: N high, N medium, N low" (and "; N slow loop iteration(s), worst X ms"), no newline. */
 void summary_write_counts(FILE *out, const struct proc_summary *s);
 /* One line per worst entry point, each after indent: "2x, worst 61.2ms high: task ... at ...". */
 void summary_write_worst(FILE *out, const struct proc_summary *s, const char *indent);

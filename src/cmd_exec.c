@@ -127,12 +127,10 @@ static void add_proc(struct exec_run *run, const struct watched *w)
 static void forget_if_empty(struct exec_run *run, pid_t pid)
 {
 	struct exec_proc *p = find_proc(run, pid);
-	const uint64_t *by_level;
 
 	if (!p)
 		return;
-	by_level = p->summary.reports_by_level;
-	if (p->callbacks || by_level[LEVEL_LOW] || by_level[LEVEL_MEDIUM] || by_level[LEVEL_HIGH])
+	if (p->callbacks || summary_any_slow(&p->summary))
 		return;
 	summary_free(&p->summary);
 	memmove(p, p + 1, (size_t)(&run->procs[run->n_procs] - (p + 1)) * sizeof(*p));
@@ -159,7 +157,9 @@ static void exec_report(void *ctx, const struct watched *w, const struct report 
 	struct exec_run *run = ctx;
 	struct exec_proc *p = find_proc(run, w->pid);
 
-	if (r->exceeded && run->cli->fail_on >= 0 && (int)r->level >= run->cli->fail_on) {
+	/* a slow iteration has no level: --fail-on is about callbacks */
+	if (r->exceeded && !r->slow_iteration && run->cli->fail_on >= 0 &&
+	    (int)r->level >= run->cli->fail_on) {
 		run->violations++;
 		if (!run->blocker.where || r->elapsed_ms > run->blocker.elapsed_ms) {
 			summary_entry_set(&run->blocker, r);

@@ -422,6 +422,14 @@ static struct recon_options recon_options_of(const struct engine *e, const struc
 	return opt;
 }
 
+/* What reconstruction leaves to the engine: the wall-clock time and the target's own ids. */
+static void place_report(struct engine *e, struct watched *w, struct report *r)
+{
+	r->ts = engine_wall_time(e, r->start_ns);
+	r->ns_pid = w->target.place.ns_pid;
+	r->ns_tid = engine_loop_ns_tid(w, r->tid);
+}
+
 static int build_report(struct engine *e, struct watched *w, const struct event_callback *ev,
 			const struct record_set *set, struct report *out)
 {
@@ -433,9 +441,7 @@ static int build_report(struct engine *e, struct watched *w, const struct event_
 
 	if (ret)
 		return ret;
-	out->ts = engine_wall_time(e, ev->h.ts_ns);
-	out->ns_pid = w->target.place.ns_pid;
-	out->ns_tid = engine_loop_ns_tid(w, out->tid);
+	place_report(e, w, out);
 	return 0;
 }
 
@@ -495,9 +501,7 @@ static void report_lag(struct engine *e, struct watched *w, const struct event_c
 
 	if (reconstruct_slow_iteration(ev, parts, n, &res, &opt, &r))
 		return;
-	r.ts = engine_wall_time(e, ev->h.ts_ns);
-	r.ns_pid = w->target.place.ns_pid;
-	r.ns_tid = engine_loop_ns_tid(w, r.tid);
+	place_report(e, w, &r);
 	tell_report(e, w, &r);
 	report_free(&r);
 }
@@ -529,11 +533,23 @@ out:
 	record_set_free(&set);
 }
 
+/* A slow iteration: the timeline's (stats), and, armed, the loop's lag when BPF says so. */
 static void on_iteration(struct engine *e, const struct event_iteration *ev)
 {
 	struct watched *w = engine_find(e, ev->h.pid);
+	const struct recon_resolver res = resolver_of(w);
+	const struct recon_options opt = recon_options_of(e, w);
+	struct report r;
 
-	for (size_t i = 0; w && i < e->n_sinks; i++)
+	if (!w)
+		return;
+	if (ev->lag && reconstruct_lag_iteration(ev, &res, &opt, &r) == 0) {
+		w->priv->last_slow_ns = engine_now_ns();
+		place_report(e, w, &r);
+		tell_report(e, w, &r);
+		report_free(&r);
+	}
+	for (size_t i = 0; e->opt.stats && i < e->n_sinks; i++)
 		if (e->sinks[i].iteration)
 			e->sinks[i].iteration(e->sinks[i].ctx, w, ev);
 }

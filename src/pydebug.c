@@ -164,6 +164,7 @@ static const struct mapping mappings[] = {
 	USER_FIELD(F_STR_SIZE, F_STR_LENGTH, 8, str_length),
 	USER_FIELD(F_BYTES_SIZE, F_BYTES_OB_SIZE, 8, bytes_size),
 	USER_FIELD(F_GEN_SIZE, F_GEN_IFRAME, 1, coro_iframe),
+	BPF_FIELD(F_GEN_SIZE, F_GEN_IFRAME, 1, coro_frame),
 };
 
 static const struct table_format *format_of(int major, int minor)
@@ -255,21 +256,27 @@ bool pydebug_free_threaded(const uint8_t *buf, size_t len)
 	       field(buf, T_FREE_THREADED) != 0;
 }
 
-/* Positions in the _asyncio table (3.14, 3.15): its Task sub-table comes first. */
+/*
+ * Positions in the _asyncio table (3.14, 3.15): its Task sub-table comes first, then the
+ * interpreter's and the thread's state (_PyThreadStateImpl: the Task running now).
+ */
 enum {
 	A_TASK_SIZE = 0, A_TASK_NAME = 8, A_TASK_CORO = 40,
+	A_THREAD_SIZE = 72, A_THREAD_RUNNING_TASK = 88,
 };
 
 int pydebug_apply_asyncio(const uint8_t *buf, size_t len, struct py_version_layout *layout)
 {
-	uint16_t name, coro;
+	uint16_t name, coro, running;
 
 	if (len != PYDEBUG_ASYNCIO_SIZE)
 		return -ENOTSUP;
 	if (offset_in(buf, A_TASK_SIZE, A_TASK_NAME, 8, &name) ||
-	    offset_in(buf, A_TASK_SIZE, A_TASK_CORO, 8, &coro))
+	    offset_in(buf, A_TASK_SIZE, A_TASK_CORO, 8, &coro) ||
+	    offset_in(buf, A_THREAD_SIZE, A_THREAD_RUNNING_TASK, 8, &running))
 		return -EINVAL;
 	layout->bpf.task_name = name;
 	layout->bpf.task_coro = coro;
+	layout->bpf.tstate_running_task = running;
 	return 0;
 }

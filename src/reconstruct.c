@@ -95,13 +95,6 @@ static struct named_stack *name_stacks(const struct recon_resolver *res,
 
 /* ---- rendering a stack ------------------------------------------------------------------ */
 
-static const char *base_name(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-
-	return slash ? slash + 1 : path;
-}
-
 /*
  * CPython's own shim frames have no source: 3.13 runs __init__ of a class call through a
  * static code object named "__init__" in a file named "__init__", with no line table.
@@ -174,16 +167,16 @@ static void find_entry_point(const struct named_stack *s, const struct recon_opt
 	}
 }
 
-/* Builds trace, short trace and entry point of one record's stack. */
+/* Builds the trace and the entry point of one record's stack. */
 static void describe_stack(const struct named_stack *s, const struct recon_options *opt,
 			   struct report_event *out)
 {
-	char *trace = calloc(1, MAX_TRACE_TEXT), *shortt = calloc(1, MAX_TRACE_TEXT);
+	char *trace = calloc(1, MAX_TRACE_TEXT);
 	char frame[1024], entry[1024] = "", innermost[1024] = "";
 	unsigned shown = 0, i, depth = opt->trace_depth;
-	size_t used = 0, sused = 0;
+	size_t used = 0;
 
-	if (!trace || !shortt)
+	if (!trace)
 		goto out;
 	for (i = 0; i < s->n && shown < depth; i++) {
 		const struct py_location *loc = &s->frames[i].loc;
@@ -196,21 +189,12 @@ static void describe_stack(const struct named_stack *s, const struct recon_optio
 		if (used < MAX_TRACE_TEXT)
 			used += snprintf(trace + used, MAX_TRACE_TEXT - used, "%s%s",
 					 shown ? " <- " : "", frame);
-		if (shown < TEXT_TRACE_FRAMES && sused < MAX_TRACE_TEXT) {
-			format_frame(frame, sizeof(frame), base_name(loc->file), loc->line,
-				     loc->function);
-			sused += snprintf(shortt + sused, MAX_TRACE_TEXT - sused, "%s%s",
-					  shown ? " <- " : "", frame);
-		} else if (shown == TEXT_TRACE_FRAMES && sused < MAX_TRACE_TEXT) {
-			sused += snprintf(shortt + sused, MAX_TRACE_TEXT - sused, " <- ...");
-		}
 		shown++;
 	}
 	out->trace_cut = shown && (s->cut || i < s->n);
 	find_entry_point(s, opt, entry, sizeof(entry));
 out:
 	out->trace = trace;
-	out->trace_short = shortt;
 	out->entry_point = strdup(entry[0] ? entry : innermost);
 }
 
@@ -222,11 +206,9 @@ static void copy_name(char *dst, size_t dstsz, const char *src, size_t srcsz)
 	latin1_to_utf8((const uint8_t *)src, strnlen(src, srcsz), dst, dstsz);
 }
 
-static void name_callback(const struct event_callback *cb, struct report *r)
+static void name_callback(const struct callback_ident *id, bool valid, struct report *r)
 {
-	const struct callback_ident *id = &cb->ident;
-
-	if (!cb->ident_valid) {
+	if (!valid) {
 		snprintf(r->callback, sizeof(r->callback), "<unknown>");
 		return;
 	}
@@ -593,7 +575,6 @@ static int add_events(const struct record *recs, const struct named_stack *stack
 static void free_cpu_stack(struct report_cpu_stack *c)
 {
 	free(c->trace);
-	free(c->trace_short);
 	free(c->entry_point);
 }
 
@@ -614,8 +595,8 @@ static int add_cpu_samples(const struct named_stack *stacks, size_t n,
 			continue;
 		out->cpu_samples++;
 		describe_stack(&stacks[i], opt, &stack);
-		all[n_all] = (struct report_cpu_stack){ stack.entry_point, stack.trace,
-							stack.trace_short, 1, stack.trace_cut };
+		all[n_all] = (struct report_cpu_stack){ stack.entry_point, stack.trace, 1,
+							stack.trace_cut };
 		for (k = 0; k < n_all; k++)
 			if (stack.trace && all[k].trace && !strcmp(all[k].trace, stack.trace))
 				break;
@@ -899,15 +880,22 @@ static void split_cpu_time(const struct event_callback *cb, struct report *out)
 		out->preempted_ms = out->offcpu_ms;
 }
 
+/* When, where and how long, of a callback or an iteration that began at h. */
+static void time_span(const struct event_header *h, uint64_t duration_ns,
+		      const struct recon_options *opt, struct report *out)
+{
+	out->start_ns = h->ts_ns;
+	out->pid = h->pid;
+	out->tid = h->tid;
+	out->elapsed_ms = duration_ns / 1e6;
+	out->threshold_ms = opt->threshold_ms;
+	out->exceeded = out->elapsed_ms >= opt->threshold_ms;
+}
+
 static void time_callback(const struct event_callback *cb, const struct recon_options *opt,
 			  struct report *out)
 {
-	out->start_ns = cb->h.ts_ns;
-	out->pid = cb->h.pid;
-	out->tid = cb->h.tid;
-	out->elapsed_ms = cb->duration_ns / 1e6;
-	out->threshold_ms = opt->threshold_ms;
-	out->exceeded = out->elapsed_ms >= opt->threshold_ms;
+	time_span(&cb->h, cb->duration_ns, opt, out);
 	out->gc_ms = cb->gc_ns / 1e6;
 	if (out->gc_ms > out->elapsed_ms)
 		out->gc_ms = out->elapsed_ms;
@@ -950,7 +938,7 @@ static int build_report(const struct event_callback *cb, const struct record_set
 	if (!cb->ident_valid && n)
 		attribute_from_stacks(res, stacks, n, out);
 	else
-		name_callback(cb, out);
+		name_callback(&cb->ident, cb->ident_valid, out);
 	ret = add_events(recs, stacks, n, opt, out);
 	if (!ret && drop_unblocked && !out->exceeded && !out->n_events)
 		ret = -ENOENT;
@@ -974,6 +962,17 @@ int reconstruct_report(const struct event_callback *cb, const struct record_set 
 	return build_report(cb, set, res, opt, true, out);
 }
 
+/* A top callback as named report r names it, at where (copied: NULL when out of memory). */
+static void name_top(const struct report *r, const char *where, double ms, struct report_top *top)
+{
+	top->is_task = r->is_task;
+	memcpy(top->task_name, r->task_name, sizeof(top->task_name));
+	memcpy(top->coro, r->coro, sizeof(top->coro));
+	memcpy(top->callback, r->callback, sizeof(top->callback));
+	top->entry_point = strdup(where);
+	top->ms = ms;
+}
+
 /* The part's callback, named and located as its own report would be. */
 static int describe_top(const struct recon_part *p, double ms, const struct recon_resolver *res,
 			const struct recon_options *opt, struct report_top *top)
@@ -983,12 +982,7 @@ static int describe_top(const struct recon_part *p, double ms, const struct reco
 
 	if (ret)
 		return ret;
-	top->is_task = r.is_task;
-	memcpy(top->task_name, r.task_name, sizeof(top->task_name));
-	memcpy(top->coro, r.coro, sizeof(top->coro));
-	memcpy(top->callback, r.callback, sizeof(top->callback));
-	top->entry_point = strdup(report_entry_point(&r));
-	top->ms = ms;
+	name_top(&r, report_entry_point(&r), ms, top);
 	report_free(&r);
 	return top->entry_point ? 0 : -ENOMEM;
 }
@@ -1036,3 +1030,59 @@ int reconstruct_slow_iteration(const struct event_callback *it, const struct rec
 	return 0;
 }
 
+/* ---- the loop's lag, armed ------------------------------------------------------------- */
+
+_Static_assert(AIOCOPD_ITER_TOPS <= REPORT_MAX_TOP, "every callback BPF kept must fit a report");
+
+/*
+ * Where a top callback is: its code at the line BPF found it at (a Task's coroutine where it
+ * was when named, a function where it is defined); else its name, as a report without a
+ * stack says it.
+ */
+static void locate_top(const struct iteration_top *t, const struct recon_resolver *res,
+		       const struct report *named, double ms, struct report_top *top)
+{
+	char frame[1024] = "";
+	struct py_location loc;
+
+	if (t->ident.code) {
+		res->locate(res->ctx, t->ident.code, t->ident.instr, &loc);
+		if (strcmp(loc.file, "?"))
+			format_frame(frame, sizeof(frame), loc.file, loc.line, loc.function);
+	}
+	name_top(named, frame[0] ? frame : report_entry_point(named), ms, top);
+}
+
+int reconstruct_lag_iteration(const struct event_iteration *ev, const struct recon_resolver *res,
+			      const struct recon_options *opt, struct report *out)
+{
+	size_t n = ev->n_top < AIOCOPD_ITER_TOPS ? ev->n_top : AIOCOPD_ITER_TOPS;
+	const struct iteration_top *order[AIOCOPD_ITER_TOPS];
+
+	memset(out, 0, sizeof(*out));
+	time_span(&ev->h, ev->duration_ns, opt, out);
+	out->slow_iteration = true;
+	out->callbacks = ev->callbacks;
+	snprintf(out->callback, sizeof(out->callback), "<loop iteration>");
+	/* BPF keeps them in no order: longest first */
+	for (size_t i = 0; i < n; i++) {
+		size_t at = i;
+
+		for (; at > 0 && order[at - 1]->duration_ns < ev->top[i].duration_ns; at--)
+			order[at] = order[at - 1];
+		order[at] = &ev->top[i];
+	}
+	for (size_t k = 0; k < n; k++) {
+		struct report named = {};
+
+		name_callback(&order[k]->ident, order[k]->ident.callable != 0, &named);
+		locate_top(order[k], res, &named, order[k]->duration_ns / 1e6, &out->top[k]);
+		out->top[k].timed = true;
+		out->n_top = k + 1;
+		if (!out->top[k].entry_point) {
+			report_free(out);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}

@@ -15,7 +15,6 @@ void report_free(struct report *r)
 	for (size_t i = 0; i < r->n_events; i++) {
 		free(r->events[i].entry_point);
 		free(r->events[i].trace);
-		free(r->events[i].trace_short);
 	}
 	free(r->events);
 	r->events = NULL;
@@ -23,7 +22,6 @@ void report_free(struct report *r)
 	for (size_t i = 0; i < r->n_cpu; i++) {
 		free(r->cpu[i].entry_point);
 		free(r->cpu[i].trace);
-		free(r->cpu[i].trace_short);
 	}
 	r->n_cpu = 0;
 	for (size_t i = 0; i < r->n_top; i++)
@@ -418,7 +416,7 @@ static void write_iteration_text(FILE *out, const struct report *r,
 
 		fputs("  -", out);
 		put_who(out, t->is_task, t->task_name, t->coro, t->callback);
-		fprintf(out, "  ~%.1fms  at ", t->ms);
+		fprintf(out, "  %s%.1fms  at ", t->timed ? "" : "~", t->ms);
 		put_short_frame(out, paths, t->entry_point);
 		fputc('\n', out);
 	}

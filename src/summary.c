@@ -55,6 +55,13 @@ void summary_note(struct proc_summary *s, const struct report *r)
 	const char *where = report_entry_point(r);
 	unsigned seen = 0;
 
+	/* the loop's lag names no callback to rank, and has no level to count under */
+	if (r->slow_iteration) {
+		s->slow_iterations++;
+		if (r->elapsed_ms > s->worst_iteration_ms)
+			s->worst_iteration_ms = r->elapsed_ms;
+		return;
+	}
 	if (r->exceeded)
 		s->reports_by_level[r->level]++;
 	for (size_t i = 0; i < SUMMARY_WORST && s->worst[i].where; i++) {
@@ -82,7 +89,7 @@ void summary_free(struct proc_summary *s)
 bool summary_any_slow(const struct proc_summary *s)
 {
 	return s->reports_by_level[LEVEL_LOW] || s->reports_by_level[LEVEL_MEDIUM] ||
-	       s->reports_by_level[LEVEL_HIGH];
+	       s->reports_by_level[LEVEL_HIGH] || s->slow_iterations;
 }
 
 void summary_write_counts(FILE *out, const struct proc_summary *s)
@@ -91,6 +98,9 @@ void summary_write_counts(FILE *out, const struct proc_summary *s)
 		(unsigned long long)s->reports_by_level[LEVEL_HIGH],
 		(unsigned long long)s->reports_by_level[LEVEL_MEDIUM],
 		(unsigned long long)s->reports_by_level[LEVEL_LOW]);
+	if (s->slow_iterations)
+		fprintf(out, "; %llu slow loop iteration(s), worst %.1fms",
+			(unsigned long long)s->slow_iterations, s->worst_iteration_ms);
 }
 
 void summary_write_worst(FILE *out, const struct proc_summary *s, const char *indent)

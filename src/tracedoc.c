@@ -218,6 +218,8 @@ void tracedoc_add_iteration(struct tracedoc *d, const struct event_iteration *ev
 		  ev->duration_ns);
 	args = json_object_new_object();
 	json_object_object_add(args, "callbacks", json_object_new_int64(ev->callbacks));
+	if (ev->lag)	/* none of its callbacks was slow: a slow_iteration report */
+		json_object_object_add(args, "lag", json_object_new_boolean(true));
 	json_object_object_add(o, "args", args);
 	json_object_array_add(d->timeline, o);
 }
@@ -229,16 +231,20 @@ void tracedoc_add_report(struct tracedoc *d, const struct report *r)
 
 	if (loop && r->ns_tid)
 		loop->ns_tid = r->ns_tid;
-	if (loop && r->exceeded)
+	/* the loop's lag is no callback: no level to count, no entry point to group by */
+	if (loop && r->exceeded && !r->slow_iteration)
 		loop->slow[r->level]++;
-	add_top(d, r);
+	if (!r->slow_iteration)
+		add_top(d, r);
 	if (json_object_array_length(d->reports) >= TRACEDOC_MAX_REPORTS) {
 		d->lost_document++;
 		return;
 	}
 	o = report_to_json(r);
 	json_object_array_add(d->reports, o);
-	timeline_report(d, r, o);
+	/* (its iteration is on the timeline already: tracedoc_add_iteration) */
+	if (!r->slow_iteration)
+		timeline_report(d, r, o);
 }
 
 /* ---- loop statistics ------------------------------------------------------------------- */

@@ -1,7 +1,8 @@
 """Benchmark workloads for tools/bench.py.
 
 Prints "ready" once its loop runs, waits for a line on stdin (so the monitor
-can attach first), runs the workload and prints the elapsed seconds.
+can attach first), runs the workload and prints the elapsed seconds, then waits for
+the end of stdin before it exits (so the monitor is still there to be measured).
   sleep0  N  : N `await asyncio.sleep(0)` steps spread over 10 tasks
   fileio N   : N steps that each os.stat and read a small file
 """
@@ -42,3 +43,4 @@ async def main(kind, n):
 
 
 asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+sys.stdin.read()

@@ -415,6 +415,15 @@ def application_frame(frames):
     return (own or outside or frames)[0]
 
 
+def verdict(r):
+    """What SPEC 4 says must be the same for the same code, first report or later: the events
+    (kind, weight, where), the score and the level."""
+    # (the event's text is left out: 3.10's unarmed record names time.sleep by the
+    # pselect6 it measured, 0.062 for 0.06, a naming matter of the event, not the verdict)
+    return ([(e["category"], e["severity"], e["entry_point"]) for e in r["blocking_events"]],
+            r["severity_score"], r["severity_level"])
+
+
 ITERATION_KEYS = {"type", "ts", "pid", "tid", "elapsed_ms", "threshold_ms", "callbacks", "top"}
 TOP_KEYS = {"task", "callback", "entry_point", "ms"}
 
@@ -424,7 +433,8 @@ def check_iteration(r, threshold_ms):
     assert set(r) - NS_REPORT_KEYS == ITERATION_KEYS, r
     assert r["elapsed_ms"] >= threshold_ms - 0.001 and r["threshold_ms"] == threshold_ms, r
     assert isinstance(r["callbacks"], int) and r["callbacks"] >= 2, r
-    assert 1 <= len(r["top"]) <= 3, r
+    # (armed, only the callbacks BPF could name are listed: maybe none of a lag of tiny ones)
+    assert len(r["top"]) <= 3, r
     assert [t["ms"] for t in r["top"]] == sorted((t["ms"] for t in r["top"]), reverse=True), r
     for t in r["top"]:
         assert set(t) == TOP_KEYS and 0 <= t["ms"] <= r["elapsed_ms"] + 0.01, r

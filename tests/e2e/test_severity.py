@@ -42,6 +42,27 @@ def test_urllib_wait_is_one_network_wait_with_its_peer(paired):
         assert e["entry_point"] == site, e
 
 
+def test_sync_database_client_wait_is_a_database_wait(paired):
+    """A sync client's 60 ms wait for its local database server's answer (a server thread on
+    a database server's port, speaking RESP): one database event naming the server, high
+    because it alone took the threshold, at the client's line."""
+    target, run = paired(lambda h, py: h.watch(py, "database_client.py", duration=1.5))
+    [port] = [int(l.split()[-1]) for l in target.stdout if l.startswith("database port ")]
+    reports = run.for_task("the-worker", "worker")
+    expect_reports(run, reports, 3, "the-worker", task_name="the-worker")
+    site = frame_of("database_client.py", "recv", "worker")
+    for r in reports:
+        assert r["severity_level"] == "high", r
+        waits = [e for e in r["blocking_events"] if e["duration_ms"] >= 40]
+        assert len(waits) == 1, f"expected one wait of >= 40 ms: {r}"
+        e = waits[0]
+        assert e["category"] == "database" and e["severity"] == 50, e
+        assert f"127.0.0.1:{port}" in e["event"], f"the server is not named: {e}"
+        assert e["entry_point"] == site, e
+        # nothing of the exchange is a mere network event: the port says database
+        assert not [e for e in r["blocking_events"] if e["category"] == "network"], r
+
+
 def test_thread_lock_wait_is_a_lock_wait(paired):
     """A threading.Lock another thread holds for 60 ms: a futex wait, category lock."""
     target, run = paired(lambda h, py: h.watch(py, "lock_wait.py", duration=1.5))

@@ -78,6 +78,36 @@ def test_trace_document(paired, tmp_path_factory):
     assert doc["lost"]["total"] == 0, doc["lost"]
 
 
+def test_trace_holds_the_loops_lag(paired, tmp_path_factory):
+    """A trace of 300 small tasks waking together (armed from the start): their iterations
+    are slow_iteration reports that count every callback and time the longest named ones;
+    no callback report, no entry point in top, no level is made of them."""
+    def scenario(h, py):
+        out = tmp_path_factory.mktemp(py.kind) / "trace.json"
+        target, p, rc = run_trace(h, py, out, duration=2, program="many_small_tasks.py")
+        return p, rc, out
+
+    p, rc, out = paired(scenario, parallel=1)
+    assert rc == 0, p.describe()
+    doc = load_valid(out)
+    lags = [r for r in doc["reports"] if r["type"] == "slow_iteration"]
+    assert lags, f"no slow_iteration in the trace:\n{json.dumps(doc['reports'])[:2000]}"
+    # the gate wakes all 300 in one iteration (and the loop may run a few more there); the
+    # iteration the trace attached in counts only those it saw
+    assert max(r["callbacks"] for r in lags) >= 300, lags
+    for r in lags:
+        assert r["callbacks"] >= 2, r
+        assert sum(t["ms"] for t in r["top"]) <= r["elapsed_ms"] + 0.01, r
+        for t in r["top"]:
+            assert t["task"] and t["task"]["name"].startswith("small-"), r
+            assert t["entry_point"].startswith(str(PROGRAMS / "many_small_tasks.py") + ":"), r
+    assert any(r["top"] for r in lags), lags
+    assert all(t["entry_point"] != "<loop iteration>" for t in doc["top"]), doc["top"]
+    [loop] = doc["loops"]
+    slow = [r for r in doc["reports"] if r["type"] == "slow_task" and r["exceeded_threshold"]]
+    assert sum(loop["slow_callbacks"].values()) == len(slow), loop
+
+
 def meta_times(doc):
     """The trace's wall-clock window, from its metadata (ISO 8601, UTC)."""
     from datetime import datetime

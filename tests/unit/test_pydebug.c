@@ -109,8 +109,8 @@ static const struct {
 	int asyncio;
 } real[] = {
 	{ "3.13.0", 26, 0 },
-	{ "3.14.10", 27, 1 },
-	{ "3.15.2", 28, 1 },
+	{ "3.14.10", 28, 1 },
+	{ "3.15.2", 29, 1 },
 };
 
 static void test_real_tables_match_builtin_rows(void **state)
@@ -150,7 +150,8 @@ static void test_real_asyncio_tables_match_builtin_rows(void **state)
 		assert_int_equal(pydebug_apply_asyncio(c.asyncio, c.asyncio_len, &l), 0);
 		assert_int_equal(l.bpf.task_name, row->bpf.task_name);
 		assert_int_equal(l.bpf.task_coro, row->bpf.task_coro);
-		assert_int_equal(same_where_set(&l, row), 2);
+		assert_int_equal(l.bpf.tstate_running_task, row->bpf.tstate_running_task);
+		assert_int_equal(same_where_set(&l, row), 3);
 	}
 }
 

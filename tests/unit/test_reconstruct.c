@@ -518,6 +518,8 @@ static void test_deep_stack_reported_cut_unarmed(void **state)
 static void test_deep_stack_reported_cut_armed(void **state)
 {
 	struct fixture *f = *state;
+	char want[1024];
+	size_t used = 0;
 
 	f->cb.ident_valid = 1;
 	f->cb.ident.kind = CB_TASK_STEP;
@@ -528,9 +530,11 @@ static void test_deep_stack_reported_cut_armed(void **state)
 	assert_true(f->report.is_task);
 	assert_string_equal(f->report.task_name, "deep-task");
 	assert_true(f->report.events[0].trace_cut);
-	assert_string_equal(f->report.events[0].trace_short,
-			    "deep.py:5:recurse <- deep.py:5:recurse <- deep.py:5:recurse <- "
-			    "deep.py:5:recurse <- ...");
+	/* every frame kept is in the trace, whole: the trace depth, not a fixed few */
+	for (unsigned i = 0; i < 19; i++)
+		used += snprintf(want + used, sizeof(want) - used, "/srv/deep.py:5:recurse <- ");
+	snprintf(want + used, sizeof(want) - used, "/srv/app.py:12:handler");
+	assert_string_equal(f->report.events[0].trace, want);
 }
 
 /* A whole stack of exactly --trace-depth frames is not cut. */
@@ -598,8 +602,8 @@ static void test_impossible_line_shown_unknown(void **state)
 	set_stack(add_record(f, SOURCE_SYSCALL, __NR_nanosleep, 60 * MS), stack, 2);
 	assert_int_equal(reconstruct(f), 0);
 	assert_string_equal(f->report.events[0].entry_point, "/srv/app.py:?:corrupt");
-	assert_string_equal(f->report.events[0].trace_short,
-			    "app.py:?:corrupt <- events.py:80:_run");
+	assert_string_equal(f->report.events[0].trace,
+			    "/srv/app.py:?:corrupt <- " STDLIB "events.py:80:_run");
 }
 
 /* BPF found no str where the Task keeps its name: the report does not make one up. */
@@ -720,8 +724,8 @@ static void test_cpu_samples_grouped_most_frequent_first(void **state)
 	assert_int_equal(f->report.n_cpu, 3);
 	assert_int_equal(f->report.cpu[0].count, 3);
 	assert_string_equal(f->report.cpu[0].entry_point, "/srv/app.py:7:work");
-	assert_string_equal(f->report.cpu[0].trace_short,
-			    "decoder.py:337:decode <- app.py:7:work <- events.py:80:_run");
+	assert_string_equal(f->report.cpu[0].trace, "/usr/lib/python3.11/json/decoder.py:337:"
+			    "decode <- /srv/app.py:7:work <- " STDLIB "events.py:80:_run");
 	assert_int_equal(f->report.cpu[1].count, 2);
 	assert_string_equal(f->report.cpu[1].entry_point, "/srv/app.py:20:on_timer");
 	assert_int_equal(f->report.cpu[2].count, 1);
@@ -744,8 +748,6 @@ static void test_trace_depth_skips_shim_frames(void **state)
 	assert_string_equal(e->trace, "/usr/lib/python3.11/json/decoder.py:337:decode <- "
 			    "/srv/app.py:7:work <- " STDLIB "events.py:80:_run <- "
 			    STDLIB "base_events.py:1922:_run_once <- " STDLIB "runners.py:118:run");
-	assert_string_equal(e->trace_short, "decoder.py:337:decode <- app.py:7:work <- "
-			    "events.py:80:_run <- base_events.py:1922:_run_once <- ...");
 }
 
 static void test_entry_point_first_frame_outside_stdlib(void **state)
@@ -897,6 +899,14 @@ static void test_iteration_split_per_callback(void **state)
 	recon_parts_free(parts, n);
 }
 
+/* One of the callbacks a slow_iteration names: where, how long, and whether timed or estimated. */
+static void assert_top(const struct report_top *t, const char *where, double ms, bool timed)
+{
+	assert_string_equal(t->entry_point, where);
+	assert_ms(t->ms, ms);
+	assert_int_equal(t->timed, timed);
+}
+
 /*
  * Many small callbacks made the iteration slow, none by itself: the CPU samples spread over
  * them name no slow callback but the loop's lag, with the callbacks that took most of it
@@ -932,11 +942,73 @@ static void test_iteration_of_small_callbacks_is_lag(void **state)
 	assert_int_equal(r->n_top, REPORT_MAX_TOP);
 	assert_false(r->top[0].is_task);
 	assert_string_equal(r->top[0].callback, "Server.on_timer");
-	assert_string_equal(r->top[0].entry_point, "/srv/app.py:20:on_timer");
-	assert_ms(r->top[0].ms, 30);
-	assert_string_equal(r->top[1].entry_point, "/srv/app.py:12:handler");
-	assert_ms(r->top[1].ms, 10);
+	assert_top(&r->top[0], "/srv/app.py:20:on_timer", 30, false);
+	assert_top(&r->top[1], "/srv/app.py:12:handler", 10, false);
 	recon_parts_free(parts, n);
+}
+
+/* A callback BPF kept as one of the longest of an armed iteration. */
+static void set_top(struct iteration_top *t, uint64_t ms, unsigned kind, const char *qualname,
+		    uint64_t code)
+{
+	memset(t, 0, sizeof(*t));
+	t->duration_ns = ms * MS;
+	t->ident.kind = kind;
+	t->ident.callable = HANDLE + ms;
+	t->ident.code = code;
+	snprintf(t->ident.qualname, sizeof(t->ident.qualname), "%s", qualname);
+}
+
+/*
+ * Armed, BPF counted the iteration's callbacks and timed the longest it named: the report
+ * lists them longest first, exactly timed, each where its code is, or by its name when the
+ * code cannot be read (the function is gone).
+ */
+static void test_armed_lag_names_the_longest_callbacks(void **state)
+{
+	struct fixture *f = *state;
+	struct event_iteration ev = { .h = f->cb.h, .duration_ns = 95 * MS, .callbacks = 1500,
+				      .lag = 1, .n_top = 3 };
+	struct report *r = &f->report;
+
+	ev.h.type = EVENT_ITERATION;
+	set_top(&ev.top[0], 4, CB_FUNCTION, "Server.on_timer", CODE_ON_TIMER);
+	set_top(&ev.top[1], 9, CB_TASK_STEP, "Server.handler", CODE_HANDLER);
+	ev.top[1].ident.name_kind = TASK_NAME_INT;
+	ev.top[1].ident.name_int = 7;
+	set_top(&ev.top[2], 6, CB_FUNCTION, "vanished", CODE_GONE);
+	assert_int_equal(reconstruct_lag_iteration(&ev, &f->res, &f->opt, r), 0);
+	assert_true(r->slow_iteration);
+	assert_true(r->exceeded);
+	assert_int_equal(r->callbacks, 1500);
+	assert_ms(r->elapsed_ms, 95);
+	assert_int_equal(r->pid, PID);
+	assert_int_equal(r->start_ns, MONO_START);
+	assert_int_equal(r->n_top, 3);
+	assert_true(r->top[0].is_task);
+	assert_string_equal(r->top[0].task_name, "Task-7");
+	assert_string_equal(r->top[0].coro, "Server.handler");
+	assert_top(&r->top[0], "/srv/app.py:12:handler", 9, true);
+	assert_false(r->top[1].is_task);
+	assert_string_equal(r->top[1].callback, "vanished");
+	assert_top(&r->top[1], "vanished", 6, true);
+	assert_top(&r->top[2], "/srv/app.py:20:on_timer", 4, true);
+}
+
+/* No callback of the lag was named (all short, none switched out): the count alone. */
+static void test_armed_lag_without_names(void **state)
+{
+	struct fixture *f = *state;
+	struct event_iteration ev = { .h = f->cb.h, .duration_ns = 40 * MS, .callbacks = 300,
+				      .lag = 1, .n_top = 0 };
+	struct report *r = &f->report;
+
+	/* what n_top does not count is not read, whatever it holds */
+	set_top(&ev.top[0], 4, CB_FUNCTION, "stale", CODE_ON_TIMER);
+	assert_int_equal(reconstruct_lag_iteration(&ev, &f->res, &f->opt, r), 0);
+	assert_true(r->slow_iteration);
+	assert_int_equal(r->callbacks, 300);
+	assert_int_equal(r->n_top, 0);
 }
 
 /* One callback in the iteration (or none told apart): the iteration is its report, unchanged. */
@@ -1174,6 +1246,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_iteration_split_per_callback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_iteration_of_small_callbacks_is_lag, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_armed_lag_names_the_longest_callbacks, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_armed_lag_without_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_iteration_of_one_callback_unchanged, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_fd_names_captured_at_record_time, setup,

@@ -66,8 +66,6 @@ static void make_sleeper(struct report *r)
 	e->entry_point = xstrdup("/srv/app.py:7:sleeper");
 	e->trace = xstrdup("/srv/app.py:7:sleeper <- /usr/lib/python3.11/asyncio/events.py:80:_run"
 			   " <- /usr/lib/python3.11/asyncio/base_events.py:1922:_run_once <- ...");
-	e->trace_short = xstrdup("app.py:7:sleeper <- events.py:80:_run <- "
-				 "base_events.py:1922:_run_once <- ...");
 }
 
 /* A plain call_soon callback that only burned CPU. */
@@ -118,7 +116,6 @@ static void make_callback_two_events(struct report *r)
 	e->syscall = "openat";
 	e->entry_point = xstrdup("/srv/handler.py:31:cb");
 	e->trace = xstrdup("/srv/handler.py:31:cb");
-	e->trace_short = xstrdup("handler.py:31:cb");
 	e = &r->events[1];
 	snprintf(e->event, sizeof(e->event), "os.kill(4242, 15)");
 	e->category = CAT_OTHER;
@@ -127,7 +124,6 @@ static void make_callback_two_events(struct report *r)
 	e->syscall = NULL;
 	e->entry_point = xstrdup("/srv/handler.py:32:cb");
 	e->trace = xstrdup("/srv/handler.py:32:cb");
-	e->trace_short = NULL;
 }
 
 /* ---- helpers --------------------------------------------------------------------------- */
@@ -834,11 +830,9 @@ static void test_text_plain_callback(void **state)
 static void add_cpu_stacks(struct report *r)
 {
 	r->cpu[0] = (struct report_cpu_stack){ xstrdup("/srv/app.py:20:crunch"),
-		xstrdup("/srv/app.py:20:crunch <- /srv/app.py:31:step"),
-		xstrdup("app.py:20:crunch <- app.py:31:step"), 7, false };
+		xstrdup("/srv/app.py:20:crunch <- /srv/app.py:31:step"), 7, false };
 	r->cpu[1] = (struct report_cpu_stack){ xstrdup("/srv/app.py:21:crunch"),
-		xstrdup("/srv/app.py:21:crunch <- /srv/app.py:31:step"),
-		xstrdup("app.py:21:crunch <- app.py:31:step"), 2, true };
+		xstrdup("/srv/app.py:21:crunch <- /srv/app.py:31:step"), 2, true };
 	r->n_cpu = 2;
 	r->cpu_samples = 9;
 }

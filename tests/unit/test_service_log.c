@@ -92,7 +92,6 @@ static void make_report(struct report *r, enum severity_level level, const char 
 		memset(trace + head, 'x', trace_bytes);
 		trace[head + trace_bytes] = 0;
 		e->trace = trace;
-		e->trace_short = xstrdup("app.py:7:sleeper <- events.py:80:_run");
 	}
 }
 

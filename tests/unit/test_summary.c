@@ -47,14 +47,29 @@ static void make(struct report *r, const char *coro, const char *where, double m
 	r->level = level;
 }
 
+/* What the summary writes of s: its counts, then (with_worst) its worst entry points. */
+static char *written(const struct proc_summary *s, bool with_worst)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	assert_non_null(f);
+	summary_write_counts(f, s);
+	if (with_worst) {
+		fputc('\n', f);
+		summary_write_worst(f, s, "  ");
+	}
+	fclose(f);
+	return text;
+}
+
 static void test_worst_ranked_and_counted(void **state)
 {
 	struct proc_summary s = { 0 };
 	struct report_event ev;
 	struct report r;
-	char *text = NULL;
-	size_t len = 0;
-	FILE *f;
+	char *text;
 
 	assert_false(summary_any_slow(&s));
 	summary_note(&s, (make(&r, "a", "/srv/a.py:1:a", 40, LEVEL_LOW, &ev), &r));
@@ -64,15 +79,36 @@ static void test_worst_ranked_and_counted(void **state)
 	assert_string_equal(s.worst[0].where, "/srv/a.py:1:a");
 	assert_int_equal(s.worst[0].count, 2);
 	assert_string_equal(s.worst[1].where, "/srv/b.py:2:b");
-	f = open_memstream(&text, &len);
-	assert_non_null(f);
-	summary_write_counts(f, &s);
-	fputc('\n', f);
-	summary_write_worst(f, &s, "  ");
-	fclose(f);
+	text = written(&s, true);
 	assert_string_equal(text, "slow: 2 high, 0 medium, 1 low\n"
 			    "  2x, worst 120.0ms high: task 't' coro a at /srv/a.py:1:a\n"
 			    "  1x, worst 90.0ms high: task 't' coro b at /srv/b.py:2:b\n");
+	free(text);
+	summary_free(&s);
+}
+
+/* The loop's lag is counted beside the callbacks, never ranked as one nor given a level. */
+static void test_slow_iterations_counted_apart(void **state)
+{
+	struct proc_summary s = { 0 };
+	struct report_event ev;
+	struct report r;
+	char *text;
+
+	memset(&r, 0, sizeof(r));
+	r.slow_iteration = true;
+	r.exceeded = true;
+	r.elapsed_ms = 80;
+	snprintf(r.callback, sizeof(r.callback), "<loop iteration>");
+	summary_note(&s, &r);
+	r.elapsed_ms = 95;
+	summary_note(&s, &r);
+	assert_true(summary_any_slow(&s));
+	assert_null(s.worst[0].where);
+	summary_note(&s, (make(&r, "a", "/srv/a.py:1:a", 40, LEVEL_LOW, &ev), &r));
+	text = written(&s, false);
+	assert_string_equal(text, "slow: 0 high, 0 medium, 1 low; "
+			    "2 slow loop iteration(s), worst 95.0ms");
 	free(text);
 	summary_free(&s);
 }
@@ -83,6 +119,7 @@ int main(void)
 		cmocka_unit_test(test_failed_command_keeps_its_status),
 		cmocka_unit_test(test_violation_when_command_succeeded),
 		cmocka_unit_test(test_worst_ranked_and_counted),
+		cmocka_unit_test(test_slow_iterations_counted_apart),
 	};
 
 	return cmocka_run_group_tests_name("summary", tests, NULL, NULL);

@@ -28,12 +28,9 @@ static char *xstrdup(const char *s)
 	return d;
 }
 
-/* A task report that started at start_ns (CLOCK_MONOTONIC) and slept in one event. */
-static void make_report(struct report *r, uint64_t start_ns, double elapsed_ms,
-			const char *where, enum severity_level level)
+/* A report of loop thread 101 of PID 100 that started at start_ns (CLOCK_MONOTONIC). */
+static void make_span(struct report *r, uint64_t start_ns, double elapsed_ms)
 {
-	struct report_event *e;
-
 	memset(r, 0, sizeof(*r));
 	r->ts = 1764000000.0 + start_ns / 1e9;
 	r->start_ns = start_ns;
@@ -42,6 +39,15 @@ static void make_report(struct report *r, uint64_t start_ns, double elapsed_ms,
 	r->elapsed_ms = elapsed_ms;
 	r->threshold_ms = 30;
 	r->exceeded = true;
+}
+
+/* A task report that slept in one event. */
+static void make_report(struct report *r, uint64_t start_ns, double elapsed_ms,
+			const char *where, enum severity_level level)
+{
+	struct report_event *e;
+
+	make_span(r, start_ns, elapsed_ms);
 	r->level = level;
 	r->score = level == LEVEL_HIGH ? 50 : level == LEVEL_MEDIUM ? 10 : 0;
 	r->oncpu_ms = 1;
@@ -63,7 +69,6 @@ static void make_report(struct report *r, uint64_t start_ns, double elapsed_ms,
 	e->syscall = "clock_nanosleep";
 	e->entry_point = xstrdup(where);
 	e->trace = xstrdup(where);
-	e->trace_short = xstrdup(where);
 }
 
 /* ---- histogram ----------------------------------------------------------------------------- */
@@ -196,6 +201,43 @@ static void test_trace_json_reports_in_time_order_and_top(void **state)
 	assert_int_equal(json_object_get_int(get(get(doc, "lost"), "total")), 0);
 	json_object_put(doc);
 	for (size_t i = 0; i < 3; i++)
+		report_free(&r[i]);
+	tracedoc_free(&d);
+}
+
+/* A slow_iteration report of the loop make_report's reports run on. */
+static void make_lag(struct report *r, uint64_t start_ns, double elapsed_ms, size_t callbacks)
+{
+	make_span(r, start_ns, elapsed_ms);
+	r->slow_iteration = true;
+	r->callbacks = callbacks;
+	snprintf(r->callback, sizeof(r->callback), "<loop iteration>");
+}
+
+/* The loop's lag is one of the reports, but no callback: not in top, not counted by level. */
+static void test_slow_iteration_is_a_report_not_a_callback(void **state)
+{
+	struct json_object *doc, *reports, *slow, *lag;
+	struct report r[2];
+	struct tracedoc d;
+
+	(void)state;
+	make_lag(&r[1], 300 * MS, 80, 300);
+	make_report(&r[0], 100 * MS, 60, "/srv/a.py:7:work", LEVEL_HIGH);
+	assert_int_equal(tracedoc_init(&d, 0), 0);
+	add_reports(&d, r, 2);
+	doc = build(&d, TRACEDOC_JSON);
+	reports = get(doc, "reports");
+	assert_int_equal(json_object_array_length(reports), 2);
+	lag = json_object_array_get_idx(reports, 1);
+	assert_string_equal(json_object_get_string(get(lag, "type")), "slow_iteration");
+	assert_int_equal(json_object_get_int(get(lag, "callbacks")), 300);
+	assert_int_equal(json_object_array_length(get(doc, "top")), 1);
+	slow = get(json_object_array_get_idx(get(doc, "loops"), 0), "slow_callbacks");
+	assert_int_equal(json_object_get_int(get(slow, "high")), 1);
+	assert_int_equal(json_object_get_int(get(slow, "low")), 0);
+	json_object_put(doc);
+	for (size_t i = 0; i < 2; i++)
 		report_free(&r[i]);
 	tracedoc_free(&d);
 }
@@ -382,6 +424,7 @@ int main(void)
 		cmocka_unit_test(test_percentiles),
 		cmocka_unit_test(test_percentile_of_nothing_is_zero),
 		cmocka_unit_test(test_trace_json_reports_in_time_order_and_top),
+		cmocka_unit_test(test_slow_iteration_is_a_report_not_a_callback),
 		cmocka_unit_test(test_ns_ids_in_document),
 		cmocka_unit_test(test_chrome_slices_nest),
 		cmocka_unit_test(test_same_report_in_every_rendering),
