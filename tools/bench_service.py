@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,8 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
+
+from bench_http import free_port, wrk_once
 
 REPO = Path(__file__).resolve().parents[1]
 HZ = os.sysconf("SC_CLK_TCK")
@@ -49,22 +50,6 @@ BUSY = textwrap.dedent("""\
                 await asyncio.sleep(ahead)
     asyncio.run(main())
     """)
-AIOHTTP = textwrap.dedent("""\
-    import sys
-    from aiohttp import web
-    async def hello(request):
-        return web.json_response({"ok": True, "n": 42})
-    app = web.Application()
-    app.router.add_get("/", hello)
-    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=lambda *a: print("ready", flush=True),
-                access_log=None)
-    """)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Service:
@@ -167,16 +152,6 @@ def bench_latency(args):
     return statistics.median(times), max(times)
 
 
-def wrk_once(port, seconds):
-    out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c32", f"-d{seconds}s",
-                          f"http://127.0.0.1:{port}/"], capture_output=True, text=True,
-                         check=True).stdout
-    for line in out.splitlines():
-        if line.startswith("Requests/sec:"):
-            return float(line.split()[1])
-    raise SystemExit(f"no rate in wrk's output:\n{out}")
-
-
 def bench_aiohttp(args):
     tag = "bench-" + uuid.uuid4().hex[:8]
     rates = {"unmonitored": [], "service": []}
@@ -185,9 +160,8 @@ def bench_aiohttp(args):
             port = free_port()
             with tempfile.TemporaryDirectory() as d:
                 svc = Service(args.aiocopd, tag, d) if mode == "service" else None
-                server = subprocess.Popen(["taskset", "-c", "0", "/usr/bin/python3", "-c",
-                                           AIOHTTP, str(port), tag], stdout=subprocess.PIPE,
-                                          text=True)
+                server = subprocess.Popen(["/usr/bin/python3", REPO / "tools" / "bench_http.py",
+                                           str(port), tag], stdout=subprocess.PIPE, text=True)
                 try:
                     assert server.stdout.readline().strip() == "ready"
                     if svc:
@@ -198,7 +172,8 @@ def bench_aiohttp(args):
                     wrk_once(port, 2)           # warm-up
                     rates[mode].append(wrk_once(port, args.seconds // 2 or 5))
                 finally:
-                    stop_all([server])
+                    server.terminate()      # its small file goes with it
+                    server.wait()
                     if svc:
                         svc.stop()
             print(f"  run {run + 1} {mode}: {rates[mode][-1]:.0f} req/s", flush=True)

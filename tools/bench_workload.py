@@ -1,16 +1,20 @@
-"""Benchmark workloads for tools/bench.py.
+"""Benchmark workloads for tools/bench.py and tools/bench_tiers.py.
 
 Prints "ready" once its loop runs, waits for a line on stdin (so the monitor
 can attach first), runs the workload and prints the elapsed seconds, then waits for
 the end of stdin before it exits (so the monitor is still there to be measured).
   sleep0  N  : N `await asyncio.sleep(0)` steps spread over 10 tasks
   fileio N   : N steps that each os.stat and read a small file
+  http_json N: N seconds of wrk on tools/bench_http.py's JSON endpoint, served by this loop
+  http_file N: the same on its endpoint that opens and reads a small file
+The http_ workloads print the requests a second wrk got instead of the elapsed seconds.
 """
 import asyncio
 import os
 import sys
-import tempfile
 import time
+
+from bench_http import pin_to_server_cpu, serve_and_load, small_file
 
 
 async def sleep0(n):
@@ -21,9 +25,7 @@ async def sleep0(n):
 
 
 async def fileio(n):
-    fd, path = tempfile.mkstemp(prefix="aiocopd-bench-")
-    os.write(fd, b"x" * 512)
-    os.close(fd)
+    path = small_file()
     try:
         for _ in range(n):
             os.stat(path)
@@ -34,12 +36,25 @@ async def fileio(n):
         os.unlink(path)
 
 
+async def http_json(seconds):
+    return await serve_and_load("/", seconds)
+
+
+async def http_file(seconds):
+    return await serve_and_load("/file", seconds)
+
+
+WORKLOADS = {"sleep0": sleep0, "fileio": fileio, "http_json": http_json, "http_file": http_file}
+
+
 async def main(kind, n):
+    if kind.startswith("http_"):
+        pin_to_server_cpu()  # only this thread exists yet: the executor's inherit it
     print("ready", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     start = time.perf_counter()
-    await {"sleep0": sleep0, "fileio": fileio}[kind](n)
-    print(f"{time.perf_counter() - start:.6f}", flush=True)
+    rate = await WORKLOADS[kind](n)
+    print(f"{time.perf_counter() - start if rate is None else rate:.6f}", flush=True)
 
 
 asyncio.run(main(sys.argv[1], int(sys.argv[2])))
