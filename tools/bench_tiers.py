@@ -3,7 +3,8 @@
 
   sudo tools/bench_tiers.py [--python /usr/bin/python3.11] [--runs 5] [--seconds 5]
                             [--only sleep0,fileio,http_json,http_file] [--tiers default,armed,all]
-                            [--aiocopd build/aiocopd] [--root DIR] [--bpf-stats] [--json FILE]
+                            [--aiocopd build/aiocopd | --build NAME=PATH ...] [--root DIR]
+                            [--clock wall|cpu] [--bpf-stats] [--json FILE]
 
 Each round runs every workload unmonitored, with the default tier (`aiocopd -p`), armed from
 the start (`aiocopd trace`) and with `--all`, one after the other, the order turned by one
@@ -11,6 +12,8 @@ each round so that a drift of the machine does not always fall on the same tier.
 gives, per workload and tier, the ratio of the medians over the rounds to the unmonitored
 median: run time for sleep0 and fileio (lower is better), requests a second for the aiohttp
 service under wrk (tools/bench_http.py: server on CPU 0, wrk on CPU 1; higher is better).
+--build NAME=PATH, given more than once, runs every tier with each of those aiocopd builds in
+the same rounds (e.g. before=/tmp/aiocopd-before after=build/aiocopd), a column each.
 --bpf-stats also prints, per workload and tier, each BPF program's runs per unit of work
 and mean run time (kernel.bpf_stats_enabled, on for the session and restored after).
 """
@@ -68,16 +71,23 @@ def rotated(items, k):
     return items[k:] + items[:k]
 
 
-def run_round(args, python, kind, n, tiers, k, results, stats):
-    """One run of each tier and of the unmonitored workload, in turned order."""
-    for tier in rotated(["none", *tiers], k):
-        if tier == "none":
-            value = bench.run_once(python, kind, n)[0]
+def columns_of(tiers, builds):
+    """[(key, tier, aiocopd, title)]: a column per tier and build, keyed "tier@build"."""
+    return [(f"{t}@{name}" if name else t, t, path, f"{TIERS[t][2]}{' ' + name if name else ''}")
+            for t in tiers for name, path in builds]
+
+
+def run_round(args, python, kind, n, columns, k, results, stats):
+    """One run of each column and of the unmonitored workload, in turned order."""
+    for col in rotated([None, *columns], k):
+        if col is None:
+            key, value = "none", bench.run_once(python, kind, n)[0]
         else:
+            key, tier, aiocopd, _ = col
             mode, extra, _ = TIERS[tier]
-            value = bench.run_once(python, kind, n, args.aiocopd, extra, mode,
-                                   stats.setdefault(tier, {}) if args.bpf_stats else None)[0]
-        results.setdefault(tier, []).append(value)
+            value = bench.run_once(python, kind, n, aiocopd, extra, mode,
+                                   stats.setdefault(key, {}) if args.bpf_stats else None)[0]
+        results.setdefault(key, []).append(value)
 
 
 def ratio_cell(med, base, target, higher_better):
@@ -90,13 +100,13 @@ def fmt_value(v, higher_better):
     return f"{v:.0f} req/s" if higher_better else f"{v:.3f} s"
 
 
-def print_table(rows, tiers):
-    print("\n| workload | unmonitored | " + " | ".join(TIERS[t][2] for t in tiers) +
-          " | target |")
-    print("|---|---|" + "---|" * len(tiers) + "---|")
+def print_table(rows, columns):
+    print("\n| workload | unmonitored | " + " | ".join(c[3] for c in columns) + " | target |")
+    print("|---|---|" + "---|" * len(columns) + "---|")
     for kind, meds in rows.items():
         what, _, _, higher, targets = WORKLOADS[kind]
-        cells = [ratio_cell(meds[t], meds["none"], targets.get(t), higher) for t in tiers]
+        cells = [ratio_cell(meds[key], meds["none"], targets.get(tier), higher)
+                 for key, tier, _, _ in columns]
         sign = ">=" if higher else "<="
         target = ", ".join(f"{t} {sign} {v}x" for t, v in targets.items())
         print(f"| {what} | {fmt_value(meds['none'], higher)} | " + " | ".join(cells) +
@@ -133,9 +143,14 @@ def main():
     ap.add_argument("--seconds", type=int, default=5, help="wrk's load per aiohttp run")
     ap.add_argument("--only", default=",".join(WORKLOADS))
     ap.add_argument("--tiers", default=",".join(TIERS))
+    ap.add_argument("--build", action="append", default=[], metavar="NAME=PATH",
+                    help="an aiocopd build to compare, in the same rounds (repeatable)")
     ap.add_argument("--root", help="run --python through this root's dynamic loader")
     ap.add_argument("--bpf-stats", action="store_true",
                     help="also print each BPF program's runs and run time per unit of work")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="time the workloads by wall time (issue 13's measure) or by the "
+                         "target's CPU time (robust to other load on the machine)")
     ap.add_argument("--json", help="also write the runs and medians to this file")
     args = ap.parse_args()
     kinds = [k for k in args.only.split(",") if k]
@@ -143,8 +158,15 @@ def main():
     unknown = [k for k in kinds if k not in WORKLOADS] + [t for t in tiers if t not in TIERS]
     if unknown:
         ap.error(f"unknown workload or tier: {', '.join(unknown)}")
+    builds = [tuple(b.split("=", 1)) for b in args.build]
+    if any(len(b) != 2 or not b[0] for b in builds):
+        ap.error("--build takes NAME=PATH")
+    builds = builds or [("", args.aiocopd)]
+    columns = columns_of(tiers, builds)
+    os.environ["AIOCOPD_BENCH_CLOCK"] = args.clock     # tools/bench_workload.py reads it
     python = bench.python_command(args.python, args.root)
-    print(f"python {args.python}, {args.runs} rounds, kernel {os.uname().release}, "
+    print(f"python {args.python}, {args.runs} rounds, {args.clock} clock, "
+          f"kernel {os.uname().release}, "
           f"load average {os.getloadavg()[0]:.2f}", flush=True)
     rows, doc = {}, {}
     with bpf_stats_enabled(args.bpf_stats):
@@ -152,14 +174,14 @@ def main():
             n = WORKLOADS[kind][1] or args.seconds
             results, stats = {}, {}
             for k in range(args.runs):
-                run_round(args, python, kind, n, tiers, k, results, stats)
+                run_round(args, python, kind, n, columns, k, results, stats)
                 print(f"  {kind} round {k + 1}: " + "  ".join(
                     f"{t} {v[-1]:.3f}" for t, v in results.items()), flush=True)
             rows[kind] = {t: statistics.median(v) for t, v in results.items()}
             doc[kind] = {"runs": results, "medians": rows[kind], "bpf_stats": stats}
             if args.bpf_stats:
                 print_bpf_stats(kind, n, args.runs, rows[kind], stats)
-    print_table(rows, tiers)
+    print_table(rows, columns)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     if args.json:
         with open(args.json, "w") as f:
