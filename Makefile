@@ -112,7 +112,12 @@ unit-test: $(UNIT_BINS)
 e2e-test: $(OUT)/aiocopd
 	$(PYTHON) -m pytest -q -rs --durations=10 tests/e2e
 
+# The test roots (tools/test-root.sh) are built in the background meanwhile, on a machine
+# that has none yet: the end-to-end tests wait for them (the script's lock) when they need them.
 test: deps
+	@mkdir -p $(OUT) && for r in sid systemd; do \
+		tools/test-root.sh $$r >$(OUT)/test-root-$$r.log 2>&1 </dev/null & \
+	done
 	$(MAKE) all
 	$(MAKE) unit-test
 	$(MAKE) e2e-test
@@ -132,6 +137,9 @@ SAN_FLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-f
 SAN_EXIT   := 86
 SAN_ENV    := ASAN_OPTIONS=halt_on_error=1:abort_on_error=0:exitcode=$(SAN_EXIT):detect_leaks=1 \
               UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:exitcode=$(SAN_EXIT)
+# under two interpreters: Debian's (the built-in layout table) and sid's 3.14 (the debug
+# offsets' format); the others run the same C code paths as one of them
+SAN_SKIP_INTERPRETERS ?= pyenv or py310 or py312 or py313 or py315
 SAN_E2E    ?= test_attached_line_and_quiet_loop or test_time_sleep_in_named_task or \
               test_target_exits_mid_run or test_long_path_is_named_whole_or_marked_cut or \
               test_missing_privileges or test_trace_document or test_trace_target_exits_early or \
@@ -146,7 +154,7 @@ sanitize:
 		$(SAN_OUT)/aiocopd $(patsubst $(OUT)/%,$(SAN_OUT)/%,$(UNIT_BINS))
 	$(SAN_ENV) tools/run-unit-tests.sh $(patsubst $(OUT)/%,$(SAN_OUT)/%,$(UNIT_BINS))
 	$(SAN_ENV) AIOCOPD=$(SAN_OUT)/aiocopd $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e \
-		-k '$(SAN_E2E)'
+		-k '($(SAN_E2E)) and not ($(SAN_SKIP_INTERPRETERS))'
 
 # ---- fuzzing -----------------------------------------------------------------------------
 # One libFuzzer harness per parser of hostile bytes (tests/fuzz/fuzz_NAME.c), seeded from
@@ -155,7 +163,7 @@ sanitize:
 # (part of `make test`) runs each for FUZZ_TEST_TIME seconds, `make fuzz` for FUZZ_TIME.
 FUZZERS        := elf linetable pydebug pyresolve config
 FUZZ_TIME      ?= 300
-FUZZ_TEST_TIME ?= 10
+FUZZ_TEST_TIME ?= 6
 FUZZ_OUT        = $(OUT)/fuzz
 FUZZ_SAN       := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS    := -g -O1 -std=gnu11 -Wall -Wextra -Wno-unused-parameter $(FUZZ_SAN) \

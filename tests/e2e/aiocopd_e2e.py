@@ -753,7 +753,7 @@ def prog_ids_held_by_anyone():
     return ids
 
 
-def orphaned_programs(before, timeout=30.0):
+def orphaned_programs(before, timeout=60.0):
     """{id: name} of aiocopd's programs loaded since `before` (a bpf_programs() snapshot)
     that no live process holds, once the kernel has had timeout seconds to release those of
     processes that exited (a uprobe_multi link goes only after an RCU grace period)."""

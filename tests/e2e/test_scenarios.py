@@ -142,13 +142,15 @@ def test_gc_pause_inside_a_callback(paired):
     target, run = paired(lambda h, py: h.watch(py, "gc_pause.py", duration=2), parallel=1)
     reports = run.for_task("the-collector", "collector")
     expect_reports(run, reports, 2, "the-collector", task_name="the-collector")
-    for r in reports:
+    # 200,000 cycles take tens of milliseconds to collect on this machine (a step reported as
+    # the probes went on may have had its collection start before them)
+    collecting = [r for r in reports if r["gc_ms"] >= 5]
+    assert len(collecting) >= 2, f"no report measured the collections:\n{run.describe()}"
+    for r in collecting:
         # building the heap is CPU, collecting it is gc: whichever took most of the step (or,
         # on a busy host, the other work that kept it off the CPU)
         cpu = "cpu_blocking" if r["on_cpu_ms"] >= r["off_cpu_ms"] else "preempted"
         assert r["reason"] == ("gc" if 2 * r["gc_ms"] >= r["elapsed_ms"] else cpu), r
-        # 200,000 cycles take tens of milliseconds to collect on this machine
-        assert r["gc_ms"] >= 5, r
         # a collection runs on the CPU, unless other work preempts it
         limit = r["elapsed_ms"] if machine_is_busy() else r["on_cpu_ms"]
         assert r["gc_ms"] <= limit + 1, r
