@@ -42,10 +42,18 @@ const char *proc_facts_cmdline_of(struct proc_facts *f);
 const char *proc_facts_unit(struct proc_facts *f);
 bool proc_facts_uid(struct proc_facts *f, uid_t *uid);
 /* Whether the process still exists. */
+bool proc_alive(pid_t pid);
 bool proc_facts_alive(const struct proc_facts *f);
 
 /* The command line alone, arguments joined by spaces; returns whether it was cut short. */
 bool proc_facts_cmdline(pid_t pid, char *buf, size_t bufsz);
+
+/*
+ * Calls fn for every process /proc lists now (at most PROC_SCAN_MAX entries read).
+ * Returns 0, or -errno when /proc cannot be read.
+ */
+#define PROC_SCAN_MAX		(1u << 22)	/* pid_max's cap */
+int proc_for_each_pid(void (*fn)(void *ctx, pid_t pid), void *ctx);
 
 /* The unit named by a cgroup v2 path: its innermost .service or .scope component. */
 void proc_facts_unit_of(const char *cgroup_path, char *unit, size_t unitsz);

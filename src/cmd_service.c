@@ -6,7 +6,6 @@
  * protocol. A reload (SIGHUP) applies a new configuration without detaching what it keeps
  * watching; a configuration with any error is refused whole and the old one runs on.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -109,9 +108,7 @@ static void say(struct service *s, int level, const char *fmt, ...)
 /* The engine's messages: warnings always, what it does (LOG_INFO) with -v. */
 static void on_engine_log(void *ctx, int level, const char *msg)
 {
-	struct service *s = ctx;
-
-	put_message(s, level <= LOG_WARNING ? level : level + 1, msg);
+	put_message(ctx, level, msg);
 }
 
 /* ---- the processes watched ------------------------------------------------------------------ */
@@ -558,39 +555,46 @@ static void print_rule(const struct service_config *cfg, const struct watch_rule
 	putchar('\n');
 }
 
+struct selected_walk {
+	const struct service_config *cfg;
+	struct proc_facts facts;
+	struct py_target target;
+};
+
+static void print_if_selected(void *ctx, pid_t pid)
+{
+	struct target_options topts = { .debug_root = getenv("AIOCOPD_DEBUG_ROOT") };
+	struct selected_walk *walk = ctx;
+	const struct watch_rule *r;
+	char err[512] = "";
+
+	if (pid == getpid())
+		return;
+	proc_facts_init(&walk->facts, pid);
+	r = service_config_match(walk->cfg, &walk->facts);
+	if (!r)
+		return;
+	if (target_inspect(pid, &topts, &walk->target, err, sizeof(err)) == 0)
+		printf("  PID %d (%s): CPython %s: ", pid, r->name, walk->target.version);
+	else
+		printf("  PID %d (%s): not watched (%s): ", pid, r->name, err);
+	report_put_text(stdout, proc_facts_cmdline_of(&walk->facts));
+	putchar('\n');
+}
+
 /* What the rules select now: every running process, as the service would look at it. */
 static void print_selected(const struct service_config *cfg)
 {
-	struct proc_facts *f = malloc(sizeof(*f));
-	struct py_target *t = malloc(sizeof(*t));
-	struct dirent *de;
-	DIR *dir = opendir("/proc");
+	struct selected_walk *walk = malloc(sizeof(*walk));
+	int ret = -ENOMEM;
 
-	if (!f || !t || !dir)
-		goto out;
-	while ((de = readdir(dir))) {
-		const struct watch_rule *r;
-		char err[512] = "";
-		long pid = strtol(de->d_name, NULL, 10);
-
-		if (pid <= 0 || pid == getpid())
-			continue;
-		proc_facts_init(f, pid);
-		r = service_config_match(cfg, f);
-		if (!r)
-			continue;
-		if (target_inspect(pid, &(struct target_options){ 0 }, t, err, sizeof(err)) == 0)
-			printf("  PID %ld (%s): CPython %s: ", pid, r->name, t->version);
-		else
-			printf("  PID %ld (%s): not watched (%s): ", pid, r->name, err);
-		report_put_text(stdout, proc_facts_cmdline_of(f));
-		putchar('\n');
+	if (walk) {
+		walk->cfg = cfg;
+		ret = proc_for_each_pid(print_if_selected, walk);
 	}
-out:
-	if (dir)
-		closedir(dir);
-	free(f);
-	free(t);
+	if (ret)
+		fprintf(stderr, "aiocopd: cannot list the processes: %s\n", strerror(-ret));
+	free(walk);
 }
 
 static int check_config(const char *path)

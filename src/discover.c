@@ -6,8 +6,6 @@
  * here waits for that by stopping it. The delays double from 5 ms to 1 s, so a process is
  * watched within about 1 s of its runtime appearing.
  */
-#include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +19,6 @@
 
 #define RETRY_FIRST_MS		5
 #define RETRY_MAX_MS		1000
-#define SCAN_MAX_PROCS		(1u << 22)	/* /proc entries read by one scan, pid_max's cap */
 
 /* A selected process with no runtime mapped yet. */
 struct pending {
@@ -122,6 +119,12 @@ static enum attach_failure failure_of(int target_error)
 	}
 }
 
+/* A watch that failed: the process went meanwhile, or a probe could not attach. */
+static enum attach_failure watch_failure(pid_t pid)
+{
+	return proc_alive(pid) ? ATTACH_PROBE : ATTACH_GONE;
+}
+
 static void watch(struct discoverer *d, const struct py_target *t, const void *rule)
 {
 	struct watched *w;
@@ -129,8 +132,7 @@ static void watch(struct discoverer *d, const struct py_target *t, const void *r
 
 	w = engine_watch(d->engine, t, 0, err, sizeof(err));
 	if (!w) {
-		failed(d, t->pid, kill(t->pid, 0) && errno == ESRCH ? ATTACH_GONE : ATTACH_PROBE,
-		       err);
+		failed(d, t->pid, watch_failure(t->pid), err);
 		return;
 	}
 	/* its forks are watched too, and its next exec is seen; nothing is held */
@@ -215,7 +217,7 @@ static void on_fork(void *ctx, pid_t pid, pid_t parent)
 		return;
 	child = engine_watch_fork(d->engine, p, pid, err, sizeof(err));
 	if (!child) {
-		failed(d, pid, kill(pid, 0) && errno == ESRCH ? ATTACH_GONE : ATTACH_PROBE, err);
+		failed(d, pid, watch_failure(pid), err);
 		return;
 	}
 	if (d->hooks.adopted)
@@ -227,36 +229,17 @@ static void on_process_exit(void *ctx, pid_t pid)
 	drop_pending(ctx, pid);
 }
 
-static bool is_pid_name(const char *s)
+static void scan_one(void *ctx, pid_t pid)
 {
-	if (!*s)
-		return false;
-	for (; *s; s++)
-		if (!isdigit((unsigned char)*s))
-			return false;
-	return true;
+	look_at(ctx, pid, false);
 }
 
 void discover_scan(struct discoverer *d)
 {
-	DIR *dir = opendir("/proc");
-	struct dirent *de;
-	unsigned seen = 0;
+	int ret = proc_for_each_pid(scan_one, d);
 
-	if (!dir) {
-		engine_log(d->engine, LOG_ERR, "cannot read /proc: %s", strerror(errno));
-		return;
-	}
-	while ((de = readdir(dir)) && seen++ < SCAN_MAX_PROCS) {
-		long pid;
-
-		if (!is_pid_name(de->d_name))
-			continue;
-		pid = strtol(de->d_name, NULL, 10);
-		if (pid > 0 && pid <= INT32_MAX)
-			look_at(d, pid, false);
-	}
-	closedir(dir);
+	if (ret)
+		engine_log(d->engine, LOG_ERR, "cannot read /proc: %s", strerror(-ret));
 }
 
 size_t discover_pending(const struct discoverer *d)

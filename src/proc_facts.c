@@ -4,6 +4,8 @@
  * path of its executable, one in its own mount namespace its own path: the path it sees is
  * the first with the process's root taken off.
  */
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -170,7 +172,43 @@ bool proc_facts_uid(struct proc_facts *f, uid_t *uid)
 	return f->has_uid;
 }
 
+bool proc_alive(pid_t pid)
+{
+	return kill(pid, 0) == 0 || errno != ESRCH;
+}
+
 bool proc_facts_alive(const struct proc_facts *f)
 {
-	return kill(f->pid, 0) == 0 || errno != ESRCH;
+	return proc_alive(f->pid);
+}
+
+static bool is_pid_name(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!isdigit((unsigned char)*s))
+			return false;
+	return true;
+}
+
+int proc_for_each_pid(void (*fn)(void *ctx, pid_t pid), void *ctx)
+{
+	DIR *dir = opendir("/proc");
+	struct dirent *de;
+	unsigned seen = 0;
+
+	if (!dir)
+		return -errno;
+	while ((de = readdir(dir)) && seen++ < PROC_SCAN_MAX) {
+		long pid;
+
+		if (!is_pid_name(de->d_name))
+			continue;
+		pid = strtol(de->d_name, NULL, 10);
+		if (pid > 0 && pid <= INT32_MAX)
+			fn(ctx, pid);
+	}
+	closedir(dir);
+	return 0;
 }
