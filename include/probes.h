@@ -24,7 +24,7 @@ struct aiocopd_bpf;
 
 /* The uprobes of an armed target, in the order they attach (context_run, last, arms it). */
 enum uprobe_slot {
-	UPROBE_AUDIT,			/* PySys_Audit */
+	UPROBE_AUDIT,			/* PySys_Audit, or sys_audit_tstate where both meet */
 	UPROBE_AUDIT_TSTATE,		/* _PySys_Audit, CPython's own callers */
 	UPROBE_CONTEXT_ENTER,		/* PyContext_Enter: uvloop's callbacks */
 	UPROBE_CONTEXT_RUN,		/* context_run: every other callback */

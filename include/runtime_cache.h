@@ -36,6 +36,7 @@ struct runtime_file {
 	const char *context_run_source;
 	uint64_t audit_offset;		/* PySys_Audit */
 	uint64_t audit_tstate_offset;	/* _PySys_Audit, 0: none */
+	uint64_t audit_core_offset;	/* sys_audit_tstate's first push, 0: none */
 	uint64_t context_enter_offset;	/* PyContext_Enter, 0: none */
 	uint64_t gc_offset;		/* gc_collect_main, 0: unknown */
 	uint64_t finalize_offset;	/* Py_FinalizeEx, 0: none */

@@ -50,6 +50,7 @@ struct py_target {
 	uint64_t context_run_offset;	/* file offsets for uprobes */
 	uint64_t audit_offset;
 	uint64_t audit_tstate_offset;	/* _PySys_Audit, 0 when the build has none */
+	uint64_t audit_core_offset;	/* where both meet (sys_audit_tstate), 0: unknown */
 	uint64_t gc_offset;		/* gc_collect_main, 0 when unknown */
 	uint64_t finalize_offset;	/* Py_FinalizeEx, 0 when the build has none */
 	uint64_t context_enter_offset;	/* PyContext_Enter: uvloop's callback boundary */

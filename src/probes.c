@@ -380,17 +380,20 @@ int probes_arm(struct probes *p, const struct py_target *t, struct target_links 
 	/*
 	 * The audit entry points go first: a callback bounded by context_run must not miss the
 	 * Python-level events raised while the rest attaches. context_run, last, marks armed.
+	 * Where the build names sys_audit_tstate, one probe there sees what both would.
 	 */
+	bool core = t->audit_core_offset;
 	const struct {
 		struct bpf_program *prog;
 		uint64_t offset;
 		const char *name;
 		bool required;
 	} probes[UPROBE_SLOTS] = {
-		[UPROBE_AUDIT] = { p->skel->progs.audit_entry, t->audit_offset, "PySys_Audit",
-				   true },
-		[UPROBE_AUDIT_TSTATE] = { p->skel->progs.audit_tstate_entry, t->audit_tstate_offset,
-					  "_PySys_Audit", true },
+		[UPROBE_AUDIT] = { core ? p->skel->progs.audit_core_entry : p->skel->progs.audit_entry,
+				   core ? t->audit_core_offset : t->audit_offset,
+				   core ? "sys_audit_tstate" : "PySys_Audit", true },
+		[UPROBE_AUDIT_TSTATE] = { p->skel->progs.audit_tstate_entry,
+					  core ? 0 : t->audit_tstate_offset, "_PySys_Audit", true },
 		/* optional: without it uvloop's callbacks are reported by iteration */
 		[UPROBE_CONTEXT_ENTER] = { p->skel->progs.context_enter_entry,
 					   t->context_enter_offset, "PyContext_Enter", false },

@@ -27,6 +27,7 @@
 #include "elf_file.h"
 #include "privileges.h"
 #include "procmem.h"
+#include "prologue.h"
 #include "pydebug.h"
 #include "runtime_cache.h"
 #include "target.h"
@@ -539,21 +540,32 @@ static struct elf_file *open_debuginfo(struct symbol_files *sf)
 	return sf->dbg;
 }
 
+/* Address of a (static) function named in the file's symbols or its debug file. */
+static int find_static_vaddr(struct symbol_files *sf, const char *name, uint64_t *vaddr,
+			     const char **source)
+{
+	struct elf_file *dbg;
+	uint64_t size;
+
+	if (elf_file_find_symbol(sf->ef, name, true, vaddr, &size) == 0) {
+		*source = "symbol table";
+		return 0;
+	}
+	dbg = open_debuginfo(sf);
+	if (!dbg || elf_file_find_symbol(dbg, name, true, vaddr, &size))
+		return -ENOENT;
+	*source = "debug file";
+	return 0;
+}
+
 /* File offset of a (static) function named in the file's symbols or its debug file. */
 static int find_static(struct symbol_files *sf, const char *name, uint64_t *offset,
 		       const char **source)
 {
-	struct elf_file *dbg;
-	uint64_t vaddr, size;
+	uint64_t vaddr;
 
-	if (elf_file_find_symbol(sf->ef, name, true, &vaddr, &size) == 0) {
-		*source = "symbol table";
-	} else {
-		dbg = open_debuginfo(sf);
-		if (!dbg || elf_file_find_symbol(dbg, name, true, &vaddr, &size))
-			return -ENOENT;
-		*source = "debug file";
-	}
+	if (find_static_vaddr(sf, name, &vaddr, source))
+		return -ENOENT;
 	return elf_file_vaddr_to_offset(sf->ef, vaddr, offset) ? -ERANGE : 0;
 }
 
@@ -605,6 +617,30 @@ static uint64_t audit_tstate_offset(struct symbol_files *sf)
 	return offset;
 }
 
+/*
+ * Both audit entry points hand the event to sys_audit_tstate(tstate, event, format, va_list).
+ * Probed there, on the first push of its prologue, one uprobe sees every event and the
+ * kernel emulates the probed instruction: PySys_Audit and _PySys_Audit begin with a `sub`,
+ * which the kernel must single-step (docs/PERFORMANCE.md). Its symbol is static: 0 when no
+ * symbol table names it or its prologue is not one prologue.c knows.
+ */
+static uint64_t audit_core_offset(struct symbol_files *sf)
+{
+	uint8_t code[PROLOGUE_BYTES];
+	uint64_t vaddr, offset;
+	const char *source;
+	int at;
+
+	if (find_static_vaddr(sf, "sys_audit_tstate", &vaddr, &source) ||
+	    elf_file_read_vaddr(sf->ef, vaddr, code, sizeof(code)))
+		return 0;
+	/* CPython returns at once for a NULL thread state: no event to see there */
+	at = prologue_push_offset(code, sizeof(code), 1);
+	if (at < 0 || elf_file_vaddr_to_offset(sf->ef, vaddr + at, &offset))
+		return 0;
+	return offset;
+}
+
 static int find_probes(const char *path, struct elf_file *ef, const char *debug_root,
 		       struct runtime_file *rf, char *err, size_t errsz)
 {
@@ -616,6 +652,7 @@ static int find_probes(const char *path, struct elf_file *ef, const char *debug_
 		rf->context_run_offset = 0;	/* the process's PyContext_Type will say */
 	find_gc(&sf, rf);
 	rf->audit_tstate_offset = audit_tstate_offset(&sf);
+	rf->audit_core_offset = audit_core_offset(&sf);
 	elf_file_close(sf.dbg);
 	if (ret == -ERANGE)
 		return fail(err, errsz, TARGET_NO_SYMBOL, "context_run is outside %s's loaded "
@@ -712,6 +749,7 @@ static int apply_file(struct py_target *t, const struct runtime_file *rf, char *
 	t->context_run_source = rf->context_run_source;
 	t->audit_offset = rf->audit_offset;
 	t->audit_tstate_offset = rf->audit_tstate_offset;
+	t->audit_core_offset = rf->audit_core_offset;
 	t->context_enter_offset = rf->context_enter_offset;
 	t->gc_offset = rf->gc_offset;
 	t->finalize_offset = rf->finalize_offset;
