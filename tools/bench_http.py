@@ -9,7 +9,7 @@ other's CPU.
 
 serves until killed and prints "ready" once it listens (TAG only marks the command line, for
 a service rule to select). tools/bench_service.py starts it so; tools/bench_workload.py runs
-the same application in its own loop (serve_and_load) and takes wrk's rate.
+the same application in its own loop (LoadedService) and takes wrk's rate.
 """
 import asyncio
 import os
@@ -65,27 +65,39 @@ def wrk_once(port, seconds, path="/"):
     raise RuntimeError(f"no rate in wrk's output:\n{out}")
 
 
-async def serve_and_load(path, seconds, clock=time.perf_counter):
-    """Serve the application from this loop, warm it up, then load path for seconds: the
-    requests per second of clock (wall time, or the process's CPU time)."""
-    from aiohttp import web
+class LoadedService:
+    """The application served from the running loop. start() also warms it up, so that a
+    monitor attached after it finds a service running, not one importing and starting."""
 
-    data = small_file()
-    port = free_port()
-    runner = web.AppRunner(make_app(data), access_log=None)
-    loop = asyncio.get_running_loop()
-    try:
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
+    def __init__(self):
+        from aiohttp import web
+
+        self.data = small_file()
+        self.port = free_port()
+        self.runner = web.AppRunner(make_app(self.data), access_log=None)
+
+    async def start(self, path):
+        from aiohttp import web
+
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+        await self.wrk(WARMUP_S, path)
+
+    async def wrk(self, seconds, path):
         # wrk blocks its caller: a thread waits for it, the loop serves
-        await loop.run_in_executor(None, wrk_once, port, WARMUP_S, path)
+        return await asyncio.get_running_loop().run_in_executor(None, wrk_once, self.port,
+                                                                 seconds, path)
+
+    async def load(self, path, seconds, clock=time.perf_counter):
+        """Requests per second of clock (wall time, or the process's CPU time) on path."""
         start = clock()
-        rate = await loop.run_in_executor(None, wrk_once, port, seconds, path)
+        rate = await self.wrk(seconds, path)
         # wrk's rate is per wall second of its run: per second of clock, the same requests
         return rate * seconds / (clock() - start) if clock is not time.perf_counter else rate
-    finally:
-        await runner.cleanup()
-        os.unlink(data)
+
+    async def stop(self):
+        await self.runner.cleanup()
+        os.unlink(self.data)
 
 
 def pin_to_server_cpu():

@@ -7,7 +7,8 @@ the end of stdin before it exits (so the monitor is still there to be measured).
   fileio N   : N steps that each os.stat and read a small file
   http_json N: N seconds of wrk on tools/bench_http.py's JSON endpoint, served by this loop
   http_file N: the same on its endpoint that opens and reads a small file
-The http_ workloads print the requests a second wrk got instead of the elapsed seconds.
+The http_ workloads serve and are warmed up before "ready", and print the requests a second
+wrk got instead of the elapsed seconds.
 With AIOCOPD_BENCH_CLOCK=cpu in the environment, time is the process's CPU time (user and
 system: the kernel's probes and BPF programs run on the target's time), so other load on the
 machine does not count; the http_ workloads then print requests per CPU second.
@@ -17,7 +18,7 @@ import os
 import sys
 import time
 
-from bench_http import pin_to_server_cpu, serve_and_load, small_file
+from bench_http import LoadedService, pin_to_server_cpu, small_file
 
 CLOCK = time.process_time if os.environ.get("AIOCOPD_BENCH_CLOCK") == "cpu" else time.perf_counter
 
@@ -41,24 +42,27 @@ async def fileio(n):
         os.unlink(path)
 
 
-async def http_json(seconds):
-    return await serve_and_load("/", seconds, CLOCK)
-
-
-async def http_file(seconds):
-    return await serve_and_load("/file", seconds, CLOCK)
-
-
-WORKLOADS = {"sleep0": sleep0, "fileio": fileio, "http_json": http_json, "http_file": http_file}
+WORKLOADS = {"sleep0": sleep0, "fileio": fileio}
+HTTP_PATHS = {"http_json": "/", "http_file": "/file"}
 
 
 async def main(kind, n):
-    if kind.startswith("http_"):
+    service = None
+    if kind in HTTP_PATHS:
         pin_to_server_cpu()  # only this thread exists yet: the executor's inherit it
+        service = LoadedService()
+        await service.start(HTTP_PATHS[kind])
     print("ready", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     start = CLOCK()
-    rate = await WORKLOADS[kind](n)
+    try:
+        if service:
+            rate = await service.load(HTTP_PATHS[kind], n, CLOCK)
+        else:
+            rate = await WORKLOADS[kind](n)
+    finally:
+        if service:
+            await service.stop()
     print(f"{CLOCK() - start if rate is None else rate:.6f}", flush=True)
 
 
