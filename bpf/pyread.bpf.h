@@ -321,7 +321,11 @@ static __always_inline void render_pyobj(const struct py_layout *l, __u64 obj, c
 	}
 }
 
-/* Where a coroutine is: its frame's code and instruction (3.10: a frame object's f_lasti). */
+/*
+ * Where a coroutine is: its frame's code and instruction (3.10: a frame object's f_lasti).
+ * A callback that finished its coroutine is named after that, until the next one starts:
+ * 3.10 has dropped the frame by then, and names it by its code alone (where it is defined).
+ */
 static __always_inline void locate_coro(const struct py_layout *l, __u64 coro,
 					struct callback_ident *id)
 {
@@ -330,8 +334,11 @@ static __always_inline void locate_coro(const struct py_layout *l, __u64 coro,
 	if (!l->coro_frame)
 		return;
 	frame = l->coro_frame_ptr ? read_ptr(coro + l->coro_frame) : coro + l->coro_frame;
-	if (!frame)
-		return;		/* finished: it has no frame any more */
+	if (!frame) {
+		if (l->coro_code)
+			id->code = read_ptr(coro + l->coro_code);
+		return;
+	}
 	id->code = read_ptr(frame + l->frame_code) & ~PY_STACKREF_TAGS;
 	id->instr = read_ptr(frame + l->frame_instr);
 }

@@ -166,6 +166,7 @@ struct py_layout {
 	__u16 func_code;		/* PyFunctionObject.func_code */
 	__u16 coro_frame;		/* PyCoroObject.cr_iframe, or (3.10) cr_frame */
 	__u16 coro_frame_ptr;		/* 3.10: that field points at the frame object */
+	__u16 coro_code;		/* 3.10: PyCoroObject.cr_code (a finished one has no frame) */
 	__u16 tstate_running_task;	/* 3.14+: the Task _asyncio runs now; 0: not kept */
 };
 

@@ -46,6 +46,7 @@ static const struct py_version_layout layouts[] = {
 			.coro_qualname = 48,
 			.coro_frame = 16,
 			.coro_frame_ptr = 1,
+			.coro_code = 24,
 			.handle_callback = 24,
 		},
 		.user = {
