@@ -19,6 +19,8 @@ CLANG      ?= clang
 BPFTOOL    ?= bpftool
 LLVM_STRIP ?= llvm-strip
 PYTHON     ?= /usr/bin/python3
+# compile jobs of the builds `make test` runs (a plain `make` stays as the caller asks)
+JOBS       ?= $(shell nproc 2>/dev/null || echo 1)
 VERSION    := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
 OUT        := build
@@ -118,10 +120,11 @@ test: deps
 	@mkdir -p $(OUT) && for r in sid systemd; do \
 		tools/test-root.sh $$r >$(OUT)/test-root-$$r.log 2>&1 </dev/null & \
 	done
-	$(MAKE) all
+	$(MAKE) -j$(JOBS) all $(UNIT_BINS)
 	$(MAKE) unit-test
 	$(MAKE) e2e-test
 	$(MAKE) sanitize
+	$(MAKE) -j$(JOBS) $(FUZZ_BINS)
 	$(MAKE) fuzz-test
 
 # ---- sanitizers --------------------------------------------------------------------------
@@ -150,7 +153,7 @@ SAN_E2E    ?= test_attached_line_and_quiet_loop or test_time_sleep_in_named_task
               test_log_file_is_reopened_on_sigusr1 or test_bad_configuration_is_refused_with_its_line
 
 sanitize:
-	$(MAKE) OUT=$(SAN_OUT) CC=$(CLANG) CFLAGS='-O1 -g $(SAN_FLAGS)' LDFLAGS='$(SAN_FLAGS)' \
+	$(MAKE) -j$(JOBS) OUT=$(SAN_OUT) CC=$(CLANG) CFLAGS='-O1 -g $(SAN_FLAGS)' LDFLAGS='$(SAN_FLAGS)' \
 		$(SAN_OUT)/aiocopd $(patsubst $(OUT)/%,$(SAN_OUT)/%,$(UNIT_BINS))
 	$(SAN_ENV) tools/run-unit-tests.sh $(patsubst $(OUT)/%,$(SAN_OUT)/%,$(UNIT_BINS))
 	$(SAN_ENV) AIOCOPD=$(SAN_OUT)/aiocopd $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e \

@@ -62,6 +62,13 @@ def harness():
         h.cleanup()
 
 
+# Interpreters a paired scenario runs at once. Most scenarios wait (sleeps, sockets) rather
+# than compute, and each aiocopd's exit costs the kernel seconds of detaching that the
+# exits of runs side by side share; a scenario whose figures a busy CPU would change
+# passes parallel=1.
+PAIRED_AT_ONCE = 4
+
+
 @pytest.fixture(scope="session")
 def _paired_outcomes():
     return {}
@@ -78,10 +85,16 @@ def paired(request, python, _paired_outcomes):
     params = {k: v for k, v in getattr(request.node, "callspec", None).params.items()
               if k != "python"}
     key = (request.node.module.__name__, request.node.originalname, repr(sorted(params.items())))
+    # a test narrows its interpreters with @pytest.mark.parametrize("python", [...],
+    # indirect=True); the run for all of them follows it
+    kinds = None
+    for mark in request.node.iter_markers("parametrize"):
+        if mark.args[0] == "python":
+            kinds = set(mark.args[1])
 
-    def run(fn, parallel=2):
+    def run(fn, parallel=PAIRED_AT_ONCE):
         if key not in _paired_outcomes:
-            _paired_outcomes[key] = run_for_each_interpreter(fn, parallel)
+            _paired_outcomes[key] = run_for_each_interpreter(fn, parallel, kinds)
         outcome = _paired_outcomes[key][python.kind]
         if isinstance(outcome, BaseException):
             raise outcome

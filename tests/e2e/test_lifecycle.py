@@ -234,6 +234,10 @@ def test_target_exits_mid_run(harness, python):
     assert took <= 2.0, f"aiocopd exited {took:.1f} s after its target (SPEC: within 2 s)"
 
 
+# Three builds that differ in where their probes sit (the runtime in the executable, in
+# libpython, behind sid's loader): each killed aiocopd costs the kernel about 10 s of closing
+# its perf-event links one by one, so not all seven.
+@pytest.mark.parametrize("python", ["debian", "pyenv", "py314"], indirect=True)
 def test_sigkill_leaves_target_and_kernel_clean(paired):
     """aiocopd killed with SIGKILL: the target runs on and exits 0, and once the kernel has
     closed the dead monitor's descriptors none of its BPF programs is left loaded."""
@@ -280,24 +284,29 @@ def short_lived_reports(lines, pid=None):
     return found
 
 
-def test_last_reports_of_an_exiting_target_keep_their_frames(harness, python, tmp_path):
+def test_last_reports_of_an_exiting_target_keep_their_frames(paired, tmp_path):
     """The target makes 8 slow callbacks and exits at once, while aiocopd is stopped (as a
     busy monitor lags): its frames are named all the same, because the target waits in
     Py_FinalizeEx until aiocopd has read its records."""
-    start = tmp_path / "start"
-    target = harness.target(python, "short_lived.py", env={"E2E_START_FILE": str(start)})
-    p = harness.aiocopd("-p", target.pid, "--json", "-d", "60")
-    assert p.wait_line("err", lambda l: "attached" in l, ATTACH_TIMEOUT), p.describe()
-    os.kill(p.pid, signal.SIGSTOP)
-    start.touch()
-    time.sleep(1.5)             # unheld, the target would be long gone by now
-    os.kill(p.pid, signal.SIGCONT)
-    assert target.wait(timeout=20) == 0, target.describe()
-    assert p.wait(timeout=30) == 0, p.describe()
-    reports = short_lived_reports(p.stdout)
-    assert len(reports.get(target.pid, [])) == 8, \
-        f"{len(reports.get(target.pid, []))} of 8 reports named:\n{p.describe()}"
-    assert not [l for l in p.stderr if "cannot attach" in l], p.describe()
+    def scenario(harness, python):
+        tmp = tmp_path / python.kind
+        tmp.mkdir()
+        start = tmp / "start"
+        target = harness.target(python, "short_lived.py", env={"E2E_START_FILE": str(start)})
+        p = harness.aiocopd("-p", target.pid, "--json", "-d", "60")
+        assert p.wait_line("err", lambda l: "attached" in l, ATTACH_TIMEOUT), p.describe()
+        os.kill(p.pid, signal.SIGSTOP)
+        start.touch()
+        time.sleep(1.5)             # unheld, the target would be long gone by now
+        os.kill(p.pid, signal.SIGCONT)
+        assert target.wait(timeout=20) == 0, target.describe()
+        assert p.wait(timeout=30) == 0, p.describe()
+        reports = short_lived_reports(p.stdout)
+        assert len(reports.get(target.pid, [])) == 8, \
+            f"{len(reports.get(target.pid, []))} of 8 reports named:\n{p.describe()}"
+        assert not [l for l in p.stderr if "cannot attach" in l], p.describe()
+
+    paired(scenario)
 
 
 def test_reports_that_lost_their_frames_are_counted(harness, tmp_path):
