@@ -84,6 +84,15 @@ static __always_inline void record_submit(void *rec)
 	bpf_ringbuf_submit(rec, wakeup_flag(h->type));
 }
 
+/*
+ * Whether a quarter of the ring waits for user space: records that do not wake it by
+ * themselves do then, so that a burst is read before the ring overflows, in batches.
+ */
+static __always_inline bool ring_filling(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= EVENTS_RING_BYTES / 4;
+}
+
 static __always_inline struct thread_state *current_thread(__u32 *tid, __u32 *pid)
 {
 	if (!current_ids(tid, pid))

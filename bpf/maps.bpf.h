@@ -51,10 +51,12 @@ struct tops_map {
 	__type(value, struct iteration_tops);
 };
 
+#define EVENTS_RING_BYTES	(8 << 20)
+
 /* All records, without wakeups unless a record says otherwise (record_submit). */
 struct events_map {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 8 << 20);
+	__uint(max_entries, EVENTS_RING_BYTES);
 };
 
 /* Records that could not be kept, per CPU and LOST_* reason; user space reports the sum. */

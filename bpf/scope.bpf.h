@@ -111,7 +111,14 @@ static __always_inline void close_callback(const struct target_cfg *cfg, struct 
 		__builtin_memcpy(&ev->ident, id, sizeof(*id));
 	else
 		__builtin_memset(&ev->ident, 0, sizeof(ev->ident));
-	record_submit(ev);
+	/*
+	 * A slow callback wakes user space at once, to have its frames named while the target
+	 * lives. One reported only because it blocked (--all: maybe every callback) waits for
+	 * the drain timer or a filling ring: a wakeup is an IPI the target pays for, and a
+	 * consumer woken for each record sleeps, and is woken, for each.
+	 */
+	bpf_ringbuf_submit(ev, elapsed >= cfg->threshold_ns || ring_filling() ?
+			       BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
 static __always_inline void open_scope(struct thread_state *st, __u64 now, __u64 args,
