@@ -62,6 +62,13 @@ def stats_since(before, after):
             for name, a in after.items()}
 
 
+def cpu_seconds(pid):
+    """User and system CPU time process pid has used."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_once(python, kind, n, aiocopd=None, extra=(), mode="live", bpf_stats=None):
     argv, env = python
     target = subprocess.Popen([*argv, os.path.join(HERE, "bench_workload.py"), kind, str(n)],
@@ -78,9 +85,12 @@ def run_once(python, kind, n, aiocopd=None, extra=(), mode="live", bpf_stats=Non
                 raise RuntimeError(f"aiocopd did not attach: {line.strip()}")
             attach_s = time.monotonic() - t0
         before = prog_stats(mon.pid) if mon and bpf_stats is not None else None
+        mon_cpu = cpu_seconds(mon.pid) if mon else None
         target.stdin.write("go\n")
         target.stdin.flush()
         elapsed = float(target.stdout.readline())
+        if mon:
+            mon_cpu = cpu_seconds(mon.pid) - mon_cpu
         if before is not None:
             for name, (runs, ns) in stats_since(before, prog_stats(mon.pid)).items():
                 total = bpf_stats.setdefault(name, [0, 0])
@@ -91,7 +101,7 @@ def run_once(python, kind, n, aiocopd=None, extra=(), mode="live", bpf_stats=Non
                 rss_kb = next(int(l.split()[1]) for l in f if l.startswith("VmHWM:"))
         target.stdin.close()        # the workload exits once measured
         target.wait(timeout=60)
-        return elapsed, attach_s, rss_kb
+        return elapsed, attach_s, rss_kb, mon_cpu
     finally:
         if mon:
             mon.terminate()
@@ -148,7 +158,7 @@ def measure(args):
         stats = {} if args.bpf_stats else None
         for _ in range(args.runs):
             base.append(run_once(python, kind, n)[0])
-            e, a, r = run_once(python, kind, n, args.aiocopd, extra, args.mode, stats)
+            e, a, r, _ = run_once(python, kind, n, args.aiocopd, extra, args.mode, stats)
             mon.append(e)
             attach.append(a)
             rss.append(r)

@@ -2,7 +2,9 @@
 """What `aiocopd service` costs (issue 12's numbers; figures in docs/PERFORMANCE.md).
 
   sudo tools/bench_service.py [--aiocopd build/aiocopd] [--python /usr/bin/python3.11]
-                              [--only idle,busy,latency,aiohttp] [--runs 5] [--seconds 20]
+                              [--only idle,busy,latency,aiohttp,aiohttp_pair] [--runs 5]
+                              [--seconds 20]
+                              [--clock wall|cpu]
 
 idle     20 idle asyncio processes watched: the service's CPU (share of one core, from
          /proc/PID/stat over --seconds) and its RSS.
@@ -11,7 +13,13 @@ latency  from a matching process's exec to its "watching PID" line (the first pr
          then), over 20 processes started one after the other: median and max.
 aiohttp  an aiohttp server (python3-aiohttp) on CPU 0 under wrk on CPU 1: requests a second
          unmonitored and watched by the service, alternating, --runs of each; the ratio of
-         the medians.
+         the medians (--clock cpu: requests per CPU second of the server). The server runs
+         and is warm before the service starts, as on a host where the service starts or
+         restarts among running services.
+aiohttp_pair  two such servers on CPU 0, each under its own wrk on CPU 1 at the same time,
+         before and after the service starts watching one of them: the watched one's
+         requests per CPU second over the other's, against that ratio before. The machine's
+         drift, which moves single runs here by 10 to 20 %, falls on both alike.
 Every process it starts carries a tag on its command line that only its rule selects.
 """
 import argparse
@@ -23,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 import urllib.request
 import uuid
@@ -85,8 +94,7 @@ class Service:
         raise SystemExit(f"service not ready: {Path(self.err.name).read_text()[-2000:]}")
 
     def cpu_seconds(self):
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / HZ
+        return cpu_seconds(self.proc.pid)
 
     def rss_mib(self):
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -152,42 +160,139 @@ def bench_latency(args):
     return statistics.median(times), max(times)
 
 
+def cpu_seconds(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / HZ
+
+
+def slow_callbacks(svc):
+    """Reports the service made: one arms its target, so a measured run must have none."""
+    total = 0.0
+    for line in svc.metrics().splitlines():
+        if line.startswith("aiocopd_slow_callbacks_total{"):
+            total += float(line.split()[-1])
+    return total
+
+
 def bench_aiohttp(args):
+    """The server starts and is warmed up before the service: its own start is a slow
+    iteration that would arm it, and a service on a production host finds its services
+    running. A watched run that reported anything measured the armed tier and says so."""
     tag = "bench-" + uuid.uuid4().hex[:8]
     rates = {"unmonitored": [], "service": []}
     for run in range(args.runs):
         for mode in ("unmonitored", "service"):
             port = free_port()
+            note = ""
             with tempfile.TemporaryDirectory() as d:
-                svc = Service(args.aiocopd, tag, d) if mode == "service" else None
                 server = subprocess.Popen(["/usr/bin/python3", REPO / "tools" / "bench_http.py",
                                            str(port), tag], stdout=subprocess.PIPE, text=True)
+                svc = None
                 try:
                     assert server.stdout.readline().strip() == "ready"
-                    if svc:
+                    wrk_once(port, 2)           # warm-up
+                    if mode == "service":
+                        svc = Service(args.aiocopd, tag, d)
                         deadline = time.monotonic() + 10
                         while svc.watched() < 1 and time.monotonic() < deadline:
                             time.sleep(0.1)
                         assert svc.watched() == 1, "the server is not watched"
-                    wrk_once(port, 2)           # warm-up
-                    rates[mode].append(wrk_once(port, args.seconds // 2 or 5))
+                    cpu = cpu_seconds(server.pid)
+                    seconds = args.seconds // 2 or 5
+                    rate = wrk_once(port, seconds)
+                    if args.clock == "cpu":     # requests per CPU second of the server
+                        rate = rate * seconds / (cpu_seconds(server.pid) - cpu)
+                    rates[mode].append(rate)
+                    if svc and slow_callbacks(svc):
+                        note = f" ({slow_callbacks(svc):.0f} slow callbacks: armed)"
                 finally:
                     server.terminate()      # its small file goes with it
                     server.wait()
                     if svc:
                         svc.stop()
-            print(f"  run {run + 1} {mode}: {rates[mode][-1]:.0f} req/s", flush=True)
+            unit = "req/s" if args.clock == "wall" else "req per CPU s"
+            print(f"  run {run + 1} {mode}: {rates[mode][-1]:.0f} {unit}{note}", flush=True)
     med = {k: statistics.median(v) for k, v in rates.items()}
     return med["unmonitored"], med["service"], med["service"] / med["unmonitored"]
+
+
+def start_server(tag):
+    port = free_port()
+    server = subprocess.Popen(["/usr/bin/python3", REPO / "tools" / "bench_http.py", str(port),
+                               tag], stdout=subprocess.PIPE, text=True)
+    assert server.stdout.readline().strip() == "ready"
+    return server, port
+
+
+def load_together(servers, seconds):
+    """wrk on each (server, port) at the same time: each server's requests per CPU second."""
+    rates, cpu0 = {}, {}
+
+    def one(server, port):
+        rates[server.pid] = wrk_once(port, seconds)
+
+    for server, _ in servers:
+        cpu0[server.pid] = cpu_seconds(server.pid)
+    threads = [threading.Thread(target=one, args=sv) for sv in servers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return [rates[s.pid] * seconds / (cpu_seconds(s.pid) - cpu0[s.pid]) for s, _ in servers]
+
+
+def bench_aiohttp_pair(args):
+    """Two identical servers share CPU 0 and are loaded at the same time (a wrk each on
+    CPU 1); then the service starts and watches one of them, and they are loaded again.
+    Whatever the machine does during a measurement it does to both, so the watched server's
+    rate over the other's (requests per CPU second of each), against the same ratio before
+    the service started, is the service's cost without the machine's drift. Which of the
+    two is watched alternates."""
+    tags = ["bench-" + uuid.uuid4().hex[:8], "bench-" + uuid.uuid4().hex[:8]]
+    seconds = args.seconds // 2 or 5
+    effects = []
+    for run in range(args.runs):
+        watched = run % 2
+        servers, svc = [], None
+        with tempfile.TemporaryDirectory() as d:
+            try:
+                servers = [start_server(t) for t in tags]
+                load_together(servers, 2)       # warm-up
+                before = load_together(servers, seconds)
+                svc = Service(args.aiocopd, tags[watched], d)
+                deadline = time.monotonic() + 10
+                while svc.watched() < 1 and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                assert svc.watched() == 1, "the server is not watched"
+                after = load_together(servers, seconds)
+                armed = slow_callbacks(svc)
+            finally:
+                for server, _ in servers:
+                    server.terminate()
+                    server.wait()
+                if svc:
+                    svc.stop()
+        other = 1 - watched
+        effect = (after[watched] / after[other]) / (before[watched] / before[other])
+        effects.append(effect)
+        note = f" ({armed:.0f} slow callbacks: armed)" if armed else ""
+        print(f"  run {run + 1}: before {before[watched]:.0f} and {before[other]:.0f}, watched "
+              f"{after[watched]:.0f} and unwatched {after[other]:.0f} req per CPU s: "
+              f"{effect:.3f}x{note}", flush=True)
+    return statistics.median(effects), min(effects), max(effects)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--aiocopd", default=str(REPO / "build" / "aiocopd"))
     ap.add_argument("--python", default="/usr/bin/python3.11")
-    ap.add_argument("--only", default="idle,busy,latency,aiohttp")
+    ap.add_argument("--only", default="idle,busy,latency,aiohttp,aiohttp_pair")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--seconds", type=int, default=20)
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="aiohttp: requests per second of wall time, or per CPU second of the "
+                         "server (its own time, which the probes' cost is part of and other "
+                         "load on the machine is not)")
     args = ap.parse_args()
     only = set(args.only.split(","))
     results = {}
@@ -209,8 +314,14 @@ def main():
     if "aiohttp" in only:
         base, watched, ratio = bench_aiohttp(args)
         results["aiohttp"] = {"unmonitored": base, "service": watched, "ratio": ratio}
-        print(f"aiohttp under wrk: {base:.0f} req/s unmonitored, {watched:.0f} watched: "
+        unit = "req/s" if args.clock == "wall" else "req per CPU s"
+        print(f"aiohttp under wrk: {base:.0f} {unit} unmonitored, {watched:.0f} watched: "
               f"{ratio:.3f}x", flush=True)
+    if "aiohttp_pair" in only:
+        med, low, high = bench_aiohttp_pair(args)
+        results["aiohttp_pair"] = {"ratio": med, "min": low, "max": high}
+        print(f"aiohttp side by side: the watched server at {med:.3f}x of the unwatched one "
+              f"(median of {args.runs} runs, {low:.3f}x to {high:.3f}x)", flush=True)
     print(json.dumps(results))
 
 

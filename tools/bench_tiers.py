@@ -14,8 +14,10 @@ median: run time for sleep0 and fileio (lower is better), requests a second for 
 service under wrk (tools/bench_http.py: server on CPU 0, wrk on CPU 1; higher is better).
 --build NAME=PATH, given more than once, runs every tier with each of those aiocopd builds in
 the same rounds (e.g. before=/tmp/aiocopd-before after=build/aiocopd), a column each.
---bpf-stats also prints, per workload and tier, each BPF program's runs per unit of work
-and mean run time (kernel.bpf_stats_enabled, on for the session and restored after).
+It also prints aiocopd's own CPU time over each measured run (median per tier), which on a
+shared host is time the host's services do not get. --bpf-stats also prints, per workload
+and tier, each BPF program's runs per unit of work and mean run time
+(kernel.bpf_stats_enabled, on for the session and restored after).
 """
 import argparse
 import contextlib
@@ -77,7 +79,7 @@ def columns_of(tiers, builds):
             for t in tiers for name, path in builds]
 
 
-def run_round(args, python, kind, n, columns, k, results, stats):
+def run_round(args, python, kind, n, columns, k, results, stats, monitor_cpu):
     """One run of each column and of the unmonitored workload, in turned order."""
     for col in rotated([None, *columns], k):
         if col is None:
@@ -85,8 +87,10 @@ def run_round(args, python, kind, n, columns, k, results, stats):
         else:
             key, tier, aiocopd, _ = col
             mode, extra, _ = TIERS[tier]
-            value = bench.run_once(python, kind, n, aiocopd, extra, mode,
-                                   stats.setdefault(key, {}) if args.bpf_stats else None)[0]
+            value, _, _, cpu = bench.run_once(python, kind, n, aiocopd, extra, mode,
+                                              stats.setdefault(key, {}) if args.bpf_stats
+                                              else None)
+            monitor_cpu.setdefault(key, []).append(cpu)
         results.setdefault(key, []).append(value)
 
 
@@ -172,13 +176,17 @@ def main():
     with bpf_stats_enabled(args.bpf_stats):
         for kind in kinds:
             n = WORKLOADS[kind][1] or args.seconds
-            results, stats = {}, {}
+            results, stats, monitor_cpu = {}, {}, {}
             for k in range(args.runs):
-                run_round(args, python, kind, n, columns, k, results, stats)
+                run_round(args, python, kind, n, columns, k, results, stats, monitor_cpu)
                 print(f"  {kind} round {k + 1}: " + "  ".join(
                     f"{t} {v[-1]:.3f}" for t, v in results.items()), flush=True)
             rows[kind] = {t: statistics.median(v) for t, v in results.items()}
-            doc[kind] = {"runs": results, "medians": rows[kind], "bpf_stats": stats}
+            cpu = {t: statistics.median(v) for t, v in monitor_cpu.items()}
+            print(f"  {kind} aiocopd's own CPU seconds a run (median): " +
+                  "  ".join(f"{t} {v:.2f}" for t, v in cpu.items()), flush=True)
+            doc[kind] = {"runs": results, "medians": rows[kind], "bpf_stats": stats,
+                         "aiocopd_cpu_s": cpu}
             if args.bpf_stats:
                 print_bpf_stats(kind, n, args.runs, rows[kind], stats)
     print_table(rows, columns)
