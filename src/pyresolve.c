@@ -2,9 +2,9 @@
 /*
  * Code-object cache and frame naming. Each code object is read once (file, name, first line,
  * line table) and kept in a fixed-size open-addressing table. A line is decoded from the
- * start of the cached line table, so each code object also remembers its last few
- * (instruction, line) answers: the frames of a loop's reports come back to the same few
- * instructions, and decoding was half of aiocopd's time under --all.
+ * start of the cached line table, so recent (code, instruction) -> line answers are kept
+ * too, in a small direct-mapped table: the frames of a loop's reports come back to the same
+ * few instructions, and decoding was half of aiocopd's time under --all.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -18,10 +18,11 @@
 #define CACHE_SLOTS		4096	/* power of two */
 #define MAX_STR			1024
 #define MAX_LINETABLE		(64u << 10)
-#define LINES_KEPT		4	/* (instruction, line) answers each code object keeps */
+#define LINE_SLOTS		512	/* power of two */
 
 struct line_answer {
-	int offset;			/* bytes from the first instruction; -1: none yet */
+	uint64_t code;			/* 0: empty slot */
+	int offset;			/* bytes from the code's first instruction */
 	int line;
 };
 
@@ -33,8 +34,6 @@ struct code_info {
 	int firstlineno;
 	uint8_t *linetable;
 	size_t linetable_len;
-	struct line_answer lines[LINES_KEPT];
-	unsigned next_line;		/* the answer replaced next */
 };
 
 struct pyresolver {
@@ -42,6 +41,7 @@ struct pyresolver {
 	const struct py_version_layout *layout;
 	struct code_info slots[CACHE_SLOTS];
 	size_t used;
+	struct line_answer lines[LINE_SLOTS];
 };
 
 struct pyresolver *pyresolver_new(pid_t pid, const struct py_version_layout *layout)
@@ -70,6 +70,7 @@ static void clear_all(struct pyresolver *r)
 		if (r->slots[i].addr)
 			clear_slot(&r->slots[i]);
 	r->used = 0;
+	memset(r->lines, 0, sizeof(r->lines));	/* their code objects are read afresh */
 }
 
 void pyresolver_free(struct pyresolver *r)
@@ -190,8 +191,6 @@ static void load_code(struct pyresolver *r, uint64_t code, struct code_info *ci)
 	int32_t first = -1;
 
 	ci->addr = code;
-	for (size_t i = 0; i < LINES_KEPT; i++)
-		ci->lines[i].offset = -1;
 	ci->file = read_str_field(r, code, r->layout->user.code_filename);
 	ci->function = read_str_field(r, code, r->layout->user.code_name);
 	if (r->layout->user.code_qualname)
@@ -231,15 +230,14 @@ static struct code_info *lookup(struct pyresolver *r, uint64_t code)
 }
 
 /* The line of the instruction offset bytes into ci's code (offset >= 0). */
-static int line_at(const struct pyresolver *r, struct code_info *ci, int offset)
+static int line_at(struct pyresolver *r, const struct code_info *ci, int offset)
 {
-	struct line_answer *a;
+	size_t h = ((ci->addr >> 4) + (uint64_t)offset) * 0x9E3779B97F4A7C15ull >> 55;
+	struct line_answer *a = &r->lines[h & (LINE_SLOTS - 1)];
 
-	for (size_t i = 0; i < LINES_KEPT; i++)
-		if (ci->lines[i].offset == offset)
-			return ci->lines[i].line;
-	a = &ci->lines[ci->next_line];
-	ci->next_line = (ci->next_line + 1) % LINES_KEPT;
+	if (a->code == ci->addr && a->offset == offset)
+		return a->line;
+	a->code = ci->addr;
 	a->offset = offset;
 	a->line = linetable_addr2line(r->layout->user.linetable, ci->linetable,
 				      ci->linetable_len, ci->firstlineno, offset);

@@ -4,8 +4,8 @@
  * The "target" is this very process: objects laid out the way CPython 3.11 lays them out are
  * built in its memory, and pyresolver reads them through process_vm_readv like any target's.
  * What is checked is what a hostile target can make of them: an object that is not a str read
- * as a name, and a code object whose first line is corrupt; and that the lines each code
- * object remembers answer as the line table does, whatever the order of the questions.
+ * as a name, and a code object whose first line is corrupt; and that the lines the resolver
+ * keeps answer as the line table does, whatever the order of the questions.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -167,7 +167,7 @@ static int line_of_unit(struct pyresolver *r, struct blob *code, unsigned unit)
 
 static void test_remembered_lines_answer_as_the_table(void **state)
 {
-	/* more units than a code object remembers, asked forwards, backwards and strided */
+	/* every unit of two code objects, asked forwards, backwards and strided */
 	static const unsigned order[] = { 0, 1, 0, 1, 2, 3, 4, 5, 6, 7, 7, 6, 5, 4, 3, 2, 1, 0,
 					  0, 3, 6, 1, 4, 7, 2, 5, 0, 0, 7, 7 };
 	static struct blob a, a_table, b, b_table;
