@@ -401,8 +401,15 @@ static __always_inline void capture_ident(const struct target_cfg *cfg, __u64 ar
 	__u64 callable = read_ptr(args);
 
 	__builtin_memset(id, 0, sizeof(*id));
+	/*
+	 * Context.run's argument vector is read while its callback runs, or (named late) after
+	 * the callback returned and before the next one starts: the slot may hold something
+	 * else by then. What Context.run was given can be called; anything else is not named.
+	 */
+	if (!callable || !read_ptr(read_ptr(callable + PY_OBJECT_TYPE) + l->type_call))
+		return;
 	id->callable = callable;
-	if (!callable || read_type_name(l, callable, id->type_name, sizeof(id->type_name)))
+	if (read_type_name(l, callable, id->type_name, sizeof(id->type_name)))
 		return;
 	/* 3.12+ names its C types after their module: "_asyncio.TaskStepMethWrapper" */
 	if (name_is(id->type_name, "TaskStepMethWrapper", 20) ||

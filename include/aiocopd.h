@@ -150,6 +150,7 @@ struct py_layout {
 	__u16 frame_localsplus;		/* _PyInterpreterFrame.localsplus */
 	__u16 type_name;		/* PyTypeObject.tp_name */
 	__u16 type_flags;		/* PyTypeObject.tp_flags */
+	__u16 type_call;		/* PyTypeObject.tp_call: NULL for what cannot be called */
 	__u16 str_state;		/* PyASCIIObject.state */
 	__u16 str_ascii_data;		/* sizeof(PyASCIIObject) */
 	__u16 str_compact_data;		/* sizeof(PyCompactUnicodeObject) */
