@@ -61,8 +61,10 @@ def test_trace_document(paired, tmp_path_factory):
     inside = [b for b in blocks if start + 0.1 < b < end - 0.2]
     assert len(inside) >= 10, (blocks, start, end)
     report_ts = sorted(r["ts"] for r in doc["reports"])
+    # a report's time is its callback's start, and the target takes its own a little later:
+    # by a scheduler slice (5 ms here) when other runs share the CPUs; rounds are 190 ms apart
     for b in inside:
-        assert sum(1 for ts in report_ts if abs(ts - b) < 0.005) == 1, (b, report_ts)
+        assert sum(1 for ts in report_ts if -0.001 < b - ts < 0.02) == 1, (b, report_ts)
     assert len(report_ts) <= len([b for b in blocks if start - 0.05 < b < end + 0.05])
     assert report_ts == [r["ts"] for r in doc["reports"]], "reports are in time order"
     # loop statistics and the grouping by entry point agree with the reports
