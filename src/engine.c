@@ -62,7 +62,6 @@ struct engine {
 	struct watched **procs;		/* every process watched, in no order */
 	size_t n_procs, cap_procs;
 	struct record_buffer *records;
-	int64_t realtime_offset_ns;	/* CLOCK_REALTIME - CLOCK_MONOTONIC */
 	uint64_t reports;
 	uint64_t reports_unnamed;	/* no frame could be read: counted as a loss */
 	bool consuming;			/* inside a ring-buffer record's handler */
@@ -81,9 +80,16 @@ uint64_t engine_now_ns(void)
 	return clock_ns(CLOCK_MONOTONIC);
 }
 
+/*
+ * The system clock's reading for a monotonic time, by the clocks' difference as it is now,
+ * not as it was at start: a step of the system clock (NTP, a VM resumed) moves the times of
+ * what is reported after it, as it moves the target's own clock.
+ */
 double engine_wall_time(const struct engine *e, uint64_t mono_ns)
 {
-	return ((int64_t)mono_ns + e->realtime_offset_ns) / 1e9;
+	int64_t offset = (int64_t)(clock_ns(CLOCK_REALTIME) - engine_now_ns());
+
+	return ((int64_t)mono_ns + offset) / 1e9;
 }
 
 void engine_log(struct engine *e, int level, const char *fmt, ...)
@@ -912,7 +918,6 @@ int engine_open(struct engine **out, const struct engine_options *opt, sd_event 
 	e->opt = *opt;
 	e->log = log;
 	e->log_ctx = log_ctx;
-	e->realtime_offset_ns = (int64_t)(clock_ns(CLOCK_REALTIME) - engine_now_ns());
 	e->records = records_new();
 	if (!e->records) {
 		snprintf(err, errsz, "out of memory");
