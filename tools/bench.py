@@ -15,6 +15,7 @@ after): the programs' own cost, which a busy machine's noise hides in the ratios
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -69,6 +70,14 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def monitor_losses(mon):
+    """Stops the monitor: the records it said it lost (ring buffer full) at its exit."""
+    mon.terminate()
+    _, err = mon.communicate(timeout=30)
+    found = re.search(r"(\d+) records lost", err)
+    return int(found.group(1)) if found else 0
+
+
 def run_once(python, kind, n, aiocopd=None, extra=(), mode="live", bpf_stats=None):
     argv, env = python
     target = subprocess.Popen([*argv, os.path.join(HERE, "bench_workload.py"), kind, str(n)],
@@ -101,7 +110,8 @@ def run_once(python, kind, n, aiocopd=None, extra=(), mode="live", bpf_stats=Non
                 rss_kb = next(int(l.split()[1]) for l in f if l.startswith("VmHWM:"))
         target.stdin.close()        # the workload exits once measured
         target.wait(timeout=60)
-        return elapsed, attach_s, rss_kb, mon_cpu
+        lost = monitor_losses(mon) if mon else None
+        return elapsed, attach_s, rss_kb, mon_cpu, lost
     finally:
         if mon:
             mon.terminate()
@@ -158,7 +168,7 @@ def measure(args):
         stats = {} if args.bpf_stats else None
         for _ in range(args.runs):
             base.append(run_once(python, kind, n)[0])
-            e, a, r, _ = run_once(python, kind, n, args.aiocopd, extra, args.mode, stats)
+            e, a, r, _, _ = run_once(python, kind, n, args.aiocopd, extra, args.mode, stats)
             mon.append(e)
             attach.append(a)
             rss.append(r)

@@ -4,7 +4,7 @@
   sudo tools/bench_service.py [--aiocopd build/aiocopd] [--python /usr/bin/python3.11]
                               [--only idle,busy,latency,aiohttp,aiohttp_pair] [--runs 5]
                               [--seconds 20]
-                              [--clock wall|cpu]
+                              [--clock wall|cpu] [--pair-monitor service|live]
 
 idle     20 idle asyncio processes watched: the service's CPU (share of one core, from
          /proc/PID/stat over --seconds) and its RSS.
@@ -20,6 +20,7 @@ aiohttp_pair  two such servers on CPU 0, each under its own wrk on CPU 1 at the 
          before and after the service starts watching one of them: the watched one's
          requests per CPU second over the other's, against that ratio before. The machine's
          drift, which moves single runs here by 10 to 20 %, falls on both alike.
+         --pair-monitor live measures `aiocopd -p` the same way.
 Every process it starts carries a tag on its command line that only its rule selects.
 """
 import argparse
@@ -216,6 +217,21 @@ def bench_aiohttp(args):
     return med["unmonitored"], med["service"], med["service"] / med["unmonitored"]
 
 
+class LiveMonitor:
+    """`aiocopd -p PID`, for the same measurement of the live monitor."""
+
+    def __init__(self, aiocopd, pid):
+        self.proc = subprocess.Popen([aiocopd, "-p", str(pid)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True)
+        line = self.proc.stderr.readline()
+        if "attached" not in line:
+            raise SystemExit(f"aiocopd did not attach: {line.strip()}")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.communicate(timeout=60)
+
+
 def start_server(tag):
     port = free_port()
     server = subprocess.Popen(["/usr/bin/python3", REPO / "tools" / "bench_http.py", str(port),
@@ -259,13 +275,16 @@ def bench_aiohttp_pair(args):
                 servers = [start_server(t) for t in tags]
                 load_together(servers, 2)       # warm-up
                 before = load_together(servers, seconds)
-                svc = Service(args.aiocopd, tags[watched], d)
-                deadline = time.monotonic() + 10
-                while svc.watched() < 1 and time.monotonic() < deadline:
-                    time.sleep(0.1)
-                assert svc.watched() == 1, "the server is not watched"
+                if args.pair_monitor == "live":
+                    svc = LiveMonitor(args.aiocopd, servers[watched][0].pid)
+                else:
+                    svc = Service(args.aiocopd, tags[watched], d)
+                    deadline = time.monotonic() + 10
+                    while svc.watched() < 1 and time.monotonic() < deadline:
+                        time.sleep(0.1)
+                    assert svc.watched() == 1, "the server is not watched"
                 after = load_together(servers, seconds)
-                armed = slow_callbacks(svc)
+                armed = slow_callbacks(svc) if args.pair_monitor == "service" else 0
             finally:
                 for server, _ in servers:
                     server.terminate()
@@ -289,6 +308,8 @@ def main():
     ap.add_argument("--only", default="idle,busy,latency,aiohttp,aiohttp_pair")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--seconds", type=int, default=20)
+    ap.add_argument("--pair-monitor", choices=("service", "live"), default="service",
+                    help="aiohttp_pair: what watches one of the servers (live: aiocopd -p)")
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                     help="aiohttp: requests per second of wall time, or per CPU second of the "
                          "server (its own time, which the probes' cost is part of and other "

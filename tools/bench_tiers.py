@@ -15,7 +15,8 @@ service under wrk (tools/bench_http.py: server on CPU 0, wrk on CPU 1; higher is
 --build NAME=PATH, given more than once, runs every tier with each of those aiocopd builds in
 the same rounds (e.g. before=/tmp/aiocopd-before after=build/aiocopd), a column each.
 It also prints aiocopd's own CPU time over each measured run (median per tier), which on a
-shared host is time the host's services do not get. --bpf-stats also prints, per workload
+shared host is time the host's services do not get, and the records it lost (ring buffer
+full), which a report then lacks. --bpf-stats also prints, per workload
 and tier, each BPF program's runs per unit of work and mean run time
 (kernel.bpf_stats_enabled, on for the session and restored after).
 """
@@ -87,10 +88,10 @@ def run_round(args, python, kind, n, columns, k, results, stats, monitor_cpu):
         else:
             key, tier, aiocopd, _ = col
             mode, extra, _ = TIERS[tier]
-            value, _, _, cpu = bench.run_once(python, kind, n, aiocopd, extra, mode,
-                                              stats.setdefault(key, {}) if args.bpf_stats
-                                              else None)
-            monitor_cpu.setdefault(key, []).append(cpu)
+            value, _, _, cpu, lost = bench.run_once(python, kind, n, aiocopd, extra, mode,
+                                                    stats.setdefault(key, {}) if args.bpf_stats
+                                                    else None)
+            monitor_cpu.setdefault(key, []).append((cpu, lost))
         results.setdefault(key, []).append(value)
 
 
@@ -182,11 +183,12 @@ def main():
                 print(f"  {kind} round {k + 1}: " + "  ".join(
                     f"{t} {v[-1]:.3f}" for t, v in results.items()), flush=True)
             rows[kind] = {t: statistics.median(v) for t, v in results.items()}
-            cpu = {t: statistics.median(v) for t, v in monitor_cpu.items()}
-            print(f"  {kind} aiocopd's own CPU seconds a run (median): " +
-                  "  ".join(f"{t} {v:.2f}" for t, v in cpu.items()), flush=True)
+            cpu = {t: statistics.median(c for c, _ in v) for t, v in monitor_cpu.items()}
+            lost = {t: statistics.median(n for _, n in v) for t, v in monitor_cpu.items()}
+            print(f"  {kind} aiocopd's own CPU seconds and records lost a run (medians): " +
+                  "  ".join(f"{t} {cpu[t]:.2f} s, {lost[t]:.0f} lost" for t in cpu), flush=True)
             doc[kind] = {"runs": results, "medians": rows[kind], "bpf_stats": stats,
-                         "aiocopd_cpu_s": cpu}
+                         "aiocopd_cpu_s": cpu, "records_lost": lost}
             if args.bpf_stats:
                 print_bpf_stats(kind, n, args.runs, rows[kind], stats)
     print_table(rows, columns)
