@@ -15,6 +15,7 @@
 
 #include "cli.h"
 #include "privileges.h"
+#include "proc_facts.h"
 
 /* Which help a usage error points to: "aiocopd", "aiocopd trace" or "aiocopd exec". */
 const char *cli_command = "aiocopd";
@@ -384,7 +385,7 @@ int cli_inspect(pid_t pid, struct py_target *t)
 	char err[1024];
 	int ret;
 
-	if (kill(pid, 0) && errno == ESRCH) {
+	if (!proc_alive(pid)) {
 		fprintf(stderr, "aiocopd: no such process: %d\n", pid);
 		return 1;
 	}

@@ -20,6 +20,7 @@
 #include "array.h"
 #include "engine.h"
 #include "probes.h"
+#include "proc_facts.h"
 #include "procmem.h"
 #include "pyresolve.h"
 #include "reconstruct.h"
@@ -182,7 +183,7 @@ static void arm(struct engine *e, struct watched *w)
 	if (probes_arm(&e->probes, &w->target, &w->priv->links, err, sizeof(err))) {
 		w->priv->arm_failed = true;
 		/* a process that just exited has its exit record on the way: nothing to say */
-		if (kill(w->pid, 0) == 0 || errno != ESRCH)
+		if (proc_alive(w->pid))
 			engine_log(e, LOG_WARNING, "%s; reports stay per loop iteration", err);
 		return;
 	}

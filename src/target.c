@@ -26,6 +26,7 @@
 
 #include "elf_file.h"
 #include "privileges.h"
+#include "proc_facts.h"
 #include "procmem.h"
 #include "prologue.h"
 #include "pydebug.h"
@@ -280,7 +281,7 @@ static int open_path_only(const char *path, struct stat *st)
 /* -ESRCH when pid has exited, else err. */
 static int gone_or(pid_t pid, int err)
 {
-	return kill(pid, 0) && errno == ESRCH ? -ESRCH : err;
+	return proc_alive(pid) ? err : -ESRCH;
 }
 
 /* A candidate name of a mapped file, kept when its device and inode are the mapping's. */

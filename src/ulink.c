@@ -18,6 +18,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf.h>
 
+#include "proc_facts.h"
 #include "ulink.h"
 
 /*
@@ -148,7 +149,7 @@ static int attach_multi(struct ulink *l, struct bpf_program *prog, const char *p
 	if (l->fd >= 0)
 		return 0;
 	/* the path goes through /proc/PID/root: gone with the process, say so as perf does */
-	if (errno == ENOENT && kill(l->pid, 0) && errno == ESRCH)
+	if (errno == ENOENT && !proc_alive(l->pid))
 		return -ESRCH;
 	return -errno;
 }
