@@ -38,10 +38,10 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from bench import cpu_seconds
 from bench_http import free_port, wrk_once
 
 REPO = Path(__file__).resolve().parents[1]
-HZ = os.sysconf("SC_CLK_TCK")
 
 IDLE = "import asyncio, sys\nasync def main():\n    while True:\n        await asyncio.sleep(1)\n" \
        "asyncio.run(main())\n"
@@ -161,11 +161,6 @@ def bench_latency(args):
     return statistics.median(times), max(times)
 
 
-def cpu_seconds(pid):
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / HZ
-
-
 def slow_callbacks(svc):
     """Reports the service made: one arms its target, so a measured run must have none."""
     total = 0.0
@@ -204,8 +199,9 @@ def bench_aiohttp(args):
                     if args.clock == "cpu":     # requests per CPU second of the server
                         rate = rate * seconds / (cpu_seconds(server.pid) - cpu)
                     rates[mode].append(rate)
-                    if svc and slow_callbacks(svc):
-                        note = f" ({slow_callbacks(svc):.0f} slow callbacks: armed)"
+                    armed = slow_callbacks(svc) if svc else 0
+                    if armed:
+                        note = f" ({armed:.0f} slow callbacks: armed)"
                 finally:
                     server.terminate()      # its small file goes with it
                     server.wait()
