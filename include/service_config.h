@@ -63,5 +63,7 @@ const struct watch_rule *service_config_match(const struct service_config *cfg,
 					      struct proc_facts *f);
 /* The threshold a rule's processes get. */
 double service_rule_threshold(const struct service_config *cfg, const struct watch_rule *r);
+/* The metrics endpoint's address, "" when there is none. */
+const char *service_config_listen(const struct service_config *cfg);
 
 #endif

@@ -26,6 +26,7 @@
 #include "metrics.h"
 #include "metrics_http.h"
 #include "rate_limit.h"
+#include "service_check.h"
 #include "service_config.h"
 #include "service_log.h"
 
@@ -366,17 +367,11 @@ static int on_tick(sd_event_source *src, uint64_t usec, void *ctx)
 
 /* ---- configuration ------------------------------------------------------------------------------ */
 
-static void say_config_errors(struct service *s, const struct service_config *cfg, FILE *out)
+static void say_config_errors(struct service *s, const struct service_config *cfg)
 {
-	for (size_t i = 0; i < cfg->n_errors; i++) {
-		if (out)
-			fprintf(out, "%s\n", cfg->errors[i]);
-		else
-			say(s, LOG_ERR, "%s", cfg->errors[i]);
-	}
-	if (cfg->n_errors_dropped && out)
-		fprintf(out, "(%zu more errors)\n", cfg->n_errors_dropped);
-	else if (cfg->n_errors_dropped)
+	for (size_t i = 0; i < cfg->n_errors; i++)
+		say(s, LOG_ERR, "%s", cfg->errors[i]);
+	if (cfg->n_errors_dropped)
 		say(s, LOG_ERR, "(%zu more errors)", cfg->n_errors_dropped);
 }
 
@@ -401,11 +396,6 @@ static bool same_log(const struct service_config *a, const struct service_config
 	return a->log == b->log && (a->log != SERVICE_LOG_FILE || !strcmp(a->log_path, b->log_path));
 }
 
-static const char *listen_of(const struct service_config *cfg)
-{
-	return cfg->metrics_listen ? cfg->metrics_listen : "";
-}
-
 static int open_log(struct service *s, const struct service_config *cfg,
 		    struct service_log **out)
 {
@@ -424,9 +414,9 @@ static int open_http(struct service *s, const struct service_config *cfg,
 	int ret;
 
 	*out = NULL;
-	if (!listen_of(cfg)[0])
+	if (!service_config_listen(cfg)[0])
 		return 0;
-	ret = metrics_http_open(out, s->loop, listen_of(cfg), s->metrics, err, sizeof(err));
+	ret = metrics_http_open(out, s->loop, service_config_listen(cfg), s->metrics, err, sizeof(err));
 	if (ret)
 		say(s, LOG_ERR, "%s", err[0] ? err : strerror(-ret));
 	return ret;
@@ -476,13 +466,13 @@ static void reload(struct service *s)
 		   (unsigned long long)(engine_now_ns() / 1000));
 	ret = service_config_load(s->config_path, &next);
 	if (ret) {
-		say_config_errors(s, &next, NULL);
+		say_config_errors(s, &next);
 		if (!next.n_errors)
 			say(s, LOG_ERR, "%s: %s", s->config_path, strerror(-ret));
 		goto refused;
 	}
 	new_log = !same_log(&s->cfg, &next);
-	new_http = strcmp(listen_of(&s->cfg), listen_of(&next)) != 0;
+	new_http = strcmp(service_config_listen(&s->cfg), service_config_listen(&next)) != 0;
 	if (new_log && open_log(s, &next, &log))
 		goto refused;
 	if (new_http) {
@@ -538,93 +528,6 @@ static int on_sigusr1(sd_event_source *src, const struct signalfd_siginfo *si, v
 	return 0;
 }
 
-/* ---- --check-config ---------------------------------------------------------------------------- */
-
-static void print_rule(const struct service_config *cfg, const struct watch_rule *r)
-{
-	printf("[watch \"%s\"] (%s:%u): threshold %g ms", r->name, r->file, r->line,
-	       service_rule_threshold(cfg, r));
-	if (r->exe)
-		printf(", exe %s", r->exe);
-	if (r->cmdline_src)
-		printf(", cmdline /%s/", r->cmdline_src);
-	if (r->unit)
-		printf(", unit %s", r->unit);
-	if (r->user_src)
-		printf(", user %s (uid %u)", r->user_src, (unsigned)r->uid);
-	putchar('\n');
-}
-
-struct selected_walk {
-	const struct service_config *cfg;
-	struct proc_facts facts;
-	struct py_target target;
-};
-
-static void print_if_selected(void *ctx, pid_t pid)
-{
-	struct target_options topts = { .debug_root = getenv("AIOCOPD_DEBUG_ROOT") };
-	struct selected_walk *walk = ctx;
-	const struct watch_rule *r;
-	char err[512] = "";
-
-	if (pid == getpid())
-		return;
-	proc_facts_init(&walk->facts, pid);
-	r = service_config_match(walk->cfg, &walk->facts);
-	if (!r)
-		return;
-	if (target_inspect(pid, &topts, &walk->target, err, sizeof(err)) == 0)
-		printf("  PID %d (%s): CPython %s: ", pid, r->name, walk->target.version);
-	else
-		printf("  PID %d (%s): not watched (%s): ", pid, r->name, err);
-	report_put_text(stdout, proc_facts_cmdline_of(&walk->facts));
-	putchar('\n');
-}
-
-/* What the rules select now: every running process, as the service would look at it. */
-static void print_selected(const struct service_config *cfg)
-{
-	struct selected_walk *walk = malloc(sizeof(*walk));
-	int ret = -ENOMEM;
-
-	if (walk) {
-		walk->cfg = cfg;
-		ret = proc_for_each_pid(print_if_selected, walk);
-	}
-	if (ret)
-		fprintf(stderr, "aiocopd: cannot list the processes: %s\n", strerror(-ret));
-	free(walk);
-}
-
-static int check_config(const char *path)
-{
-	struct service_config cfg;
-	int ret = service_config_load(path, &cfg);
-
-	if (ret) {
-		say_config_errors(NULL, &cfg, stderr);
-		if (!cfg.n_errors)
-			fprintf(stderr, "%s: %s\n", path, strerror(-ret));
-		service_config_free(&cfg);
-		return 1;
-	}
-	printf("%s: ok (%zu file%s read)\n", path, cfg.n_files, cfg.n_files == 1 ? "" : "s");
-	printf("[service]: threshold %g ms, trace depth %u, log %s%s, metrics %s, report limit "
-	       "%u a minute\n", cfg.threshold_ms, cfg.trace_depth,
-	       cfg.log == SERVICE_LOG_JOURNAL ? "journal" : cfg.log == SERVICE_LOG_STDOUT ?
-	       "stdout" : "file:", cfg.log == SERVICE_LOG_FILE ? cfg.log_path : "",
-	       listen_of(&cfg)[0] ? listen_of(&cfg) : "off", cfg.report_limit);
-	if (!cfg.n_rules)
-		printf("no [watch] rule: nothing would be watched\n");
-	for (size_t i = 0; i < cfg.n_rules; i++)
-		print_rule(&cfg, &cfg.rules[i]);
-	printf("selected now:\n");
-	print_selected(&cfg);
-	service_config_free(&cfg);
-	return 0;
-}
-
 /* ---- the service ------------------------------------------------------------------------------- */
 
 static int add_signals(struct service *s)
@@ -677,7 +580,7 @@ static int start(struct service *s)
 	int ret = service_config_load(s->config_path, &s->cfg);
 
 	if (ret) {
-		say_config_errors(s, &s->cfg, NULL);
+		say_config_errors(s, &s->cfg);
 		if (!s->cfg.n_errors)
 			say(s, LOG_ERR, "%s: %s", s->config_path, strerror(-ret));
 		return ret;
@@ -774,7 +677,7 @@ int cmd_service(int argc, char **argv)
 	if (ret)
 		return ret;
 	if (check)
-		return check_config(s.config_path);
+		return service_check_config(s.config_path);
 	s.stderr_is_journal = getenv("JOURNAL_STREAM") != NULL;
 	ret = start(&s);
 	if (!ret) {

@@ -576,6 +576,11 @@ double service_rule_threshold(const struct service_config *cfg, const struct wat
 	return r->threshold_ms > 0 ? r->threshold_ms : cfg->threshold_ms;
 }
 
+const char *service_config_listen(const struct service_config *cfg)
+{
+	return cfg->metrics_listen ? cfg->metrics_listen : "";
+}
+
 /* Globs: '*' matches any characters, '/' included ("*python3*"). Facts read as needed. */
 static bool rule_matches(const struct watch_rule *r, struct proc_facts *f)
 {
