@@ -173,7 +173,7 @@ FUZZ_CFLAGS    := -g -O1 -std=gnu11 -Wall -Wextra -Wno-unused-parameter $(FUZZ_S
                   $(if $(filter true,$(CI)),-Werror)
 # the modules the harnesses reach, instrumented for coverage
 FUZZ_LIB_OBJS   = $(patsubst %,$(FUZZ_OUT)/src/%.o,elf_file linetable procmem pydebug pylayout pyresolve \
-                  service_config proc_facts array)
+                  service_config bounded_regex proc_facts array)
 FUZZ_BINS       = $(patsubst %,$(FUZZ_OUT)/fuzz_%,$(FUZZERS))
 
 $(FUZZ_OUT)/src/%.o: src/%.c $(wildcard VERSION)

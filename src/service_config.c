@@ -20,10 +20,12 @@
 
 #include "aiocopd.h"
 #include "array.h"
+#include "bounded_regex.h"
 #include "service_config.h"
 
 #define CONFIG_LINE_MAX		INI_MAX_LINE	/* bytes of a line, its newline included */
 #define CONFIG_MAX_FILES	128		/* drop-ins read */
+#define CONFIG_REGEX_TRIALS_MS	(4 * REGEX_TRIAL_MS)	/* a load's regexes, all together */
 
 /* The state of reading one file. */
 struct parse {
@@ -39,6 +41,7 @@ struct parse {
 	/* keys given in the current section of this file, to refuse a key given twice */
 	char seen_keys[16][32];
 	unsigned n_seen_keys;
+	unsigned regex_trial_ms_left;	/* for all the files' regexes (bounded_regcomp) */
 };
 
 static void add_error(struct service_config *cfg, const char *file, unsigned line,
@@ -227,10 +230,8 @@ static void set_cmdline(struct parse *p, struct watch_rule *r, const char *v)
 {
 	char why[256];
 	regex_t re;
-	int ret = regcomp(&re, v, REG_EXTENDED | REG_NOSUB);
 
-	if (ret) {
-		regerror(ret, &re, why, sizeof(why));
+	if (bounded_regcomp(&re, v, REG_NOSUB, &p->regex_trial_ms_left, why, sizeof(why))) {
 		add_error(p->cfg, p->file, p->line, "cmdline = %s: bad extended regex: %s", v, why);
 		return;
 	}
@@ -530,7 +531,7 @@ static void parse_drop_ins(struct service_config *cfg, const char *path, struct 
 
 int service_config_load(const char *path, struct service_config *cfg)
 {
-	struct parse p = { .cfg = cfg };
+	struct parse p = { .cfg = cfg, .regex_trial_ms_left = CONFIG_REGEX_TRIALS_MS };
 	int ret;
 
 	*cfg = (struct service_config){ .threshold_ms = 30, .trace_depth = 20,

@@ -166,6 +166,18 @@ static void test_bad_regex(void **state)
 	assert_one_error(f, 2, "bad extended regex");
 }
 
+/* Nested intervals that regcomp would expand to a billion copies: refused before it runs. */
+static void test_regex_too_large_when_expanded(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(load(f, "[watch \"a\"]\ncmdline = x{1,32767}{1,32767}\n"), -EINVAL);
+	assert_one_error(f, 2, "its repetitions expand to more than 1024 atoms");
+	service_config_free(&f->cfg);
+	assert_int_equal(load(f, "[watch \"a\"]\ncmdline = (a)\\1\n"), -EINVAL);
+	assert_one_error(f, 2, "back-reference");
+}
+
 static void test_bad_glob(void **state)
 {
 	struct fixture *f = *state;
@@ -364,6 +376,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unknown_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_section, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_regex, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_regex_too_large_when_expanded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_glob, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_duplicate_rule, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_non_numeric_threshold, setup, teardown),
