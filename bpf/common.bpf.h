@@ -23,8 +23,9 @@ static __always_inline void count_lost(__u32 why)
 {
 	__u64 *n = bpf_map_lookup_elem(&lost, &why);
 
+	/* atomic: the CPU sampler's interrupt may count one in the middle of this */
 	if (n)
-		(*n)++;
+		__sync_fetch_and_add(n, 1);
 }
 
 /*
@@ -157,10 +158,16 @@ static __always_inline void fill_stack(const struct target_cfg *cfg, struct thre
 				       __u32 tid, struct event_blocking *ev)
 {
 	__u64 tstate = current_thread_state(cfg, st, tid);
+	struct scratch *s = scratch_of_cpu();
 
 	ev->stack_end = STACK_UNREAD;
+	ev->n_frames = 0;
+	if (!s)
+		return;
+	scratch_set_busy(s, 1);
 	ev->n_frames = tstate ? walk_stack(cfg, tstate, ev->frames, &ev->stack_end) : 0;
 	ensure_iteration_ident(cfg, st, tid, tstate, ev->n_frames);
+	scratch_set_busy(s, 0);
 }
 
 /* A blocking record with what every source fills; the caller adds what it knows. */

@@ -2,8 +2,8 @@
 /*
  * The scheduler's view of loop threads: on-CPU time of the running callback (sched_switch)
  * and the time it waited for a CPU while runnable (preempted), its identity captured while
- * it is switched out and still readable, and CPU-clock samples that record where a long
- * callback or iteration spends its time.
+ * it is switched out and still readable, and CPU samples, at timer interrupts, that record
+ * where a long callback or iteration spends its time.
  */
 #include "common.bpf.h"
 
@@ -73,6 +73,9 @@ static __always_inline void emit_sample(const struct target_cfg *cfg, struct thr
 {
 	struct event_blocking *ev;
 
+	/* this interrupt came in the middle of another program's walk on this CPU: skip it */
+	if (scratch_busy())
+		return;
 	ev = blocking_reserve(st, pid, tid, now, SOURCE_SAMPLE);
 	if (!ev)
 		return;
@@ -82,12 +85,23 @@ static __always_inline void emit_sample(const struct target_cfg *cfg, struct thr
 }
 
 /*
- * A CPU-clock sample on a loop thread: identifies the running callback, and once it has run
- * for half the threshold records its stack, so a CPU-bound slow callback shows where its
- * time went. Short callbacks cost one map lookup per sample.
+ * How often a loop thread in a callback is sampled, at most: set by user space
+ * (probes_set_sample_period), also while running.
  */
-SEC("perf_event")
-int cpu_sample(struct bpf_perf_event_data *ctx)
+volatile __u64 sample_period_ns = 3000000;
+
+/*
+ * A timer expired on this CPU, the scheduler tick among them (an hrtimer in high-resolution
+ * mode), in the interrupt of whatever ran: a loop thread in a callback is sampled, once per
+ * sample_period_ns at most. The sample identifies the callback and, once that has run for
+ * half the threshold, records its stack, so a CPU-bound slow callback shows where its time
+ * went. A CPU running a loop thread is busy, so its tick runs (NO_HZ_FULL aside), and the
+ * tick is what samples: no timer of ours, neither per CPU (an interrupt per period on idle
+ * CPUs too) nor per thread (a perf task-clock event: an hrtimer started and cancelled at
+ * each of the thread's context switches). Any other task costs one map lookup per expiry.
+ */
+SEC("tp_btf/hrtimer_expire_entry")
+int BPF_PROG(cpu_sample, struct hrtimer *timer, ktime_t *expires_now)
 {
 	struct target_cfg *cfg;
 	struct thread_state *st;
@@ -97,12 +111,15 @@ int cpu_sample(struct bpf_perf_event_data *ctx)
 	st = current_thread(&tid, &pid);
 	if (!st || !(st->flags & THREAD_IN_CALLBACK))
 		return 0;
+	now = bpf_ktime_get_ns();
+	if (now - st->last_sample_ns < sample_period_ns)
+		return 0;
+	st->last_sample_ns = now;
 	cfg = bpf_map_lookup_elem(&targets, &pid);
 	if (!cfg)
 		return 0;
 	ensure_ident(cfg, st, tid);
 	/* only a callback (or iteration) already running long is worth a stack */
-	now = bpf_ktime_get_ns();
 	if (now - st->cb_start_ns >= cfg->sample_after_ns &&
 	    st->cb_samples < max_samples_per_scope)
 		emit_sample(cfg, st, pid, tid, now);

@@ -214,6 +214,7 @@ struct thread_state {
 	__u64 cb_preempted_ns;		/* the current callback's time runnable but off CPU */
 	__u64 iter_top_min_ns;		/* the shortest of them once there are AIOCOPD_ITER_TOPS */
 	__u64 iter_cb_ns;		/* time its callbacks took, together (armed) */
+	__u64 last_sample_ns;		/* the last CPU sample that looked at it */
 };
 
 /* Per loop thread, with TARGET_STATS. Map "loop_stats", keyed by tid. */

@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Loading the BPF object and attaching its programs: the system-wide tracepoints once, the
- * uprobes per target process, the CPU-clock sampler per loop thread. Every attachment is a
- * link owned here, so closing (or dying) detaches everything; a target's uprobes are
- * detached in the background (ulink.h).
+ * uprobes per target process. Every attachment is a link owned here, so closing (or dying)
+ * detaches everything; a target's uprobes are detached in the background (ulink.h).
  */
 #ifndef AIOCOPD_PROBES_H
 #define AIOCOPD_PROBES_H
@@ -46,7 +45,6 @@ struct probes {
 	size_t n_links;
 	struct ulinks ulinks;		/* per-target uprobes */
 	int tracepoints_missing;	/* syscall tracepoints this kernel lacks */
-	uint64_t sample_period_ns;
 };
 
 typedef int (*probes_event_fn)(void *ctx, void *data, size_t size);
@@ -67,25 +65,16 @@ void probes_remove_target(struct probes *p, pid_t pid, struct target_links *l);
 int probes_arm(struct probes *p, const struct py_target *t, struct target_links *l,
 	       char *err, size_t errsz);
 void probes_disarm(struct probes *p, const struct py_target *t, struct target_links *l);
-/* A loop thread's CPU-clock sampler: its link, and the perf event (to change its period). */
-struct probes_sampler {
-	struct bpf_link *link;
-	int perf_fd;			/* owned by the link; -1: none */
-};
-
-/* Registers a loop thread (if BPF has not yet) and starts its sampler, the caller's. */
-int probes_add_loop_thread(struct probes *p, pid_t pid, pid_t tid, bool stats,
-			   struct probes_sampler *sampler);
-void probes_remove_sampler(struct probes_sampler *sampler);
+/* Registers a loop thread, if BPF has not yet. */
+int probes_add_loop_thread(struct probes *p, pid_t pid, pid_t tid, bool stats);
 /* A thread leaves: its entries in every per-thread map go (statistics taken first). */
 void probes_forget_thread(struct probes *p, pid_t tid);
 /* A loop thread's statistics (TARGET_STATS), taken out of the map, or only read. */
 int probes_take_loop_stats(struct probes *p, pid_t tid, struct loop_stats *out);
 int probes_read_loop_stats(struct probes *p, pid_t tid, struct loop_stats *out);
-/* New options for a registered target; the samplers' period follows the threshold. */
+/* New options for a registered target; the CPU samples' period follows the threshold. */
 int probes_update_target(struct probes *p, pid_t pid, const struct target_cfg *cfg);
 void probes_set_sample_period(struct probes *p, double threshold_ms);
-int probes_retune_sampler(struct probes *p, const struct probes_sampler *sampler);
 
 /* `aiocopd exec`: follow pid and what it starts; stop an exec'd process at its entry. */
 /* flags: FAMILY_MEMBER (its forks join), FAMILY_EXECS_ONLY or FAMILY_UNHELD. */

@@ -29,11 +29,10 @@
 
 #define MAX_SEEDED_THREADS	4096	/* threads of one process looked at when attaching */
 
-/* A loop thread of a watched process: its CPU-clock sampler is its own. */
+/* A loop thread of a watched process. */
 struct loop_thread {
 	pid_t tid;
 	pid_t ns_tid;			/* as the target sees it; 0: the host's id */
-	struct probes_sampler sampler;
 };
 
 struct watched_private {
@@ -219,9 +218,6 @@ int engine_reconfigure(struct engine *e, const struct engine_options *opt)
 		cfg = target_cfg_of(e, w, w->armed);
 		if (probes_update_target(&e->probes, w->pid, &cfg))
 			ret = -errno;
-		for (size_t k = 0; k < w->priv->n_loops; k++)
-			if (probes_retune_sampler(&e->probes, &w->priv->loops[k].sampler))
-				ret = -errno;
 	}
 	return ret;
 }
@@ -282,7 +278,6 @@ static void drop_loop(struct engine *e, struct watched *w, struct loop_thread *l
 {
 	collect_loop_stats(e, w, l->tid);
 	records_forget_thread(e->records, w->pid, l->tid);
-	probes_remove_sampler(&l->sampler);
 	/* the thread may live on (its process exec'd): its BPF state must not */
 	probes_forget_thread(&e->probes, l->tid);
 	*l = w->priv->loops[--w->priv->n_loops];
@@ -304,9 +299,7 @@ static void note_loop_thread(struct engine *e, struct watched *w, pid_t tid)
 	/* read while the thread is surely there: its reports come after it may be gone */
 	*l = (struct loop_thread){ .tid = tid, .ns_tid = w->target.place.own_pid_ns ?
 							 target_ns_tid(w->pid, tid) : 0 };
-	if (probes_add_loop_thread(&e->probes, w->pid, tid, e->opt.stats, &l->sampler))
-		engine_log(e, LOG_INFO, "no CPU samples of thread %d of PID %d: %s", tid, w->pid,
-			   strerror(errno));
+	probes_add_loop_thread(&e->probes, w->pid, tid, e->opt.stats);
 	w->loop_threads++;
 	if (p->lazy) {
 		/* a fork that runs a loop of its own after all: now its probes are worth it */

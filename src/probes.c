@@ -439,27 +439,12 @@ void probes_remove_target(struct probes *p, pid_t pid, struct target_links *l)
 	bpf_map_delete_elem(bpf_map__fd(p->skel->maps.targets), &key);
 }
 
-static int open_sampler(pid_t tid, uint64_t period_ns)
-{
-	struct perf_event_attr attr = {
-		.type = PERF_TYPE_SOFTWARE,
-		.size = sizeof(attr),
-		.config = PERF_COUNT_SW_TASK_CLOCK,
-		.sample_period = period_ns,
-	};
-
-	return syscall(SYS_perf_event_open, &attr, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
-}
-
-int probes_add_loop_thread(struct probes *p, pid_t pid, pid_t tid, bool stats,
-			   struct probes_sampler *sampler)
+int probes_add_loop_thread(struct probes *p, pid_t pid, pid_t tid, bool stats)
 {
 	struct thread_state st = { .pid = pid, .flags = THREAD_LOOP };
 	struct callback_ident id = {};
 	__u32 key = tid;
-	int fd, ret;
 
-	*sampler = (struct probes_sampler){ .perf_fd = -1 };
 	/* BPF may have added it first (it saw epoll_wait return): keep its state */
 	bpf_map_update_elem(bpf_map__fd(p->skel->maps.threads), &key, &st, BPF_NOEXIST);
 	bpf_map_update_elem(bpf_map__fd(p->skel->maps.idents), &key, &id, BPF_NOEXIST);
@@ -469,25 +454,7 @@ int probes_add_loop_thread(struct probes *p, pid_t pid, pid_t tid, bool stats,
 		bpf_map_update_elem(bpf_map__fd(p->skel->maps.loop_stats), &key, &fresh,
 				    BPF_NOEXIST);
 	}
-	fd = open_sampler(tid, p->sample_period_ns);
-	if (fd < 0)
-		return -errno;
-	sampler->link = bpf_program__attach_perf_event(p->skel->progs.cpu_sample, fd);
-	if (!sampler->link) {
-		ret = -errno;
-		close(fd);
-		return ret;
-	}
-	/* the link's own fd is a BPF link, not the event: keep the event to retune it */
-	sampler->perf_fd = fd;
 	return 0;
-}
-
-void probes_remove_sampler(struct probes_sampler *sampler)
-{
-	/* a software perf event: closing it waits for no grace period */
-	bpf_link__destroy(sampler->link);
-	*sampler = (struct probes_sampler){ .perf_fd = -1 };
 }
 
 void probes_forget_thread(struct probes *p, pid_t tid)
@@ -656,7 +623,10 @@ void probes_close(struct probes *p)
 
 /* ---- what the engine changes while running ---------------------------------------------- */
 
-/* About ten samples per threshold, so a callback just over it still gets a few stacks. */
+/*
+ * About ten samples per threshold, so a callback just over it still gets a few stacks; at
+ * most one per timer expiry, so in practice one per scheduler tick (4 ms at HZ=250).
+ */
 void probes_set_sample_period(struct probes *p, double threshold_ms)
 {
 	uint64_t ns = (uint64_t)(threshold_ms * 1e6 / 10);
@@ -665,16 +635,7 @@ void probes_set_sample_period(struct probes *p, double threshold_ms)
 		ns = 1000000;
 	if (ns > 10000000)
 		ns = 10000000;
-	p->sample_period_ns = ns;
-}
-
-int probes_retune_sampler(struct probes *p, const struct probes_sampler *sampler)
-{
-	__u64 period = p->sample_period_ns;
-
-	if (sampler->perf_fd < 0)
-		return 0;
-	return ioctl(sampler->perf_fd, PERF_EVENT_IOC_PERIOD, &period) ? -errno : 0;
+	p->skel->data->sample_period_ns = ns;
 }
 
 int probes_update_target(struct probes *p, pid_t pid, const struct target_cfg *cfg)

@@ -7,7 +7,10 @@
                               [--clock wall|cpu] [--pair-monitor service|live]
 
 idle     20 idle asyncio processes watched: the service's CPU (share of one core, from
-         /proc/PID/stat over --seconds) and its RSS.
+         /proc/PID/stat over --seconds) and its RSS; and the whole machine's busy share and
+         timer interrupts a second (/proc/stat, /proc/interrupts), over --seconds with the
+         processes not yet watched and again watched: the CPU samplers' timer interrupts
+         run on whatever task they interrupt, not the service.
 busy     the same 20 processes running 50,000 callbacks a second between them.
 latency  from a matching process's exec to its "watching PID" line (the first probe is on by
          then), over 20 processes started one after the other: median and max.
@@ -120,23 +123,60 @@ def stop_all(procs):
         p.wait()
 
 
+def machine_counters():
+    """The machine's busy CPU time (seconds: all but idle and iowait, from /proc/stat) and
+    its local timer interrupts (the LOC line of /proc/interrupts, all CPUs)."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    busy = (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+    with open("/proc/interrupts") as f:
+        loc = next((sum(int(v) for v in line.split()[1:] if v.isdigit())
+                    for line in f if line.split()[:1] == ["LOC:"]), 0)
+    return busy, loc
+
+
+def machine_rates(seconds):
+    """The machine's busy share (of one core) and timer interrupts a second over seconds."""
+    b0, l0, t0 = *machine_counters(), time.monotonic()
+    time.sleep(seconds)
+    b1, l1, t1 = *machine_counters(), time.monotonic()
+    return (b1 - b0) / (t1 - t0), (l1 - l0) / (t1 - t0)
+
+
 def cpu_share(args, code, extra):
+    """The service's CPU share watching 20 processes running code, its RSS, how many it
+    watches; and the whole machine's busy share and timer interrupts a second, with the
+    processes unwatched first and then watched (what runs in interrupts is no process's)."""
     tag = "bench-" + uuid.uuid4().hex[:8]
     with tempfile.TemporaryDirectory() as d:
         targets = start_targets(args.python, code, extra, 20, tag)
-        svc = Service(args.aiocopd, tag, d)
+        svc = None
         try:
+            time.sleep(2)
+            machine_before = machine_rates(args.seconds)
+            svc = Service(args.aiocopd, tag, d)
             deadline = time.monotonic() + 30
             while svc.watched() < 20 and time.monotonic() < deadline:
                 time.sleep(0.2)
             time.sleep(2)
             c0, t0 = svc.cpu_seconds(), time.monotonic()
-            time.sleep(args.seconds)
+            machine_after = machine_rates(args.seconds)
             share = (svc.cpu_seconds() - c0) / (time.monotonic() - t0)
-            return share, svc.rss_mib(), svc.watched()
+            return share, svc.rss_mib(), svc.watched(), machine_before, machine_after
         finally:
-            svc.stop()
+            if svc:
+                svc.stop()
             stop_all(targets)
+
+
+def say_share(name, what, results, measured):
+    share, rss, n, (busy0, loc0), (busy1, loc1) = measured
+    results[name] = {"cpu_share": share, "rss_mib": rss, "watched": n,
+                     "machine_busy_before": busy0, "machine_busy_after": busy1,
+                     "timer_irqs_before": loc0, "timer_irqs_after": loc1}
+    print(f"{name}: {what} ({n} watched): {share * 100:.2f}% of a core, RSS {rss:.1f} MiB; "
+          f"the machine {busy0 * 100:.2f}% -> {busy1 * 100:.2f}% of a core busy, "
+          f"{loc0:.0f} -> {loc1:.0f} timer interrupts/s", flush=True)
 
 
 def bench_latency(args):
@@ -314,15 +354,10 @@ def main():
     only = set(args.only.split(","))
     results = {}
     if "idle" in only:
-        share, rss, n = cpu_share(args, IDLE, ())
-        results["idle"] = {"cpu_share": share, "rss_mib": rss, "watched": n}
-        print(f"idle: 20 processes ({n} watched): {share * 100:.2f}% of a core, "
-              f"RSS {rss:.1f} MiB", flush=True)
+        say_share("idle", "20 processes", results, cpu_share(args, IDLE, ()))
     if "busy" in only:
-        share, rss, n = cpu_share(args, BUSY, ("2500",))
-        results["busy"] = {"cpu_share": share, "rss_mib": rss, "watched": n}
-        print(f"busy: 20 processes x 2,500 callbacks/s ({n} watched): {share * 100:.2f}% of a "
-              f"core, RSS {rss:.1f} MiB", flush=True)
+        say_share("busy", "20 processes x 2,500 callbacks/s", results,
+                  cpu_share(args, BUSY, ("2500",)))
     if "latency" in only:
         med, worst = bench_latency(args)
         results["latency"] = {"median_s": med, "max_s": worst}
