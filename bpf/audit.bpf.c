@@ -92,8 +92,8 @@ static __always_inline void audit_va_values(const struct audit_va *from, __u64 *
 					       v.overflow_arg_area + 8 * (i - in_regs));
 }
 
-static __always_inline int audit_common(struct pt_regs *ctx, const char *name, const char *format,
-					const struct audit_va *from)
+static __always_inline void record_audit(const char *name, const char *format,
+					 const struct audit_va *from)
 {
 	char key[AIOCOPD_AUDIT_KEY_LEN] = {};
 	struct target_cfg *cfg;
@@ -104,19 +104,19 @@ static __always_inline int audit_common(struct pt_regs *ctx, const char *name, c
 
 	st = current_thread(&tid, &pid);
 	if (!st || !(st->flags & THREAD_IN_CALLBACK))
-		return 0;
+		return;
 	if (bpf_probe_read_user_str(key, sizeof(key), name) <= 0 ||
 	    !bpf_map_lookup_elem(&audit_names, key))
-		return 0;
+		return;
 	cfg = bpf_map_lookup_elem(&targets, &pid);
 	if (!cfg)
-		return 0;
+		return;
 	audit_va_values(from, va);
 	ensure_ident(cfg, st, tid);
 	ev = blocking_reserve(st, pid, tid, bpf_ktime_get_ns(), SOURCE_AUDIT);
 	if (!ev) {
 		omit_operation(st, 0);	/* the ring buffer is full; the syscall has the time */
-		return 0;
+		return;
 	}
 	for (int i = 0; i < 6; i++)
 		ev->args[i] = i < 3 ? va[i] : 0;
@@ -124,6 +124,14 @@ static __always_inline int audit_common(struct pt_regs *ctx, const char *name, c
 	ev->n_str = sizeof(key);
 	render_audit_args(&cfg->layout, format, va, ev);
 	submit_operation(cfg, st, tid, ev, 0, 0);
+}
+
+static __always_inline int audit_common(const char *name, const char *format,
+					const struct audit_va *from)
+{
+	program_begin();
+	record_audit(name, format, from);
+	program_end();
 	return 0;
 }
 
@@ -133,7 +141,7 @@ int BPF_KPROBE(audit_entry, const char *name, const char *format)
 {
 	struct audit_va from = { { PT_REGS_PARM3(ctx), PT_REGS_PARM4(ctx), PT_REGS_PARM5(ctx) } };
 
-	return audit_common(ctx, name, format, &from);
+	return audit_common(name, format, &from);
 }
 
 /* _PySys_Audit(PyThreadState *, const char *event, const char *format, ...): CPython's own
@@ -144,7 +152,7 @@ int BPF_KPROBE(audit_tstate_entry, void *tstate, const char *name, const char *f
 	/* the sixth argument register */
 	struct audit_va from = { { PT_REGS_PARM4(ctx), PT_REGS_PARM5(ctx), BPF_CORE_READ(ctx, r9) } };
 
-	return audit_common(ctx, name, format, &from);
+	return audit_common(name, format, &from);
 }
 
 /*
@@ -157,5 +165,5 @@ int BPF_KPROBE(audit_core_entry, void *tstate, const char *name, const char *for
 {
 	struct audit_va from = { .vargs = vargs };
 
-	return audit_common(ctx, name, format, &from);
+	return audit_common(name, format, &from);
 }

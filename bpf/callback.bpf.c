@@ -69,8 +69,12 @@ int BPF_KPROBE(context_run_entry, void *self, __u64 args)
 	struct thread_state *st;
 	__u32 tid, pid;
 
+	program_begin();
 	st = loop_thread(&tid, &pid, &cfg);
-	return st ? start_callback(cfg, st, pid, tid, args) : 0;
+	if (st)
+		start_callback(cfg, st, pid, tid, args);
+	program_end();
+	return 0;
 }
 
 /*
@@ -114,12 +118,16 @@ int BPF_KPROBE(context_enter_entry, void *context)
 	__u32 tid, pid;
 	__u64 callable = 0;
 
+	program_begin();
 	st = loop_thread(&tid, &pid, &cfg);
-	if (!st)
-		return 0;
-	for (int i = 0; i < 6 && !callable; i++)
-		callable = uvloop_handle_callable(&cfg->layout, candidates[i], (__u64)context);
-	return start_callback(cfg, st, pid, tid, callable);
+	if (st) {
+		for (int i = 0; i < 6 && !callable; i++)
+			callable = uvloop_handle_callable(&cfg->layout, candidates[i],
+							  (__u64)context);
+		start_callback(cfg, st, pid, tid, callable);
+	}
+	program_end();
+	return 0;
 }
 
 /* ---- garbage collection inside a callback ----------------------------------------------- */

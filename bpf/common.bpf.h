@@ -94,6 +94,37 @@ static __always_inline bool ring_filling(void)
 	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= EVENTS_RING_BYTES / 4;
 }
 
+/*
+ * A program of ours that changes a loop thread's state (its syscall, epoll, callback and
+ * audit programs) runs on this CPU from program_begin to program_end. The CPU sampler runs
+ * in a timer interrupt, which can come in the middle of one of them: interrupts stay on in
+ * syscalls and uprobe traps, and neither a tp_btf program nor a uprobe program is held off
+ * by the kernel's bpf_prog_active, as perf-event programs are from tracepoint ones. Meanwhile
+ * the sampler leaves the thread's half-changed state, and the per-CPU stack scratch, alone.
+ */
+static __always_inline void program_begin(void)
+{
+	__u32 zero = 0, *n = bpf_map_lookup_elem(&programs_running, &zero);
+
+	if (n)
+		(*n)++;
+}
+
+static __always_inline void program_end(void)
+{
+	__u32 zero = 0, *n = bpf_map_lookup_elem(&programs_running, &zero);
+
+	if (n && *n)
+		(*n)--;
+}
+
+static __always_inline bool program_running(void)
+{
+	__u32 zero = 0, *n = bpf_map_lookup_elem(&programs_running, &zero);
+
+	return !n || *(volatile __u32 *)n;
+}
+
 static __always_inline struct thread_state *current_thread(__u32 *tid, __u32 *pid)
 {
 	if (!current_ids(tid, pid))
@@ -158,16 +189,10 @@ static __always_inline void fill_stack(const struct target_cfg *cfg, struct thre
 				       __u32 tid, struct event_blocking *ev)
 {
 	__u64 tstate = current_thread_state(cfg, st, tid);
-	struct scratch *s = scratch_of_cpu();
 
 	ev->stack_end = STACK_UNREAD;
-	ev->n_frames = 0;
-	if (!s)
-		return;
-	scratch_set_busy(s, 1);
 	ev->n_frames = tstate ? walk_stack(cfg, tstate, ev->frames, &ev->stack_end) : 0;
 	ensure_iteration_ident(cfg, st, tid, tstate, ev->n_frames);
-	scratch_set_busy(s, 0);
 }
 
 /* A blocking record with what every source fills; the caller adds what it knows. */

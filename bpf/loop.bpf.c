@@ -83,8 +83,7 @@ static __always_inline void end_iteration(const struct target_cfg *cfg, struct t
 }
 
 /* The loop waits again: the callback or the iteration that ran ends here. */
-SEC("tp")
-int epoll_enter(void *ctx)
+static __always_inline void loop_waits(void)
 {
 	struct target_cfg *cfg;
 	struct thread_state *st;
@@ -93,14 +92,22 @@ int epoll_enter(void *ctx)
 
 	st = current_thread(&tid, &pid);
 	if (!st)
-		return 0;
+		return;
 	cfg = bpf_map_lookup_elem(&targets, &pid);
 	if (!cfg)
-		return 0;
+		return;
 	now = bpf_ktime_get_ns();
 	close_callback(cfg, st, pid, tid, now);
 	end_iteration(cfg, st, pid, tid, now);
 	st->iter_start_ns = 0;
+}
+
+SEC("tp")
+int epoll_enter(void *ctx)
+{
+	program_begin();
+	loop_waits();
+	program_end();
 	return 0;
 }
 
@@ -142,8 +149,7 @@ static __always_inline void add_loop_thread(__u32 pid, __u32 tid)
 }
 
 /* The loop has work: an iteration starts. */
-SEC("tp")
-int epoll_exit(void *ctx)
+static __always_inline void loop_has_work(void)
 {
 	struct target_cfg *cfg;
 	struct thread_state *st;
@@ -154,7 +160,7 @@ int epoll_exit(void *ctx)
 	if (!st) {
 		if (bpf_map_lookup_elem(&targets, &pid))
 			add_loop_thread(pid, tid);
-		return 0;
+		return;
 	}
 	cfg = bpf_map_lookup_elem(&targets, &pid);
 	now = bpf_ktime_get_ns();
@@ -169,5 +175,13 @@ int epoll_exit(void *ctx)
 		open_scope(st, now, 0, THREAD_ITERATION);
 		forget_ident(tid);
 	}
+}
+
+SEC("tp")
+int epoll_exit(void *ctx)
+{
+	program_begin();
+	loop_has_work();
+	program_end();
 	return 0;
 }

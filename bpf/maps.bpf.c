@@ -8,7 +8,7 @@
  *   callback.bpf.c  callback boundaries (Context.run, uvloop) and their collections
  *   syscall.bpf.c   blocking syscalls inside a callback
  *   audit.bpf.c     Python-level operations (audit events)
- *   sched.bpf.c     on-CPU time and CPU-clock samples
+ *   sched.bpf.c     on-CPU time and CPU samples
  *   family.bpf.c    the processes `aiocopd exec` follows (fork, exec, exit)
  *   hold.bpf.c      processes held stopped for user space, never beyond aiocopd's life
  *
@@ -31,3 +31,4 @@ struct tops_map tops SEC(".maps");
 struct events_map events SEC(".maps");
 struct lost_map lost SEC(".maps");
 struct scratch_map scratch_map SEC(".maps");
+struct programs_running_map programs_running SEC(".maps");

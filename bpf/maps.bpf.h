@@ -67,6 +67,17 @@ struct lost_map {
 	__type(value, __u64);
 };
 
+/*
+ * Per CPU: a program of ours that changes a loop thread's state runs here (its count; see
+ * program_begin in common.bpf.h).
+ */
+struct programs_running_map {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+};
+
 extern struct targets_map targets SEC(".maps");
 extern struct threads_map threads SEC(".maps");
 extern struct idents_map idents SEC(".maps");
@@ -74,5 +85,6 @@ extern struct loop_stats_map loop_stats SEC(".maps");
 extern struct tops_map tops SEC(".maps");
 extern struct events_map events SEC(".maps");
 extern struct lost_map lost SEC(".maps");
+extern struct programs_running_map programs_running SEC(".maps");
 
 #endif /* AIOCOPD_MAPS_BPF_H */

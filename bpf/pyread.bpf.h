@@ -16,12 +16,6 @@
 struct scratch {
 	__u8 win[144];
 	struct py_frame frames[AIOCOPD_MAX_FRAMES];
-	/*
-	 * Set while a walk uses it (fill_stack). The CPU sampler runs in a timer interrupt,
-	 * which can come in the middle of a syscall or uprobe program's walk on the same CPU:
-	 * it must not walk over that one's frames.
-	 */
-	__u32 busy;
 };
 
 /* Per-CPU room for a stack walk, too big for the BPF stack; defined in bpf/maps.bpf.c. */
@@ -33,26 +27,6 @@ struct scratch_map {
 };
 
 extern struct scratch_map scratch_map SEC(".maps");
-
-static __always_inline struct scratch *scratch_of_cpu(void)
-{
-	__u32 zero = 0;
-
-	return bpf_map_lookup_elem(&scratch_map, &zero);
-}
-
-/* Volatile: the interrupt that reads it must see it set before the walk begins. */
-static __always_inline void scratch_set_busy(struct scratch *s, __u32 busy)
-{
-	*(volatile __u32 *)&s->busy = busy;
-}
-
-static __always_inline bool scratch_busy(void)
-{
-	struct scratch *s = scratch_of_cpu();
-
-	return !s || *(volatile __u32 *)&s->busy;
-}
 
 static __always_inline __u64 read_ptr(__u64 addr)
 {

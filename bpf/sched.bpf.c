@@ -73,9 +73,6 @@ static __always_inline void emit_sample(const struct target_cfg *cfg, struct thr
 {
 	struct event_blocking *ev;
 
-	/* this interrupt came in the middle of another program's walk on this CPU: skip it */
-	if (scratch_busy())
-		return;
 	ev = blocking_reserve(st, pid, tid, now, SOURCE_SAMPLE);
 	if (!ev)
 		return;
@@ -108,6 +105,9 @@ int BPF_PROG(cpu_sample, struct hrtimer *timer, ktime_t *expires_now)
 	__u32 tid, pid;
 	__u64 now;
 
+	/* in the middle of a program of ours on this CPU: its thread's state is not settled */
+	if (program_running())
+		return 0;
 	st = current_thread(&tid, &pid);
 	if (!st || !(st->flags & THREAD_IN_CALLBACK))
 		return 0;

@@ -35,31 +35,42 @@ static __always_inline __u64 syscall_arg(const __u64 *args, __u32 n)
 #define AF_INET		2
 #define AF_INET6	10
 
-/* The open file behind fd in the current task, NULL if none. */
+/* A kernel pointer read as a scalar, made a BTF pointer again (read-only, loads checked). */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+
+/*
+ * The open file behind fd in the current task, NULL if none. The task's fields are read
+ * through its BTF pointer, and the file's through one made from the fd table's slot: plain
+ * loads instead of a helper call per field (BPF_CORE_READ), which took the armed
+ * syscall_enter from 353 to 269 ns mean (docs/PERFORMANCE.md).
+ */
 static __always_inline struct file *fd_file(int fd)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	struct file **fds, *file = NULL;
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct files_struct *files = task->files;
+	struct fdtable *fdt = files ? files->fdt : NULL;
+	struct file *file = NULL;
 
-	if (!fdt || fd < 0 || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+	if (!fdt || fd < 0 || (unsigned int)fd >= fdt->max_fds)
 		return NULL;
-	fds = BPF_CORE_READ(fdt, fd);
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]))
+	/* the table is an array of pointers: its slot is read, not loaded */
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fdt->fd[fd]) || !file)
 		return NULL;
-	return file;
+	return bpf_rdonly_cast(file, bpf_core_type_id_kernel(struct file));
 }
 
 static __always_inline void fd_info(int fd, __u32 *mode, __u32 *flags)
 {
 	struct file *file = fd_file(fd);
+	struct inode *inode;
 
 	*mode = 0;
 	*flags = 0;
 	if (!file)
 		return;
-	*mode = BPF_CORE_READ(file, f_inode, i_mode);
-	*flags = BPF_CORE_READ(file, f_flags);
+	inode = file->f_inode;
+	*mode = inode ? inode->i_mode : 0;
+	*flags = file->f_flags;
 }
 
 /* The fd whose file the call acts on: its fd argument, or the one fd a poll watches. */
@@ -85,14 +96,14 @@ static __always_inline void note_peer(struct event_blocking *ev)
 	ev->peer_family = 0;
 	if ((ev->fd_mode & S_IFMT) != S_IFSOCK || !(file = fd_file(ev->fd)))
 		return;
-	sock = BPF_CORE_READ(file, private_data);
-	sk = sock ? BPF_CORE_READ(sock, sk) : NULL;
+	sock = bpf_rdonly_cast(file->private_data, bpf_core_type_id_kernel(struct socket));
+	sk = sock ? sock->sk : NULL;
 	if (!sk)
 		return;
-	ev->peer_family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	ev->peer_port = BPF_CORE_READ(sk, __sk_common.skc_dport);
+	ev->peer_family = sk->__sk_common.skc_family;
+	ev->peer_port = sk->__sk_common.skc_dport;
 	if (ev->peer_family == AF_INET) {
-		__u32 a = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__u32 a = sk->__sk_common.skc_daddr;
 
 		__builtin_memcpy(ev->peer_addr, &a, sizeof(a));
 	} else if (ev->peer_family == AF_INET6) {
@@ -341,11 +352,17 @@ static __always_inline int sys_exit(struct trace_event_raw_sys_exit *ctx)
 SEC("tp")
 int syscall_enter(struct trace_event_raw_sys_enter *ctx)
 {
-	return sys_enter(ctx);
+	program_begin();
+	sys_enter(ctx);
+	program_end();
+	return 0;
 }
 
 SEC("tp")
 int syscall_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	return sys_exit(ctx);
+	program_begin();
+	sys_exit(ctx);
+	program_end();
+	return 0;
 }

@@ -4,7 +4,8 @@
   sudo tools/bench_service.py [--aiocopd build/aiocopd] [--python /usr/bin/python3.11]
                               [--only idle,busy,latency,aiohttp,aiohttp_pair] [--runs 5]
                               [--seconds 20]
-                              [--clock wall|cpu] [--pair-monitor service|live]
+                              [--clock wall|cpu] [--pair-monitor service|live|trace|all]
+                              [--pair-path /|/file]
 
 idle     20 idle asyncio processes watched: the service's CPU (share of one core, from
          /proc/PID/stat over --seconds) and its RSS; and the whole machine's busy share and
@@ -23,7 +24,9 @@ aiohttp_pair  two such servers on CPU 0, each under its own wrk on CPU 1 at the 
          before and after the service starts watching one of them: the watched one's
          requests per CPU second over the other's, against that ratio before. The machine's
          drift, which moves single runs here by 10 to 20 %, falls on both alike.
-         --pair-monitor live measures `aiocopd -p` the same way.
+         --pair-monitor live measures `aiocopd -p` the same way, trace `aiocopd trace`
+         (armed from the start), all `aiocopd -p --all`; --pair-path /file loads the
+         endpoint that opens and reads a small file instead of the JSON one.
 Every process it starts carries a tag on its command line that only its rule selects.
 """
 import argparse
@@ -41,7 +44,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from bench import cpu_seconds
+from bench import aiocopd_argv, cpu_seconds
 from bench_http import free_port, wrk_once
 
 REPO = Path(__file__).resolve().parents[1]
@@ -253,11 +256,18 @@ def bench_aiohttp(args):
     return med["unmonitored"], med["service"], med["service"] / med["unmonitored"]
 
 
-class LiveMonitor:
-    """`aiocopd -p PID`, for the same measurement of the live monitor."""
+# --pair-monitor other than the service: (bench.aiocopd_argv mode, extra options)
+LIVE_MONITORS = {"live": ("live", []), "trace": ("trace", []), "all": ("live", ["--all"])}
 
-    def __init__(self, aiocopd, pid):
-        self.proc = subprocess.Popen([aiocopd, "-p", str(pid)], stdout=subprocess.DEVNULL,
+
+class LiveMonitor:
+    """`aiocopd -p PID` (live), `aiocopd trace -p PID` (armed from the start) or
+    `aiocopd -p PID --all`, for the same measurement of each tier."""
+
+    def __init__(self, aiocopd, pid, kind):
+        mode, extra = LIVE_MONITORS[kind]
+        self.argv = aiocopd_argv(aiocopd, mode, pid, extra)
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True)
         line = self.proc.stderr.readline()
         if "attached" not in line:
@@ -266,6 +276,8 @@ class LiveMonitor:
     def stop(self):
         self.proc.terminate()
         self.proc.communicate(timeout=60)
+        if self.argv[1] == "trace":
+            os.unlink(self.argv[self.argv.index("-o") + 1])
 
 
 def start_server(tag):
@@ -276,12 +288,13 @@ def start_server(tag):
     return server, port
 
 
-def load_together(servers, seconds):
-    """wrk on each (server, port) at the same time: each server's requests per CPU second."""
+def load_together(servers, seconds, path="/"):
+    """wrk on each (server, port) at the same time, on path: each server's requests per CPU
+    second."""
     rates, cpu0 = {}, {}
 
     def one(server, port):
-        rates[server.pid] = wrk_once(port, seconds)
+        rates[server.pid] = wrk_once(port, seconds, path)
 
     for server, _ in servers:
         cpu0[server.pid] = cpu_seconds(server.pid)
@@ -309,17 +322,17 @@ def bench_aiohttp_pair(args):
         with tempfile.TemporaryDirectory() as d:
             try:
                 servers = [start_server(t) for t in tags]
-                load_together(servers, 2)       # warm-up
-                before = load_together(servers, seconds)
-                if args.pair_monitor == "live":
-                    svc = LiveMonitor(args.aiocopd, servers[watched][0].pid)
+                load_together(servers, 2, args.pair_path)       # warm-up
+                before = load_together(servers, seconds, args.pair_path)
+                if args.pair_monitor != "service":
+                    svc = LiveMonitor(args.aiocopd, servers[watched][0].pid, args.pair_monitor)
                 else:
                     svc = Service(args.aiocopd, tags[watched], d)
                     deadline = time.monotonic() + 10
                     while svc.watched() < 1 and time.monotonic() < deadline:
                         time.sleep(0.1)
                     assert svc.watched() == 1, "the server is not watched"
-                after = load_together(servers, seconds)
+                after = load_together(servers, seconds, args.pair_path)
                 armed = slow_callbacks(svc) if args.pair_monitor == "service" else 0
             finally:
                 for server, _ in servers:
@@ -344,7 +357,10 @@ def main():
     ap.add_argument("--only", default="idle,busy,latency,aiohttp,aiohttp_pair")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--seconds", type=int, default=20)
-    ap.add_argument("--pair-monitor", choices=("service", "live"), default="service",
+    ap.add_argument("--pair-path", choices=("/", "/file"), default="/",
+                    help="aiohttp_pair: the JSON endpoint, or the one that opens and reads a "
+                         "small file")
+    ap.add_argument("--pair-monitor", choices=("service", *LIVE_MONITORS), default="service",
                     help="aiohttp_pair: what watches one of the servers (live: aiocopd -p)")
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                     help="aiohttp: requests per second of wall time, or per CPU second of the "

@@ -284,6 +284,23 @@ def short_lived_reports(lines, pid=None):
     return found
 
 
+def short_of_reports(lines, named):
+    """What aiocopd said of the processes with fewer than 8 named reports: each slow_task
+    report's blocking events, as event @ entry_point, and every line that is not a report."""
+    short = {pid for pid, r in named.items() if len(r) < 8}
+    said = []
+    for line in lines:
+        try:
+            r = json.loads(line)
+        except ValueError:
+            said.append(line.rstrip())
+            continue
+        if r.get("pid") in short or r.get("type") != "slow_task":
+            said.append(f"{r.get('pid')} {r.get('type')} {r.get('task')}: " + ", ".join(
+                f"{e['event']} @ {e['entry_point']}" for e in r.get("blocking_events", [])))
+    return "\n".join(said)
+
+
 def test_last_reports_of_an_exiting_target_keep_their_frames(paired, tmp_path):
     """The target makes 8 slow callbacks and exits at once, while aiocopd is stopped (as a
     busy monitor lags): its frames are named all the same, because the target waits in
@@ -357,4 +374,5 @@ def test_exec_keeps_the_last_reports_of_short_lived_processes(harness):
             os.unlink(start)
     reports = short_lived_reports(p.stderr)
     counts = sorted(len(r) for r in reports.values())
-    assert counts == [8] * 16, f"named reports per process: {counts}\n{p.describe()}"
+    assert counts == [8] * 16, (f"named reports per process: {counts}\n"
+                                f"{short_of_reports(p.stderr, reports)}\n{p.describe()}")
