@@ -66,7 +66,7 @@ int probes_arm(struct probes *p, const struct py_target *t, struct target_links 
 	       char *err, size_t errsz);
 void probes_disarm(struct probes *p, const struct py_target *t, struct target_links *l);
 /* Registers a loop thread, if BPF has not yet. */
-int probes_add_loop_thread(struct probes *p, pid_t pid, pid_t tid, bool stats);
+void probes_add_loop_thread(struct probes *p, pid_t pid, pid_t tid, bool stats);
 /* A thread leaves: its entries in every per-thread map go (statistics taken first). */
 void probes_forget_thread(struct probes *p, pid_t tid);
 /* A loop thread's statistics (TARGET_STATS), taken out of the map, or only read. */

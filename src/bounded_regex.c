@@ -261,11 +261,35 @@ static int trial_compile(const char *pattern, int flags, unsigned timeout_ms, un
 	return ret;
 }
 
+/*
+ * Whether a pattern that nests repetitions compiled in a child within what *trial_ms_left
+ * allows (lowered by what it took); false with why written when it did not, or could not be
+ * tried.
+ */
+static bool compiles_in_time(const char *pattern, int flags, unsigned *trial_ms_left,
+			     char *why, size_t why_len)
+{
+	unsigned spent_ms = 0, timeout_ms;
+	int ret;
+
+	if (!*trial_ms_left) {
+		snprintf(why, why_len, "not tried: the regexes before it took all the time allowed");
+		return false;
+	}
+	timeout_ms = *trial_ms_left < REGEX_TRIAL_MS ? *trial_ms_left : REGEX_TRIAL_MS;
+	ret = trial_compile(pattern, flags, timeout_ms, &spent_ms);
+	*trial_ms_left -= spent_ms < *trial_ms_left ? spent_ms : *trial_ms_left;
+	if (ret == -ETIME)
+		snprintf(why, why_len, "takes more than %u ms to compile", timeout_ms);
+	else if (ret)
+		snprintf(why, why_len, "could not be tried: %s", strerror(-ret));
+	return ret == 0;
+}
+
 int bounded_regcomp(regex_t *re, const char *pattern, int flags, unsigned *trial_ms_left,
 		    char *why, size_t why_len)
 {
 	const char *reason = NULL;
-	unsigned spent_ms = 0, timeout_ms;
 	size_t length = 0;
 	bool nested;
 	long size;
@@ -287,24 +311,8 @@ int bounded_regcomp(regex_t *re, const char *pattern, int flags, unsigned *trial
 			 REGEX_MAX_EXPANDED);
 		return -1;
 	}
-	if (!nested)
-		goto compile;
-	if (!*trial_ms_left) {
-		snprintf(why, why_len, "not tried: the regexes before it took all the time allowed");
+	if (nested && !compiles_in_time(pattern, flags, trial_ms_left, why, why_len))
 		return -1;
-	}
-	timeout_ms = *trial_ms_left < REGEX_TRIAL_MS ? *trial_ms_left : REGEX_TRIAL_MS;
-	ret = trial_compile(pattern, flags, timeout_ms, &spent_ms);
-	*trial_ms_left -= spent_ms < *trial_ms_left ? spent_ms : *trial_ms_left;
-	if (ret == -ETIME) {
-		snprintf(why, why_len, "takes more than %u ms to compile", timeout_ms);
-		return -1;
-	}
-	if (ret) {
-		snprintf(why, why_len, "could not be tried: %s", strerror(-ret));
-		return -1;
-	}
-compile:
 	ret = regcomp(re, pattern, REG_EXTENDED | flags);
 	if (ret) {
 		regerror(ret, re, why, why_len);

@@ -6,16 +6,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/perf_event.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -439,7 +436,7 @@ void probes_remove_target(struct probes *p, pid_t pid, struct target_links *l)
 	bpf_map_delete_elem(bpf_map__fd(p->skel->maps.targets), &key);
 }
 
-int probes_add_loop_thread(struct probes *p, pid_t pid, pid_t tid, bool stats)
+void probes_add_loop_thread(struct probes *p, pid_t pid, pid_t tid, bool stats)
 {
 	struct thread_state st = { .pid = pid, .flags = THREAD_LOOP };
 	struct callback_ident id = {};
@@ -454,7 +451,6 @@ int probes_add_loop_thread(struct probes *p, pid_t pid, pid_t tid, bool stats)
 		bpf_map_update_elem(bpf_map__fd(p->skel->maps.loop_stats), &key, &fresh,
 				    BPF_NOEXIST);
 	}
-	return 0;
 }
 
 void probes_forget_thread(struct probes *p, pid_t tid)

@@ -10,8 +10,9 @@
 idle     20 idle asyncio processes watched: the service's CPU (share of one core, from
          /proc/PID/stat over --seconds) and its RSS; and the whole machine's busy share and
          timer interrupts a second (/proc/stat, /proc/interrupts), over --seconds with the
-         processes not yet watched and again watched: the CPU samplers' timer interrupts
-         run on whatever task they interrupt, not the service.
+         processes not yet watched and again watched: what runs in interrupts (the CPU
+         samples at the timer tick) is charged to whatever task they interrupt, not the
+         service.
 busy     the same 20 processes running 50,000 callbacks a second between them.
 latency  from a matching process's exec to its "watching PID" line (the first probe is on by
          then), over 20 processes started one after the other: median and max.
@@ -92,6 +93,13 @@ class Service:
                 return int(float(line.split()[-1]))
         return 0
 
+    def wait_watching(self, n, timeout):
+        """Until the service watches n processes, or timeout seconds: how many it watches."""
+        deadline = time.monotonic() + timeout
+        while self.watched() < n and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return self.watched()
+
     def wait_metric(self, pred, timeout):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -158,9 +166,7 @@ def cpu_share(args, code, extra):
             time.sleep(2)
             machine_before = machine_rates(args.seconds)
             svc = Service(args.aiocopd, tag, d)
-            deadline = time.monotonic() + 30
-            while svc.watched() < 20 and time.monotonic() < deadline:
-                time.sleep(0.2)
+            svc.wait_watching(20, 30)
             time.sleep(2)
             c0, t0 = svc.cpu_seconds(), time.monotonic()
             machine_after = machine_rates(args.seconds)
@@ -213,6 +219,18 @@ def slow_callbacks(svc):
     return total
 
 
+def start_server(tag):
+    """tools/bench_http.py on a free port, once it serves: (process, port)."""
+    port = free_port()
+    server = subprocess.Popen(["/usr/bin/python3", REPO / "tools" / "bench_http.py", str(port),
+                               tag], stdout=subprocess.PIPE, text=True)
+    if server.stdout.readline().strip() != "ready":
+        server.terminate()
+        server.wait()
+        raise SystemExit("the aiohttp server did not start")
+    return server, port
+
+
 def bench_aiohttp(args):
     """The server starts and is warmed up before the service: its own start is a slow
     iteration that would arm it, and a service on a production host finds its services
@@ -221,21 +239,15 @@ def bench_aiohttp(args):
     rates = {"unmonitored": [], "service": []}
     for run in range(args.runs):
         for mode in ("unmonitored", "service"):
-            port = free_port()
             note = ""
             with tempfile.TemporaryDirectory() as d:
-                server = subprocess.Popen(["/usr/bin/python3", REPO / "tools" / "bench_http.py",
-                                           str(port), tag], stdout=subprocess.PIPE, text=True)
+                server, port = start_server(tag)
                 svc = None
                 try:
-                    assert server.stdout.readline().strip() == "ready"
                     wrk_once(port, 2)           # warm-up
                     if mode == "service":
                         svc = Service(args.aiocopd, tag, d)
-                        deadline = time.monotonic() + 10
-                        while svc.watched() < 1 and time.monotonic() < deadline:
-                            time.sleep(0.1)
-                        assert svc.watched() == 1, "the server is not watched"
+                        assert svc.wait_watching(1, 10) == 1, "the server is not watched"
                     cpu = cpu_seconds(server.pid)
                     seconds = args.seconds // 2 or 5
                     rate = wrk_once(port, seconds)
@@ -280,14 +292,6 @@ class LiveMonitor:
             os.unlink(self.argv[self.argv.index("-o") + 1])
 
 
-def start_server(tag):
-    port = free_port()
-    server = subprocess.Popen(["/usr/bin/python3", REPO / "tools" / "bench_http.py", str(port),
-                               tag], stdout=subprocess.PIPE, text=True)
-    assert server.stdout.readline().strip() == "ready"
-    return server, port
-
-
 def load_together(servers, seconds, path="/"):
     """wrk on each (server, port) at the same time, on path: each server's requests per CPU
     second."""
@@ -328,10 +332,7 @@ def bench_aiohttp_pair(args):
                     svc = LiveMonitor(args.aiocopd, servers[watched][0].pid, args.pair_monitor)
                 else:
                     svc = Service(args.aiocopd, tags[watched], d)
-                    deadline = time.monotonic() + 10
-                    while svc.watched() < 1 and time.monotonic() < deadline:
-                        time.sleep(0.1)
-                    assert svc.watched() == 1, "the server is not watched"
+                    assert svc.wait_watching(1, 10) == 1, "the server is not watched"
                 after = load_together(servers, seconds, args.pair_path)
                 armed = slow_callbacks(svc) if args.pair_monitor == "service" else 0
             finally:

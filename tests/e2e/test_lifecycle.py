@@ -285,20 +285,22 @@ def short_lived_reports(lines, pid=None):
 
 
 def short_of_reports(lines, named):
-    """What aiocopd said of the processes with fewer than 8 named reports: each slow_task
-    report's blocking events, as event @ entry_point, and every line that is not a report."""
-    short = {pid for pid, r in named.items() if len(r) < 8}
-    said = []
+    """What aiocopd said of the processes with fewer than 8 named reports (none named at all
+    included): each report's task and blocking events, as event @ entry_point; and every
+    line that is not JSON or not a report."""
+    said, reports = [], []
     for line in lines:
         try:
             r = json.loads(line)
         except ValueError:
             said.append(line.rstrip())
             continue
-        if r.get("pid") in short or r.get("type") != "slow_task":
-            said.append(f"{r.get('pid')} {r.get('type')} {r.get('task')}: " + ", ".join(
-                f"{e['event']} @ {e['entry_point']}" for e in r.get("blocking_events", [])))
-    return "\n".join(said)
+        (reports if r.get("type") == "slow_task" else said).append(r)
+    short = {r.get("pid") for r in reports} - {pid for pid, n in named.items() if len(n) >= 8}
+    said += [f"{r.get('pid')} {r.get('task')}: " + ", ".join(
+        f"{e['event']} @ {e['entry_point']}" for e in r.get("blocking_events", []))
+        for r in reports if r.get("pid") in short]
+    return "\n".join(str(x) for x in said)
 
 
 def test_last_reports_of_an_exiting_target_keep_their_frames(paired, tmp_path):
