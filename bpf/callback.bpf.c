@@ -29,6 +29,23 @@ static __noinline int name_at_start(const struct target_cfg *cfg, struct thread_
 	return 0;
 }
 
+/*
+ * Where this thread calls Context.run from: the caller's frame (Handle._run) is current
+ * here, its code and instruction are that call's. Learnt at the thread's first callback,
+ * so that the stack walks of every later one can stop there (walk_stack).
+ */
+static __noinline int learn_base(const struct target_cfg *cfg, struct thread_state *st,
+				 __u32 tid)
+{
+	__u64 tstate = current_thread_state(cfg, st, tid);
+	__u64 frame = tstate ? current_frame(cfg, tstate) : 0;
+	__u64 code = frame ? read_ptr(frame + cfg->layout.frame_code) & ~PY_STACKREF_TAGS : 0;
+
+	st->base_instr = code ? read_ptr(frame + cfg->layout.frame_instr) : 0;
+	st->base_code = code && st->base_instr ? code : 1;
+	return 0;
+}
+
 /* A loop thread starts a callback: the previous one (or the iteration) ends here. */
 static __always_inline int start_callback(const struct target_cfg *cfg, struct thread_state *st,
 					  __u32 pid, __u32 tid, __u64 args)
@@ -71,8 +88,11 @@ int BPF_KPROBE(context_run_entry, void *self, __u64 args)
 
 	program_begin();
 	st = loop_thread(&tid, &pid, &cfg);
-	if (st)
+	if (st) {
+		if (!st->base_code)
+			learn_base(cfg, st, tid);
 		start_callback(cfg, st, pid, tid, args);
+	}
 	program_end();
 	return 0;
 }

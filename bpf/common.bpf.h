@@ -191,7 +191,7 @@ static __always_inline void fill_stack(const struct target_cfg *cfg, struct thre
 	__u64 tstate = current_thread_state(cfg, st, tid);
 
 	ev->stack_end = STACK_UNREAD;
-	ev->n_frames = tstate ? walk_stack(cfg, tstate, ev->frames, &ev->stack_end) : 0;
+	ev->n_frames = tstate ? walk_stack(cfg, st, tid, tstate, ev->frames, &ev->stack_end) : 0;
 	ensure_iteration_ident(cfg, st, tid, tstate, ev->n_frames);
 }
 

@@ -61,6 +61,7 @@ int BPF_PROG(thread_exit, struct task_struct *task)
 		bpf_map_delete_elem(&threads, &tid);
 		bpf_map_delete_elem(&idents, &tid);
 		bpf_map_delete_elem(&tops, &tid);
+		bpf_map_delete_elem(&stack_bottoms, &tid);
 	}
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
@@ -130,6 +131,7 @@ int BPF_PROG(process_exec, struct task_struct *p, pid_t old_pid, struct linux_bi
 	bpf_map_delete_elem(&threads, &tid);
 	bpf_map_delete_elem(&idents, &tid);
 	bpf_map_delete_elem(&tops, &tid);
+	bpf_map_delete_elem(&stack_bottoms, &tid);
 	if (*flags & FAMILY_UNHELD) {
 		bpf_map_delete_elem(&family, &pid);	/* user space decides anew */
 		return 0;

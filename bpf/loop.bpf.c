@@ -10,8 +10,10 @@
 #include "common.bpf.h"
 #include "scope.bpf.h"
 
-/* Too big for the BPF stack: new entries are copied from this zeroed one. */
+/* Too big for the BPF stack: new entries are copied from these zeroed ones. */
 static struct loop_stats empty_loop_stats;
+static const struct thread_state empty_thread;
+static const struct callback_ident empty_ident;
 
 /* An iteration ends (TARGET_STATS): counted in its thread's statistics. */
 static __always_inline void count_iteration(__u32 tid, __u64 busy)
@@ -127,21 +129,24 @@ static __always_inline void add_loop_stats(__u32 pid, __u32 tid)
 /* A thread of a target returns from epoll for the first time: it is a loop thread. */
 static __always_inline void add_loop_thread(__u32 pid, __u32 tid)
 {
-	struct thread_state fresh = {};
-	struct callback_ident empty = {};
 	struct event_loop_thread *ev;
+	struct thread_state *st;
 	long err;
 
-	fresh.pid = pid;
-	fresh.flags = THREAD_LOOP;
-	fresh.iter_start_ns = bpf_ktime_get_ns();
-	err = bpf_map_update_elem(&threads, &tid, &fresh, BPF_NOEXIST);
+	/* inserted zeroed and filled in place: the state is too big for the BPF stack */
+	err = bpf_map_update_elem(&threads, &tid, &empty_thread, BPF_NOEXIST);
 	if (err) {
 		if (err == -E2BIG)	/* full, not just there already: say the thread is lost */
 			count_lost(LOST_TABLE_FULL);
 		return;
 	}
-	bpf_map_update_elem(&idents, &tid, &empty, BPF_NOEXIST);
+	st = bpf_map_lookup_elem(&threads, &tid);
+	if (!st)
+		return;
+	st->pid = pid;
+	st->iter_start_ns = bpf_ktime_get_ns();
+	st->flags = THREAD_LOOP;
+	bpf_map_update_elem(&idents, &tid, &empty_ident, BPF_NOEXIST);
 	add_loop_stats(pid, tid);
 	ev = record_reserve(sizeof(*ev), EVENT_LOOP_THREAD, pid, tid, bpf_ktime_get_ns());
 	if (ev)

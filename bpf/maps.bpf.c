@@ -31,4 +31,5 @@ struct tops_map tops SEC(".maps");
 struct events_map events SEC(".maps");
 struct lost_map lost SEC(".maps");
 struct scratch_map scratch_map SEC(".maps");
+struct stack_bottoms_map stack_bottoms SEC(".maps");
 struct programs_running_map programs_running SEC(".maps");

@@ -15,7 +15,11 @@
 
 struct scratch {
 	__u8 win[144];
-	struct py_frame frames[AIOCOPD_MAX_FRAMES];
+	/*
+	 * Twice the frames kept: the frames a walk reuses are copied in at a variable index
+	 * with a variable size, and the verifier checks the largest of both together.
+	 */
+	struct py_frame frames[2 * AIOCOPD_MAX_FRAMES];
 };
 
 /* Per-CPU room for a stack walk, too big for the BPF stack; defined in bpf/maps.bpf.c. */
@@ -27,6 +31,30 @@ struct scratch_map {
 };
 
 extern struct scratch_map scratch_map SEC(".maps");
+
+/*
+ * The frames below the frame that called Context.run, as the first whole walk of a callback
+ * read them (armed). That frame (X) waits in Context.run for the whole callback, so it and
+ * every frame below it stay as they were: later walks of the same callback stop at X and
+ * copy the rest from here. Keyed by tid; defined in bpf/maps.bpf.c.
+ */
+struct stack_bottom {
+	__u64 cb_seq;			/* the callback the frames were read in */
+	__u64 addr;			/* X itself, and its "self": the Handle it runs */
+	__u64 first_local;
+	__u32 n;			/* frames below X, all of them (the walk was whole) */
+	__u32 pad;
+	struct py_frame frames[AIOCOPD_MAX_FRAMES];
+};
+
+struct stack_bottoms_map {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, AIOCOPD_MAX_LOOPS);
+	__type(key, __u32);
+	__type(value, struct stack_bottom);
+};
+
+extern struct stack_bottoms_map stack_bottoms SEC(".maps");
 
 static __always_inline __u64 read_ptr(__u64 addr)
 {
@@ -143,11 +171,18 @@ static __always_inline __u64 current_frame(const struct target_cfg *cfg, __u64 t
 	return read_ptr(cframe + cfg->layout.cframe_current_frame);
 }
 
+#define NO_FRAME	(~0u)
+
 struct frame_walk {
 	__u64 frame;
 	__u32 n, depth;
 	__u32 broken;			/* a frame's head could not be read */
 	__u16 code, previous, instr, owner, owner_shim, localsplus;
+	/* where Context.run is called from (thread_state.base_code), 0: not looked for */
+	__u64 base_code, base_instr;
+	__u64 known_addr, known_first_local;	/* X of the stack_bottom to reuse, if any */
+	__u32 base_at;			/* index of the innermost frame at that call, or NO_FRAME */
+	__u32 reuse;			/* stopped at the known X: the rest is in stack_bottom */
 };
 
 /*
@@ -179,17 +214,119 @@ static long frame_step(__u32 i, struct frame_walk *w)
 				 *(__u64 *)(s->win + (w->localsplus & OFF_MASK)) & ~PY_STACKREF_TAGS :
 				 0;
 		f->owner = s->win[w->owner & OFF_MASK];
+		if (w->base_at == NO_FRAME && w->base_code && f->code == w->base_code &&
+		    f->instr == w->base_instr) {
+			w->base_at = w->n;
+			if (f->addr == w->known_addr && f->first_local == w->known_first_local) {
+				w->n++;
+				w->reuse = 1;
+				return 1;
+			}
+		}
 		w->n++;
 	}
 	w->frame = *(__u64 *)(s->win + (w->previous & OFF_MASK));
 	return 0;
 }
 
+/* n frames, at most AIOCOPD_MAX_FRAMES, from one of our buffers to another. */
+static __always_inline void copy_frames(struct py_frame *to, const struct py_frame *from, __u64 n)
+{
+	__u64 size = n * sizeof(struct py_frame);
+
+	/* checked on the register passed: clang would drop the check, known from the callers */
+	barrier_var(size);
+	if (size && size <= AIOCOPD_MAX_FRAMES * sizeof(struct py_frame))
+		bpf_probe_read_kernel(to, size, from);
+}
+
+/* Scratch frames [at, at + n) from the bottom saved for this callback, as far as depth allows. */
+static __always_inline __u32 reuse_bottom(struct scratch *s, const struct stack_bottom *b,
+					  __u32 at, __u32 depth, __u32 *end)
+{
+	__u32 n = b->n;
+
+	if (at >= depth || at >= AIOCOPD_MAX_FRAMES) {
+		*end = STACK_CUT;
+		return at;
+	}
+	*end = at + n <= depth ? STACK_WHOLE : STACK_CUT;
+	if (n > depth - at)
+		n = depth - at;
+	if (n > AIOCOPD_MAX_FRAMES)
+		return at;
+	copy_frames(&s->frames[at], b->frames, n);
+	return at + n;
+}
+
+/* Whether the bottom a walk reused is still the one it matched (LRU may take an entry). */
+static __always_inline bool bottom_still(const struct stack_bottom *b, const struct frame_walk *w,
+					 __u64 cb_seq)
+{
+	return b->cb_seq == cb_seq && b->addr == w->known_addr &&
+	       b->first_local == w->known_first_local;
+}
+
+/* Zeroed: a loop thread's entry in map "stack_bottoms" starts as a copy of it. */
+static const struct stack_bottom empty_bottom;
+
+/* A whole walk of a callback that met X: keep the frames below X for its later walks. */
+static __always_inline void save_bottom(const struct scratch *s, __u32 tid, __u64 cb_seq,
+					__u32 base_at, __u32 n)
+{
+	struct stack_bottom *b = bpf_map_lookup_elem(&stack_bottoms, &tid);
+	__u32 below;
+
+	if (!b) {
+		/* one entry per loop thread, kept while the thread lives (LRU beyond that) */
+		bpf_map_update_elem(&stack_bottoms, &tid, &empty_bottom, BPF_NOEXIST);
+		b = bpf_map_lookup_elem(&stack_bottoms, &tid);
+		if (!b)
+			return;
+	}
+	if (base_at >= n || base_at >= AIOCOPD_MAX_FRAMES)
+		return;
+	below = n - base_at - 1;
+	if (below > AIOCOPD_MAX_FRAMES)
+		return;
+	b->cb_seq = cb_seq;
+	b->addr = s->frames[base_at].addr;
+	b->first_local = s->frames[base_at].first_local;
+	b->n = below;
+	copy_frames(b->frames, &s->frames[base_at + 1], below);
+}
+
+/*
+ * Where a walk starts from what the thread knows: Context.run's call site (learnt at the
+ * thread's first callback, bpf/callback.bpf.c) and, armed, the bottom saved in this callback.
+ */
+static __always_inline const struct stack_bottom *
+prepare_reuse(struct frame_walk *w, const struct thread_state *st, __u32 tid)
+{
+	const struct stack_bottom *b;
+
+	w->base_at = NO_FRAME;
+	/* an iteration's callbacks share no X; uvloop has none */
+	if (st->base_code <= 1 || (st->flags & THREAD_ITERATION))
+		return NULL;
+	w->base_code = st->base_code;
+	w->base_instr = st->base_instr;
+	b = bpf_map_lookup_elem(&stack_bottoms, &tid);
+	if (!b || b->cb_seq != st->cb_seq || !b->addr)
+		return NULL;
+	w->known_addr = b->addr;
+	w->known_first_local = b->first_local;
+	return b;
+}
+
 /*
  * Walk the interpreter frames of tstate into frames[]; returns how many were stored and
- * says in *end why the walk stopped (enum stack_end).
+ * says in *end why the walk stopped (enum stack_end). Armed, a callback's later walks stop
+ * at the frame that called Context.run and reuse what the first whole walk read below it:
+ * the same frames, one read each fewer (docs/PERFORMANCE.md).
  */
-static __always_inline __u32 walk_stack(const struct target_cfg *cfg, __u64 tstate,
+static __always_inline __u32 walk_stack(const struct target_cfg *cfg,
+					const struct thread_state *st, __u32 tid, __u64 tstate,
 					struct py_frame *frames, __u32 *end)
 {
 	const struct py_layout *l = &cfg->layout;
@@ -204,7 +341,8 @@ static __always_inline __u32 walk_stack(const struct target_cfg *cfg, __u64 tsta
 		.owner_shim = l->frame_owner_shim,
 		.localsplus = l->frame_localsplus,
 	};
-	__u32 zero = 0;
+	const struct stack_bottom *bottom = prepare_reuse(&w, st, tid);
+	__u32 zero = 0, n;
 	struct scratch *s;
 
 	/* shim frames are skipped, so allow a few more hops than frames kept */
@@ -212,10 +350,21 @@ static __always_inline __u32 walk_stack(const struct target_cfg *cfg, __u64 tsta
 	/* out of hops with frames left is a cut too: what is there is the innermost part */
 	*end = !w.frame ? STACK_WHOLE : w.broken ? STACK_BROKEN : STACK_CUT;
 	s = bpf_map_lookup_elem(&scratch_map, &zero);
-	if (!s || !w.n)
+	if (!s)
 		return 0;
-	bpf_probe_read_kernel(frames, sizeof(s->frames), s->frames);
-	return w.n;
+	n = w.n;
+	if (w.reuse && bottom) {
+		n = reuse_bottom(s, bottom, n, w.depth, end);
+		if (!bottom_still(bottom, &w, st->cb_seq)) {
+			n = w.n;
+			*end = STACK_BROKEN;
+		}
+	} else if (w.base_at != NO_FRAME && *end == STACK_WHOLE)
+		save_bottom(s, tid, st->cb_seq, w.base_at, n);
+	if (!n || n > AIOCOPD_MAX_FRAMES)
+		return 0;
+	copy_frames(frames, s->frames, n);
+	return n;
 }
 
 static __always_inline __u64 type_flags(const struct py_layout *l, __u64 obj)

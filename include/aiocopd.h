@@ -215,6 +215,8 @@ struct thread_state {
 	__u64 iter_top_min_ns;		/* the shortest of them once there are AIOCOPD_ITER_TOPS */
 	__u64 iter_cb_ns;		/* time its callbacks took, together (armed) */
 	__u64 last_sample_ns;		/* the last CPU sample that looked at it */
+	__u64 base_code;		/* where Context.run is called from (Handle._run): the */
+	__u64 base_instr;		/* code and instruction; code 0: not learnt, 1: cannot be */
 };
 
 /* Per loop thread, with TARGET_STATS. Map "loop_stats", keyed by tid. */

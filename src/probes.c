@@ -460,6 +460,7 @@ void probes_forget_thread(struct probes *p, pid_t tid)
 	bpf_map_delete_elem(bpf_map__fd(p->skel->maps.threads), &key);
 	bpf_map_delete_elem(bpf_map__fd(p->skel->maps.idents), &key);
 	bpf_map_delete_elem(bpf_map__fd(p->skel->maps.tops), &key);
+	bpf_map_delete_elem(bpf_map__fd(p->skel->maps.stack_bottoms), &key);
 	bpf_map_delete_elem(bpf_map__fd(p->skel->maps.loop_stats), &key);
 }
 

@@ -76,3 +76,56 @@ def test_first_report_of_fresh_target_equals_later_ones(paired):
     assert first and later, f"expected an unarmed report, then armed ones:\n{run.describe()}"
     for r in first:
         assert verdict(r) == verdict(later[0]), f"first: {r}\nlater: {later[0]}"
+
+
+def walker_stats(run):
+    """The newfstatat events of the-walker's reports, each report's in order."""
+    reports = run.for_task("the-walker", "walker")
+    expect_reports(run, reports, 3, "the-walker", task_name="the-walker")
+    return [[e for e in r["blocking_events"] if e.get("syscall") == "newfstatat"]
+            for r in reports]
+
+
+def expected_walker_traces():
+    """The innermost frames of each stat, in the order walker() makes them."""
+    f = lambda tag, fn: frame_of("reused_frames.py", tag, fn)  # noqa: E731
+    return [[f("gen-stat", "stats_forever"), f("first-next", "walker")],
+            [f("helper-stat", "stat_once"), f("helper-a", "walker")],
+            [f("gen-stat", "stats_forever"), f("second-next", "walker")],
+            [f("helper-stat", "stat_once"), f("helper-b", "walker")],
+            [f("own-stat", "walker")]]
+
+
+def test_each_operation_of_a_callback_has_its_own_callers(paired):
+    """Five stats of one step from five places: each trace names its own callers, and all end
+    in the same frames below the step (the frames aiocopd reads once per callback)."""
+    target, run = paired(lambda h, py: h.watch(py, "reused_frames.py", duration=1.5))
+    armed = [stats for stats in walker_stats(run) if len(stats) == 5]
+    assert len(armed) >= 2, f"no armed report has the five stats:\n{run.describe()}"
+    want = expected_walker_traces()
+    for stats in armed:
+        bottoms = set()
+        for event, top in zip(stats, want):
+            frames = event["trace"].split(" <- ")
+            assert frames[:len(top)] == top, event
+            assert not event["trace_truncated"], event
+            bottoms.add(tuple(frames[len(top):]))
+        assert len(bottoms) == 1, stats
+        (bottom,) = bottoms
+        assert bottom[-1].endswith(":<module>"), bottom
+        assert any(fr.endswith(":_run_once") for fr in bottom), bottom
+
+
+def test_cut_traces_of_reused_frames_keep_the_innermost(paired):
+    """With --trace-depth 4 each stat keeps its 4 innermost frames, the bottom cut like the
+    rest: the frames reused below the step are cut where a whole walk would have cut them."""
+    target, run = paired(lambda h, py: h.watch(py, "reused_frames.py", "--trace-depth", "4",
+                                               duration=1.5))
+    armed = [stats for stats in walker_stats(run) if len(stats) == 5]
+    assert len(armed) >= 2, f"no armed report has the five stats:\n{run.describe()}"
+    for stats in armed:
+        for event, top in zip(stats, expected_walker_traces()):
+            frames = event["trace"].split(" <- ")
+            assert len(frames) == 4 and event["trace_truncated"], event
+            assert frames[:len(top)] == top, event
+            assert frames[len(top)].endswith(":_run"), event
