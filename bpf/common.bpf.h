@@ -150,6 +150,61 @@ static __always_inline void omit_operation(struct thread_state *st, __u64 durati
 	st->cb_omitted_ns += duration;
 }
 
+/* Whether the str at obj is compact ASCII and reads as text, a name of under 16 characters. */
+static __always_inline bool short_str_is(const struct py_layout *l, __u64 obj, const char *text)
+{
+	char now[16];
+	__u32 state = 0;
+
+	if (bpf_probe_read_user(&state, sizeof(state), (const void *)(obj + l->str_state)) ||
+	    !(state & (1u << 5)) || !(state & (1u << 6)) ||
+	    bpf_probe_read_user(now, sizeof(now), (const void *)(obj + l->str_ascii_data)))
+		return false;
+	for (int i = 0; i < (int)sizeof(now); i++) {
+		if (now[i] != text[i])
+			return false;
+		if (!text[i])
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The Task this thread named last takes its next step: id still holds its names, which stay
+ * right while the step wrapper's type, the Task, its name object (pointer and text), its
+ * coroutine and that coroutine's qualname and code are the ones they were read from. Only where the
+ * coroutine is now is read again: 10 reads instead of about 25 (docs/PERFORMANCE.md). The
+ * text is compared because a Task, its name and its coroutine that are freed can all come
+ * back at the same addresses as the next Task's.
+ */
+static __always_inline bool rename_task_step(const struct target_cfg *cfg,
+					     const struct thread_state *st,
+					     struct callback_ident *id)
+{
+	const struct py_layout *l = &cfg->layout;
+	const struct named_task *k = &st->named;
+	__u64 callable, task;
+
+	if (!k->task || id->kind != CB_TASK_STEP || id->name_kind != TASK_NAME_STR)
+		return false;
+	callable = read_ptr(st->cb_args);
+	if (!callable || read_ptr(callable + PY_OBJECT_TYPE) != k->type)
+		return false;
+	task = read_ptr(callable + l->stepwrapper_task);
+	if (task != k->task || read_ptr(task + l->task_name) != k->name ||
+	    read_ptr(task + l->task_coro) != k->coro ||
+	    read_ptr(k->coro + l->coro_qualname) != k->qualname ||
+	    !short_str_is(l, k->name, id->task_name))
+		return false;
+	id->code = 0;
+	id->instr = 0;
+	locate_coro(l, k->coro, id);
+	if (id->code != k->code)
+		return false;
+	id->callable = callable;
+	return true;
+}
+
 /* Armed: name the running callback from Context.run's arguments, once per callback. */
 static __always_inline void ensure_ident(const struct target_cfg *cfg, struct thread_state *st,
 					 __u32 tid)
@@ -162,7 +217,12 @@ static __always_inline void ensure_ident(const struct target_cfg *cfg, struct th
 	id = bpf_map_lookup_elem(&idents, &tid);
 	if (!id)
 		return;
-	capture_ident(cfg, st->cb_args, id);
+	if (!rename_task_step(cfg, st, id)) {
+		__builtin_memset(&st->named, 0, sizeof(st->named));
+		capture_ident(cfg, st->cb_args, id, &st->named);
+		if (id->kind != CB_TASK_STEP || id->name_kind != TASK_NAME_STR)
+			st->named.task = 0;
+	}
 	st->flags |= THREAD_IDENT_DONE;
 }
 
@@ -179,6 +239,7 @@ static __always_inline void ensure_iteration_ident(const struct target_cfg *cfg,
 	if (!(st->flags & THREAD_ITERATION) || (st->flags & THREAD_IDENT_DONE) || !n_frames)
 		return;
 	id = bpf_map_lookup_elem(&idents, &tid);
+	st->named.task = 0;	/* id gets other names: none of them are a step's to reuse */
 	if (id && (ident_from_stack(cfg, n_frames, id) == 0 ||
 		   ident_from_running_task(&cfg->layout, tstate, id) == 0))
 		st->flags |= THREAD_IDENT_DONE;

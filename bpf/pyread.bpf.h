@@ -501,10 +501,17 @@ static __always_inline void locate_function(const struct py_layout *l, __u64 fun
 }
 
 static __always_inline void ident_from_task(const struct py_layout *l, __u64 task,
-					    struct callback_ident *id)
+					    struct callback_ident *id, struct named_task *key)
 {
 	__u64 name = read_ptr(task + l->task_name);
 	__u64 coro = read_ptr(task + l->task_coro);
+	__u64 qualname;
+
+	if (key) {
+		key->task = task;
+		key->name = name;
+		key->coro = coro;
+	}
 
 	if (type_flags(l, name) & Py_TPFLAGS_LONG_SUBCLASS) {
 		__u32 digit = 0;
@@ -517,7 +524,10 @@ static __always_inline void ident_from_task(const struct py_layout *l, __u64 tas
 	}
 	if (!coro)
 		return;
-	read_pystr(l, read_ptr(coro + l->coro_qualname), id->qualname, sizeof(id->qualname));
+	qualname = read_ptr(coro + l->coro_qualname);
+	if (key)
+		key->qualname = qualname;
+	read_pystr(l, qualname, id->qualname, sizeof(id->qualname));
 	locate_coro(l, coro, id);
 }
 
@@ -538,13 +548,17 @@ static __always_inline int ident_from_running_task(const struct py_layout *l, __
 	__builtin_memset(id, 0, sizeof(*id));
 	id->kind = CB_TASK_STEP;
 	id->callable = task;		/* (only ever compared with 0) */
-	ident_from_task(l, task, id);
+	ident_from_task(l, task, id, NULL);
 	return 0;
 }
 
-/* Identify the callable Context.run was given while it is still alive. */
+/*
+ * Identify the callable Context.run was given while it is still alive. A Task step also
+ * says in *key (when given) what it was named from, so that the Task's next step can be
+ * named again for less (rename_task_step).
+ */
 static __always_inline void capture_ident(const struct target_cfg *cfg, __u64 args,
-					  struct callback_ident *id)
+					  struct callback_ident *id, struct named_task *key)
 {
 	const struct py_layout *l = &cfg->layout;
 	__u64 callable = read_ptr(args);
@@ -564,7 +578,11 @@ static __always_inline void capture_ident(const struct target_cfg *cfg, __u64 ar
 	if (name_is(id->type_name, "TaskStepMethWrapper", 20) ||
 	    name_is(id->type_name, "_asyncio.TaskStepMethWrapper", 29)) {
 		id->kind = CB_TASK_STEP;
-		ident_from_task(l, read_ptr(callable + l->stepwrapper_task), id);
+		ident_from_task(l, read_ptr(callable + l->stepwrapper_task), id, key);
+		if (key) {
+			key->type = read_ptr(callable + PY_OBJECT_TYPE);
+			key->code = id->code;
+		}
 	} else if (name_is(id->type_name, "builtin_function_or_method", 27)) {
 		__u64 self = read_ptr(callable + l->cfunc_self);
 		char self_type[AIOCOPD_TYPE_LEN] = {};
@@ -573,7 +591,7 @@ static __always_inline void capture_ident(const struct target_cfg *cfg, __u64 ar
 		read_type_name(l, self, self_type, sizeof(self_type));
 		if (name_is(self_type, "_asyncio.Task", 14)) {
 			id->kind = CB_TASK_WAKEUP;
-			ident_from_task(l, self, id);
+			ident_from_task(l, self, id, NULL);
 		} else {
 			id->kind = CB_OTHER;
 		}
@@ -642,7 +660,7 @@ static __always_inline int ident_from_stack(const struct target_cfg *cfg, __u32 
 	bpf_loop(AIOCOPD_MAX_FRAMES, handle_step, &h, 0);
 	if (!h.handle)
 		return -1;
-	capture_ident(cfg, h.handle + cfg->layout.handle_callback, id);
+	capture_ident(cfg, h.handle + cfg->layout.handle_callback, id, NULL);
 	return id->callable ? 0 : -1;
 }
 

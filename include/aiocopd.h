@@ -182,6 +182,15 @@ struct target_cfg {
 };
 
 /* Per monitored thread. Map "threads", keyed by tid. */
+/*
+ * What a Task step was named from: the step wrapper's type, the Task, its name and coroutine
+ * objects, the coroutine's qualname object and code (bpf/common.bpf.h, rename_task_step).
+ * task 0: nothing kept.
+ */
+struct named_task {
+	__u64 type, task, name, coro, qualname, code;
+};
+
 struct thread_state {
 	__u32 pid;
 	__u32 flags;			/* THREAD_* */
@@ -217,6 +226,7 @@ struct thread_state {
 	__u64 last_sample_ns;		/* the last CPU sample that looked at it */
 	__u64 base_code;		/* where Context.run is called from (Handle._run): the */
 	__u64 base_instr;		/* code and instruction; code 0: not learnt, 1: cannot be */
+	struct named_task named;	/* the Task step this thread named last, if any */
 };
 
 /* Per loop thread, with TARGET_STATS. Map "loop_stats", keyed by tid. */

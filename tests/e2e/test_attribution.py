@@ -129,3 +129,22 @@ def test_cut_traces_of_reused_frames_keep_the_innermost(paired):
             assert len(frames) == 4 and event["trace_truncated"], event
             assert frames[:len(top)] == top, event
             assert frames[len(top)].endswith(":_run"), event
+
+
+def test_tasks_at_the_addresses_of_freed_ones_keep_their_own_names(paired):
+    """Tasks that follow each other reuse the freed Task's memory: every step's report names
+    the Task whose name its stat carries, for both steps of each Task."""
+    target, run = paired(lambda h, py: h.watch(py, "renamed_tasks.py", "--all",
+                                               target_env={"E2E_PERIOD": "0.02"}, duration=1.5))
+    checked = {"first-stat": 0, "second-stat": 0}
+    for r in run.reports:
+        if not r["task"] or r["task"]["coro"] != "worker":
+            continue
+        for e in r["blocking_events"]:
+            if not e["event"].startswith("newfstatat(/nonexistent/"):
+                continue
+            assert r["task"]["name"] == e["event"][len("newfstatat(/nonexistent/"):-1], r
+            for tag in checked:
+                if " <- " + frame_of("renamed_tasks.py", tag, "worker") + " <- " in e["trace"]:
+                    checked[tag] += 1
+    assert min(checked.values()) >= 20, f"too few steps seen {checked}:\n{run.describe()}"
