@@ -150,15 +150,13 @@ static __always_inline void omit_operation(struct thread_state *st, __u64 durati
 	st->cb_omitted_ns += duration;
 }
 
-/* Whether the str at obj is compact ASCII and reads as text, a name of under 16 characters. */
+/* Whether the str at obj reads as text (as copy_pystr copies it), a name of under 16 bytes. */
 static __always_inline bool short_str_is(const struct py_layout *l, __u64 obj, const char *text)
 {
+	__u64 data = pystr_bytes(l, obj);
 	char now[16];
-	__u32 state = 0;
 
-	if (bpf_probe_read_user(&state, sizeof(state), (const void *)(obj + l->str_state)) ||
-	    !(state & (1u << 5)) || !(state & (1u << 6)) ||
-	    bpf_probe_read_user(now, sizeof(now), (const void *)(obj + l->str_ascii_data)))
+	if (!data || bpf_probe_read_user(now, sizeof(now), (const void *)data))
 		return false;
 	for (int i = 0; i < (int)sizeof(now); i++) {
 		if (now[i] != text[i])
@@ -172,10 +170,10 @@ static __always_inline bool short_str_is(const struct py_layout *l, __u64 obj, c
 /*
  * The Task this thread named last takes its next step: id still holds its names, which stay
  * right while the step wrapper's type, the Task, its name object (pointer and text), its
- * coroutine and that coroutine's qualname and code are the ones they were read from. Only where the
- * coroutine is now is read again: 10 reads instead of about 25 (docs/PERFORMANCE.md). The
- * text is compared because a Task, its name and its coroutine that are freed can all come
- * back at the same addresses as the next Task's.
+ * coroutine and that coroutine's qualname and code are the ones they were read from. Only
+ * where the coroutine is now is read again: 10 reads instead of about 25
+ * (docs/PERFORMANCE.md). The text is compared because a Task, its name and its coroutine
+ * that are freed can all come back at the same addresses as the next Task's.
  */
 static __always_inline bool rename_task_step(const struct target_cfg *cfg,
 					     const struct thread_state *st,

@@ -87,4 +87,15 @@ extern struct events_map events SEC(".maps");
 extern struct lost_map lost SEC(".maps");
 extern struct programs_running_map programs_running SEC(".maps");
 
+/* The entry of key in a hash map, made from empty (a zeroed copy) if there is none yet. */
+static __always_inline void *map_entry(void *map, const __u32 *key, const void *empty)
+{
+	void *v = bpf_map_lookup_elem(map, key);
+
+	if (v)
+		return v;
+	bpf_map_update_elem(map, key, empty, BPF_NOEXIST);
+	return bpf_map_lookup_elem(map, key);
+}
+
 #endif /* AIOCOPD_MAPS_BPF_H */

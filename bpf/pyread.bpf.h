@@ -253,8 +253,6 @@ static __always_inline __u32 reuse_bottom(struct scratch *s, const struct stack_
 	*end = at + n <= depth ? STACK_WHOLE : STACK_CUT;
 	if (n > depth - at)
 		n = depth - at;
-	if (n > AIOCOPD_MAX_FRAMES)
-		return at;
 	copy_frames(&s->frames[at], b->frames, n);
 	return at + n;
 }
@@ -274,20 +272,17 @@ static const struct stack_bottom empty_bottom;
 static __always_inline void save_bottom(const struct scratch *s, __u32 tid, __u64 cb_seq,
 					__u32 base_at, __u32 n)
 {
-	struct stack_bottom *b = bpf_map_lookup_elem(&stack_bottoms, &tid);
+	struct stack_bottom *b;
 	__u32 below;
 
-	if (!b) {
-		/* one entry per loop thread, kept while the thread lives (LRU beyond that) */
-		bpf_map_update_elem(&stack_bottoms, &tid, &empty_bottom, BPF_NOEXIST);
-		b = bpf_map_lookup_elem(&stack_bottoms, &tid);
-		if (!b)
-			return;
-	}
 	if (base_at >= n || base_at >= AIOCOPD_MAX_FRAMES)
 		return;
 	below = n - base_at - 1;
 	if (below > AIOCOPD_MAX_FRAMES)
+		return;
+	/* one entry per loop thread, kept while the thread lives (LRU beyond that) */
+	b = map_entry(&stack_bottoms, &tid, &empty_bottom);
+	if (!b)
 		return;
 	b->cb_seq = cb_seq;
 	b->addr = s->frames[base_at].addr;
@@ -385,21 +380,28 @@ static __always_inline int read_type_name(const struct py_layout *l, __u64 obj,
 	return bpf_probe_read_user_str(buf, len, (const void *)name) > 0 ? 0 : -1;
 }
 
+/* Where a compact str object (ASCII or Latin-1) keeps its characters, a byte each; else 0. */
+static __always_inline __u64 pystr_bytes(const struct py_layout *l, __u64 obj)
+{
+	__u32 state = 0;
+
+	if (!obj || bpf_probe_read_user(&state, sizeof(state), (const void *)(obj + l->str_state)))
+		return 0;
+	if (!(state & (1u << 5)))		/* not compact: legacy string, give up */
+		return 0;
+	if (state & (1u << 6))			/* ascii */
+		return obj + l->str_ascii_data;
+	if (((state >> 2) & 7) == 1)		/* one byte per char */
+		return obj + l->str_compact_data;
+	return 0;
+}
+
 /* Copy a compact str object (ASCII or Latin-1) as a C string; obj is known to be a str. */
 static __always_inline int copy_pystr(const struct py_layout *l, __u64 obj, char *buf, __u32 len)
 {
-	__u32 state = 0;
-	__u64 data;
+	__u64 data = pystr_bytes(l, obj);
 
-	if (!obj || bpf_probe_read_user(&state, sizeof(state), (const void *)(obj + l->str_state)))
-		return -1;
-	if (!(state & (1u << 5)))		/* not compact: legacy string, give up */
-		return -1;
-	if (state & (1u << 6))			/* ascii */
-		data = obj + l->str_ascii_data;
-	else if (((state >> 2) & 7) == 1)	/* one byte per char */
-		data = obj + l->str_compact_data;
-	else
+	if (!data)
 		return -1;
 	return bpf_probe_read_user_str(buf, len, (const void *)data) > 0 ? 0 : -1;
 }

@@ -38,13 +38,9 @@ static __noinline int keep_top(struct thread_state *st, __u32 tid, __u64 elapsed
 
 	if (!id || !id->callable)
 		return 0;
-	t = bpf_map_lookup_elem(&tops, &tid);
-	if (!t) {
-		bpf_map_update_elem(&tops, &tid, &empty_tops, BPF_NOEXIST);
-		t = bpf_map_lookup_elem(&tops, &tid);
-		if (!t)
-			return 0;
-	}
+	t = map_entry(&tops, &tid, &empty_tops);
+	if (!t)
+		return 0;
 	if (slot >= AIOCOPD_ITER_TOPS) {
 		/* all taken: the shortest gives way (it is shorter than this one) */
 		slot = 0;

@@ -181,7 +181,6 @@ struct target_cfg {
 	struct py_layout layout;
 };
 
-/* Per monitored thread. Map "threads", keyed by tid. */
 /*
  * What a Task step was named from: the step wrapper's type, the Task, its name and coroutine
  * objects, the coroutine's qualname object and code (bpf/common.bpf.h, rename_task_step).
@@ -191,6 +190,7 @@ struct named_task {
 	__u64 type, task, name, coro, qualname, code;
 };
 
+/* Per monitored thread. Map "threads", keyed by tid. */
 struct thread_state {
 	__u32 pid;
 	__u32 flags;			/* THREAD_* */
